@@ -1,0 +1,85 @@
+"""The `sicog` command: one subcommand per step of the loop.
+
+Each subcommand lives in its own module, which defines
+
+    DESCRIPTION: str                      first line of its --help
+    add_arguments(parser) -> None         its flags (every flag with a help text)
+    run(args) -> int                      the exit status
+
+Modules are imported lazily so that `sicog world --help` does not import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from sicog.utils.io import SicogError
+
+SUBCOMMANDS = {
+    "demo": ("sicog.pipeline_demo", "whole SICOG loop on the synthetic world, with ablation arms"),
+    "world": ("sicog.world.cli", "write a synthetic visual world: images, annotations, benchmark"),
+    "train": ("sicog.stages.train", "one training stage (warm-up, align, pre-train, SFT) from YAML"),
+    "sample": ("sicog.stages.sample", "step 2: sample N candidate captions / CoT answers"),
+    "curate": ("sicog.stages.curate", "step 3: self-consistency curation of candidates"),
+    "dpo": ("sicog.stages.dpo", "preference training on chosen/rejected pairs"),
+    "evaluate": ("sicog.eval.cli", "evaluate a checkpoint on a multiple-choice / caption benchmark"),
+    "run": ("sicog.pipeline", "run the four steps (and rounds) from one pipeline YAML, resumable"),
+}
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Log to stderr with the rank in every line when running under a launcher."""
+    rank = os.environ.get("RANK")
+    prefix = f"[rank {rank}] " if rank is not None and os.environ.get("WORLD_SIZE", "1") != "1" else ""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=f"%(asctime)s {prefix}%(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        force=True,
+    )
+
+
+def build_parser(load_subcommand: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; the flags of `load_subcommand` are loaded (others stay lazy)."""
+    parser = argparse.ArgumentParser(
+        prog="sicog",
+        description="SICOG: a multimodal LLM improves itself by pre-training on data it "
+        "generated (sample) and selected by self-consistency (curate).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, summary) in SUBCOMMANDS.items():
+        if name == load_subcommand:
+            module = importlib.import_module(module_name)
+            p = sub.add_parser(name, help=summary, description=module.DESCRIPTION,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+            module.add_arguments(p)
+            p.set_defaults(_module=module)
+        else:
+            sub.add_parser(name, help=summary, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `sicog` console script and of `python -m sicog`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in SUBCOMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    configure_logging(args.verbose)
+    try:
+        return int(args._module.run(args) or 0)
+    except SicogError as e:
+        logging.getLogger("sicog").error("%s", e)
+        print(f"sicog {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sicog {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,104 @@
+"""File helpers: atomic writes (no half-written outputs) and user-facing errors."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+class SicogError(Exception):
+    """An error caused by the user's input (file, config, flag): the CLI prints it without a
+    traceback and exits with status 2. The message must name the place at fault."""
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
+    """Open a temp file beside `path`; on success fsync and rename it onto `path`, on error delete it.
+
+    Readers therefore see either the old file, or the complete new one, never a partial one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        kwargs = {} if "b" in mode else {"encoding": encoding}
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a directory under a temp name; rename it onto `path` only when the block succeeds.
+
+    An existing `path` is replaced (moved aside first, deleted after the rename).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            path.rename(old)
+        tmp.rename(path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> None:
+    """Write JSON atomically (UTF-8, non-ASCII kept)."""
+    with atomic_write(path) as fh:
+        json.dump(obj, fh, indent=indent, ensure_ascii=False)
+        fh.write("\n")
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
+    """Write one JSON object per line, atomically; returns the number of lines."""
+    n = 0
+    with atomic_write(path) as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes (hex, first 16 chars): identifies a data file in manifests."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
+    """The current git commit of the sicog source tree, or None outside a git checkout."""
+    import subprocess
+
+    where = cwd or Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
