@@ -1,0 +1,290 @@
+"""Build a stock `LlavaForConditionalGeneration` + `LlavaProcessor` from a `ModelConfig`.
+
+Three sources, exactly one per config:
+- `checkpoint`: an existing LLaVA folder (ours, or a stock llava-hf one);
+- `preset: tiny`: random init of a few-layer CLIP vision tower + Qwen2 LM with the offline
+  tokenizer of `sicog.model.tokenizer` (no download, runs on CPU);
+- `vision_tower` + `language_model`: local folders laid out like `clip-vit-large-patch14-336`
+  and `Qwen2-7B-Instruct`, joined by a fresh 2-layer GELU MLP projector (or one loaded from
+  `mm_projector`, the stage-1 output).
+
+The result is always a plain transformers model and processor, so a saved checkpoint loads in
+stock transformers (and vLLM / lmms-eval) without importing sicog.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Callable
+
+from sicog.config import ModelConfig
+from sicog.utils.io import SicogError
+
+log = logging.getLogger(__name__)
+
+#: features of the penultimate CLIP layer with CLS dropped ("default" strategy), LLaVA-1.5 style
+FEATURE_SELECT_STRATEGY = "default"
+#: CLIP prepends a CLS token; the processor must count it before "default" drops it again
+NUM_ADDITIONAL_IMAGE_TOKENS = 1
+
+
+def resolve_attn_implementation(name: str) -> str:
+    """`auto` -> flash_attention_2 when flash-attn is installed and CUDA is available, else sdpa."""
+    if name != "auto":
+        if name not in ("sdpa", "flash_attention_2", "eager"):
+            raise SicogError(f"model.attn_implementation: unknown value {name!r} (auto, sdpa, flash_attention_2, eager)")
+        return name
+    import torch
+
+    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def make_processor(image_processor, tokenizer, patch_size: int, chat_template: str | None = None):
+    """A `LlavaProcessor` whose `<image>` expansion matches a CLIP tower's feature count.
+
+    `num_additional_image_tokens=1` counts CLIP's CLS token, which the "default" feature
+    strategy then drops: (size / patch)^2 image tokens, exactly the number of features.
+    """
+    from transformers import LlavaProcessor
+
+    return LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=patch_size,
+        vision_feature_select_strategy=FEATURE_SELECT_STRATEGY,
+        num_additional_image_tokens=NUM_ADDITIONAL_IMAGE_TOKENS,
+        chat_template=chat_template if chat_template is not None else tokenizer.chat_template,
+    )
+
+
+def tiny_image_processor(image_size: int):
+    """CLIP preprocessing (PIL backend: no torchvision) at `image_size` px square."""
+    from transformers import CLIPImageProcessorPil
+
+    return CLIPImageProcessorPil(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+
+
+def _default_generation_config(tokenizer):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+    )
+
+
+def _llava_config(vision_config, text_config, image_token_id: int, vision_feature_layer: int):
+    from transformers import LlavaConfig
+
+    grid = vision_config.image_size // vision_config.patch_size
+    return LlavaConfig(
+        vision_config=vision_config,
+        text_config=text_config,
+        image_token_index=image_token_id,
+        image_seq_length=grid * grid,
+        projector_hidden_act="gelu",
+        vision_feature_select_strategy=FEATURE_SELECT_STRATEGY,
+        vision_feature_layer=vision_feature_layer,
+    )
+
+
+def _read_corpus_files(paths: list[str]) -> list[str]:
+    texts = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise SicogError(f"model.tiny.tokenizer_corpus: file not found: {p}")
+        texts.extend(line for line in Path(p).read_text(encoding="utf-8").splitlines() if line.strip())
+    return texts
+
+
+# --------------------------------------------------------------------------- sources
+def build_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
+    """Random-init tiny LLaVA (CLIP vision + Qwen2) with the offline tokenizer."""
+    import torch
+    from transformers import CLIPVisionConfig, LlavaForConditionalGeneration, Qwen2Config
+
+    from sicog.model.tokenizer import CHAT_TEMPLATE, IMAGE_TOKEN, build_tiny_tokenizer
+
+    t = cfg.tiny
+    if t.image_size % t.patch_size:
+        raise SicogError(f"model.tiny.image_size ({t.image_size}) must be a multiple of model.tiny.patch_size ({t.patch_size})")
+    tokenizer = build_tiny_tokenizer(_read_corpus_files(t.tokenizer_corpus), vocab_size=t.vocab_size)
+    vision_config = CLIPVisionConfig(
+        hidden_size=t.vision_hidden_size,
+        intermediate_size=4 * t.vision_hidden_size,
+        num_hidden_layers=t.vision_layers,
+        num_attention_heads=t.vision_heads,
+        image_size=t.image_size,
+        patch_size=t.patch_size,
+        projection_dim=t.vision_hidden_size,
+    )
+    text_config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=t.hidden_size,
+        intermediate_size=t.intermediate_size,
+        num_hidden_layers=t.num_layers,
+        num_attention_heads=t.num_heads,
+        num_key_value_heads=t.num_kv_heads,
+        max_position_embeddings=t.max_position_embeddings,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+    config = _llava_config(vision_config, text_config, image_token_id, cfg.vision_feature_layer)
+    config._attn_implementation = resolve_attn_implementation(cfg.attn_implementation)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlavaForConditionalGeneration(config)
+    if dtype is not None:
+        model = model.to(dtype)
+    model.generation_config = _default_generation_config(tokenizer)
+    processor = make_processor(tiny_image_processor(t.image_size), tokenizer, t.patch_size, CHAT_TEMPLATE)
+    return model, processor
+
+
+def _load_lm_tokenizer(path: str):
+    """The LM's tokenizer with `<image>` added as one special token and a ChatML template."""
+    from tokenizers import AddedToken
+    from transformers import AutoTokenizer
+
+    from sicog.model.tokenizer import CHAT_TEMPLATE, IM_START, IMAGE_TOKEN
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if IMAGE_TOKEN not in tokenizer.get_vocab():
+        tokenizer.add_tokens([AddedToken(IMAGE_TOKEN, special=True, normalized=False)], special_tokens=True)
+    template = tokenizer.chat_template
+    if template is None or (isinstance(template, str) and IM_START in template):
+        # Qwen's own template renders list content as a Python repr; ours accepts image parts.
+        tokenizer.chat_template = CHAT_TEMPLATE
+    else:
+        log.warning("keeping the non-ChatML chat template of %s; check that it renders image parts", path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
+    """CLIP vision folder + causal-LM folder + a fresh (or stage-1) projector."""
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        CLIPImageProcessorPil,
+        CLIPVisionModel,
+        GenerationConfig,
+        LlavaForConditionalGeneration,
+    )
+    from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
+
+    from sicog.model.tokenizer import IMAGE_TOKEN
+
+    for key in ("vision_tower", "language_model"):
+        path = getattr(cfg, key)
+        if not Path(path, "config.json").is_file():
+            raise SicogError(f"model.{key}: {path} is not a model folder (no config.json)")
+    attn = resolve_attn_implementation(cfg.attn_implementation)
+    load_kw = {"dtype": dtype if dtype is not None else torch.float32, "attn_implementation": attn}
+    vision = CLIPVisionModel.from_pretrained(cfg.vision_tower, **load_kw)
+    lm = AutoModelForCausalLM.from_pretrained(cfg.language_model, **load_kw)
+    tokenizer = _load_lm_tokenizer(cfg.language_model)
+    if len(tokenizer) > lm.get_input_embeddings().weight.shape[0]:
+        lm.resize_token_embeddings(len(tokenizer))
+    image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
+
+    config = _llava_config(vision.config, lm.config, image_token_id, cfg.vision_feature_layer)
+    config._attn_implementation = attn
+    # Build the shell on the meta device (no memory), then move the loaded parts in.
+    with torch.device("meta"):
+        model = LlavaForConditionalGeneration(config)
+    model.model.vision_tower = vision
+    model.model.language_model = getattr(lm, lm.base_model_prefix)
+    model.lm_head = lm.get_output_embeddings()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.model.multi_modal_projector = LlavaMultiModalProjector(config).to(load_kw["dtype"])
+    leftover = [n for n, p in model.named_parameters() if p.is_meta]
+    if leftover:
+        raise RuntimeError(f"parameters left uninitialised after assembly: {leftover[:5]}")
+    try:
+        model.generation_config = GenerationConfig.from_pretrained(cfg.language_model)
+    except OSError:
+        model.generation_config = _default_generation_config(tokenizer)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+    image_processor = CLIPImageProcessorPil.from_pretrained(cfg.vision_tower)
+    processor = make_processor(image_processor, tokenizer, vision.config.patch_size)
+    return model, processor
+
+
+def build_from_checkpoint(cfg: ModelConfig, seed: int = 0, dtype=None):
+    """Continue from an existing LLaVA folder (ours: must be complete; stock: loaded as is)."""
+    from sicog.model.checkpoint import load_checkpoint, load_llava_folder, META_FILE
+
+    path = Path(cfg.checkpoint)
+    if not Path(path, "config.json").is_file():
+        raise SicogError(f"model.checkpoint: {path} is not a checkpoint folder (no config.json)")
+    attn = resolve_attn_implementation(cfg.attn_implementation)
+    if Path(path, META_FILE).exists():
+        return load_checkpoint(path, dtype=dtype, attn_implementation=attn)
+    log.info("%s has no %s: loading it as a stock LLaVA folder", path, META_FILE)
+    return load_llava_folder(path, dtype=dtype, attn_implementation=attn)
+
+
+_SOURCES = {"checkpoint": build_from_checkpoint, "preset": build_tiny, "parts": build_from_parts}
+
+
+def _build_llava(cfg: ModelConfig, seed: int, dtype):
+    chosen = {
+        "checkpoint": cfg.checkpoint is not None,
+        "preset": cfg.preset is not None,
+        "parts": cfg.vision_tower is not None or cfg.language_model is not None,
+    }
+    if sum(chosen.values()) != 1:
+        given = [k for k, v in chosen.items() if v]
+        raise SicogError(
+            "model: give exactly one source: model.checkpoint, or model.preset, or both "
+            f"model.vision_tower and model.language_model (given: {', '.join(given) or 'none'})"
+        )
+    if chosen["preset"] and cfg.preset != "tiny":
+        raise SicogError(f"model.preset: unknown preset {cfg.preset!r} (known: tiny)")
+    if chosen["parts"] and (cfg.vision_tower is None or cfg.language_model is None):
+        raise SicogError("model.vision_tower and model.language_model must be given together")
+    source = next(k for k, v in chosen.items() if v)
+    model, processor = _SOURCES[source](cfg, seed=seed, dtype=dtype)
+    if cfg.mm_projector:
+        from sicog.model.checkpoint import load_projector
+
+        load_projector(model, cfg.mm_projector)
+    return model, processor
+
+
+#: arch -> builder(cfg, seed, dtype); `uhd` is not built by this module
+BUILDERS: dict[str, Callable] = {"llava": _build_llava}
+
+
+def build_model(cfg: ModelConfig, seed: int = 0, *, dtype=None):
+    """Build (model, processor) for `cfg`: a stock LlavaForConditionalGeneration + LlavaProcessor.
+
+    `seed` fixes random initialisation (tiny preset, fresh projector). `dtype` (optional torch
+    dtype) is the parameter dtype; default float32 for new models, the saved dtype for checkpoints.
+    """
+    builder = BUILDERS.get(cfg.arch)
+    if builder is None:
+        raise SicogError(f"model.arch: unknown architecture {cfg.arch!r} (known: {', '.join(sorted(BUILDERS))})")
+    model, processor = builder(cfg, seed, dtype)
+    log.info(
+        "built %s model (%s): %.2fM parameters",
+        cfg.arch,
+        cfg.checkpoint or cfg.preset or f"{cfg.vision_tower} + {cfg.language_model}",
+        sum(p.numel() for p in model.parameters()) / 1e6,
+    )
+    return model, processor

@@ -1,0 +1,210 @@
+"""Typed config of `sicog run`: one YAML describes the whole loop (data, models, stages, arms).
+
+Loaded with `sicog.config.load_config(PipelineConfig, path, overrides)`, so an unknown key or a
+wrong type is an error naming the file and the dotted key, and `--set a.b=value` works as for
+`sicog train`. Training stages reuse `sicog.config.TrainConfig`: a stage names a TrainConfig YAML
+(`config`) and nested overrides (`set`); the pipeline fills in the model source, the data sources
+and the output folder, then validates the result as a TrainConfig.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sicog.config import ConfigError
+
+ARMS = ("base", "sicog", "uncurated", "oracle")
+
+
+@dataclass
+class LauncherConfig:
+    """How a step's command is started: `python -m sicog …`, or torchrun with K processes."""
+
+    nproc_per_node: int = 1  # > 1: torchrun --nproc_per_node K -m sicog …
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
+    in_process: bool = False  # nproc 1 only: run the subcommand inside this process (no start-up cost)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment variables for the command
+
+
+@dataclass
+class PipelineData:
+    """Data files. `world` (a `sicog world` folder) fills every empty field from its manifest.json."""
+
+    world: str | None = None
+    image_folder: str | None = None  # image paths in the records are relative to this folder
+    alignment: str | None = None  # brief image-caption pairs (stage 1)
+    annotated_captions: str | None = None  # minimal CoD annotations (perception warm-up)
+    annotated_reasoning: str | None = None  # minimal structured-CoT annotations (reasoning warm-up)
+    instructions: str | None = None  # stage-2 SFT mix
+    unlabeled_images: str | None = None  # images to caption (step 2)
+    unlabeled_questions: str | None = None  # image-question pairs to answer (step 2)
+    text_only: str | None = None  # text-only records mixed into stage 1.5 (language preservation)
+    benchmark: str | None = None  # TSV or world:DIR for `sicog evaluate`
+    oracle_captions: str | None = None  # ground-truth CoD for unlabeled_images (oracle arm)
+    oracle_reasoning: str | None = None  # ground-truth CoT for unlabeled_questions (oracle arm)
+
+
+@dataclass
+class ModelsConfig:
+    """Model sources. Null vision_tower/language_model with a world: stand-ins are built."""
+
+    vision_tower: str | None = None  # local CLIP folder (clip-vit-large-patch14-336)
+    language_model: str | None = None  # local causal-LM folder (Qwen2-7B-Instruct)
+    base: str | None = None  # base MLLM checkpoint; null: built as stage 1 align + stage 2 SFT
+
+
+@dataclass
+class StageSpec:
+    """A training stage: a TrainConfig YAML plus nested overrides (pipeline fills model/data/output)."""
+
+    config: str | None = None
+    set: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StagesConfig:
+    align: StageSpec = field(default_factory=StageSpec)  # stage 1: projector only
+    warmup_perception: StageSpec = field(default_factory=StageSpec)  # stage 0: CoD
+    warmup_reasoning: StageSpec = field(default_factory=StageSpec)  # stage 0: CoT
+    pretrain: StageSpec = field(default_factory=StageSpec)  # stage 1.5: all parts
+    sft: StageSpec = field(default_factory=StageSpec)  # stage 2
+
+
+@dataclass
+class SampleSpec:
+    """Flags of one `sicog sample` step."""
+
+    n: int = 6
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 1200
+    batch_size: int = 16
+    max_items: int | None = None  # use only the first K unlabeled records (quick runs)
+    extra_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SamplingConfig:
+    captions: SampleSpec = field(default_factory=SampleSpec)  # mode cod on unlabeled_images
+    reasoning: SampleSpec = field(default_factory=SampleSpec)  # mode cot on unlabeled_questions
+
+
+@dataclass
+class CurateSpec:
+    """Flags of one `sicog curate` step."""
+
+    encoder: str = "minilm"
+    threshold: float = 0.9
+    extra_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CurationConfig:
+    captions: CurateSpec = field(default_factory=CurateSpec)
+    reasoning: CurateSpec = field(default_factory=CurateSpec)
+
+
+@dataclass
+class MixtureConfig:
+    """Stage-1.5 data: the arm's self-generated data plus text-only data."""
+
+    text_only_ratio: float = 0.1  # fraction of stage-1.5 samples that are text-only (0: none)
+    include_annotations: bool = False  # also the warm-up annotations (the paper: curated data only)
+
+
+@dataclass
+class EvaluationConfig:
+    enabled: bool = True
+    benchmark: str | None = None  # default: data.benchmark
+    extra_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StandinsSpec:
+    """Stand-in CLIP tower and LM for a world (see sicog.world.standins); ignored at real scale."""
+
+    cache_dir: str | None = None  # share stand-ins between runs (keyed by world + these settings)
+    seed: int = 0
+    corpus_scenes: int = 2000  # fresh scenes whose texts pre-train the LM
+    lm_steps: int = 300
+    lm_batch_size: int = 32
+    lm_learning_rate: float = 2e-3
+    vision_images: int = 2000  # fresh images whose cell attributes pre-train the vision tower
+    vision_steps: int = 300
+    vision_batch_size: int = 32
+    vision_learning_rate: float = 2e-3
+    text_only_records: int = 400  # text-only records written for stage 1.5 language preservation
+    tiny: dict[str, Any] = field(default_factory=dict)  # TinyModelConfig overrides (sizes)
+
+
+@dataclass
+class PipelineConfig:
+    """The whole loop. See configs/pipeline/*.yaml."""
+
+    name: str = "sicog"
+    work_dir: str = "runs/pipeline"
+    seed: int = 0
+    rounds: int = 1
+    arms: list[str] = field(default_factory=lambda: ["base", "sicog"])  # compared in round 1
+    round_arms: list[str] = field(default_factory=lambda: ["sicog"])  # repeated in rounds >= 2
+    data: PipelineData = field(default_factory=PipelineData)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    standins: StandinsSpec = field(default_factory=StandinsSpec)
+    stages: StagesConfig = field(default_factory=StagesConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    launchers: dict[str, LauncherConfig] = field(default_factory=dict)  # per kind: train, sample …
+
+    def launcher_for(self, kind: str) -> LauncherConfig:
+        return self.launchers.get(kind, self.launcher)
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str | None, where: str) -> str | None:
+    """`${VAR}` / `${VAR:-default}` from the environment; an unset VAR without default is an error."""
+    if value is None:
+        return None
+
+    def sub(m: re.Match) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set (set it, or --set {where}=PATH)")
+
+    return _ENV_RE.sub(sub, value)
+
+
+def validate(cfg: PipelineConfig) -> None:
+    """Cross-field checks the type system cannot express."""
+    for key, arms in (("arms", cfg.arms), ("round_arms", cfg.round_arms)):
+        bad = [a for a in arms if a not in ARMS]
+        if bad:
+            raise ConfigError(f"key {key}: unknown arm(s) {bad} (known: {', '.join(ARMS)})")
+    if cfg.rounds < 1:
+        raise ConfigError(f"key rounds: must be >= 1, got {cfg.rounds}")
+    if cfg.rounds > 1 and "sicog" not in cfg.arms:
+        raise ConfigError("key rounds: rounds > 1 needs the 'sicog' arm (its model is the next base)")
+    if not 0.0 <= cfg.mixture.text_only_ratio < 1.0:
+        raise ConfigError(f"key mixture.text_only_ratio: must be in [0, 1), got {cfg.mixture.text_only_ratio}")
+    for name, lc in [("launcher", cfg.launcher), *((f"launchers.{k}", v) for k, v in cfg.launchers.items())]:
+        if lc.nproc_per_node < 1 or lc.nnodes < 1:
+            raise ConfigError(f"key {name}: nproc_per_node and nnodes must be >= 1")
+        if lc.in_process and (lc.nproc_per_node > 1 or lc.nnodes > 1):
+            raise ConfigError(f"key {name}.in_process: only with one process")
+    kinds = {"train", "sample", "curate", "evaluate", "standins", "data"}
+    bad_kinds = set(cfg.launchers) - kinds
+    if bad_kinds:
+        raise ConfigError(f"key launchers: unknown step kind(s) {sorted(bad_kinds)} (known: {sorted(kinds)})")

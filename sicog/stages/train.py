@@ -1,0 +1,188 @@
+"""`sicog train CONFIG.yaml`: one training stage on the HF Trainer. The stage is the YAML.
+
+Warm-up (stage 0), modality alignment (stage 1), multimodal pre-training (stage 1.5) and visual
+instruction tuning (stage 2) all run through `train_stage`; they differ only in their config:
+which model to start from, which parts are tunable, which data, which hyper-parameters.
+
+Outputs in `training.output_dir`:
+  config.yaml                  the resolved config
+  checkpoint-N/                HF Trainer checkpoints (full state, for resume)
+  final/                       the stage's model: a stock LLaVA-HF folder + sicog_meta.json
+  mm_projector.safetensors     the projector alone (with training.save_projector; stage 1)
+  train_summary.json           throughput and loss summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from sicog.config import MODEL_PARTS, TrainConfig, config_to_dict, load_config, save_config
+from sicog.utils.io import SicogError, git_commit, write_json
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Run one training stage (warm-up, align, pre-train, SFT) from a YAML config.
+
+Works alone, under `torchrun --nproc_per_node K -m sicog train ...` and under the `deepspeed`
+launcher (set training.deepspeed to configs/deepspeed/zero2.json or zero3.json). A re-run with
+the same output_dir resumes from the newest complete checkpoint-N (training.resume: true).
+Examples:
+  sicog train configs/tiny/stage1_align.yaml --set training.max_steps=20
+  torchrun --nproc_per_node 8 -m sicog train configs/qwen2_7b/stage15_pretrain.yaml \\
+      --set model.language_model=/models/Qwen2-7B-Instruct
+"""
+
+_CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="stage YAML (see configs/tiny/ and configs/qwen2_7b/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value by dotted key, e.g. training.learning_rate=2e-5 "
+                   "(repeatable; the value is parsed as YAML and type-checked)")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                   help="set by the deepspeed launcher; not needed otherwise")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(TrainConfig, args.config, args.overrides)
+    train_stage(cfg)
+    return 0
+
+
+def newest_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The highest checkpoint-N that finished saving (trainer_state.json is written last)."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return None
+    found = sorted(((int(m.group(1)), d) for d in out.iterdir()
+                    if (m := _CKPT_RE.match(d.name)) and d.is_dir()), reverse=True)
+    for step, d in found:
+        if (d / "trainer_state.json").is_file():
+            return d
+        log.warning("ignoring incomplete checkpoint %s (no trainer_state.json)", d)
+    return None
+
+
+def _validate(cfg: TrainConfig) -> None:
+    bad = [p for p in cfg.training.tunable_parts if p not in MODEL_PARTS]
+    if bad:
+        raise SicogError(f"training.tunable_parts: unknown part(s) {bad}; choose from {list(MODEL_PARTS)}")
+    unknown = [p for p in cfg.training.part_learning_rates if p not in MODEL_PARTS]
+    if unknown:
+        raise SicogError(f"training.part_learning_rates: unknown part(s) {unknown}")
+    if not cfg.data.sources:
+        raise SicogError("data.sources: at least one training file is required")
+    if cfg.training.lora.enabled and cfg.training.deepspeed and "zero3" in Path(cfg.training.deepspeed).name:
+        raise SicogError("training.lora with ZeRO-3 is not supported (the merge needs full weights); use zero2")
+
+
+def train_stage(cfg: TrainConfig) -> Path:
+    """Train one stage and write `output_dir/final`; returns that path."""
+    from sicog.data.chat import preflight_check
+    from sicog.data.dataset import DataCollator, build_train_dataset
+    from sicog.model.build import build_model
+    from sicog.model.parts import param_groups, parameter_table, set_tunable_parts
+    from sicog.stages.trainer import (SicogTrainer, ThroughputCallback, build_training_arguments,
+                                      load_deepspeed_config)
+
+    _validate(cfg)
+    t0 = time.perf_counter()
+    tc = cfg.training
+    out = Path(tc.output_dir)
+    rank = int(os.environ.get("RANK", "0"))
+    # TrainingArguments first: under DeepSpeed ZeRO-3 it must exist before the model is built
+    # so that from_pretrained partitions weights at load time.
+    ds_cfg = load_deepspeed_config(tc.deepspeed, drop_optimizer=bool(tc.part_learning_rates))
+    args = build_training_arguments(tc, ds_cfg)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+
+    torch.manual_seed(tc.seed)
+    model, processor = build_model(cfg.model, seed=tc.seed)
+    model = set_tunable_parts(model, tc.tunable_parts, tc.lora if tc.lora.enabled else None)
+    if rank == 0:
+        log.info("[%s] parameters:\n%s", cfg.stage, parameter_table(model))
+
+    dataset = build_train_dataset(cfg.data, processor, seed=tc.seed)
+    collator = DataCollator(processor)
+    first = collator([dataset[i] for i in range(min(len(dataset), tc.per_device_train_batch_size))])
+    preflight_check(first, processor, model)
+
+    def groups(m):
+        return param_groups(m, tc.learning_rate, tc.part_learning_rates, tc.weight_decay)
+
+    trainer = SicogTrainer(
+        model=model, args=args, train_dataset=dataset, data_collator=collator,
+        processing_class=processor.tokenizer,
+        param_groups_fn=groups if tc.part_learning_rates else None,
+        lengths=getattr(dataset, "lengths", None), group_by_length=cfg.data.group_by_length,
+    )
+    n_params = sum(p.numel() for p in model.parameters())
+    throughput = ThroughputCallback(trainer, n_params, cfg.stage)
+    trainer.add_callback(throughput)
+
+    resume = newest_complete_checkpoint(out) if tc.resume else None
+    if resume is not None:
+        log.info("[%s] resuming from %s", cfg.stage, resume)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    final = out / "final"
+    meta = {"stage": cfg.stage, "steps": trainer.state.global_step,
+            "data_fingerprint": getattr(dataset, "fingerprint", None),
+            "train_loss": result.training_loss, "config": config_to_dict(cfg), "git_commit": git_commit()}
+    save_final_checkpoint(trainer, processor, final, meta, lora=tc.lora.enabled)
+    if tc.save_projector and rank == 0:
+        from sicog.model.checkpoint import save_projector
+        save_projector(trainer.model, out / "mm_projector.safetensors")
+    if rank == 0:
+        write_json(out / "train_summary.json", {
+            **throughput.summary, "train_loss": result.training_loss,
+            "wall_seconds": time.perf_counter() - t0,
+            "skipped_records": getattr(dataset, "skip_counts", {}),
+        })
+        log.info("[%s] wrote %s in %.1f s", cfg.stage, final, time.perf_counter() - t0)
+    return final
+
+
+def save_final_checkpoint(trainer, processor, final: Path, meta: dict, lora: bool) -> None:
+    """Write the stage's model as a complete, stock-loadable checkpoint folder.
+
+    Under DeepSpeed ZeRO-3 the weights are partitioned across ranks, so every rank takes part in
+    `trainer.save_model` (which gathers them); rank 0 then completes the folder and renames it into
+    place, so an interrupted save never leaves a `final/` that looks complete.
+    """
+    from sicog.model.checkpoint import mark_complete, save_checkpoint
+    from sicog.model.parts import merge_lora
+
+    if not trainer.is_deepspeed_enabled:
+        if trainer.args.should_save:
+            model = merge_lora(trainer.model) if lora else trainer.model
+            save_checkpoint(model, processor, final, meta)
+        trainer.accelerator.wait_for_everyone()
+        return
+    tmp = final.with_name(f".{final.name}.saving")
+    if trainer.args.should_save and tmp.exists():
+        shutil.rmtree(tmp)
+    trainer.accelerator.wait_for_everyone()
+    if lora:  # ZeRO-2 only (checked up front): parameters are whole on every rank
+        if trainer.args.should_save:
+            save_checkpoint(merge_lora(trainer.accelerator.unwrap_model(trainer.model)), processor, final, meta)
+    else:
+        trainer.save_model(str(tmp))
+        if trainer.args.should_save:
+            processor.save_pretrained(str(tmp))
+            mark_complete(tmp, meta)
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+    trainer.accelerator.wait_for_everyone()
