@@ -18,7 +18,6 @@ import argparse
 import logging
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def newest_complete_checkpoint(output_dir: str | Path) -> Path | None:
         return None
     found = sorted(((int(m.group(1)), d) for d in out.iterdir()
                     if (m := _CKPT_RE.match(d.name)) and d.is_dir()), reverse=True)
-    for step, d in found:
+    for _step, d in found:
         if (d / "trainer_state.json").is_file():
             return d
         log.warning("ignoring incomplete checkpoint %s (no trainer_state.json)", d)
@@ -91,8 +90,12 @@ def train_stage(cfg: TrainConfig) -> Path:
     from sicog.data.dataset import DataCollator, build_train_dataset
     from sicog.model.build import build_model
     from sicog.model.parts import param_groups, parameter_table, set_tunable_parts
-    from sicog.stages.trainer import (SicogTrainer, ThroughputCallback, build_training_arguments,
-                                      load_deepspeed_config)
+    from sicog.stages.trainer import (
+        SicogTrainer,
+        ThroughputCallback,
+        build_training_arguments,
+        load_deepspeed_config,
+    )
 
     _validate(cfg)
     t0 = time.perf_counter()
@@ -109,7 +112,8 @@ def train_stage(cfg: TrainConfig) -> Path:
 
     torch.manual_seed(tc.seed)
     model, processor = build_model(cfg.model, seed=tc.seed)
-    model = set_tunable_parts(model, tc.tunable_parts, tc.lora if tc.lora.enabled else None)
+    model = set_tunable_parts(model, tc.tunable_parts, tc.lora if tc.lora.enabled else None,
+                              tc.part_learning_rates)
     if rank == 0:
         log.info("[%s] parameters:\n%s", cfg.stage, parameter_table(model))
 
@@ -155,34 +159,25 @@ def train_stage(cfg: TrainConfig) -> Path:
 
 
 def save_final_checkpoint(trainer, processor, final: Path, meta: dict, lora: bool) -> None:
-    """Write the stage's model as a complete, stock-loadable checkpoint folder.
+    """Write the stage's model as a complete, stock-loadable checkpoint folder (atomic).
 
-    Under DeepSpeed ZeRO-3 the weights are partitioned across ranks, so every rank takes part in
-    `trainer.save_model` (which gathers them); rank 0 then completes the folder and renames it into
-    place, so an interrupted save never leaves a `final/` that looks complete.
+    Under DeepSpeed every rank takes part in gathering the weights (ZeRO-3 partitions them);
+    rank 0 writes the folder.
     """
-    from sicog.model.checkpoint import mark_complete, save_checkpoint
+    from sicog.model.checkpoint import save_checkpoint
     from sicog.model.parts import merge_lora
 
-    if not trainer.is_deepspeed_enabled:
-        if trainer.args.should_save:
-            model = merge_lora(trainer.model) if lora else trainer.model
-            save_checkpoint(model, processor, final, meta)
-        trainer.accelerator.wait_for_everyone()
-        return
-    tmp = final.with_name(f".{final.name}.saving")
-    if trainer.args.should_save and tmp.exists():
-        shutil.rmtree(tmp)
-    trainer.accelerator.wait_for_everyone()
-    if lora:  # ZeRO-2 only (checked up front): parameters are whole on every rank
-        if trainer.args.should_save:
-            save_checkpoint(merge_lora(trainer.accelerator.unwrap_model(trainer.model)), processor, final, meta)
-    else:
-        trainer.save_model(str(tmp))
-        if trainer.args.should_save:
-            processor.save_pretrained(str(tmp))
-            mark_complete(tmp, meta)
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
+    state_dict = None
+    if trainer.is_deepspeed_enabled and not lora:
+        try:
+            state_dict = trainer.accelerator.get_state_dict(trainer.deepspeed)
+        except ValueError as e:  # ZeRO-3 without stage3_gather_16bit_weights_on_model_save
+            raise SicogError(f"{trainer.args.deepspeed}: cannot gather ZeRO-3 weights for the final "
+                             f"checkpoint; set zero_optimization.stage3_gather_16bit_weights_on_model_save "
+                             f"to true ({e})") from None
+    if trainer.args.should_save:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if lora:  # without ZeRO-3 (checked up front) parameters are whole on every rank
+            model = merge_lora(model)
+        save_checkpoint(model, processor, final, meta, state_dict=state_dict)
     trainer.accelerator.wait_for_everyone()

@@ -74,7 +74,7 @@ def build_training_arguments(cfg: TrainingConfig, deepspeed_cfg: dict | None) ->
         num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
-        warmup_ratio=cfg.warmup_ratio,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
         weight_decay=cfg.weight_decay,
         lr_scheduler_type=cfg.lr_scheduler_type,
         max_grad_norm=cfg.max_grad_norm,
@@ -82,8 +82,8 @@ def build_training_arguments(cfg: TrainingConfig, deepspeed_cfg: dict | None) ->
         data_seed=cfg.seed,
         bf16=bf16,
         tf32=tf32 or None,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         deepspeed=deepspeed_cfg,
         logging_steps=cfg.logging_steps,
         save_strategy="steps",
@@ -124,6 +124,19 @@ class SicogTrainer(Trainer):
                 self.args.train_batch_size * self.args.gradient_accumulation_steps,
                 lengths=self._lengths, generator=g)
         return super()._get_train_sampler(train_dataset)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        model = self.model if model is None else model
+        if self.is_deepspeed_enabled or hasattr(model, "peft_config"):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        # transformers 5 saves LLaVA weights in the classic key layout (vision_tower.*,
+        # language_model.model.*) but the Trainer's resume loads the file without converting the
+        # keys, so the weights would silently stay at their initial values. from_pretrained
+        # converts them; copy its state into the model being trained, strictly.
+        reference = type(model).from_pretrained(resume_from_checkpoint,
+                                                dtype=next(model.parameters()).dtype)
+        model.load_state_dict(reference.state_dict(), strict=True)
+        log.info("restored model weights from %s", resume_from_checkpoint)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if "attention_mask" in inputs:

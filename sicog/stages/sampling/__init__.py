@@ -1,0 +1,1 @@
+"""Step 2 internals: sample items, the run orchestration, and the hf / openai backends."""

@@ -1,0 +1,94 @@
+"""The in-process backend: a Hugging Face checkpoint, batched generation (sicog.model.generation).
+
+Batches are planned over ALL of this rank's items (done or not), grouped by prompt length, and
+each batch's seed comes from the run seed and the smallest item key in it. A resumed run with the
+same world size and batch size therefore rebuilds the very same batches and reproduces the
+candidates exactly; batches whose items are all done are skipped, a partly done batch is
+regenerated whole and only its missing items are written.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch
+
+from sicog.model.generation import SamplingParams, batch_seed, generate_batch, plan_batches, prompt_lengths
+from sicog.stages.sampling.items import ImageLoadError, SampleItem, load_image
+
+logger = logging.getLogger(__name__)
+
+
+def pick_device(device: str) -> str:
+    """`auto` -> this rank's GPU (LOCAL_RANK) when CUDA is available, else the CPU."""
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        import os
+
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    return "cpu"
+
+
+def pick_dtype(name: str, device: str):
+    """`auto` -> bfloat16 on a GPU that supports it, float32 elsewhere."""
+    if name == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}") from None
+
+
+def run_hf(cfg, items: list[SampleItem], done: set[str],
+           emit: Callable[[SampleItem, list[str]], None],
+           skip: Callable[[SampleItem, str], None],
+           progress) -> None:
+    """Generate cfg.n candidates for every item of `items` not in `done`.
+
+    `emit(item, candidates)` is called per finished item, `skip(item, reason)` per unreadable
+    image under `--on-error skip` (ImageLoadError is raised otherwise); `progress.start()` once
+    the model is loaded, `progress(candidates, tokens)` after every batch.
+    """
+    from sicog.model.checkpoint import load_checkpoint
+
+    device = pick_device(cfg.device)
+    model, processor = load_checkpoint(cfg.model, dtype=pick_dtype(cfg.dtype, device), device=device)
+    model.eval()
+    params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                            num_beams=cfg.num_beams, max_new_tokens=cfg.max_new_tokens)
+    lengths = prompt_lengths(processor, [it.prompt for it in items])
+    batches = plan_batches(lengths, [it.has_image for it in items], cfg.batch_size)
+    logger.info("hf backend on %s: %d items in %d batches (%d already done)", device, len(items),
+                len(batches), sum(it.id in done for it in items))
+    progress.start()
+    for batch in batches:
+        todo = {i for i in batch if items[i].id not in done}
+        if not todo:
+            continue
+        rows, images = [], []
+        for i in batch:
+            try:
+                images.append(load_image(items[i], cfg.image_folder, cfg.seed))
+                rows.append(i)
+            except ImageLoadError as e:
+                if i not in todo:
+                    continue  # finished in an earlier run; nothing to redo
+                if cfg.on_error != "skip":
+                    raise
+                skip(items[i], str(e))
+                todo.discard(i)
+        if not todo:
+            continue
+        seed = batch_seed(cfg.seed, min(items[i].key for i in batch))
+        texts, n_tokens = generate_batch(model, processor, [items[i].prompt for i in rows], images,
+                                         params, seed)
+        for i, cands in zip(rows, texts):
+            if i in todo:
+                emit(items[i], cands)
+        # tokens of rows regenerated only to keep the batch identical are not counted
+        progress(len(todo) * cfg.n, n_tokens * len(todo) // len(rows))

@@ -1,0 +1,323 @@
+"""Orchestration of `sicog sample`: validate, shard, resume, generate, merge exactly once.
+
+1. The whole data file is read and validated first (file:line errors) - before anything is
+   written, so a malformed file leaves no output behind.
+2. Rank r of K owns the records with index % K == r (all corruptions of a record go together).
+3. Finished items are appended to `OUT.parts/rank-r.jsonl` (sicog.utils.shards); a re-run skips
+   every id found in any part file. `OUT.parts/run.json` records the settings that determine the
+   candidates, and a re-run with different settings is refused instead of mixing the two.
+4. Items whose image is missing or unreadable raise (naming the record), or under `--on-error
+   skip` are listed in `OUT.parts/rank-r.skipped` and in the summary.
+5. After all ranks finish (gloo barrier under torchrun; otherwise rank 0 waits for the parts
+   to cover every id), rank 0 writes OUT atomically in input order and `OUT.summary.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sicog.stages.sampling.items import SampleItem, candidate_record, check_image_exists, load_items
+from sicog.utils.io import SicogError, file_fingerprint, write_json
+from sicog.utils.shards import PartWriter, dist_info, merge_parts, parts_dir, read_completed
+
+logger = logging.getLogger(__name__)
+
+# Ranks can finish hours apart on real data; the launcher kills the job when a rank dies.
+BARRIER_TIMEOUT = timedelta(days=7)
+
+
+@dataclass
+class SampleConfig:
+    """Settings of one `sicog sample` run (the CLI flags)."""
+
+    model: str
+    data: str
+    out: str
+    mode: str
+    n: int = 6
+    image_folder: str | None = None
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 0
+    num_beams: int = 1
+    max_new_tokens: int = 1200
+    batch_size: int = 32
+    corruption: str | None = None
+    seed: int = 0
+    backend: str = "hf"
+    api_base: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    max_retries: int = 6
+    request_timeout: float = 600.0
+    on_error: str = "raise"
+    device: str = "auto"
+    dtype: str = "auto"
+    wait_timeout: float = 7 * 24 * 3600.0
+    progress: bool = True
+
+    def determining(self, data_fingerprint: str) -> dict:
+        """The settings that decide what the candidates are (a resumed run must match them)."""
+        keys = ("model", "mode", "n", "temperature", "top_p", "top_k", "num_beams", "max_new_tokens",
+                "corruption", "seed", "backend")
+        d = {k: getattr(self, k) for k in keys}
+        d["data"] = data_fingerprint
+        return d
+
+    def meta(self) -> dict:
+        """`meta` of every output record (DESIGN.md §4)."""
+        return {"model": self.model, "temperature": self.temperature, "top_p": self.top_p,
+                "top_k": self.top_k, "num_beams": self.num_beams,
+                "max_new_tokens": self.max_new_tokens, "seed": self.seed, "backend": self.backend}
+
+
+def summary_path(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".summary.json")
+
+
+def _check_run_manifest(cfg: SampleConfig, fingerprint: str) -> None:
+    d = parts_dir(cfg.out)
+    d.mkdir(parents=True, exist_ok=True)
+    manifest = d / "run.json"
+    want = cfg.determining(fingerprint)
+    if manifest.exists():
+        have = json.loads(manifest.read_text(encoding="utf-8"))
+        diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+        if diff:
+            detail = "; ".join(f"{k}: earlier {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise SicogError(f"{d}: unfinished parts of a run with other settings ({detail}); "
+                             f"rerun with the earlier settings or delete {d} to start over")
+    else:
+        write_json(manifest, want)
+
+
+def _skip_file(out, rank: int) -> Path:
+    return parts_dir(out) / f"rank-{rank}.skipped"
+
+
+def _read_skips(out, world_size: int) -> list[dict]:
+    skips = []
+    for r in range(world_size):
+        f = _skip_file(out, r)
+        if f.exists():
+            for line in f.read_text(encoding="utf-8").splitlines():
+                try:
+                    skips.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # torn by a kill: the item will be retried
+    return skips
+
+
+class _Progress:
+    """Counts candidates and tokens; the clock (and the bar) starts when the backend is ready,
+    so model loading does not count against candidates/s."""
+
+    def __init__(self, total: int, rank: int, enabled: bool):
+        self.total, self.rank, self.enabled = total, rank, enabled
+        self.stats = {"candidates": 0, "tokens": 0, "seconds": 0.0}
+        self._t0: float | None = None
+        self._bar = None
+
+    def start(self) -> None:
+        """Called by the backend once the model is loaded / the server answers."""
+        from tqdm.auto import tqdm
+
+        self._t0 = time.perf_counter()
+        self._bar = tqdm(total=self.total, unit="cand", desc=f"sample[{self.rank}]",
+                         dynamic_ncols=True, disable=not self.enabled, smoothing=0.1)
+
+    def __call__(self, n_candidates: int, n_tokens: int) -> None:
+        if self._t0 is None:
+            self.start()
+        self.stats["candidates"] += n_candidates
+        self.stats["tokens"] += n_tokens
+        self.stats["seconds"] = time.perf_counter() - self._t0
+        self._bar.update(n_candidates)
+        self._bar.set_postfix(tok_s=f"{self.stats['tokens'] / max(self.stats['seconds'], 1e-9):.0f}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _init_process_group(world_size: int) -> bool:
+    """Join a gloo group when a launcher provided a rendezvous (torchrun); False otherwise."""
+    if world_size <= 1 or not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
+        return False
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
+    return True
+
+
+def _wait_for_parts(cfg: SampleConfig, ids: list[str], world_size: int) -> None:
+    """Without a process group: rank 0 waits until every id is finished or skipped by some rank."""
+    deadline = time.monotonic() + cfg.wait_timeout
+    while True:
+        done = set(read_completed(cfg.out))
+        skipped = {s["id"] for s in _read_skips(cfg.out, world_size)}
+        markers = all((parts_dir(cfg.out) / f"rank-{r}.finished").exists() for r in range(world_size))
+        if markers and all(i in done or i in skipped for i in ids):
+            return
+        if time.monotonic() > deadline:
+            raise SicogError(f"{cfg.out}: timed out waiting for the other ranks' parts")
+        time.sleep(2.0)
+
+
+def _select_backend(cfg: SampleConfig):
+    if cfg.backend == "hf":
+        from sicog.stages.sampling.hf_backend import run_hf
+
+        return run_hf
+    if cfg.backend == "openai":
+        from sicog.stages.sampling.openai_backend import run_openai
+
+        return run_openai
+    raise SicogError(f"--backend: unknown backend {cfg.backend!r} (hf or openai)")
+
+
+def validate_config(cfg: SampleConfig) -> None:
+    """Flag errors that need no data."""
+    if cfg.n < 1:
+        raise SicogError(f"--n must be >= 1, got {cfg.n}")
+    if cfg.batch_size < 1:
+        raise SicogError(f"--batch-size must be >= 1, got {cfg.batch_size}")
+    if cfg.max_new_tokens < 1:
+        raise SicogError(f"--max-new-tokens must be >= 1, got {cfg.max_new_tokens}")
+    if not 0.0 < cfg.top_p <= 1.0:
+        raise SicogError(f"--top-p must be in (0, 1], got {cfg.top_p}")
+    if cfg.num_beams < 1:
+        raise SicogError(f"--num-beams must be >= 1, got {cfg.num_beams}")
+    if cfg.on_error not in ("raise", "skip"):
+        raise SicogError(f"--on-error must be raise or skip, got {cfg.on_error!r}")
+    if cfg.backend == "openai" and not cfg.api_base:
+        raise SicogError("--backend openai needs --api-base URL (e.g. http://localhost:8000/v1)")
+
+
+def run_sampling(cfg: SampleConfig) -> dict | None:
+    """Run (or resume) one sampling job; returns the summary on rank 0, None on other ranks."""
+    from sicog.stages.sampling.items import parse_corruptions
+
+    validate_config(cfg)
+    rank, world = dist_info()
+    out = Path(cfg.out)
+    if out.exists() and not parts_dir(out).exists():
+        logger.info("%s already exists: nothing to do (delete it to sample again)", out)
+        return json.loads(summary_path(out).read_text()) if rank == 0 and summary_path(out).exists() else None
+    corruptions = parse_corruptions(cfg.corruption)
+    items = load_items(cfg.data, cfg.mode, corruptions)  # validates the whole file first
+    backend = _select_backend(cfg)
+    grouped = _init_process_group(world)
+    _check_run_manifest(cfg, file_fingerprint(cfg.data))
+
+    mine = [it for it in items if it.record_index % world == rank]
+    done_recs = read_completed(out)
+    done = {it.id for it in mine if it.id in done_recs}
+    skip_fh = open(_skip_file(out, rank), "w", encoding="utf-8")  # this run's skips only
+    finished_marker = parts_dir(out) / f"rank-{rank}.finished"
+    finished_marker.unlink(missing_ok=True)
+    skipped: list[dict] = []
+
+    def skip(item: SampleItem, reason: str) -> None:
+        logger.warning("skipping %s: %s", item.id, reason)
+        entry = {"id": item.id, "where": item.where, "reason": reason}
+        skipped.append(entry)
+        skip_fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        skip_fh.flush()
+
+    runnable = []
+    for it in mine:
+        if it.id in done:
+            runnable.append(it)
+            continue
+        try:
+            check_image_exists(it, cfg.image_folder)  # fail before generating anything
+            runnable.append(it)
+        except SicogError as e:
+            if cfg.on_error != "skip":
+                skip_fh.close()
+                raise
+            skip(it, str(e))
+
+    pending = sum(it.id not in done for it in runnable)
+    logger.info("rank %d/%d: %d items (%d done earlier, %d to generate, %d skipped), n=%d",
+                rank, world, len(mine), len(done), pending, len(skipped), cfg.n)
+    meta = cfg.meta()
+    tracker = _Progress(total=pending * cfg.n, rank=rank, enabled=cfg.progress and rank == 0)
+    with PartWriter(out, rank) as writer:
+        def emit(item: SampleItem, candidates: list[str]) -> None:
+            if len(candidates) != cfg.n:
+                raise RuntimeError(f"{item.id}: backend returned {len(candidates)} candidates, not {cfg.n}")
+            writer.write(candidate_record(item, candidates, meta))
+
+        try:
+            if pending:
+                backend(cfg, runnable, done, emit, skip, tracker)
+        finally:
+            skip_fh.close()
+            tracker.close()
+    stats = tracker.stats
+    seconds = stats["seconds"]
+    rank_stats = {"rank": rank, "items": len(mine), "generated_items": stats["candidates"] // cfg.n,
+                  "candidates": stats["candidates"], "tokens": stats["tokens"], "seconds": seconds,
+                  "skipped": len(skipped)}
+    write_json(parts_dir(out) / f"rank-{rank}.stats.json", rank_stats)
+    finished_marker.touch()
+    logger.info("rank %d finished: %d candidates, %d tokens in %.1fs (%.1f candidates/s), %d skipped",
+                rank, stats["candidates"], stats["tokens"], seconds,
+                stats["candidates"] / max(seconds, 1e-9), len(skipped))
+
+    ids = [it.id for it in items]
+    if grouped:
+        import torch.distributed as dist
+
+        dist.barrier()
+    elif world > 1 and rank == 0:
+        _wait_for_parts(cfg, ids, world)
+    summary = None
+    if rank == 0:
+        summary = _merge_and_summarise(cfg, items, world)
+    if grouped:
+        import torch.distributed as dist
+
+        dist.barrier()  # nobody leaves (and tears the group down) before the merge is done
+        dist.destroy_process_group()
+    return summary
+
+
+def _merge_and_summarise(cfg: SampleConfig, items: list[SampleItem], world: int) -> dict:
+    out = Path(cfg.out)
+    skips = _read_skips(out, world)
+    done = read_completed(out)
+    skips = [s for s in skips if s["id"] not in done]
+    per_rank = []
+    for r in range(world):
+        f = parts_dir(out) / f"rank-{r}.stats.json"
+        if f.exists():
+            per_rank.append(json.loads(f.read_text(encoding="utf-8")))
+    written = merge_parts(out, [it.id for it in items], allow_missing=[s["id"] for s in skips])
+    seconds = max((s["seconds"] for s in per_rank), default=0.0)
+    cands = sum(s["candidates"] for s in per_rank)
+    tokens = sum(s["tokens"] for s in per_rank)
+    summary = {
+        "out": str(out), "data": cfg.data, "mode": cfg.mode, "n": cfg.n,
+        "records": len({it.source_id for it in items}), "items": len(items), "written": written,
+        "skipped": len(skips), "skipped_items": skips, "world_size": world,
+        "this_run": {"candidates": cands, "tokens": tokens, "seconds": round(seconds, 3),
+                     "candidates_per_s": round(cands / seconds, 2) if seconds else None,
+                     "tokens_per_s": round(tokens / seconds, 2) if seconds else None},
+        "config": asdict(cfg),
+    }
+    write_json(summary_path(out), summary)
+    if skips:
+        logger.warning("%d item(s) skipped (listed in %s)", len(skips), summary_path(out))
+    logger.info("wrote %s: %d records x %d candidates", out, written, cfg.n)
+    return summary

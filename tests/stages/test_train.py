@@ -1,0 +1,111 @@
+"""The training runner on the tiny preset: which weights change, resume, bad input, outputs."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sicog.cli import main as sicog_main
+from sicog.config import TrainConfig, load_config
+from sicog.stages.train import newest_complete_checkpoint, train_stage
+
+from .conftest import stage_config
+
+# Saved LLaVA checkpoints use the classic key layout (vision_tower.*, multi_modal_projector.*,
+# language_model.*); strip a leading "model." in case a future layout adds it.
+PART_OF_KEY = {"vision_tower": "vision_tower", "multi_modal_projector": "projector",
+               "language_model": "language_model", "lm_head": "language_model"}
+
+
+def part_of_key(key: str) -> str:
+    key = key.removeprefix("model.")
+    return PART_OF_KEY[key.split(".", 1)[0]]
+
+
+def _weights(ckpt):
+    out = {}
+    for f in sorted(ckpt.glob("*.safetensors")):
+        out.update(load_file(f))
+    return out
+
+
+def _changed_parts(before, after):
+    assert set(before) == set(after)
+    return {part_of_key(k) for k, v in after.items() if not torch.equal(v, before[k])}
+
+
+def test_align_changes_only_projector_then_pretrain_changes_all(tmp_path, tiny_data):
+    # the untrained starting point: the same seeded tiny init, saved with zero steps
+    base_cfg = stage_config(tmp_path, tiny_data, "init", max_steps=0, tunable_parts=["projector"])
+    start = load_config(TrainConfig, base_cfg)
+    from sicog.model.build import build_model
+    from sicog.model.checkpoint import save_checkpoint
+    model, processor = build_model(start.model, seed=0)
+    save_checkpoint(model, processor, tmp_path / "init_ckpt", {"stage": "init"})
+    before = _weights(tmp_path / "init_ckpt")
+
+    cfg = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "align", tunable_parts=["projector"],
+                                                save_projector=True))
+    final = train_stage(cfg)
+    after = _weights(final)
+    assert _changed_parts(before, after) == {"projector"}
+    assert (tmp_path / "align" / "mm_projector.safetensors").is_file()
+    meta = json.loads((final / "sicog_meta.json").read_text())
+    assert meta["stage"] == "align" and meta["steps"] == 4
+    summary = json.loads((tmp_path / "align" / "train_summary.json").read_text())
+    assert summary["samples_per_s"] > 0 and summary["tokens_per_s"] > 0
+    assert (tmp_path / "align" / "config.yaml").is_file()
+
+    # stage 1.5: original init + the stage-1 projector, all parts trainable, text-only data mixed in
+    cfg = load_config(TrainConfig, stage_config(
+        tmp_path, tiny_data, "pretrain", tunable_parts=["vision_tower", "projector", "language_model"]),
+        [f"model.mm_projector={tmp_path / 'align' / 'mm_projector.safetensors'}",
+         f"data.sources=[{{path: '{tiny_data['captions']}', image_folder: '{tiny_data['image_folder']}', weight: 0.8}},"
+         f" {{path: '{tiny_data['text']}', weight: 0.2}}]"])
+    loaded_proj = load_file(tmp_path / "align" / "mm_projector.safetensors")
+    final15 = train_stage(cfg)
+    after15 = _weights(final15)
+    assert _changed_parts(before, after15) == {"vision_tower", "projector", "language_model"}
+    assert loaded_proj  # the projector file is not empty
+
+
+def test_resume_matches_uninterrupted(tmp_path, tiny_data):
+    full = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "full", max_steps=6, save_steps=3))
+    w_full = _weights(train_stage(full))
+
+    cut = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "cut", max_steps=6, save_steps=3))
+    train_stage(cut)
+    # the state on disk after a kill just after the step-3 save: checkpoint-3 only
+    shutil.rmtree(tmp_path / "cut" / "checkpoint-6")
+    shutil.rmtree(tmp_path / "cut" / "final")
+    (tmp_path / "cut" / "checkpoint-6").mkdir()  # a half-written later checkpoint must be ignored
+    assert newest_complete_checkpoint(tmp_path / "cut").name == "checkpoint-3"
+    w_resumed = _weights(train_stage(cut))
+    for k in w_full:
+        torch.testing.assert_close(w_resumed[k], w_full[k], rtol=0, atol=1e-6)
+
+
+def test_cli_bad_config_key_and_type(tmp_path, tiny_data, capsys):
+    cfg = stage_config(tmp_path, tiny_data, "bad")
+    assert sicog_main(["train", str(cfg), "--set", "training.learning_rat=1"]) == 2
+    assert "training.learning_rat: unknown key" in capsys.readouterr().err
+    assert sicog_main(["train", str(cfg), "--set", "training.max_steps=many"]) == 2
+    assert "training.max_steps: expected int" in capsys.readouterr().err
+
+
+def test_cli_bad_data_leaves_no_checkpoint(tmp_path, tiny_data, capsys):
+    lines = tiny_data["captions"].read_text().splitlines()
+    lines[3] = lines[3][:-5]  # malformed JSON on line 4
+    tiny_data["captions"].write_text("\n".join(lines) + "\n")
+    cfg = stage_config(tmp_path, tiny_data, "broken")
+    assert sicog_main(["train", str(cfg)]) == 2
+    assert "captions.jsonl:4" in capsys.readouterr().err
+    assert not (tmp_path / "broken" / "final").exists()
+
+
+def test_tunable_parts_validated(tmp_path, tiny_data):
+    cfg = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "x", tunable_parts=["projektor"]))
+    with pytest.raises(Exception, match="projektor"):
+        train_stage(cfg)
