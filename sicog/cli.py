@@ -25,7 +25,6 @@ SUBCOMMANDS = {
     "train": ("sicog.stages.train", "one training stage (warm-up, align, pre-train, SFT) from YAML"),
     "sample": ("sicog.stages.sample", "step 2: sample N candidate captions / CoT answers"),
     "curate": ("sicog.stages.curate", "step 3: self-consistency curation of candidates"),
-    "dpo": ("sicog.stages.dpo", "preference training on chosen/rejected pairs"),
     "evaluate": ("sicog.eval.cli", "evaluate a checkpoint on a multiple-choice / caption benchmark"),
     "run": ("sicog.pipeline", "run the four steps (and rounds) from one pipeline YAML, resumable"),
 }

@@ -130,9 +130,15 @@ def extract_cot_answer(text: str) -> str | None:
 
 
 def to_cot_question(question: str) -> str:
-    """Ask for a step-by-step answer: replace the short-answer instruction, or append the request."""
+    """Ask for a step-by-step answer: replace the short-answer instruction (or the multiple-choice
+    letter instruction, `MCQ_LETTER_INSTRUCTION`), or append the request."""
     if SHORT_ANSWER_INSTRUCTION in question:
         return question.replace(SHORT_ANSWER_INSTRUCTION, STEP_BY_STEP_INSTRUCTION)
+    if MCQ_LETTER_INSTRUCTION in question:
+        return question.replace(MCQ_LETTER_INSTRUCTION, STEP_BY_STEP_INSTRUCTION)
+    # a multiple-choice prompt: mcq_prompt(style="direct") becomes mcq_prompt(style="cot")
+    if MCQ_LETTER_INSTRUCTION in question:
+        return question.replace(MCQ_LETTER_INSTRUCTION, STEP_BY_STEP_INSTRUCTION)
     if STEP_BY_STEP_INSTRUCTION in question:
         return question
     return f"{question.rstrip()}\n{STEP_BY_STEP_INSTRUCTION}"
@@ -155,3 +161,49 @@ def with_image_token(text: str) -> str:
 def strip_image_token(text: str) -> str:
     """The user text without the `<image>` placeholder."""
     return text.replace(IMAGE_TOKEN, "").strip()
+
+
+# ---------------------------------------------------------------- multiple-choice benchmarks
+#: the instruction VLMEvalKit's LLaVA-style models append to a multiple-choice prompt
+MCQ_LETTER_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+
+
+def format_mcq_question(question: str, options: dict[str, str], hint: str | None = None) -> str:
+    """A multiple-choice question laid out as VLMEvalKit's ImageMCQDataset does.
+
+    "Hint: ...\\nQuestion: ...\\nOptions:\\nA. ...\\nB. ..." (the hint line only when there is
+    one); `options` holds only the options that exist, in letter order.
+    """
+    lines = []
+    if hint:
+        lines.append(f"Hint: {hint.strip()}")
+    lines.append(f"Question: {question.strip()}")
+    if options:
+        lines.append("Options:")
+        lines.extend(f"{letter}. {str(text).strip()}" for letter, text in options.items())
+    return "\n".join(lines)
+
+
+def mcq_prompt(question: str, options: dict[str, str], hint: str | None = None,
+               style: str = "direct") -> str:
+    """The user text of a multiple-choice item: the laid-out question, then the instruction.
+
+    style "direct" asks for the option's letter (`MCQ_LETTER_INSTRUCTION`); "cot" asks for a
+    step-by-step answer (`STEP_BY_STEP_INSTRUCTION`), whose "The answer is X." is then read.
+    """
+    body = format_mcq_question(question, options, hint)
+    if style == "direct":
+        return f"{body}\n{MCQ_LETTER_INSTRUCTION}"
+    if style == "cot":
+        return f"{body}\n{STEP_BY_STEP_INSTRUCTION}"
+    raise ValueError(f"unknown multiple-choice prompt style {style!r} (direct or cot)")
+
+
+# ---------------------------------------------------------------- brief captions (stage 1 alignment)
+#: requests for a short, alt-text-like caption (LLaVA-558K style); the synthetic world's
+#: alignment records use them, with answers that are deliberately incomplete
+BRIEF_CAPTION_PROMPTS = (
+    "Write a short caption for this image.",
+    "Give a brief description of the image.",
+    "Describe the image concisely.",
+)

@@ -70,7 +70,8 @@ def tiny_image_processor(image_size: int):
     )
 
 
-def _default_generation_config(tokenizer):
+def default_generation_config(tokenizer):
+    """Greedy by default; eos = the tokenizer's eos (`<|im_end|>`), pad = its pad token."""
     from transformers import GenerationConfig
 
     return GenerationConfig(
@@ -78,6 +79,9 @@ def _default_generation_config(tokenizer):
         pad_token_id=tokenizer.pad_token_id,
         do_sample=False,
     )
+
+
+_default_generation_config = default_generation_config  # old private name, used by sicog.world.standins
 
 
 def _llava_config(vision_config, text_config, image_token_id: int, vision_feature_layer: int):
@@ -146,7 +150,7 @@ def build_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
         model = LlavaForConditionalGeneration(config)
     if dtype is not None:
         model = model.to(dtype)
-    model.generation_config = _default_generation_config(tokenizer)
+    model.generation_config = default_generation_config(tokenizer)
     processor = make_processor(tiny_image_processor(t.image_size), tokenizer, t.patch_size, CHAT_TEMPLATE)
     return model, processor
 
@@ -183,6 +187,7 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
         LlavaForConditionalGeneration,
     )
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
+    from transformers.utils import logging as hf_logging
 
     from sicog.model.tokenizer import IMAGE_TOKEN
 
@@ -192,7 +197,12 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
             raise SicogError(f"model.{key}: {path} is not a model folder (no config.json)")
     attn = resolve_attn_implementation(cfg.attn_implementation)
     load_kw = {"dtype": dtype if dtype is not None else torch.float32, "attn_implementation": attn}
-    vision = CLIPVisionModel.from_pretrained(cfg.vision_tower, **load_kw)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a full CLIP folder also holds the text tower: expected leftovers
+    try:
+        vision = CLIPVisionModel.from_pretrained(cfg.vision_tower, **load_kw)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     lm = AutoModelForCausalLM.from_pretrained(cfg.language_model, **load_kw)
     tokenizer = _load_lm_tokenizer(cfg.language_model)
     if len(tokenizer) > lm.get_input_embeddings().weight.shape[0]:
@@ -210,13 +220,13 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.model.multi_modal_projector = LlavaMultiModalProjector(config).to(load_kw["dtype"])
-    leftover = [n for n, p in model.named_parameters() if p.is_meta]
+    leftover = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
     if leftover:
         raise RuntimeError(f"parameters left uninitialised after assembly: {leftover[:5]}")
     try:
         model.generation_config = GenerationConfig.from_pretrained(cfg.language_model)
     except OSError:
-        model.generation_config = _default_generation_config(tokenizer)
+        model.generation_config = default_generation_config(tokenizer)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
@@ -227,7 +237,7 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
 
 def build_from_checkpoint(cfg: ModelConfig, seed: int = 0, dtype=None):
     """Continue from an existing LLaVA folder (ours: must be complete; stock: loaded as is)."""
-    from sicog.model.checkpoint import load_checkpoint, load_llava_folder, META_FILE
+    from sicog.model.checkpoint import META_FILE, load_checkpoint, load_llava_folder
 
     path = Path(cfg.checkpoint)
     if not Path(path, "config.json").is_file():

@@ -26,7 +26,7 @@ def llava_core(model):
     """The `LlavaForConditionalGeneration` inside `model` (unwraps PEFT and DDP wrappers)."""
     seen = model
     for _ in range(4):
-        if hasattr(seen, "model") and hasattr(getattr(seen, "model"), "multi_modal_projector"):
+        if hasattr(seen, "model") and hasattr(seen.model, "multi_modal_projector"):
             return seen
         if hasattr(seen, "get_base_model"):
             seen = seen.get_base_model()

@@ -86,8 +86,7 @@ def _validate(cfg: TrainConfig) -> None:
 
 def train_stage(cfg: TrainConfig) -> Path:
     """Train one stage and write `output_dir/final`; returns that path."""
-    from sicog.data.chat import preflight_check
-    from sicog.data.dataset import DataCollator, build_train_dataset
+    from sicog.data.dataset import DataCollator, build_train_dataset, run_preflight
     from sicog.model.build import build_model
     from sicog.model.parts import param_groups, parameter_table, set_tunable_parts
     from sicog.stages.trainer import (
@@ -106,12 +105,21 @@ def train_stage(cfg: TrainConfig) -> Path:
     # so that from_pretrained partitions weights at load time.
     ds_cfg = load_deepspeed_config(tc.deepspeed, drop_optimizer=bool(tc.part_learning_rates))
     args = build_training_arguments(tc, ds_cfg)
+    if ds_cfg is not None and args.world_size > 1:
+        # ZeRO-3 partitions weights inside from_pretrained (deepspeed.zero.Init), which asks
+        # deepspeed.comm for the world size: attach it to the process group the Trainer created.
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
 
     torch.manual_seed(tc.seed)
-    model, processor = build_model(cfg.model, seed=tc.seed)
+    # Build in the training precision: a 7B model in fp32 would need ~30 GB of host memory.
+    model, processor = build_model(cfg.model, seed=tc.seed, dtype=torch.bfloat16 if args.bf16 else torch.float32)
+    if tc.gradient_checkpointing and tc.lora.enabled:
+        model.enable_input_require_grads()  # frozen embeddings + checkpointing need grad inputs
     model = set_tunable_parts(model, tc.tunable_parts, tc.lora if tc.lora.enabled else None,
                               tc.part_learning_rates)
     if rank == 0:
@@ -119,8 +127,9 @@ def train_stage(cfg: TrainConfig) -> Path:
 
     dataset = build_train_dataset(cfg.data, processor, seed=tc.seed)
     collator = DataCollator(processor)
-    first = collator([dataset[i] for i in range(min(len(dataset), tc.per_device_train_batch_size))])
-    preflight_check(first, processor, model)
+    # Fails loudly (never warns) when image tokens != image features, no label is unmasked, or
+    # the masked part is not the prompt: a wrong chat template must not train for hours.
+    run_preflight(dataset, collator, processor, model, batch_size=tc.per_device_train_batch_size)
 
     def groups(m):
         return param_groups(m, tc.learning_rate, tc.part_learning_rates, tc.weight_decay)

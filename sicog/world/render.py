@@ -30,7 +30,7 @@ from sicog.world.scenes import (
 PNG_COMPRESS_LEVEL = 6
 
 
-def render_scene(scene: Scene, colour_jitter: int = 18, noise_sd: float = 5.0) -> Image.Image:
+def render_scene(scene: Scene, colour_jitter: int = 12, noise_sd: float = 5.0) -> Image.Image:
     """The scene as an RGB image of `scene.image_size` pixels a side."""
     rng = np.random.default_rng(scene.seed)
     size = scene.image_size

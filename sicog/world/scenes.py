@@ -78,10 +78,10 @@ class SceneConfig:
     max_objects: int = 6
     shapes: tuple[str, ...] = ("circle", "square", "triangle", "diamond")
     colours: tuple[str, ...] = ("red", "green", "blue", "yellow")
-    overlap_prob: float = 0.25      # chance that a shape is pulled onto a neighbour
+    overlap_prob: float = 0.3       # chance that a shape is pulled onto a neighbour
     max_specks: int = 6             # distractor specks: 0..max_specks
     border_prob: float = 0.3
-    colour_jitter: int = 18         # per-channel jitter of an object's colour (rendering)
+    colour_jitter: int = 12         # per-channel jitter of an object's colour (rendering)
     noise_sd: float = 5.0           # per-pixel gaussian noise (rendering)
 
     def __post_init__(self) -> None:
@@ -190,9 +190,8 @@ def object_mask(obj: SceneObject, image_size: int) -> np.ndarray:
     return np.asarray(img) > 127
 
 
-def _visibility(objs: list[SceneObject], image_size: int) -> list[tuple[float, list[int]]]:
+def _visibility(objs: list[SceneObject], masks: list[np.ndarray]) -> list[tuple[float, list[int]]]:
     """(visible fraction, ids of covering objects) per object; objs are in z order."""
-    masks = [object_mask(o, image_size) for o in objs]
     out = []
     for i, m in enumerate(masks):
         area = max(int(m.sum()), 1)
@@ -205,6 +204,32 @@ def _visibility(objs: list[SceneObject], image_size: int) -> list[tuple[float, l
             covered |= inter
         out.append((1.0 - covered.sum() / area, by))
     return out
+
+
+def _dilate(m: np.ndarray, r: int) -> np.ndarray:
+    """Binary dilation by a (2r+1)-square (shifted ORs; no SciPy needed)."""
+    out = m.copy()
+    h, w = m.shape
+    for dy in (-r, 0, r):
+        for dx in (-r, 0, r):
+            shifted = np.zeros_like(m)
+            shifted[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+                m[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+            out |= shifted
+    return out
+
+
+def _same_colour_contacts(objs: list[SceneObject], masks: list[np.ndarray]) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of same-coloured shapes that touch or overlap (they would merge into one blob)."""
+    pairs = []
+    for j in range(len(objs)):
+        grown = None
+        for i in range(j):
+            if objs[i].colour == objs[j].colour:
+                grown = _dilate(masks[j], _SUPERSAMPLE) if grown is None else grown
+                if (grown & masks[i]).any():
+                    pairs.append((i, j))
+    return pairs
 
 
 def _bbox(obj: SceneObject, image_size: int) -> list[int]:
@@ -232,7 +257,7 @@ def _place(rng: random.Random, cfg: SceneConfig, cells: list[int], attrs: list[t
         cy = (row + 0.5) * cell_px + rng.uniform(-jit, jit)
         if pull[z] is not None:
             nrow, ncol = divmod(pull[z], 3)
-            amount = rng.uniform(0.25, 0.45) * cell_px
+            amount = rng.uniform(0.38, 0.5) * cell_px
             cx += np.sign(ncol - col) * amount
             cy += np.sign(nrow - row) * amount
         # the centre stays inside its own cell, so `cell` remains true after jitter and pull
@@ -253,20 +278,26 @@ def make_scene(rng: random.Random, cfg: SceneConfig, scene_id: str) -> Scene:
     n = rng.randint(cfg.min_objects, cfg.max_objects)
     cells = rng.sample(range(9), n)
     attrs = [(rng.choice(cfg.shapes), rng.choice(cfg.colours), rng.choice(SIZES)) for _ in range(n)]
-    for _attempt in range(20):
+    for attempt in range(30):
         pull: list[int | None] = []
         for i, cell in enumerate(cells):
             row, col = divmod(cell, 3)
             neighbours = [c for c in cells[:i] if c != cell and abs(c // 3 - row) <= 1 and abs(c % 3 - col) <= 1]
-            lean = neighbours and rng.random() < cfg.overlap_prob
+            # after 20 failed attempts, stop pulling shapes together (jitter alone rarely overlaps)
+            lean = neighbours and attempt < 20 and rng.random() < cfg.overlap_prob
             pull.append(rng.choice(neighbours) if lean else None)
         objs = _place(rng, cfg, cells, attrs, pull)
-        vis = _visibility(objs, cfg.image_size)
-        if all(v >= 1.0 - OCCLUSION_MAX for v, _ in vis):
+        masks = [object_mask(o, cfg.image_size) for o in objs]
+        vis = _visibility(objs, masks)
+        contacts = _same_colour_contacts(objs, masks)
+        if all(v >= 1.0 - OCCLUSION_MAX for v, _ in vis) and not contacts:
             break
-    else:  # no acceptable overlap found: fall back to no pulling (centred cells never overlap much)
-        objs = _place(rng, cfg, cells, attrs, [None] * n)
-        vis = _visibility(objs, cfg.image_size)
+    else:  # still touching a same-coloured shape: recolour the later shape of each such pair
+        for _i, j in contacts:
+            touching = {objs[k].colour for k in range(len(objs)) if k != j and (
+                _dilate(masks[j], _SUPERSAMPLE) & masks[k]).any()}
+            free = [c for c in cfg.colours if c not in touching] or list(cfg.colours)
+            objs[j].colour = rng.choice(free)
     for o, (v, by) in zip(objs, vis):
         o.visible_fraction = round(float(v), 3)
         o.occluded = bool(v < 1.0 - OCCLUSION_MIN)

@@ -13,8 +13,8 @@ from sicog.stages.train import newest_complete_checkpoint, train_stage
 
 from .conftest import stage_config
 
-# Saved LLaVA checkpoints use the classic key layout (vision_tower.*, multi_modal_projector.*,
-# language_model.*); strip a leading "model." in case a future layout adds it.
+# Parameter names of a loaded LlavaForConditionalGeneration: model.vision_tower.*,
+# model.multi_modal_projector.*, model.language_model.*, lm_head.*
 PART_OF_KEY = {"vision_tower": "vision_tower", "multi_modal_projector": "projector",
                "language_model": "language_model", "lm_head": "language_model"}
 
@@ -25,10 +25,10 @@ def part_of_key(key: str) -> str:
 
 
 def _weights(ckpt):
-    out = {}
-    for f in sorted(ckpt.glob("*.safetensors")):
-        out.update(load_file(f))
-    return out
+    """The weights of a checkpoint as stock transformers loads them (file key layouts vary)."""
+    from transformers import LlavaForConditionalGeneration
+
+    return LlavaForConditionalGeneration.from_pretrained(ckpt).state_dict()
 
 
 def _changed_parts(before, after):
@@ -57,6 +57,7 @@ def test_align_changes_only_projector_then_pretrain_changes_all(tmp_path, tiny_d
     summary = json.loads((tmp_path / "align" / "train_summary.json").read_text())
     assert summary["samples_per_s"] > 0 and summary["tokens_per_s"] > 0
     assert (tmp_path / "align" / "config.yaml").is_file()
+    _assert_stock_loading_matches(final, tmp_path)
 
     # stage 1.5: original init + the stage-1 projector, all parts trainable, text-only data mixed in
     cfg = load_config(TrainConfig, stage_config(
@@ -69,6 +70,27 @@ def test_align_changes_only_projector_then_pretrain_changes_all(tmp_path, tiny_d
     after15 = _weights(final15)
     assert _changed_parts(before, after15) == {"vision_tower", "projector", "language_model"}
     assert loaded_proj  # the projector file is not empty
+
+
+def _assert_stock_loading_matches(ckpt, tmp_path):
+    """A `sicog train` checkpoint loads in a process that never imports sicog; same logits."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from sicog.model.checkpoint import load_checkpoint
+    from tests.model.conftest import make_image
+    from tests.model.test_model_checkpoint import STOCK_SCRIPT, _logits
+
+    out = tmp_path / "stock_logits.npy"
+    proc = subprocess.run([sys.executable, "-c", STOCK_SCRIPT, str(ckpt), str(out)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model, processor = load_checkpoint(ckpt)
+    ours, _ = _logits(model, processor, make_image(seed=0))
+    stock = torch.from_numpy(np.load(out))
+    assert torch.allclose(stock, ours, atol=1e-5, rtol=0), (stock - ours).abs().max()
 
 
 def test_resume_matches_uninterrupted(tmp_path, tiny_data):

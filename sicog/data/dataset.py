@@ -1,0 +1,367 @@
+"""Training datasets: lazy supervised dataset, weighted mixture of sources, collator, pre-flight.
+
+- `SupervisedDataset`: one list of records; tokenizes and loads images in `__getitem__`
+  (lazy: nothing is decoded at build time). Record-level faults — malformed line, missing
+  image, unreadable image, over-long record — raise DataError naming file:line, or with
+  `on_error="skip"` are dropped and counted (`skip_counts`). Missing images and over-long
+  records are found at build time so the counts are known before training starts; an image
+  that exists but cannot be decoded is only found when read, and is then replaced by the next
+  good record and counted.
+- `MixtureDataset` / `build_train_dataset`: several sources mixed by `weight` (sampling
+  ratios), `num_samples` examples per epoch, deterministic given the seed.
+- `DataCollator`: right padding, `pixel_values` stacked for the examples that have an image.
+- `lengths`: token lengths estimated without loading images (text tokens + template overhead
+  + image tokens) for length-grouped batching: pass them to
+  `transformers.trainer_pt_utils.LengthGroupedSampler(batch_size, lengths=dataset.lengths)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sicog.config import DataConfig
+from sicog.data.chat import (
+    IGNORE_INDEX,
+    TooLongError,
+    encode_conversation,
+    image_token_count,
+    preflight_check,
+    to_messages,
+    tokenizer_of,
+)
+from sicog.data.images import load_image
+from sicog.data.records import (
+    DataError,
+    Located,
+    iter_json_objects,
+    resolve_image_path,
+    validate_training_record,
+)
+from sicog.utils.io import SicogError
+
+logger = logging.getLogger(__name__)
+
+ON_ERROR = ("raise", "skip")
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ON_ERROR:
+        raise SicogError(f"data.on_error: expected one of {ON_ERROR}, got {on_error!r}")
+
+
+def read_source(path: str, on_error: str = "raise", counts: Counter | None = None) -> list[Located]:
+    """Read and validate a .json/.jsonl training file; malformed records raise DataError naming
+    file:line, or with on_error="skip" are dropped and counted in `counts["malformed_record"]`."""
+    _check_on_error(on_error)
+    counts = counts if counts is not None else Counter()
+    if not os.path.exists(path):
+        raise DataError(f"{path}: data file not found")
+    if path.endswith(".json"):  # a JSON list parses as a whole; a syntax error cannot be skipped
+        items = iter_json_objects(path)
+    else:
+        items = _iter_jsonl_lines(path)
+    out = []
+    for lineno, obj in items:
+        where = f"{path}:{lineno}"
+        try:
+            if isinstance(obj, DataError):
+                raise obj
+            out.append(Located(validate_training_record(obj, where), path, lineno))
+        except DataError as e:
+            if on_error == "raise":
+                raise
+            counts["malformed_record"] += 1
+            logger.warning("skipping malformed record: %s", e)
+    return out
+
+
+def _iter_jsonl_lines(path: str):
+    """(line number, object or DataError) per non-blank line, so one bad line can be skipped."""
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                yield lineno, DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})")
+
+
+class SupervisedDataset(Dataset):
+    """Lazy LLaVA dataset: `__getitem__` -> dict(input_ids, labels, pixel_values or None)."""
+
+    def __init__(self, records: list[Located], processor: Any, image_folder: str | None, max_length: int,
+                 on_error: str = "raise", name: str | None = None):
+        _check_on_error(on_error)
+        self.processor = processor
+        self.image_folder = image_folder
+        self.max_length = max_length
+        self.on_error = on_error
+        self.name = name or (records[0].path if records else "<empty>")
+        self.skip_counts: Counter = Counter()
+        self._replaced: dict[int, int] = {}
+        self.records = self._drop_missing_images(records)
+        self._lengths = self._estimate_lengths()
+        self._drop_overlong()
+        if not self.records:
+            raise DataError(f"{self.name}: no usable training records (skipped: {dict(self.skip_counts)})")
+
+    # ------------------------------------------------------------------ build-time scans
+    def _fault(self, kind: str, err: DataError) -> None:
+        if self.on_error == "raise":
+            raise err
+        self.skip_counts[kind] += 1
+        logger.warning("skipping record (%s): %s", kind, err)
+
+    def image_path(self, loc: Located):
+        """Where the record's image lives (None for a text-only record)."""
+        image = loc.record.get("image")
+        return resolve_image_path(image, self.image_folder) if image else None
+
+    def _drop_missing_images(self, records: list[Located]) -> list[Located]:
+        kept = []
+        for loc in records:
+            try:  # cheap structural check (e.g. a stray <image> placeholder) before any tokenizing
+                to_messages(loc)
+            except DataError as e:
+                self._fault("malformed_record", e)
+                continue
+            path = self.image_path(loc)
+            if path is not None and not os.path.isfile(path):
+                self._fault("missing_image", DataError(f"{loc.where}: image not found: {path}"))
+                continue
+            kept.append(loc)
+        return kept
+
+    def _estimate_lengths(self) -> list[int]:
+        """Text tokens of every turn + chat-template overhead + image tokens, without images.
+
+        The template overhead is measured once on two probe conversations (one and two
+        exchanges), so the estimate is close to the exact length for any template.
+        """
+        tok = tokenizer_of(self.processor)
+        n_img = image_token_count(self.processor) if any(r.record.get("image") for r in self.records) else 0
+        probe1 = {"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}
+        probe2 = {"conversations": probe1["conversations"] * 2}
+        over = [len(encode_conversation(self.processor, p, 10**9, "probe").input_ids)
+                - 2 * k for k, p in ((1, probe1), (2, probe2))]
+        per_exchange, base = over[1] - over[0], 2 * over[0] - over[1]
+        texts = [t["value"] for r in self.records for t in r.record["conversations"]]
+        counts = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []
+        lengths, pos = [], 0
+        for r in self.records:
+            turns = r.record["conversations"]
+            n_text = sum(counts[pos:pos + len(turns)])
+            pos += len(turns)
+            n = n_text + base + per_exchange * ((len(turns) + 1) // 2)
+            lengths.append(n + (n_img + 1 if r.record.get("image") else 0))
+        return lengths
+
+    def _drop_overlong(self) -> None:
+        """Encode exactly the records whose estimate is near or over max_length; drop/raise the
+        over-long ones now (the rest are checked again, exactly, when read)."""
+        slack = 16 + self.max_length // 20
+        keep = []
+        for loc, est in zip(self.records, self._lengths):
+            if est > self.max_length - slack:
+                try:
+                    est = len(encode_conversation(self.processor, loc, self.max_length).input_ids)
+                except TooLongError as e:
+                    self._fault("too_long", e)
+                    continue
+            keep.append((loc, est))
+        self.records = [k[0] for k in keep]
+        self._lengths = [k[1] for k in keep]
+
+    # ------------------------------------------------------------------ access
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def lengths(self) -> list[int]:
+        """Estimated token length of each example (for length-grouped batching)."""
+        return self._lengths
+
+    def has_image(self, i: int) -> bool:
+        return bool(self.records[i].record.get("image"))
+
+    def record_for(self, i: int) -> Located:
+        """The record example i was built from (after any replacement of an unreadable image)."""
+        return self.records[self._replaced.get(i, i)]
+
+    def __getitem__(self, i: int) -> dict:
+        n = len(self.records)
+        for attempt in range(n):
+            j = (i + attempt) % n
+            loc = self.records[j]
+            try:
+                enc = encode_conversation(self.processor, loc, self.max_length)
+            except TooLongError as e:  # estimate was below max_length - slack, exact length is not
+                self._fault("too_long", e)  # raises with on_error="raise"
+                continue
+            pixel_values = None
+            if enc.has_image:
+                try:
+                    img = load_image(self.image_path(loc), loc.where)
+                except DataError as e:
+                    self._fault("unreadable_image", e)
+                    continue
+                pixel_values = self.processor.image_processor(images=[img], return_tensors="pt")["pixel_values"][0]
+            example = {"input_ids": enc.input_ids, "labels": enc.labels, "pixel_values": pixel_values}
+            if j != i:
+                self._replaced[i] = j
+            return example
+        raise DataError(f"{self.name}: every record failed to load (skipped: {dict(self.skip_counts)})")
+
+
+def _quotas(sizes: list[int], weights: list[float], total: int) -> list[int]:
+    """Split `total` samples over sources proportionally to `weights` (largest remainder)."""
+    w = np.asarray(weights, dtype=float)
+    exact = total * w / w.sum()
+    q = np.floor(exact).astype(int)
+    for k in np.argsort(-(exact - q), kind="stable")[: total - int(q.sum())]:
+        q[k] += 1
+    return q.tolist()
+
+
+class MixtureDataset(Dataset):
+    """Sources mixed by weight: `num_samples` examples per epoch, deterministic given `seed`.
+
+    A source whose quota is below its size is subsampled without replacement; one whose quota
+    is above its size is repeated whole and topped up with a random subset.
+    """
+
+    def __init__(self, parts: list[SupervisedDataset], weights: list[float], num_samples: int | None = None,
+                 seed: int = 0):
+        if len(parts) != len(weights) or not parts:
+            raise SicogError("MixtureDataset needs one weight per source and at least one source")
+        for k, w in enumerate(weights):
+            if not w > 0:
+                raise SicogError(f"data.sources[{k}].weight: must be > 0, got {w}")
+        self.parts = parts
+        sizes = [len(p) for p in parts]
+        total = num_samples if num_samples is not None else sum(sizes)
+        if total <= 0:
+            raise SicogError(f"data.num_samples: must be > 0, got {total}")
+        rng = np.random.default_rng(seed)
+        index: list[tuple[int, int]] = []
+        self.quotas = _quotas(sizes, weights, total)
+        for k, (size, q) in enumerate(zip(sizes, self.quotas)):
+            local = np.concatenate([np.tile(np.arange(size), q // size), rng.permutation(size)[: q % size]])
+            index += [(k, int(j)) for j in local]
+        order = rng.permutation(len(index))
+        self.index = [index[o] for o in order]
+        for p, w, q in zip(parts, weights, self.quotas):
+            logger.info("data source %s: %d records, weight %g -> %d samples per epoch (%.2fx)%s",
+                        p.name, len(p), w, q, q / max(len(p), 1),
+                        f", skipped {dict(p.skip_counts)}" if p.skip_counts else "")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        k, j = self.index[i]
+        return self.parts[k][j]
+
+    @property
+    def lengths(self) -> list[int]:
+        """Estimated token length of each example (for length-grouped batching)."""
+        return [self.parts[k].lengths[j] for k, j in self.index]
+
+    def has_image(self, i: int) -> bool:
+        k, j = self.index[i]
+        return self.parts[k].has_image(j)
+
+    def record_for(self, i: int) -> Located:
+        k, j = self.index[i]
+        return self.parts[k].record_for(j)
+
+    @property
+    def skip_counts(self) -> Counter:
+        """Skipped records of all sources by kind (missing_image, unreadable_image, too_long, malformed_record)."""
+        total: Counter = Counter()
+        for p in self.parts:
+            total.update(p.skip_counts)
+        return total
+
+
+def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0) -> MixtureDataset:
+    """The training dataset of a `DataConfig`: every source read, validated and mixed by weight."""
+    _check_on_error(data_cfg.on_error)
+    if not data_cfg.sources:
+        raise SicogError("data.sources: at least one training file is required")
+    parts, weights = [], []
+    for k, src in enumerate(data_cfg.sources):
+        if not src.path:
+            raise SicogError(f"data.sources[{k}].path: missing")
+        counts: Counter = Counter()
+        records = read_source(src.path, data_cfg.on_error, counts)
+        if src.max_samples is not None:
+            records = records[: src.max_samples]
+        part = SupervisedDataset(records, processor, src.image_folder, data_cfg.max_length, data_cfg.on_error,
+                                 name=src.path)
+        part.skip_counts.update(counts)
+        parts.append(part)
+        weights.append(src.weight)
+    mix = MixtureDataset(parts, weights, data_cfg.num_samples, seed)
+    n_img = sum(p.has_image(j) for p in parts for j in range(len(p)))
+    logger.info("training data: %d samples per epoch from %d source(s); %d image and %d text-only records; "
+                "skipped: %s", len(mix), len(parts), n_img, sum(len(p) for p in parts) - n_img,
+                dict(mix.skip_counts) or "none")
+    return mix
+
+
+class DataCollator:
+    """Right-pads input_ids (pad id), labels (-100) and attention_mask; stacks the pixel_values
+    of the examples that have an image, in batch order (LLaVA fills image tokens in order)."""
+
+    def __init__(self, processor: Any, pad_to_multiple_of: int | None = None):
+        tok = tokenizer_of(processor)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        if pad is None:
+            raise SicogError("the tokenizer has neither a pad nor an eos token to pad batches with")
+        self.pad_id = int(pad)
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, examples: list[dict]) -> dict:
+        longest = max(len(e["input_ids"]) for e in examples)
+        if self.pad_to_multiple_of:
+            m = self.pad_to_multiple_of
+            longest = (longest + m - 1) // m * m
+        ids = torch.full((len(examples), longest), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(examples), longest), IGNORE_INDEX, dtype=torch.long)
+        attn = torch.zeros((len(examples), longest), dtype=torch.long)
+        for i, e in enumerate(examples):
+            n = len(e["input_ids"])
+            ids[i, :n] = torch.as_tensor(e["input_ids"], dtype=torch.long)
+            labels[i, :n] = torch.as_tensor(e["labels"], dtype=torch.long)
+            attn[i, :n] = 1
+        batch = {"input_ids": ids, "attention_mask": attn, "labels": labels}
+        pixels = [e["pixel_values"] for e in examples if e.get("pixel_values") is not None]
+        if pixels:
+            batch["pixel_values"] = torch.stack(pixels)
+        return batch
+
+
+def run_preflight(dataset: SupervisedDataset | MixtureDataset, collator: DataCollator, processor: Any,
+                  model: Any = None, batch_size: int = 4) -> dict:
+    """Build a first batch (with at least one image example when the data has any), collate it
+    and run `preflight_check` against the records it came from; raises SicogError on a fault."""
+    idx = list(range(min(batch_size, len(dataset))))
+    if not any(dataset.has_image(i) for i in idx):
+        first_image = next((i for i in range(min(len(dataset), 10_000)) if dataset.has_image(i)), None)
+        if first_image is not None:
+            idx[-1] = first_image
+    examples = [dataset[i] for i in idx]
+    records = [dataset.record_for(i) for i in idx]
+    summary = preflight_check(collator(examples), processor, model, records)
+    logger.info("pre-flight check passed: %s", summary)
+    return summary

@@ -1,0 +1,51 @@
+"""Every subcommand has a --help that explains each flag; scripts pass `bash -n`."""
+
+import argparse
+import importlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sicog.cli import SUBCOMMANDS, build_parser, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_flag_has_help(name):
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    assert module.DESCRIPTION.strip()
+    parser = argparse.ArgumentParser(prog=f"sicog {name}")
+    module.add_arguments(parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.help and action.help != argparse.SUPPRESS, \
+            f"sicog {name}: {action.option_strings or action.dest} has no help text"
+
+
+def test_top_level_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in SUBCOMMANDS:
+        assert name in out
+    assert build_parser("train") is not None
+
+
+def test_python_dash_m_help():
+    out = subprocess.run(["python", "-m", "sicog", "train", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0 and "--set" in out.stdout
+
+
+def test_shell_scripts_parse():
+    scripts = sorted(REPO.glob("*_scripts/*.sh")) + sorted(REPO.glob("quality_evaluation/*.sh"))
+    scripts += [REPO / ".ci" / "run", REPO / "scripts" / "install.sh"]
+    assert len(scripts) >= 5
+    for s in scripts:
+        text = s.read_text()
+        assert "set -euo pipefail" in text, s
+        assert "pip install" not in text or s.name == "install.sh", s
+        r = subprocess.run(["bash", "-n", str(s)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{s}: {r.stderr}"
