@@ -50,6 +50,9 @@ def build_parser(load_subcommand: str | None = None) -> argparse.ArgumentParser:
         "generated (sample) and selected by self-consistency (curate).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                        help="set by the deepspeed launcher (the process's rank on its node); "
+                        "not needed otherwise")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, summary) in SUBCOMMANDS.items():
         if name == load_subcommand:

@@ -47,8 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value by dotted key, e.g. training.learning_rate=2e-5 "
                    "(repeatable; the value is parsed as YAML and type-checked)")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=None,
-                   help="set by the deepspeed launcher; not needed otherwise")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +84,8 @@ def _validate(cfg: TrainConfig) -> None:
 
 def train_stage(cfg: TrainConfig) -> Path:
     """Train one stage and write `output_dir/final`; returns that path."""
+    from transformers import PrinterCallback
+
     from sicog.data.dataset import DataCollator, build_train_dataset, run_preflight
     from sicog.model.build import build_model
     from sicog.model.parts import param_groups, parameter_table, set_tunable_parts
@@ -143,6 +143,7 @@ def train_stage(cfg: TrainConfig) -> Path:
     n_params = sum(p.numel() for p in model.parameters())
     throughput = ThroughputCallback(trainer, n_params, cfg.stage)
     trainer.add_callback(throughput)
+    trainer.remove_callback(PrinterCallback)  # our throughput line already carries loss and lr
 
     resume = newest_complete_checkpoint(out) if tc.resume else None
     if resume is not None:

@@ -195,8 +195,10 @@ class ThroughputCallback(TrainerCallback):
             return
         r = self._rates(now - self.t_last, steps, self.trainer.tokens_seen - self.tok_last, args)
         extra = f" mfu {r['mfu']:.1%}" if "mfu" in r else ""
-        log.info("[%s] step %d/%d loss %s | %.1f samples/s %.0f tokens/s peak mem %.2f GB%s",
-                 self.stage, state.global_step, state.max_steps, (logs or {}).get("loss", "-"),
+        loss = (logs or {}).get("loss")
+        log.info("[%s] step %d/%d loss %s lr %.3g | %.1f samples/s %.0f tokens/s peak mem %.2f GB%s",
+                 self.stage, state.global_step, state.max_steps,
+                 f"{loss:.4f}" if isinstance(loss, float) else "-", (logs or {}).get("learning_rate", 0.0),
                  r["samples_per_s"], r["tokens_per_s"], r["peak_mem_gb"], extra)
         self.t_last, self.step_last, self.tok_last = now, state.global_step, self.trainer.tokens_seen
 

@@ -50,3 +50,21 @@ def test_deepspeed_two_ranks(tmp_path, tiny_data, zero):
     assert any(part_of_key(k) == "vision_tower" for k in after)  # (weights loaded by stock transformers)
     # resume state was written by DeepSpeed for both ranks
     assert any((tmp_path / f"ds_{zero}" / "checkpoint-2").glob("global_step*"))
+
+
+@pytest.mark.deepspeed
+def test_deepspeed_launcher_module(tmp_path, tiny_data):
+    """`deepspeed --module sicog train ...` (the launcher passes --local_rank before the subcommand)."""
+    import shutil
+
+    launcher = shutil.which("deepspeed", path=str(Path(sys.executable).parent)) or shutil.which("deepspeed")
+    if launcher is None:
+        pytest.skip("deepspeed launcher not on PATH")
+    cfg = stage_config(tmp_path, tiny_data, "ds_launcher", tunable_parts=["projector"], max_steps=2,
+                       deepspeed=str(REPO / "configs" / "deepspeed" / "zero2.json"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [launcher, "--num_accelerators", "2", "--master_port", str(_free_port()), "--module", "sicog",
+           "train", str(cfg)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    assert (tmp_path / "ds_launcher" / "final" / "sicog_meta.json").is_file()
