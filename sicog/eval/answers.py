@@ -4,14 +4,14 @@
 option, or names several equally, gives None and is scored as unanswered (wrong).
 
 What is recognised, in the order tried on each part of the reply:
-  * a letter alone: "B", "(B)", "[B]", "B." ;
+  * a letter alone: "B", "(B)", "[B]", "B.", also lower-case ("b", "(b)") ;
   * the text of exactly one option: "red" -> the letter whose option is "red" ;
   * a leading letter with a delimiter: "B. red", "(B) red", "B) red", "B: red" ;
-  * a keyword then a letter: "Answer: B", "the answer is (B)", "option B", "choice C" ;
+  * "answer" then a letter: "Answer: B", "the answer is (B)", "answer: option C" (the last) ;
   * a leading letter then words: "B red" (for "A"/"I", which are also English words, the
     option text in the rest decides first) ;
   * the text of exactly one option inside the reply ("It is a red circle") ;
-  * exactly one option letter standing alone in the reply ("I think C is right").
+  * exactly one option letter standing alone in the reply ("I think C is right", "option D").
 The parts tried are, first to last: the final answer of a CoT reply (`extract_final_answer`,
 "The answer is X."), the conclusion step of a structured CoT, the whole reply.
 """
@@ -28,7 +28,7 @@ _LETTER_BRACKETED = re.compile(r"^[\(\[]\s*([A-Z])\s*[\)\]]\s*(.*)$", re.DOTALL)
 _LETTER_DELIMITED = re.compile(r"^([A-Z])\s*[.:)]\s+(.*)$", re.DOTALL)
 _LETTER_SPACED = re.compile(r"^([A-Z])\s+(.*)$", re.DOTALL)
 _KEYWORD_LETTER = re.compile(
-    r"\b(?:answer|option|choice)s?\b\s*(?:is|would be|should be|=)?\s*:?\s*(?:option\s*)?"
+    r"\banswer\b\s*(?:is|would be|should be|=)?\s*:?\s*(?:option\s*|choice\s*)?"
     r"[\(\[]?([A-Z])[\)\]]?(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
@@ -80,7 +80,8 @@ def _match_part(text: str, options: dict[str, str]) -> str | None:
     text = text.strip().strip("*`\"' ")
     if not text:
         return None
-    m = _LETTER_ALONE.match(text)
+    # a lone letter may come lower-case ("b", "(c)"): alone it cannot be anything else
+    m = _LETTER_ALONE.match(text) or _LETTER_ALONE.match(text.upper() if len(text) <= 4 else "")
     if m:
         return m.group(1) if m.group(1) in options else None
     by_text = normalize_text(text)

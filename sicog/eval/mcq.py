@@ -1,0 +1,329 @@
+"""Multiple-choice evaluation on VLMEvalKit-style TSV benchmarks.
+
+A benchmark TSV (MMBench, MMStar, AI2D, the synthetic world's `benchmark.tsv` …) has one row
+per item with the columns `index`, `image` (base64), `question`, `answer` (a letter) and the
+options `A`, `B`, … (`C`, `D`… may be absent or empty/NaN); `hint` and `category` are
+optional; every other column (`l2-category`, `split`, `bench`…) is carried into the result
+files untouched. As in MMBench, an `image` cell may hold the `index` of another row instead
+of an image (rows sharing a picture).
+
+The evaluator core takes any *predict* callable — a list of (prompt, image) pairs in, one reply
+per pair out — so a checkpoint (`sicog.eval.predict.checkpoint_predictor`), an oracle or a
+constant answerer plug into the same code. Replies are mapped to letters by
+`sicog.eval.answers.extract_choice`; a reply naming no single option counts as unanswered
+(wrong).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import logging
+import string
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from PIL import Image
+from tqdm import tqdm
+
+from sicog.data.formats import mcq_prompt
+from sicog.eval.answers import extract_choice
+from sicog.utils.io import SicogError, atomic_write, write_jsonl
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("index", "image", "question", "answer", "A", "B")
+PROMPT_STYLES = ("direct", "cot")
+#: cells pandas writes/reads as missing; VLMEvalKit drops such options (`pd.isna`)
+_MISSING = {"", "nan", "NaN", "NAN", "None", "none", "null", "NULL", "<NA>", "N/A", "n/a"}
+#: an `image` cell this short is a reference to another row's index (MMBench), not base64
+_IMAGE_REF_MAX_LEN = 64
+
+#: one reply per (prompt, image) pair, in order
+Predictor = Callable[[Sequence[tuple[str, "Image.Image | None"]]], list[str]]
+
+
+@dataclass
+class McqItem:
+    """One benchmark row: the question, its options, the answer letter and the encoded image."""
+
+    index: str
+    line: int                     # line of the TSV where the row starts (1 = header)
+    question: str
+    options: dict[str, str]       # only the options that exist, in letter order
+    answer: str
+    hint: str | None = None
+    category: str | None = None
+    row: dict[str, str] = field(default_factory=dict)   # every original column except image
+    image: bytes | None = field(default=None, repr=False)
+
+    def prompt(self, style: str = "direct") -> str:
+        """The user text for this item (VLMEvalKit layout, see `sicog.data.formats.mcq_prompt`)."""
+        return mcq_prompt(self.question, self.options, self.hint, style)
+
+    def load_image(self) -> Image.Image | None:
+        """The decoded RGB image (None for a text-only row)."""
+        if self.image is None:
+            return None
+        with Image.open(io.BytesIO(self.image)) as im:
+            return im.convert("RGB")
+
+
+@dataclass
+class McqPrediction:
+    """A model's reply to one item and how it was scored."""
+
+    item: McqItem
+    prediction: str
+    extracted: str | None
+
+    @property
+    def correct(self) -> bool:
+        return self.extracted is not None and self.extracted == self.item.answer
+
+
+def _is_missing(value) -> bool:
+    """True for the cells VLMEvalKit treats as missing: None, float NaN, "", "nan"…"""
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    return str(value).strip() in _MISSING
+
+
+def row_options(row) -> dict[str, str]:
+    """The options of a benchmark row (a dict or a pandas row) that exist, in letter order."""
+    return {c: str(row[c]).strip() for c in string.ascii_uppercase if c in row and not _is_missing(row[c])}
+
+
+def row_prompt(row, style: str = "direct") -> str:
+    """The prompt of a benchmark row (dict or pandas row) as `sicog evaluate` builds it; other
+    tools (lmms-eval, VLMEvalKit wrappers) use this to ask exactly the same question."""
+    hint = row["hint"] if "hint" in row and not _is_missing(row["hint"]) else None
+    return mcq_prompt(str(row["question"]).strip(), row_options(row), None if hint is None else str(hint), style)
+
+
+def _decode_image(cell: str) -> bytes:
+    """base64 text → image bytes that Pillow can read; raises ValueError otherwise."""
+    text = "".join(cell.split())
+    if text.startswith("["):
+        raise ValueError("multi-image cells (a list of images) are not supported")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"not valid base64 ({e})") from None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+    except Exception as e:  # Pillow raises many types for a corrupt file
+        raise ValueError(f"base64 decodes to no readable image ({type(e).__name__}: {e})") from None
+    return data
+
+
+def _index_key(value: str) -> str:
+    """Index cells compare as text; "3" and "3.0" (pandas float round-trips) are the same row."""
+    value = value.strip()
+    if value.endswith(".0") and value[:-2].lstrip("-").isdigit():
+        return value[:-2]
+    return value
+
+
+def read_mcq_tsv(path: str | Path, limit: int | None = None) -> list[McqItem]:
+    """Read and validate a VLMEvalKit-style multiple-choice TSV (see the module docstring).
+
+    Every image is decoded once here, so a bad row fails before any model runs. Errors are
+    `SicogError`s naming the file, the column and, for a bad cell, the row's index and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SicogError(f"{path}: benchmark file not found")
+    csv.field_size_limit(sys.maxsize)  # base64 images are far longer than csv's 128 KiB default
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t")
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise SicogError(f"{path}: empty file (expected a header row)") from None
+        header = [h.strip() for h in header]
+        # VLMEvalKit matches non-letter columns case-insensitively
+        canonical = [h if h in string.ascii_uppercase else h.lower() for h in header]
+        for col in REQUIRED_COLUMNS:
+            if col not in canonical:
+                raise SicogError(f"{path}: missing column {col!r} (columns: {', '.join(header)})")
+        letters = [c for c in string.ascii_uppercase if c in canonical]
+        raw_rows: list[tuple[int, dict[str, str]]] = []
+        start = reader.line_num + 1
+        for cells in reader:
+            if not any(c.strip() for c in cells):
+                start = reader.line_num + 1
+                continue
+            if len(cells) != len(canonical):
+                raise SicogError(
+                    f"{path}: line {start}: {len(cells)} cells, the header has {len(canonical)}"
+                )
+            raw_rows.append((start, dict(zip(canonical, cells))))
+            start = reader.line_num + 1
+    if not raw_rows:
+        raise SicogError(f"{path}: no rows")
+
+    images_by_index = {_index_key(r["index"]): r["image"] for _, r in raw_rows}
+    items: list[McqItem] = []
+    seen: dict[str, int] = {}
+    for line, r in raw_rows:
+        index = _index_key(r["index"])
+
+        def where(column: str, _i=index, _l=line) -> str:
+            return f"{path}: row index={_i} (line {_l}), column {column!r}"
+
+        if not index:
+            raise SicogError(f"{where('index')}: empty index")
+        if index in seen:
+            raise SicogError(f"{where('index')}: duplicate index (first on line {seen[index]})")
+        seen[index] = line
+        options = OrderedDict((c, r[c].strip()) for c in letters if not _is_missing(r[c]))
+        if len(options) < 2:
+            raise SicogError(f"{where('A')}: fewer than two non-empty options")
+        answer = r["answer"].strip()
+        if answer not in options:
+            raise SicogError(
+                f"{where('answer')}: {answer!r} is not one of the options {', '.join(options)}"
+            )
+        cell = r["image"].strip()
+        if len(cell) <= _IMAGE_REF_MAX_LEN and _index_key(cell) in images_by_index \
+                and _index_key(cell) != index:
+            cell = images_by_index[_index_key(cell)].strip()
+        if _is_missing(cell):
+            raise SicogError(f"{where('image')}: empty image")
+        try:
+            image = _decode_image(cell)
+        except ValueError as e:
+            raise SicogError(f"{where('image')}: {e}") from None
+        hint = None if "hint" not in r or _is_missing(r["hint"]) else r["hint"].strip()
+        category = None if "category" not in r or _is_missing(r["category"]) else r["category"].strip()
+        row = {k: v for k, v in r.items() if k != "image"}
+        items.append(McqItem(index, line, r["question"].strip(), dict(options), answer,
+                             hint, category, row, image))
+        if limit is not None and len(items) >= limit:
+            break
+    return items
+
+
+def evaluate_mcq(items: Sequence[McqItem], predict: Predictor, *, prompt_style: str = "direct",
+                 chunk_size: int = 32, progress: bool = True) -> list[McqPrediction]:
+    """Ask `predict` every item (in chunks of `chunk_size`, images decoded per chunk) and score.
+
+    `predict` must return exactly one reply per (prompt, image) pair.
+    """
+    if prompt_style not in PROMPT_STYLES:
+        raise SicogError(f"--prompt-style must be one of {', '.join(PROMPT_STYLES)}, got {prompt_style!r}")
+    if chunk_size < 1:
+        raise SicogError(f"--batch-size must be >= 1, got {chunk_size}")
+    results: list[McqPrediction] = []
+    bar = tqdm(total=len(items), desc="mcq", unit="item", disable=not progress)
+    for start in range(0, len(items), chunk_size):
+        chunk = items[start:start + chunk_size]
+        replies = predict([(it.prompt(prompt_style), it.load_image()) for it in chunk])
+        if len(replies) != len(chunk):
+            raise RuntimeError(f"predictor returned {len(replies)} replies for {len(chunk)} prompts")
+        for it, reply in zip(chunk, replies):
+            reply = "" if reply is None else str(reply)
+            results.append(McqPrediction(it, reply, extract_choice(reply, it.options)))
+        bar.update(len(chunk))
+    bar.close()
+    return results
+
+
+def summarize_mcq(preds: Sequence[McqPrediction]) -> dict:
+    """Overall and per-category accuracy, unanswered count, and the accuracy of random guessing."""
+    n = len(preds)
+    correct = sum(p.correct for p in preds)
+    per_cat: dict[str, list[int]] = {}
+    for p in preds:
+        if p.item.category is not None:
+            c = per_cat.setdefault(p.item.category, [0, 0])
+            c[0] += p.correct
+            c[1] += 1
+    return {
+        "n": n,
+        "correct": correct,
+        "accuracy": correct / n if n else 0.0,
+        "unanswered": sum(p.extracted is None for p in preds),
+        "chance_accuracy": sum(1 / len(p.item.options) for p in preds) / n if n else 0.0,
+        "per_category": {
+            cat: {"n": t, "correct": c, "accuracy": c / t} for cat, (c, t) in sorted(per_cat.items())
+        },
+    }
+
+
+def _cell(value):
+    """Index-like integers as numbers (as VLMEvalKit's files have them), everything else as text."""
+    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 16:
+        return int(value)
+    return value
+
+
+def result_table(preds: Sequence[McqPrediction]) -> tuple[list[str], list[list]]:
+    """(header, rows) of the result file: original columns (no image) + prediction, extracted, hit."""
+    columns: list[str] = []
+    for p in preds:
+        for k in p.item.row:
+            if k not in columns:
+                columns.append(k)
+    header = columns + ["prediction", "extracted", "hit"]
+    rows = [
+        [_cell(p.item.row.get(k, "")) for k in columns]
+        + [p.prediction, p.extracted or "", int(p.correct)]
+        for p in preds
+    ]
+    return header, rows
+
+
+def prediction_records(preds: Sequence[McqPrediction]) -> list[dict]:
+    """The per-item JSONL records of `mcq_predictions.jsonl`."""
+    return [
+        {"index": _cell(p.item.index), "question": p.item.question, "options": p.item.options,
+         "prediction": p.prediction, "extracted": p.extracted, "answer": p.item.answer,
+         "correct": p.correct, "category": p.item.category}
+        for p in preds
+    ]
+
+
+def _xlsx_safe(value):
+    """openpyxl rejects control characters and cells over 32,767 characters."""
+    if not isinstance(value, str):
+        return value
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("", value)[:32767]
+
+
+def write_mcq_outputs(preds: Sequence[McqPrediction], out_dir: str | Path, prefix: str = "mcq") -> dict[str, Path]:
+    """Write `<prefix>_predictions.jsonl`, `<prefix>_result.xlsx` and `<prefix>_result.csv`, atomically."""
+    from openpyxl import Workbook
+
+    out_dir = Path(out_dir)
+    paths = {
+        "predictions": out_dir / f"{prefix}_predictions.jsonl",
+        "xlsx": out_dir / f"{prefix}_result.xlsx",
+        "csv": out_dir / f"{prefix}_result.csv",
+    }
+    write_jsonl(paths["predictions"], prediction_records(preds))
+    header, rows = result_table(preds)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "results"
+    ws.append(header)
+    for row in rows:
+        ws.append([_xlsx_safe(v) for v in row])
+    with atomic_write(paths["xlsx"], "wb") as fh:
+        wb.save(fh)
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    with atomic_write(paths["csv"]) as fh:
+        fh.write(buf.getvalue())
+    return paths

@@ -1,0 +1,57 @@
+"""Predict callables for the evaluators: a checkpoint answering with greedy decoding.
+
+A predictor maps a list of (prompt, image) pairs to one reply per pair (see
+`sicog.eval.mcq.Predictor`); the evaluators never touch a model directly, so tests plug in
+oracles and constant answerers instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointPredictor:
+    """Greedy replies of a loaded (model, processor) pair, through `generate_texts`."""
+
+    def __init__(self, model, processor, *, batch_size: int = 32, max_new_tokens: int = 64):
+        self.model = model
+        self.processor = processor
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+
+    def __call__(self, pairs: Sequence[tuple[str, object]]) -> list[str]:
+        from sicog.model.generation import generate_texts
+
+        outs = generate_texts(self.model, self.processor, [p for p, _ in pairs], [im for _, im in pairs],
+                              n=1, temperature=0.0, max_new_tokens=self.max_new_tokens,
+                              batch_size=self.batch_size, progress=False)
+        return [o[0] for o in outs]
+
+    def with_max_new_tokens(self, max_new_tokens: int) -> CheckpointPredictor:
+        """The same model with another reply length (captions need longer replies than letters)."""
+        return CheckpointPredictor(self.model, self.processor, batch_size=self.batch_size,
+                                   max_new_tokens=max_new_tokens)
+
+
+def checkpoint_predictor(model_path: str | Path, *, batch_size: int = 32, max_new_tokens: int = 64,
+                         device: str | None = None, dtype: str | None = None) -> CheckpointPredictor:
+    """Load a checkpoint once and return a greedy predictor over it.
+
+    `device` defaults to CUDA when available, else CPU; `dtype` is a torch dtype name
+    ("bfloat16", "float32"…) or None for the checkpoint's own.
+    """
+    import torch
+
+    from sicog.model.checkpoint import load_checkpoint
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch_dtype = getattr(torch, dtype) if dtype else None
+    model, processor = load_checkpoint(model_path, dtype=torch_dtype, device=device)
+    model.eval()
+    log.info("loaded %s on %s", model_path, device)
+    return CheckpointPredictor(model, processor, batch_size=batch_size, max_new_tokens=max_new_tokens)
