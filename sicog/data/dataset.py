@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -62,14 +61,8 @@ def read_source(path: str, on_error: str = "raise", counts: Counter | None = Non
     file:line, or with on_error="skip" are dropped and counted in `counts["malformed_record"]`."""
     _check_on_error(on_error)
     counts = counts if counts is not None else Counter()
-    if not os.path.exists(path):
-        raise DataError(f"{path}: data file not found")
-    if path.endswith(".json"):  # a JSON list parses as a whole; a syntax error cannot be skipped
-        items = iter_json_objects(path)
-    else:
-        items = _iter_jsonl_lines(path)
     out = []
-    for lineno, obj in items:
+    for lineno, obj in iter_json_objects(path, yield_errors=True):
         where = f"{path}:{lineno}"
         try:
             if isinstance(obj, DataError):
@@ -81,18 +74,6 @@ def read_source(path: str, on_error: str = "raise", counts: Counter | None = Non
             counts["malformed_record"] += 1
             logger.warning("skipping malformed record: %s", e)
     return out
-
-
-def _iter_jsonl_lines(path: str):
-    """(line number, object or DataError) per non-blank line, so one bad line can be skipped."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                yield lineno, DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})")
 
 
 class SupervisedDataset(Dataset):

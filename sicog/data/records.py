@@ -41,10 +41,12 @@ class Located:
         return f"{self.path}:{self.line}"
 
 
-def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+def iter_json_objects(path: str | os.PathLike, yield_errors: bool = False) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed object) from a .jsonl file, or (index+1, item) from a .json list.
 
-    Blank lines in JSONL are skipped. Malformed JSON raises DataError naming file:line.
+    Blank lines in JSONL are skipped. Malformed JSON raises DataError naming file:line; with
+    `yield_errors` a malformed JSONL line yields (line, DataError) instead, so a caller can skip
+    and count it (a .json list parses as a whole, so its syntax errors always raise).
     """
     path = str(path)
     if not os.path.exists(path):
@@ -67,7 +69,10 @@ def iter_json_objects(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
             try:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+                err = DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})")
+                if not yield_errors:
+                    raise err from None
+                yield lineno, err
 
 
 def _require(cond: bool, where: str, key: str, msg: str) -> None:
