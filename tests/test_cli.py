@@ -3,6 +3,7 @@
 import argparse
 import importlib
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def test_top_level_help_lists_commands(capsys):
 
 
 def test_python_dash_m_help():
-    out = subprocess.run(["python", "-m", "sicog", "train", "--help"], capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-m", "sicog", "train", "--help"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0 and "--set" in out.stdout
 
 
