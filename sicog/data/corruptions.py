@@ -71,7 +71,7 @@ def _hsv_to_rgb(a: np.ndarray) -> np.ndarray:
 
 def shift_hue(img: Image.Image, shift: float) -> Image.Image:
     """Rotate every pixel's hue by `shift` (fraction of the colour circle), in HSV."""
-    a = np.asarray(_rgb(img), dtype=np.float64) / 255.0
+    a = np.asarray(_rgb(img), dtype=np.float32) * np.float32(1.0 / 255.0)
     hsv = _rgb_to_hsv(a)
     hsv[..., 0] = (hsv[..., 0] + shift) % 1.0
     out = _hsv_to_rgb(hsv)

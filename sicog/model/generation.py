@@ -1,10 +1,13 @@
 """Fast batched generation with a Hugging Face MLLM (used by `sicog sample` and evaluation).
 
-Speed comes from three things the paper's batch-1 loop lacks: prompts are batched (left-padded,
-so every row's last prompt token sits at the same position and the KV cache is shared by one
-forward pass), prompts of similar length share a batch (little padding), and the N candidates
-of a prompt come from one prefill (`num_return_sequences`, which expands the prompt's KV cache
-after encoding it once).
+Speed comes from what the paper's batch-1 loop lacks: prompts are batched (left-padded, so
+every row's last prompt token sits at the same position and one forward pass per step serves
+the whole batch with a KV cache), prompts of similar length share a batch (little padding), the
+N candidates of a prompt come from ONE prefill (the prompt's KV cache is computed once and
+repeated N times; stock `num_return_sequences` would encode image and prompt N times), and the
+nucleus cut-off avoids a full index sort on the CPU (`SamplingWarper`). The samples drawn are
+exactly those of stock `generate(num_return_sequences=N, temperature, top_p, top_k)` for the
+same seed (tests/model/test_generation.py).
 
 Determinism: each batch re-seeds torch's RNG with a seed derived from the run seed and a key of
 the batch (see `batch_seed`), so the same batch gives the same candidates whatever ran before.
@@ -16,8 +19,10 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from sicog.data.formats import strip_image_token
 
@@ -109,6 +114,68 @@ def _count_generated(gen: torch.Tensor, eos_ids: set[int], pad_id: int | None) -
     return total
 
 
+class SamplingWarper(LogitsProcessor):
+    """Temperature, then top-k, then top-p (nucleus), as transformers' warpers apply them.
+
+    One processor instead of transformers' three because (a) generate() runs custom processors
+    BEFORE its own warpers, so a custom top-p alone would act before the temperature, and (b)
+    the nucleus cut-off is found by sorting probability VALUES only (NumPy's vectorised sort on
+    a CPU) instead of values plus indices: torch.sort of a (batch x vocab) matrix costs more
+    than a tiny model's whole decoding step. The rule is TopPLogitsWarper's (drop the least
+    likely tokens whose cumulative mass is <= 1 - top_p); ties at the cut-off are all kept.
+    """
+
+    def __init__(self, temperature: float, top_k: int = 0, top_p: float = 1.0, min_tokens_to_keep: int = 1):
+        self.temperature, self.top_k, self.top_p = float(temperature), int(top_k), float(top_p)
+        self.min_tokens_to_keep = min_tokens_to_keep
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores / self.temperature
+        if 0 < self.top_k < scores.shape[-1]:
+            kth = torch.topk(scores, max(self.top_k, self.min_tokens_to_keep), dim=-1).values[..., -1:]
+            scores = scores.masked_fill(scores < kth, -float("inf"))
+        if self.top_p >= 1.0:
+            return scores
+        probs = scores.float().softmax(dim=-1)
+        if probs.device.type == "cpu":
+            ascending = torch.from_numpy(np.sort(probs.numpy(), axis=-1))
+        else:
+            ascending = probs.sort(dim=-1).values
+        dropped = (ascending.cumsum(dim=-1) <= (1.0 - self.top_p)).sum(dim=-1, keepdim=True)
+        dropped = dropped.clamp(max=probs.shape[-1] - self.min_tokens_to_keep)
+        threshold = ascending.gather(-1, dropped)
+        return scores.masked_fill(probs < threshold, -float("inf"))
+
+
+def _can_share_prefill(model) -> bool:
+    """Stock LLaVA (and plain causal LMs) accept a pre-filled, expanded DynamicCache."""
+    return getattr(model.config, "model_type", None) in ("llava", "qwen2", "llama")
+
+
+def _generate_shared_prefill(model, inputs: dict, gen_kwargs: dict, params: SamplingParams) -> torch.Tensor:
+    """Sample n continuations per prompt from ONE prefill of the prompt.
+
+    `num_return_sequences` copies every prompt n times before the forward pass, so the vision
+    tower and the prompt run n times. Here the prompt (all but its last token, which generate
+    feeds itself) is encoded once into a KV cache, the cache is repeated n times along the
+    batch, and generate continues from it. Same RNG draws, same outputs as the stock path.
+    """
+    from transformers import DynamicCache
+
+    n = params.n
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    position_ids = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    cache = DynamicCache(config=model.config)
+    extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+    model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=position_ids[:, :-1],
+          past_key_values=cache, use_cache=True, **extra)
+    cache.batch_repeat_interleave(n)
+    kwargs = dict(gen_kwargs, num_return_sequences=1)
+    return model.generate(input_ids=ids.repeat_interleave(n, dim=0),
+                          attention_mask=mask.repeat_interleave(n, dim=0),
+                          past_key_values=cache, **kwargs)
+
+
 @torch.inference_mode()
 def generate_batch(model, processor, prompts: Sequence[str], images: Sequence[Image.Image | None],
                    params: SamplingParams, seed: int) -> tuple[list[list[str]], int]:
@@ -138,8 +205,12 @@ def generate_batch(model, processor, prompts: Sequence[str], images: Sequence[Im
     # Greedy decoding cannot return distinct sequences: decode once and repeat the result.
     repeat = 1
     if params.do_sample:
-        gen_kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p,
-                          top_k=params.top_k, num_return_sequences=params.n)
+        # transformers' own warpers are switched off (also any defaults in the checkpoint's
+        # generation_config); SamplingWarper applies temperature, top-k and top-p instead.
+        gen_kwargs.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+                          num_return_sequences=params.n,
+                          logits_processor=LogitsProcessorList([SamplingWarper(
+                              params.temperature, params.top_k, params.top_p)]))
     elif params.num_beams > 1:
         gen_kwargs.update(do_sample=False, num_beams=max(params.num_beams, params.n),
                           num_return_sequences=params.n)
@@ -153,7 +224,10 @@ def generate_batch(model, processor, prompts: Sequence[str], images: Sequence[Im
         gen_kwargs["eos_token_id"] = tok.eos_token_id
 
     torch.manual_seed(seed)
-    out = model.generate(**inputs, **gen_kwargs)
+    if params.do_sample and params.num_beams == 1 and _can_share_prefill(model):
+        out = _generate_shared_prefill(model, inputs, gen_kwargs, params)
+    else:
+        out = model.generate(**inputs, **gen_kwargs)
     gen = out[:, inputs["input_ids"].shape[1]:]
     eos = gen_kwargs.get("eos_token_id", gc.eos_token_id)
     eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}

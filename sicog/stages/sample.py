@@ -19,7 +19,8 @@ clean image under the plain id).
 Resumable and exactly-once: run under `torchrun --nproc_per_node K -m sicog sample ...` to
 shard records over K ranks; finished records go to OUT.parts/ as they complete, a re-run of the
 same command continues where it stopped, and OUT (plus OUT.summary.json) appears atomically
-when every record is done.
+when every record is done. Under torchrun spell --n as --num-candidates (torchrun's own parser
+rejects "--n" as an ambiguous abbreviation of its flags).
 """
 
 MODES = ("cod", "caption", "cot", "direct", "conv")
@@ -36,7 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cod: CoD caption prompt; caption: direct detailed caption; cot: the record's "
                         "question, step by step; direct: the record's question, short answer; conv: "
                         "the record's own human turn")
-    p.add_argument("--n", type=int, default=6, help="candidates per item (paper: 6)")
+    # --num-candidates is the same flag: under torchrun, Python 3.11's argparse rejects "--n" as an
+    # ambiguous prefix of torchrun's own --nnodes/--nproc-per-node before it reaches sicog.
+    p.add_argument("--n", "--num-candidates", dest="n", type=int, default=6,
+                   help="candidates per item (paper: 6); spell it --num-candidates under torchrun")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy")
     p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling threshold")
     p.add_argument("--top-k", type=int, default=0, help="top-k cut (0: off, as in the paper)")
@@ -57,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight")
     p.add_argument("--max-retries", type=int, default=6,
                    help="openai backend: retries on 429 / 5xx / connection errors (exponential backoff)")
+    p.add_argument("--retry-delay", type=float, default=1.0,
+                   help="openai backend: first backoff in seconds (doubles per retry, capped at 60)")
     p.add_argument("--request-timeout", type=float, default=600.0, help="openai backend: seconds per request")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="a missing/unreadable image: raise (default) or skip it, counted in the summary")
@@ -76,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, corruption=args.corruption, seed=args.seed,
         backend=args.backend, api_base=args.api_base, api_key_env=args.api_key_env,
         concurrency=args.concurrency, max_retries=args.max_retries,
-        request_timeout=args.request_timeout, on_error=args.on_error, device=args.device,
+        request_timeout=args.request_timeout, retry_delay=args.retry_delay, on_error=args.on_error, device=args.device,
         dtype=args.dtype, progress=not args.no_progress,
     )
     run_sampling(cfg)

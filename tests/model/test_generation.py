@@ -91,3 +91,23 @@ def test_generate_batch_counts_tokens_within_budget(tiny):
     assert batch_seed(0, 1) != batch_seed(0, 2) != batch_seed(1, 1)
     with pytest.raises(ValueError):
         SamplingParams(top_p=0.0)
+
+
+@pytest.mark.parametrize("temperature, top_p, top_k", [(0.7, 0.9, 0), (1.0, 0.5, 5), (1.3, 1.0, 0)])
+def test_shared_prefill_and_fast_nucleus_equal_stock_transformers(tiny, temperature, top_p, top_k):
+    """One prefill + expanded KV cache + SamplingWarper draw exactly what stock
+    `generate(num_return_sequences=n, temperature, top_p, top_k)` draws for the same seed."""
+    model, processor = tiny
+    prompts = PROMPTS[:3]
+    images = [make_image(seed=i) for i in range(3)]
+    params = SamplingParams(n=4, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=10)
+    ours, _ = generate_batch(model, processor, prompts, images, params, seed=11)
+    inputs = processor(images=images, text=[render_prompt(processor, p, True) for p in prompts],
+                       padding=True, padding_side="left", return_tensors="pt")
+    torch.manual_seed(11)
+    with torch.inference_mode():
+        ref = model.generate(**inputs, do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k,
+                             num_return_sequences=4, max_new_tokens=10)
+    texts = [t.strip() for t in processor.tokenizer.batch_decode(
+        ref[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)]
+    assert [t for row in ours for t in row] == texts

@@ -10,6 +10,7 @@ regenerated whole and only its missing items are written.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import torch
@@ -65,30 +66,44 @@ def run_hf(cfg, items: list[SampleItem], done: set[str],
     batches = plan_batches(lengths, [it.has_image for it in items], cfg.batch_size)
     logger.info("hf backend on %s: %d items in %d batches (%d already done)", device, len(items),
                 len(batches), sum(it.id in done for it in items))
-    progress.start()
-    for batch in batches:
-        todo = {i for i in batch if items[i].id not in done}
-        if not todo:
-            continue
-        rows, images = [], []
+    work = [(b, {i for i in b if items[i].id not in done}) for b in batches]
+    work = [(b, todo) for b, todo in work if todo]
+
+    def load(batch: list[int]) -> list:
+        # Runs in a helper thread while the previous batch generates; errors are returned, not
+        # raised, so that the main thread decides (raise or skip) in input order.
+        out = []
         for i in batch:
             try:
-                images.append(load_image(items[i], cfg.image_folder, cfg.seed))
-                rows.append(i)
+                out.append(load_image(items[i], cfg.image_folder, cfg.seed))
             except ImageLoadError as e:
-                if i not in todo:
-                    continue  # finished in an earlier run; nothing to redo
-                if cfg.on_error != "skip":
-                    raise
-                skip(items[i], str(e))
-                todo.discard(i)
-        if not todo:
-            continue
-        seed = batch_seed(cfg.seed, min(items[i].key for i in batch))
-        texts, n_tokens = generate_batch(model, processor, [items[i].prompt for i in rows], images,
-                                         params, seed)
-        for i, cands in zip(rows, texts):
-            if i in todo:
-                emit(items[i], cands)
-        # tokens of rows regenerated only to keep the batch identical are not counted
-        progress(len(todo) * cfg.n, n_tokens * len(todo) // len(rows))
+                out.append(e)
+        return out
+
+    progress.start()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample-images") as pool:
+        pending = pool.submit(load, work[0][0]) if work else None
+        for k, (batch, todo) in enumerate(work):
+            loaded = pending.result()
+            if k + 1 < len(work):
+                pending = pool.submit(load, work[k + 1][0])
+            rows, images = [], []
+            for i, img in zip(batch, loaded):
+                if not isinstance(img, ImageLoadError):
+                    rows.append(i)
+                    images.append(img)
+                elif i in todo:  # (an item finished in an earlier run has nothing to redo)
+                    if cfg.on_error != "skip":
+                        raise img
+                    skip(items[i], str(img))
+                    todo.discard(i)
+            if not todo:
+                continue
+            seed = batch_seed(cfg.seed, min(items[i].key for i in batch))
+            texts, n_tokens = generate_batch(model, processor, [items[i].prompt for i in rows], images,
+                                             params, seed)
+            for i, cands in zip(rows, texts):
+                if i in todo:
+                    emit(items[i], cands)
+            # tokens of rows regenerated only to keep the batch identical are not counted
+            progress(len(todo) * cfg.n, n_tokens * len(todo) // len(rows))

@@ -56,6 +56,7 @@ class SampleConfig:
     concurrency: int = 8
     max_retries: int = 6
     request_timeout: float = 600.0
+    retry_delay: float = 1.0
     on_error: str = "raise"
     device: str = "auto"
     dtype: str = "auto"
@@ -158,10 +159,16 @@ def _init_process_group(world_size: int) -> bool:
     return True
 
 
-def _wait_for_parts(cfg: SampleConfig, ids: list[str], world_size: int) -> None:
-    """Without a process group: rank 0 waits until every id is finished or skipped by some rank."""
+def _wait_for_parts(cfg: SampleConfig, ids: list[str], world_size: int, started: float) -> None:
+    """Without a process group: rank 0 waits until every id is finished or skipped by some rank
+    and every rank says it finished; a rank that failed during this run stops the wait."""
     deadline = time.monotonic() + cfg.wait_timeout
     while True:
+        for r in range(1, world_size):
+            failed = parts_dir(cfg.out) / f"rank-{r}.failed"
+            if failed.exists() and failed.stat().st_mtime >= started - 1.0:
+                raise SicogError(f"rank {r} failed: {failed.read_text(encoding='utf-8').strip()}; "
+                                 "run the same command again to finish the job")
         done = set(read_completed(cfg.out))
         skipped = {s["id"] for s in _read_skips(cfg.out, world_size)}
         markers = all((parts_dir(cfg.out) / f"rank-{r}.finished").exists() for r in range(world_size))
@@ -206,6 +213,7 @@ def run_sampling(cfg: SampleConfig) -> dict | None:
     """Run (or resume) one sampling job; returns the summary on rank 0, None on other ranks."""
     from sicog.stages.sampling.items import parse_corruptions
 
+    started = time.time()
     validate_config(cfg)
     rank, world = dist_info()
     out = Path(cfg.out)
@@ -218,6 +226,36 @@ def run_sampling(cfg: SampleConfig) -> dict | None:
     grouped = _init_process_group(world)
     _check_run_manifest(cfg, file_fingerprint(cfg.data))
 
+    failed_marker = parts_dir(out) / f"rank-{rank}.failed"
+    failed_marker.unlink(missing_ok=True)
+    try:
+        _run_rank(cfg, items, rank, world, backend)
+    except BaseException as e:
+        # Without a process group, rank 0 learns of a dead rank only through this file.
+        failed_marker.write_text(f"{type(e).__name__}: {e}\n", encoding="utf-8")
+        raise
+
+    ids = [it.id for it in items]
+    if grouped:
+        import torch.distributed as dist
+
+        dist.barrier()
+    elif world > 1 and rank == 0:
+        _wait_for_parts(cfg, ids, world, started)
+    summary = None
+    if rank == 0:
+        summary = _merge_and_summarise(cfg, items, world)
+    if grouped:
+        import torch.distributed as dist
+
+        dist.barrier()  # nobody leaves (and tears the group down) before the merge is done
+        dist.destroy_process_group()
+    return summary
+
+
+def _run_rank(cfg: SampleConfig, items: list[SampleItem], rank: int, world: int, backend) -> None:
+    """This rank's share: skip what earlier runs finished, generate the rest into its part file."""
+    out = Path(cfg.out)
     mine = [it for it in items if it.record_index % world == rank]
     done_recs = read_completed(out)
     done = {it.id for it in mine if it.id in done_recs}
@@ -274,23 +312,6 @@ def run_sampling(cfg: SampleConfig) -> dict | None:
     logger.info("rank %d finished: %d candidates, %d tokens in %.1fs (%.1f candidates/s), %d skipped",
                 rank, stats["candidates"], stats["tokens"], seconds,
                 stats["candidates"] / max(seconds, 1e-9), len(skipped))
-
-    ids = [it.id for it in items]
-    if grouped:
-        import torch.distributed as dist
-
-        dist.barrier()
-    elif world > 1 and rank == 0:
-        _wait_for_parts(cfg, ids, world)
-    summary = None
-    if rank == 0:
-        summary = _merge_and_summarise(cfg, items, world)
-    if grouped:
-        import torch.distributed as dist
-
-        dist.barrier()  # nobody leaves (and tears the group down) before the merge is done
-        dist.destroy_process_group()
-    return summary
 
 
 def _merge_and_summarise(cfg: SampleConfig, items: list[SampleItem], world: int) -> dict:

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Step 2, perception: sample N candidate captions per image with the warmed-up perception model.
+# PROMPT=cod-default (Chain-of-Description, default) or default (direct detailed caption).
+# All other variables: see recap_scripts/common.sh. Example:
+#   EXPERIMENT_NAME=round1 MODEL_PATH=checkpoints/warmup_perception DATA_PATH=data/unlabeled.jsonl \
+#   IMAGE_FOLDER=data/images NPROC_PER_NODE=8 bash recap_scripts/caption_inference.sh
+set -euo pipefail
+PROMPT="${PROMPT:-cod-default}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+case "$PROMPT" in
+  cod-default) MODE=cod ;;
+  default) MODE=caption ;;
+  *) echo "caption_inference.sh: PROMPT must be cod-default or default, got '$PROMPT'" >&2; exit 2 ;;
+esac
+run_sample "$MODE"

@@ -1,0 +1,158 @@
+"""`sicog sample`: prompts per mode, ids, validation, errors, small images, skips (in-process)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sicog.cli import main
+from sicog.data import formats
+from sicog.data.records import DataError, Located
+from sicog.stages.sampling.items import build_items, parse_corruptions
+from sicog.stages.sampling.runner import (
+    SampleConfig,
+    _check_run_manifest,
+    _wait_for_parts,
+    run_sampling,
+    summary_path,
+)
+from sicog.utils.io import SicogError
+from sicog.utils.shards import parts_dir
+from tests.stages._sampling import QUESTION, one_torch_thread, read_jsonl, tiny_checkpoint, write_records  # noqa: F401
+
+
+def _loc(rec, line=1):
+    return Located(rec, "d.jsonl", line)
+
+
+def _rec(i, image=True, q=QUESTION, answer=None):
+    conv = [{"from": "human", "value": q}] + ([{"from": "gpt", "value": answer}] if answer else [])
+    r = {"id": f"r{i}", "conversations": conv}
+    if image:
+        r["image"] = f"{i}.png"
+    return r
+
+
+def test_prompts_per_mode():
+    recs = [_loc(_rec(0, answer="red"))]
+    p = {m: build_items(recs, m, [None])[0].prompt for m in ("cod", "caption", "cot", "direct", "conv")}
+    assert p["cod"] == formats.COD_PROMPT
+    assert p["caption"] == formats.CAPTION_PROMPT
+    assert p["cot"] == "What colour is the circle? Answer the question step-by-step."
+    assert p["direct"] == "What colour is the circle? Answer the question using a single word or phrase."
+    assert p["conv"] == formats.strip_image_token(QUESTION)
+    step = _loc(_rec(1, q="<image>\nHow many? Answer the question step-by-step."))
+    assert build_items([step], "direct", [None])[0].prompt == \
+        "How many? Answer the question using a single word or phrase."
+    assert build_items(recs, "cot", [None])[0].reference == "red"
+
+
+def test_corruption_ids_are_unique_and_name_the_source():
+    recs = [_loc(_rec(i), i + 1) for i in range(3)]
+    items = build_items(recs, "cod", parse_corruptions("none,blur,mask"))
+    assert [it.id for it in items[:3]] == ["r0", "r0#gaussian_blur", "r0#mask"]
+    assert len({it.id for it in items}) == 9
+    assert {it.source_id for it in items} == {"r0", "r1", "r2"}
+    assert [it.key for it in items] == list(range(9))
+    only = build_items(recs, "cod", parse_corruptions("mask"))
+    assert [it.id for it in only] == ["r0#mask", "r1#mask", "r2#mask"]
+    with pytest.raises(SicogError, match="unknown corruption"):
+        parse_corruptions("sharpen")
+
+
+def test_item_errors_name_file_and_line():
+    with pytest.raises(DataError, match=r"d.jsonl:2: key 'id': duplicate id 'r0' \(first at d.jsonl:1\)"):
+        build_items([_loc(_rec(0), 1), _loc(_rec(0), 2)], "cot", [None])
+    with pytest.raises(DataError, match=r"d.jsonl:1: key 'image': mode 'cod' needs an image"):
+        build_items([_loc(_rec(0, image=False))], "cod", [None])
+    # text-only records are fine for question modes
+    assert build_items([_loc(_rec(0, image=False))], "cot", [None])[0].image is None
+
+
+@pytest.mark.parametrize("bad, where", [
+    ('{"id": "a", "conversations": [{"from": "human", "value": "q"}]}\n{"id": "b", "conv\n', ":2:"),
+    ('{"id": "a", "conversations": [{"from": "human", "value": "q"}]}\n{"id": "b"}\n', ":2: key 'conversations'"),
+])
+def test_malformed_data_file_fails_before_anything_is_written(tmp_path, capsys, bad, where):
+    data = tmp_path / "bad.jsonl"
+    data.write_text(bad)
+    out = tmp_path / "out.jsonl"
+    rc = main(["sample", "--model", str(tmp_path / "no-model"), "--data", str(data), "--out", str(out),
+               "--mode", "cot", "--no-progress"])
+    assert rc == 2
+    assert f"{data}{where}" in capsys.readouterr().err
+    assert not out.exists() and not parts_dir(out).exists() and not summary_path(out).exists()
+
+
+def test_changed_settings_are_refused_on_resume(tmp_path):
+    cfg = SampleConfig(model="m", data="d", out=str(tmp_path / "o.jsonl"), mode="cod", n=6)
+    _check_run_manifest(cfg, "abc")
+    _check_run_manifest(cfg, "abc")  # same settings: fine
+    cfg.n = 4
+    with pytest.raises(SicogError, match="n: earlier 6, now 4"):
+        _check_run_manifest(cfg, "abc")
+
+
+def test_rank_zero_stops_waiting_when_another_rank_failed(tmp_path):
+    cfg = SampleConfig(model="m", data="d", out=str(tmp_path / "o.jsonl"), mode="cod", wait_timeout=30)
+    parts_dir(cfg.out).mkdir()
+    (parts_dir(cfg.out) / "rank-1.failed").write_text("ImageLoadError: x.jsonl:3: record 'a': image not found\n")
+    with pytest.raises(SicogError, match="rank 1 failed: ImageLoadError: x.jsonl:3"):
+        _wait_for_parts(cfg, ["a"], 2, started=0.0)
+    cfg.wait_timeout = 0.0  # a stale marker from an earlier run is ignored (then: timeout)
+    with pytest.raises(SicogError, match="timed out"):
+        _wait_for_parts(cfg, ["a"], 2, started=4e9)
+
+
+def _cfg(tmp_path, data, out="out.jsonl", **kw):
+    base = dict(model=str(tiny_checkpoint()), data=str(data), out=str(tmp_path / out), mode="cot",
+                n=3, image_folder=str(data.parent), temperature=1.0, max_new_tokens=6, batch_size=4,
+                progress=False)
+    base.update(kw)
+    return SampleConfig(**base)
+
+
+def test_every_record_processed_small_images_included_and_deterministic(tmp_path):
+    sizes = [(1, 1), (2, 500), (500, 2), (3, 3), (64, 64), (7, 5)]
+    data = write_records(tmp_path, 6, sizes=sizes, answers=True)
+    summary = run_sampling(_cfg(tmp_path, data, corruption="none,mask,mirror_rotate"))
+    recs = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["id"] for r in recs] == [f"r{i}{s}" for i in range(6) for s in ("", "#mask", "#mirror_rotate")]
+    for r in recs:
+        assert set(r) == {"id", "image", "prompt", "mode", "candidates", "corruption", "meta"}
+        assert len(r["candidates"]) == 3 and all(isinstance(c, str) for c in r["candidates"])
+        assert r["mode"] == "cot" and r["meta"]["source_id"] == r["id"].split("#")[0]
+        assert r["corruption"] == (r["id"].split("#")[1] if "#" in r["id"] else None)
+        assert r["meta"]["temperature"] == 1.0 and r["meta"]["seed"] == 0
+    assert summary["written"] == 18 and summary["skipped"] == 0 and summary["this_run"]["candidates"] == 54
+    assert json.loads(summary_path(tmp_path / "out.jsonl").read_text())["items"] == 18
+    assert not parts_dir(tmp_path / "out.jsonl").exists()
+    # same seed -> same candidates; another seed -> different ones
+    run_sampling(_cfg(tmp_path, data, out="again.jsonl", corruption="none,mask,mirror_rotate"))
+    assert read_jsonl(tmp_path / "again.jsonl") == recs
+    run_sampling(_cfg(tmp_path, data, out="other.jsonl", corruption="none,mask,mirror_rotate", seed=1))
+    other = read_jsonl(tmp_path / "other.jsonl")
+    assert [r["candidates"] for r in other] != [r["candidates"] for r in recs]
+    # a finished output is left alone
+    assert run_sampling(_cfg(tmp_path, data, corruption="none,mask,mirror_rotate"))["written"] == 18
+
+
+def test_missing_or_unreadable_image_raises_naming_the_record_or_is_skipped(tmp_path):
+    data = write_records(tmp_path, 5)
+    (tmp_path / "img" / "1.png").unlink()
+    (tmp_path / "img" / "3.png").write_bytes(b"not a png")
+    with pytest.raises(SicogError, match=r"data.jsonl:2: record 'r1': image not found"):
+        run_sampling(_cfg(tmp_path, data))
+    assert not (tmp_path / "out.jsonl").exists()
+    (tmp_path / "img" / "1.png").write_bytes((tmp_path / "img" / "0.png").read_bytes())
+    with pytest.raises(SicogError, match=r"data.jsonl:4: record 'r3': cannot read image"):
+        run_sampling(_cfg(tmp_path, data))
+    assert not (tmp_path / "out.jsonl").exists()
+    (tmp_path / "img" / "1.png").unlink()
+    summary = run_sampling(_cfg(tmp_path, data, on_error="skip"))
+    assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == ["r0", "r2", "r4"]
+    assert summary["skipped"] == 2
+    assert sorted(s["id"] for s in summary["skipped_items"]) == ["r1", "r3"]
+    on_disk = json.loads(summary_path(tmp_path / "out.jsonl").read_text())
+    assert on_disk["skipped"] == 2 and "data.jsonl:4" in json.dumps(on_disk["skipped_items"])
