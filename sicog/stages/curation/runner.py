@@ -1,0 +1,268 @@
+"""Running `sicog curate`: validate, shard over ranks, score in chunks, merge exactly once.
+
+Every rank validates the whole candidates file first (a bad line fails the run before anything
+is written), takes the items i with i % world_size == rank, and appends one *result record* per
+item — kept or not — to its part file OUT.parts/rank-R.jsonl (sicog.utils.shards). A re-run
+with the same settings skips finished items. When all ranks are done, rank 0 writes the pairs
+file, the report and finally OUT (each atomically) from the parts, in input order, each id
+exactly once, and removes the parts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sicog.data.formats import with_image_token
+from sicog.stages.curation.items import CandidateItem, extract_all, load_shard
+from sicog.stages.curation.scoring import ItemScore, score_items
+from sicog.utils.io import SicogError, atomic_write, file_fingerprint, write_json
+from sicog.utils.shards import PartWriter, barrier, dist_info, parts_dir, read_completed
+
+logger = logging.getLogger(__name__)
+SCORE_SCALE = "mean cosine similarity to the item's usable candidates, self included (paper scale)"
+
+
+@dataclass
+class CurateConfig:
+    """Settings of one curation run (the flags of `sicog curate`)."""
+
+    candidates: str
+    out: str
+    task: str
+    encoder: str = "minilm"
+    threshold: float = 0.9
+    batch_size: int = 256
+    pairs_out: str | None = None
+    report_dir: str | None = None
+    seed: int = 0
+    min_candidates: int = 2
+    chunk_items: int = 20000
+    device: str = "auto"
+    dtype: str = "auto"
+    max_seq_length: int | None = None
+    instruction: str | None = None
+    progress: bool = True
+    wait_timeout: float = 6 * 3600.0
+
+    def run_key(self) -> dict:
+        """What a resumed run must share with the run whose parts it continues."""
+        return {"candidates": file_fingerprint(self.candidates), "task": self.task,
+                "encoder": self.encoder, "threshold": self.threshold, "seed": self.seed,
+                "min_candidates": self.min_candidates, "max_seq_length": self.max_seq_length,
+                "instruction": self.instruction, "dtype": self.dtype}
+
+
+def validate_config(cfg: CurateConfig) -> None:
+    """Errors that need no data."""
+    if not math.isfinite(cfg.threshold) or not -1.0 <= cfg.threshold <= 1.0:
+        raise SicogError(f"--threshold must be a number in [-1, 1] (mean cosine), got {cfg.threshold}")
+    for name, value in (("--batch-size", cfg.batch_size), ("--min-candidates", cfg.min_candidates),
+                        ("--chunk-items", cfg.chunk_items)):
+        if value < 1:
+            raise SicogError(f"{name} must be >= 1, got {value}")
+    outs = [Path(p).resolve() for p in (cfg.out, cfg.pairs_out) if p]
+    if Path(cfg.candidates).resolve() in outs or len(set(outs)) != len(outs):
+        raise SicogError("--candidates, --out and --pairs-out must be different files")
+
+
+def result_record(it: CandidateItem, res: ItemScore, pairs: bool) -> dict:
+    """What a rank writes per item: the decision, the counts, and the outputs if kept."""
+    failures: dict[str, int] = {}
+    for kind in it.failures:
+        if kind:
+            failures[kind] = failures.get(kind, 0) + 1
+    rec = it.record
+    chosen = it.candidates[res.chosen_index].strip() if res.chosen_index is not None else None
+    rejected = it.candidates[res.rejected_index].strip() if res.rejected_index is not None else None
+    out = {"id": it.id, "outcome": res.outcome, "kept": res.kept, "identical": res.identical,
+           "n_candidates": len(it.candidates), "failures": failures, "scores": res.scores,
+           "chosen_index": res.chosen_index, "score": res.score, "rejected_index": res.rejected_index,
+           "record": None, "pair": None}
+    if not res.kept:
+        return out
+    image = rec.get("image")
+    human = with_image_token(rec["prompt"]) if image else rec["prompt"]
+    curated = {"id": it.id}
+    if image:
+        curated["image"] = image
+    curated["conversations"] = [{"from": "human", "value": human}, {"from": "gpt", "value": chosen}]
+    curated.update({"mode": it.mode, "corruption": rec.get("corruption"), "scores": res.scores,
+                    "chosen_index": res.chosen_index, "score": res.score, "rejected": rejected,
+                    "rejected_index": res.rejected_index})
+    if "meta" in rec:
+        curated["meta"] = rec["meta"]
+    out["record"] = curated
+    if pairs and rejected is not None and rejected != chosen:
+        out["pair"] = {"id": it.id, "image": image, "prompt": rec["prompt"], "chosen": chosen,
+                       "rejected": rejected, "chosen_index": res.chosen_index,
+                       "rejected_index": res.rejected_index, "chosen_score": res.score,
+                       "rejected_score": res.scores[res.rejected_index], "mode": it.mode,
+                       "corruption": rec.get("corruption")}
+    return out
+
+
+def _check_run_key(cfg: CurateConfig, key: dict, write: bool) -> None:
+    """Parts left by an earlier run are only continued with the same input and settings."""
+    d = parts_dir(cfg.out)
+    f = d / "run.json"
+    if f.is_file():
+        old = json.loads(f.read_text(encoding="utf-8"))
+        if old != key:
+            diff = sorted(k for k in key if old.get(k) != key[k])
+            raise SicogError(f"{d} holds a partial run with other settings ({', '.join(diff)}); "
+                             "re-run with the same settings to finish it, or delete that folder")
+    elif write:
+        write_json(f, key)  # ranks racing here write the same content, atomically
+
+
+def _init_process_group(world: int) -> bool:
+    """Join a gloo group when a launcher provided a rendezvous (torchrun); False otherwise."""
+    if world <= 1 or not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
+        return False
+    import datetime
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=6))
+    return True
+
+
+def _wait_for_ranks(cfg: CurateConfig, ids: list[str], world: int) -> None:
+    """Without a process group, rank 0 polls until every rank has finished every id."""
+    deadline = time.monotonic() + cfg.wait_timeout
+    d = parts_dir(cfg.out)
+    while True:
+        # markers first: re-reading the parts is only worth it once every rank says it is done
+        if all((d / f"rank-{r}.finished").exists() for r in range(world)):
+            if set(ids) <= set(read_completed(cfg.out)):
+                return
+            time.sleep(4.0)  # a stale marker of an earlier run: that rank is still working
+        if time.monotonic() > deadline:
+            raise SicogError(f"{cfg.out}: timed out waiting for the other ranks' parts in {d}")
+        time.sleep(1.0)
+
+
+def run_curation(cfg: CurateConfig, encoder=None) -> dict | None:
+    """Run (or resume) one curation; returns the stats on rank 0, None on other ranks.
+
+    `encoder` (anything with encode(texts, batch_size, progress) -> array) replaces loading
+    `cfg.encoder` (tests and benchmarks pass a loaded one).
+    """
+    from sicog.stages.curation.encoders import load_encoder, parse_encoder_spec
+
+    t_start = time.perf_counter()
+    validate_config(cfg)
+    if encoder is None:
+        parse_encoder_spec(cfg.encoder)  # a bad --encoder fails before any work
+    rank, world = dist_info()
+    ids, mine = load_shard(cfg.candidates, cfg.task, rank, world)  # validates everything first
+    key = cfg.run_key()
+    _check_run_key(cfg, key, write=False)
+    done = read_completed(cfg.out) if parts_dir(cfg.out).is_dir() else {}
+    pending = [it for it in mine if it.id not in done]
+    logger.info("rank %d/%d: %d items (%d finished earlier, %d to curate)", rank, world, len(mine),
+                len(mine) - len(pending), len(pending))
+    if pending and encoder is None:
+        encoder = load_encoder(cfg.encoder, task=cfg.task, device=cfg.device,
+                               max_seq_length=cfg.max_seq_length, instruction=cfg.instruction,
+                               dtype=cfg.dtype)
+    grouped = _init_process_group(world)
+    _check_run_key(cfg, key, write=True)
+    stats = {"rank": rank, "items": len(pending), "candidates": 0, "valid_candidates": 0,
+             "texts_encoded": 0, "encode_seconds": 0.0, "score_seconds": 0.0}
+    d = parts_dir(cfg.out)
+    (d / f"rank-{rank}.finished").unlink(missing_ok=True)
+    with PartWriter(cfg.out, rank) as writer:
+        for start in range(0, len(pending), cfg.chunk_items):
+            chunk = pending[start:start + cfg.chunk_items]
+            extract_all(chunk)
+            results, timing = score_items(chunk, encoder, batch_size=cfg.batch_size, seed=cfg.seed,
+                                          threshold=cfg.threshold, min_candidates=cfg.min_candidates,
+                                          progress=cfg.progress and rank == 0)
+            for it, res in zip(chunk, results):
+                writer.write(result_record(it, res, pairs=cfg.pairs_out is not None))
+            stats["candidates"] += timing.candidates
+            stats["valid_candidates"] += sum(e is not None for it in chunk for e in it.extracted)
+            stats["texts_encoded"] += timing.texts_encoded
+            stats["encode_seconds"] += timing.encode_seconds
+            stats["score_seconds"] += timing.score_seconds
+            logger.info("rank %d: %d/%d items curated (%d texts encoded in %.1fs)", rank,
+                        start + len(chunk), len(pending), timing.texts_encoded, timing.encode_seconds)
+    stats["seconds"] = round(time.perf_counter() - t_start, 3)
+    write_json(d / f"rank-{rank}.stats.json", stats)
+    (d / f"rank-{rank}.finished").touch()
+
+    if grouped:
+        barrier()
+    elif world > 1 and rank == 0:
+        _wait_for_ranks(cfg, ids, world)
+    summary = None
+    if rank == 0:
+        info = getattr(encoder, "info", None) or {"encoder": cfg.encoder}
+        summary = _merge(cfg, ids, world, t_start, info)
+    if grouped:
+        import torch.distributed as dist
+
+        barrier()  # nobody tears the group down before the merge is done
+        dist.destroy_process_group()
+    return summary
+
+
+def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encoder_info: dict) -> dict:
+    """Rank 0: pairs, report, then OUT, from the parts; exactly once per id, in input order."""
+    from sicog.stages.curation.report import HISTOGRAM_NAME, STATS_NAME, build_stats, plot_histogram
+
+    done = read_completed(cfg.out)
+    missing = [i for i in ids if i not in done]
+    if missing:
+        raise SicogError(f"{cfg.out}: cannot merge, {len(missing)} item(s) not curated "
+                         f"(first: {missing[0]!r}); run the same command again to finish them")
+    results = [done[i] for i in ids]
+    d = parts_dir(cfg.out)
+    stat_files = [d / f"rank-{r}.stats.json" for r in range(world)]  # this run's ranks only
+    per_rank = [json.loads(f.read_text(encoding="utf-8")) for f in stat_files if f.is_file()]
+    pairs = {"written": 0, "skipped_identical": 0, "skipped_no_rejected": 0}
+    for r in results:
+        if r["kept"]:
+            if r["pair"] is not None:
+                pairs["written"] += 1
+            elif r["rejected_index"] is None:
+                pairs["skipped_no_rejected"] += 1
+            else:
+                pairs["skipped_identical"] += 1
+    if cfg.pairs_out:
+        with atomic_write(cfg.pairs_out) as fh:
+            for r in results:
+                if r["kept"] and r["pair"] is not None:
+                    fh.write(json.dumps(r["pair"], ensure_ascii=False) + "\n")
+    kept = [r["record"] for r in results if r["kept"]]
+    if cfg.report_dir:  # drawn before the clock stops, so total_seconds includes it
+        plot_histogram([r["score"] for r in results if r["outcome"] == "scored"], cfg.threshold,
+                       Path(cfg.report_dir) / HISTOGRAM_NAME,
+                       title=f"{cfg.task} curation: {len(kept)}/{len(results)} kept")
+    timing = {key: sum(s[key] for s in per_rank)
+              for key in ("candidates", "valid_candidates", "texts_encoded", "encode_seconds", "score_seconds")}
+    timing.update(total_seconds=time.perf_counter() - t_start, per_rank=per_rank,
+                  pairs=pairs if cfg.pairs_out else {})
+    settings = {"task": cfg.task, "score_scale": SCORE_SCALE, "seed": cfg.seed,
+                "min_candidates": cfg.min_candidates, "batch_size": cfg.batch_size, "world_size": world,
+                "encoder_info": encoder_info, "candidates_file": cfg.candidates, "out": cfg.out,
+                "pairs_out": cfg.pairs_out, "config": asdict(cfg)}
+    stats = build_stats(results, threshold=cfg.threshold, timing=timing, settings=settings)
+    if cfg.report_dir:
+        write_json(Path(cfg.report_dir) / STATS_NAME, stats)
+    with atomic_write(cfg.out) as fh:
+        for rec in kept:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    shutil.rmtree(d, ignore_errors=True)
+    logger.info("wrote %s: %d of %d items kept at threshold %g (%d extraction failures)", cfg.out,
+                stats["kept"], stats["items"], cfg.threshold, stats["extraction_failures"])
+    return stats
