@@ -1,28 +1,6 @@
 #!/usr/bin/env bash
-# Step 3 for reasoning: self-consistency curation of structured-CoT / direct-answer candidates (`sicog curate`).
-# Required: RAW_DATASET (candidates .jsonl from recap_scripts / `sicog sample`), OUTPUT_DIR
-# Optional: ENCODER (minilm | nv-embed-v2:/path/to/NV-Embed-v2 | sentence-transformers folder),
-#           MODEL_NAME_OR_PATH (the encoder, the paper README's name; ENCODER wins if both are set;
-#           default minilm), THRESHOLD (0.9, include-self mean-cosine scale), SEED (0),
-#           BATCH_SIZE (256), EXTRA_ARGS (more `sicog curate` flags),
-#           NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT (sharded under torchrun)
-# Writes: $OUTPUT_DIR/curated.jsonl, $OUTPUT_DIR/pairs.jsonl, $OUTPUT_DIR/report/{stats.json,best_scores.png}
+# Step 3 for reasoning: self-consistency curation of structured-CoT / direct-answer candidates
+# (`sicog curate`). Environment variables: see quality_evaluation/common.sh (RAW_DATASET, OUTPUT_DIR required).
 set -euo pipefail
-source "$(dirname "$0")/../training_scripts/common.sh"
-
-: "${RAW_DATASET:?set RAW_DATASET to the reasoning candidates .jsonl (output of sicog sample)}"
-: "${OUTPUT_DIR:?set OUTPUT_DIR to the folder for the curated data and report}"
-ENCODER="${ENCODER:-${MODEL_NAME_OR_PATH:-minilm}}"
-read -r -a extra <<< "${EXTRA_ARGS:-}"
-
-sicog_launch curate \
-  --candidates "$RAW_DATASET" \
-  --task reasoning \
-  --encoder "$ENCODER" \
-  --threshold "${THRESHOLD:-0.9}" \
-  --seed "${SEED:-0}" \
-  --batch-size "${BATCH_SIZE:-256}" \
-  --out "$OUTPUT_DIR/curated.jsonl" \
-  --pairs-out "$OUTPUT_DIR/pairs.jsonl" \
-  --report-dir "$OUTPUT_DIR/report" \
-  "${extra[@]}"
+source "$(dirname "$0")/common.sh"
+run_curation reasoning
