@@ -29,6 +29,9 @@ class LauncherConfig:
     master_addr: str = "127.0.0.1"
     master_port: int = 29500
     in_process: bool = False  # nproc 1 only: run the subcommand inside this process (no start-up cost)
+    # CPU threads of torch per process (OMP_NUM_THREADS); 1 avoids the 10x+ slow-down of OpenMP
+    # spin-waiting when other jobs share the cores. None: torch's default.
+    threads: int | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra environment variables for the command
 
 
@@ -101,6 +104,9 @@ class CurateSpec:
 
     encoder: str = "minilm"
     threshold: float = 0.9
+    # keep the most consistent fraction of items instead of a fixed threshold (curate then runs with
+    # no threshold and a selection step keeps the items whose best score is in the top fraction)
+    keep_fraction: float | None = None
     extra_args: list[str] = field(default_factory=list)
 
 
@@ -116,6 +122,10 @@ class MixtureConfig:
 
     text_only_ratio: float = 0.1  # fraction of stage-1.5 samples that are text-only (0: none)
     include_annotations: bool = False  # also the warm-up annotations (the paper: curated data only)
+    # stage-2 data of every arm, as data.* keys (the paper's LLaVA-665K also holds detailed captions;
+    # add annotated_captions when `instructions` alone has none)
+    sft_data: list[str] = field(default_factory=lambda: ["instructions"])
+    on_empty: str = "error"  # every self-generated file empty: error | text_only (smoke runs of weak models)
 
 
 @dataclass
@@ -144,6 +154,14 @@ class StandinsSpec:
 
 
 @dataclass
+class DemoSpec:
+    """Used by `sicog demo` only: how to write the world, and the report's notes."""
+
+    world_args: list[str] = field(default_factory=list)  # flags of `sicog world` (sizes …)
+    notes: list[str] = field(default_factory=list)  # where the demo departs from the real recipe
+
+
+@dataclass
 class PipelineConfig:
     """The whole loop. See configs/pipeline/*.yaml."""
 
@@ -163,6 +181,8 @@ class PipelineConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     launchers: dict[str, LauncherConfig] = field(default_factory=dict)  # per kind: train, sample …
+    label_quality: bool = False  # world only: also greedy labels of the warm-up models, scored vs truth
+    demo: DemoSpec = field(default_factory=DemoSpec)
 
     def launcher_for(self, kind: str) -> LauncherConfig:
         return self.launchers.get(kind, self.launcher)
@@ -172,7 +192,10 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def expand_env(value: str | None, where: str) -> str | None:
-    """`${VAR}` / `${VAR:-default}` from the environment; an unset VAR without default is an error."""
+    """`${VAR}` / `${VAR:-default}` from the environment; an unset VAR without default is an error.
+
+    An empty result is None (so `base: ${BASE_MODEL:-}` means "not given").
+    """
     if value is None:
         return None
 
@@ -184,7 +207,7 @@ def expand_env(value: str | None, where: str) -> str | None:
             return default
         raise ConfigError(f"{where}: environment variable {name} is not set (set it, or --set {where}=PATH)")
 
-    return _ENV_RE.sub(sub, value)
+    return _ENV_RE.sub(sub, value) or None
 
 
 def validate(cfg: PipelineConfig) -> None:
@@ -199,6 +222,15 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError("key rounds: rounds > 1 needs the 'sicog' arm (its model is the next base)")
     if not 0.0 <= cfg.mixture.text_only_ratio < 1.0:
         raise ConfigError(f"key mixture.text_only_ratio: must be in [0, 1), got {cfg.mixture.text_only_ratio}")
+    for task in ("captions", "reasoning"):
+        kf = getattr(cfg.curation, task).keep_fraction
+        if kf is not None and not 0.0 < kf <= 1.0:
+            raise ConfigError(f"key curation.{task}.keep_fraction: must be in (0, 1], got {kf}")
+    bad_keys = [k for k in cfg.mixture.sft_data if k not in PipelineData.__dataclass_fields__ or k == "world"]
+    if bad_keys or not cfg.mixture.sft_data:
+        raise ConfigError(f"key mixture.sft_data: data keys expected (e.g. instructions), got {cfg.mixture.sft_data}")
+    if cfg.mixture.on_empty not in ("error", "text_only"):
+        raise ConfigError(f"key mixture.on_empty: error or text_only, got {cfg.mixture.on_empty!r}")
     for name, lc in [("launcher", cfg.launcher), *((f"launchers.{k}", v) for k, v in cfg.launchers.items())]:
         if lc.nproc_per_node < 1 or lc.nnodes < 1:
             raise ConfigError(f"key {name}: nproc_per_node and nnodes must be >= 1")

@@ -1,0 +1,151 @@
+"""Run `sicog demo` for several seeds and report mean ± std per arm (the loop issue's measurement).
+
+    python benchmarks/demo_seeds.py --preset tiny --seeds 0 1 2 --out runs/demo_seeds
+    python benchmarks/demo_seeds.py --out runs/demo_seeds --aggregate-only   # re-read finished runs
+
+Each seed runs in its own folder (`OUT/seed<N>`), so an interrupted sweep resumes where it stopped.
+Writes OUT/summary.json and OUT/summary.md: per arm the mean and sample standard deviation of the
+benchmark accuracy, caption object recall and hallucination rate, the per-seed figures, the
+sicog-minus-base and sicog-minus-uncurated differences per seed, wall time per seed, and the label
+quality table (curated vs greedy vs random labels) averaged over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+METRICS = (("accuracy", ("benchmark", "accuracy")), ("object_recall", ("captions", "object_recall")),
+           ("hallucination_rate", ("captions", "hallucination_rate")))
+
+
+def _get(d: dict, path: tuple[str, ...]):
+    for k in path:
+        d = (d or {}).get(k)
+    return d
+
+
+def _mean_std(values: list[float]) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def aggregate(reports: dict[int, dict]) -> dict:
+    arms = sorted({a for r in reports.values() for a in r["arms"]},
+                  key=lambda a: ("base", "sicog", "uncurated", "oracle").index(a) if a in
+                  ("base", "sicog", "uncurated", "oracle") else 9)
+    out: dict = {"seeds": sorted(reports), "arms": {}, "differences": {}, "wall_seconds": {}, "label_quality": {}}
+    for arm in arms:
+        out["arms"][arm] = {}
+        for name, path in METRICS:
+            per_seed = {s: _get(r["arms"].get(arm, {}), path) for s, r in reports.items()}
+            out["arms"][arm][name] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed}
+    for a, b in (("sicog", "base"), ("sicog", "uncurated"), ("oracle", "base")):
+        if a in out["arms"] and b in out["arms"]:
+            diffs = {s: (_get(r["arms"].get(a, {}), ("benchmark", "accuracy")) or 0)
+                     - (_get(r["arms"].get(b, {}), ("benchmark", "accuracy")) or 0) for s, r in reports.items()}
+            out["differences"][f"{a}-{b} accuracy"] = {**_mean_std(list(diffs.values())), "per_seed": diffs}
+            rec = {s: (_get(r["arms"].get(a, {}), ("captions", "object_recall")) or 0)
+                   - (_get(r["arms"].get(b, {}), ("captions", "object_recall")) or 0) for s, r in reports.items()}
+            out["differences"][f"{a}-{b} object_recall"] = {**_mean_std(list(rec.values())), "per_seed": rec}
+    out["wall_seconds"] = {s: r.get("wall_seconds") for s, r in reports.items()}
+    rows: dict[tuple, list] = {}
+    for r in reports.values():
+        for row in (r.get("label_quality") or {}).get("rows", []):
+            for metric in ("object_precision", "object_recall", "answer_accuracy"):
+                if row.get(metric) is not None:
+                    rows.setdefault((row["round"], row["task"], row["labels"], metric), []).append(row[metric])
+    out["label_quality"] = [{"round": k[0], "task": k[1], "labels": k[2], "metric": k[3], **_mean_std(v)}
+                            for k, v in sorted(rows.items())]
+    return out
+
+
+def _pm(stat: dict, scale: float = 100.0) -> str:
+    if stat.get("mean") is None:
+        return "–"
+    return f"{scale * stat['mean']:.1f} ± {scale * stat['std']:.1f}"
+
+
+def render(summary: dict, preset: str) -> str:
+    seeds = summary["seeds"]
+    lines = [f"# sicog demo --preset {preset}: {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
+             "mean ± sample std over seeds, in %", "",
+             "| arm | benchmark accuracy | caption object recall | hallucination rate |", "|---|---|---|---|"]
+    for arm, m in summary["arms"].items():
+        lines.append(f"| {arm} | {_pm(m['accuracy'])} | {_pm(m['object_recall'])} | {_pm(m['hallucination_rate'])} |")
+    lines += ["", "| difference | mean ± std | per seed |", "|---|---|---|"]
+    for name, d in summary["differences"].items():
+        per = ", ".join(f"{100 * v:+.1f}" for v in d["per_seed"].values())
+        lines.append(f"| {name} | {_pm(d)} | {per} |")
+    if summary["label_quality"]:
+        lines += ["", "Label quality against the ground truth (round 1, mean ± std over seeds, %)", "",
+                  "| task | labels | metric | value |", "|---|---|---|---|"]
+        for row in summary["label_quality"]:
+            lines.append(f"| {row['task']} | {row['labels']} | {row['metric']} | {_pm(row)} |")
+    walls = [w for w in summary["wall_seconds"].values() if w]
+    if walls:
+        lines += ["", f"wall time per seed: {', '.join(f'{w:.0f} s' for w in walls)}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="tiny", choices=("smoke", "tiny"), help="demo preset (default tiny)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to run (default 0 1 2)")
+    p.add_argument("--out", default="runs/demo_seeds", help="folder for seed<N>/ runs and the summary")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="pipeline override passed to every seed's demo (repeatable)")
+    p.add_argument("--aggregate-only", action="store_true", help="do not run; aggregate finished seeds")
+    p.add_argument("--parallel", type=int, default=1,
+                   help="seeds run at once (each demo uses one torch thread; default 1 = one after another)")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    cmds = {}
+    for seed in args.seeds:
+        cmd = [sys.executable, "-m", "sicog", "demo", "--preset", args.preset, "--out", str(out / f"seed{seed}"),
+               "--seed", str(seed)]
+        for o in args.overrides:
+            cmd += ["--set", o]
+        cmds[seed] = cmd
+    if not args.aggregate_only:
+        pending, running, t0 = list(args.seeds), {}, time.time()
+        out.mkdir(parents=True, exist_ok=True)
+        while pending or running:
+            while pending and len(running) < max(1, args.parallel):
+                seed = pending.pop(0)
+                log = open(out / f"seed{seed}.log", "w", encoding="utf-8")
+                print(f"seed {seed}: {' '.join(cmds[seed])} (log {log.name})", flush=True)
+                running[seed] = (subprocess.Popen(cmds[seed], stdout=log, stderr=subprocess.STDOUT), log)
+            time.sleep(2)
+            for seed, (proc, log) in list(running.items()):
+                if proc.poll() is not None:
+                    log.close()
+                    print(f"seed {seed}: exit {proc.returncode} after {time.time() - t0:.0f} s", flush=True)
+                    del running[seed]
+    reports = {}
+    for seed in args.seeds:
+        report_path = out / f"seed{seed}" / "report.json"
+        if report_path.is_file():
+            reports[seed] = json.loads(report_path.read_text(encoding="utf-8"))
+    if not reports:
+        print("no finished seeds", file=sys.stderr)
+        return 1
+    summary = aggregate(reports)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    md = render(summary, args.preset)
+    (out / "summary.md").write_text(md, encoding="utf-8")
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

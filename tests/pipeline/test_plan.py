@@ -1,0 +1,175 @@
+"""Pipeline config and plan: validation, the paper's step order, fair arms, rounds, launchers, data steps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sicog.config import ConfigError
+from sicog.pipeline import load_pipeline
+from sicog.pipeline_config import LauncherConfig, PipelineConfig
+from sicog.pipeline_data import uncurated_records
+from sicog.pipeline_plan import build_plan
+from sicog.pipeline_steps import command_argv, mixture_weights
+
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINES = ROOT / "configs" / "pipeline"
+
+
+def _fake_world(tmp_path: Path) -> Path:
+    """A folder with a world manifest (plans only read the manifest, no step runs here)."""
+    world = tmp_path / "world"
+    world.mkdir(parents=True)
+    keys = ["alignment", "annotated_captions", "annotated_reasoning", "instructions", "unlabeled_images",
+            "unlabeled_questions", "oracle_captions", "oracle_reasoning", "benchmark_captions", "scenes",
+            "questions"]
+    manifest = {k: f"{k}.jsonl" for k in keys} | {"benchmark": "benchmark.tsv", "seed": 0,
+                                                  "scene_config": {"image_size": 64}}
+    (world / "manifest.json").write_text(json.dumps(manifest))
+    return world
+
+
+def _smoke(tmp_path: Path, *sets: str) -> PipelineConfig:
+    world = _fake_world(tmp_path)
+    return load_pipeline(str(PIPELINES / "demo_smoke.yaml"),
+                         [f"work_dir={tmp_path / 'run'}", f"data.world={world}", *sets])
+
+
+def test_demo_plan_follows_the_paper_and_arms_are_fair(tmp_path):
+    planner = build_plan(_smoke(tmp_path), PIPELINES)
+    names = [s.name for s in planner.steps]
+    order = ["standins", "align", "sft_base", "r1/warmup_perception", "r1/sample_captions",
+             "r1/curate_captions", "r1/pretrain_sicog", "r1/sft_sicog", "r1/evaluate_sicog"]
+    assert [n for n in names if n in order] == order
+    for word in ("warmup", "sample", "curate", "align", "pretrain", "sft", "evaluate"):
+        assert any(word in n for n in names), word
+    steps = {s.name: s for s in planner.steps}
+    # stage 1.5 restarts from the ORIGINAL LM + the stage-1 projector, not from the warmed-up models
+    for arm in ("sicog", "uncurated", "oracle"):
+        model = steps[f"r1/pretrain_{arm}"].params["train"]["model"]
+        assert model["language_model"].endswith("standins/language_model")
+        assert model["mm_projector"].endswith("align/mm_projector.safetensors")
+        assert model["checkpoint"] is None
+    # identical stage-2 data and settings for every arm (only the starting model and output differ)
+    def sft_view(name):
+        t = json.loads(json.dumps(steps[name].params["train"]))
+        t["model"].pop("checkpoint"), t["model"].pop("mm_projector"), t["model"].pop("vision_tower")
+        t["model"].pop("language_model"), t["training"].pop("output_dir")
+        return t
+    views = [sft_view(n) for n in ("sft_base", "r1/sft_sicog", "r1/sft_uncurated", "r1/sft_oracle")]
+    assert all(v == views[0] for v in views)
+    # identical stage-1.5 settings; the data is what differs
+    pre = [steps[f"r1/pretrain_{a}"].params["train"] for a in ("sicog", "uncurated", "oracle")]
+    assert len({json.dumps(p["training"] | {"output_dir": ""}, sort_keys=True) for p in pre}) == 1
+    assert len({json.dumps(p["data"]["sources"]) for p in pre}) == 3
+    # the warm-up starts from the base model (= the base arm)
+    assert steps["r1/warmup_perception"].params["train"]["model"]["checkpoint"] == planner.arm_checkpoints[(0, "base")]
+
+
+def test_rounds_continue_from_the_previous_sicog_model(tmp_path):
+    planner = build_plan(_smoke(tmp_path, "rounds=2"), PIPELINES)
+    steps = {s.name: s for s in planner.steps}
+    assert "r2/pretrain_sicog" in steps and "r2/pretrain_oracle" not in steps
+    assert steps["r2/warmup_reasoning"].params["train"]["model"]["checkpoint"] == \
+        steps["r1/sft_sicog"].outputs["checkpoint"]
+    assert (2, "sicog") in planner.evaluations
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="stages.sft.bogus"):
+        _smoke(tmp_path, "stages.sft.bogus=1")
+    with pytest.raises(ConfigError, match="rounds"):
+        build_plan(_smoke(tmp_path / "b", "rounds=0"))
+    with pytest.raises(ConfigError, match="arms"):
+        build_plan(_smoke(tmp_path / "c", "arms=[base, nonsense]"))
+    bad = _smoke(tmp_path / "d", "stages.sft.set={training: {max_steps: many}}")
+    with pytest.raises(Exception, match="stages.sft.*max_steps"):
+        build_plan(bad, PIPELINES)
+
+
+def test_real_scale_config_validates_and_dry_run_prints_the_plan(tmp_path):
+    cfg = load_pipeline(str(PIPELINES / "qwen2_7b.yaml"), [f"work_dir={tmp_path}"])
+    planner = build_plan(cfg, PIPELINES)
+    steps = {s.name: s for s in planner.steps}
+    pre = steps["r1/pretrain_sicog"].params["train"]
+    assert pre["training"]["learning_rate"] == pytest.approx(2e-5)
+    assert pre["training"]["deepspeed"].endswith("zero2.json")
+    argv = " ".join(steps["r1/sample_captions"].params["argv"])
+    assert "--n 6 --temperature 0.7 --top-p 0.9 --max-new-tokens 1200" in argv
+    assert "--threshold 0.9" in " ".join(steps["r1/curate_captions"].params["argv"])
+    assert "torchrun --nproc_per_node=8" in steps["r1/pretrain_sicog"].describe
+    out = subprocess.run([sys.executable, "-m", "sicog", "run", str(PIPELINES / "qwen2_7b.yaml"), "--dry-run",
+                          "--set", f"work_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "r1/pretrain_sicog" in out.stdout and "torchrun" in out.stdout
+    assert not any(tmp_path.iterdir()), "a dry run writes nothing"
+
+
+def test_launcher_argv():
+    assert command_argv(LauncherConfig(), ["train", "x.yaml"])[1:] == ["-m", "sicog", "train", "x.yaml"]
+    argv = command_argv(LauncherConfig(nproc_per_node=4, master_port=1234), ["sample"])
+    assert argv[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node=4" in argv
+    assert "--master_port=1234" in argv and argv[-3:] == ["-m", "sicog", "sample"]
+
+
+def test_mixture_weights_give_the_text_only_ratio(tmp_path):
+    files = {}
+    for name, n in (("cap", 30), ("rea", 10), ("text", 100), ("empty", 0)):
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text("".join("{}\n" for _ in range(n)))
+    cfg = PipelineConfig()
+    cfg.mixture.text_only_ratio = 0.2
+    out = mixture_weights(cfg, str(files["text"]))([{"path": str(files[k])} for k in ("cap", "rea", "empty", "text")])
+    w = {Path(s["path"]).stem: s["weight"] for s in out}
+    assert "empty" not in w  # dropped, with a warning
+    assert w["text"] / sum(w.values()) == pytest.approx(0.2)
+    assert w["cap"] / w["rea"] == pytest.approx(3.0)
+
+
+def test_uncurated_picks_one_seeded_random_candidate_per_item(tmp_path):
+    path = tmp_path / "cand.jsonl"
+    recs = [{"id": f"x{i}", "image": f"{i}.png", "prompt": "Describe.", "mode": "cod",
+             "candidates": [f"c{i}-{j}" for j in range(5)]} for i in range(40)]
+    recs.append({"id": "empty", "image": "e.png", "prompt": "p", "mode": "cod", "candidates": ["", " "]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    a, b = uncurated_records(str(path), 0), uncurated_records(str(path), 0)
+    assert a == b and len(a) == 40  # deterministic; an item without a usable candidate is left out
+    assert a[0]["conversations"][0]["value"] == "<image>\nDescribe."
+    assert len({r["chosen_index"] for r in a}) > 1  # not always the same index
+    assert a != uncurated_records(str(path), 1)
+
+
+def test_keep_fraction_selects_the_most_consistent_items(tmp_path):
+    from sicog.pipeline_data import select_top_fraction
+
+    recs = [{"id": str(i), "score": s} for i, s in enumerate([0.9, 0.5, 0.99, 0.7, 0.99, 0.1])]
+    kept, cut = select_top_fraction(recs, 0.5)
+    assert [r["id"] for r in kept] == ["0", "2", "4"] and cut == 0.9  # file order kept
+    assert select_top_fraction([], 0.5) == ([], None)
+    planner = build_plan(_smoke(tmp_path, "curation.captions.keep_fraction=0.25"), PIPELINES)
+    steps = {s.name: s for s in planner.steps}
+    assert "--threshold -1.0" in " ".join(steps["r1/curate_captions"].params["argv"])
+    assert steps["r1/pretrain_sicog"].inputs["source0"] == steps["r1/select_captions"].outputs["curated"]
+    assert "r1/select_reasoning" not in steps
+
+
+def test_standin_cell_targets_follow_the_scene_graph():
+    from sicog.world.scenes import SceneConfig, scene_for
+    from sicog.world.standins import _head_sizes, cell_targets
+
+    cfg = SceneConfig()
+    scene = scene_for(5, "t", 0, cfg, "t0")
+    targets = cell_targets(scene, cfg)
+    assert len(targets) == len(_head_sizes(cfg)) == 30
+    occupied = {o.row * 3 + o.col: o for o in scene.objects}
+    for cell in range(9):
+        colour, shape, _size = targets[3 * cell: 3 * cell + 3]
+        if cell in occupied:
+            assert cfg.colours[colour - 1] == occupied[cell].colour and cfg.shapes[shape - 1] == occupied[cell].shape
+        else:
+            assert (colour, shape) == (0, 0)
+    assert all(0 <= t < n for t, n in zip(targets, _head_sizes(cfg)))
