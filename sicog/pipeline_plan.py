@@ -262,7 +262,7 @@ class Planner:
             records = self.head_step(f"{name}_input", records, spec.max_items)
         out = self.folder(name) + "/candidates.jsonl"
         argv = ["sample", "--model", model, "--data", records, "--image-folder", self.data.image_folder,
-                "--out", out, "--mode", mode, "--n", str(spec.n), "--temperature", str(spec.temperature),
+                "--out", out, "--mode", mode, "--num-candidates", str(spec.n), "--temperature", str(spec.temperature),
                 "--top-p", str(spec.top_p), "--max-new-tokens", str(spec.max_new_tokens),
                 "--batch-size", str(spec.batch_size), "--seed", str(self.cfg.seed + 1000 * k), *spec.extra_args]
         from sicog.pipeline_data import sample_counts

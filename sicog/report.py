@@ -84,7 +84,11 @@ def curation_section(planner) -> dict:
         stats = _read_stats(step.outputs.get("report"))
         m_path = Path(planner.work) / "manifests" / f"{step.name.replace('/', '__')}.json"
         counts = json.loads(m_path.read_text())["counts"] if m_path.is_file() else {}
-        out.setdefault(f"round{step.round}", {})[task] = {"counts": counts, "stats": stats}
+        entry = {"counts": counts, "stats": stats}
+        sel_path = Path(planner.work) / "manifests" / f"{step.name.replace('/', '__').replace('curate_', 'select_')}.json"
+        if sel_path.is_file():  # curation.*.keep_fraction: the selection step decides what is kept
+            entry["selection"] = json.loads(sel_path.read_text(encoding="utf-8")).get("counts", {})
+        out.setdefault(f"round{step.round}", {})[task] = entry
     return out
 
 
@@ -168,9 +172,14 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None) ->
         lines += ["", "## Curation", ""]
         for rnd, tasks in cur.items():
             for task, v in tasks.items():
-                counts = v.get("counts", {})
-                lines.append(f"- {rnd} {task}: kept {counts.get('kept', '–')} of "
-                             f"{counts.get('stats_items', '–')} items " + _stats_line(v.get("stats", {})))
+                counts, sel = v.get("counts", {}), v.get("selection")
+                if sel:
+                    lines.append(f"- {rnd} {task}: kept the {sel.get('kept')} of {sel.get('items')} items with the "
+                                 f"highest best score (score cut {sel.get('score_cut')}); "
+                                 f"{counts.get('stats_extraction_failures', 0)} extraction failures")
+                else:
+                    lines.append(f"- {rnd} {task}: kept {counts.get('kept', '–')} of "
+                                 f"{counts.get('stats_items', '–')} items " + _stats_line(v.get("stats", {})))
     lines += ["", "## Steps", "", "| step | status | seconds |", "|---|---|---|"]
     for s in report["steps"]:
         lines.append(f"| {s['name']} | {s['status']} | {_fmt(s.get('seconds'), pct=False)} |")
