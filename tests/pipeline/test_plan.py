@@ -99,7 +99,7 @@ def test_real_scale_config_validates_and_dry_run_prints_the_plan(tmp_path):
     assert pre["training"]["learning_rate"] == pytest.approx(2e-5)
     assert pre["training"]["deepspeed"].endswith("zero2.json")
     argv = " ".join(steps["r1/sample_captions"].params["argv"])
-    assert "--n 6 --temperature 0.7 --top-p 0.9 --max-new-tokens 1200" in argv
+    assert "--num-candidates 6 --temperature 0.7 --top-p 0.9 --max-new-tokens 1200" in argv
     assert "--threshold 0.9" in " ".join(steps["r1/curate_captions"].params["argv"])
     assert "torchrun --nproc_per_node=8" in steps["r1/pretrain_sicog"].describe
     out = subprocess.run([sys.executable, "-m", "sicog", "run", str(PIPELINES / "qwen2_7b.yaml"), "--dry-run",
