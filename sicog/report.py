@@ -42,7 +42,11 @@ def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
                              for k, v in (mcq.get("per_category") or {}).items()},
             "unanswered": mcq.get("unanswered"),
             "chance_accuracy": mcq.get("chance_accuracy"),
+            "scoring": summary.get("mcq_scoring", "generate"),
+            "accuracy_by_scoring": {way: m.get("accuracy") for way, m in (summary.get("mcq_by_scoring") or {}).items()},
         }
+        if summary.get("mcq_shuffled_images"):
+            out["benchmark"]["accuracy_shuffled_images"] = summary["mcq_shuffled_images"].get("accuracy")
         cap = summary.get("captions") or {}
         out["captions"] = {k: cap.get(k) for k in ("object_recall", "hallucination_rate", "attribute_accuracy",
                                                     "position_accuracy", "n") if k in cap}
@@ -138,13 +142,30 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None) ->
         lines.append(f"Preset `{report['preset']}`, seed {report.get('seed')}, wall time "
                      f"{report.get('wall_seconds', 0):.0f} s.")
         lines.append("")
-    lines += ["## Arms (round 1)", "",
-              "| arm | benchmark accuracy % | n | caption object recall % | hallucination rate % | checkpoint |",
-              "|---|---|---|---|---|---|"]
+    ways = list(dict.fromkeys(w for a in report["arms"].values()
+                              for w in a.get("benchmark", {}).get("accuracy_by_scoring", {})))
+    headline = next((a["benchmark"].get("scoring") for a in report["arms"].values() if a.get("benchmark")), None)
+    others = [w for w in ways if w != headline]
+    lines += ["## Arms (round 1)", ""]
+    if headline:
+        lines += [f"Benchmark accuracy is scored by **{headline}**" +
+                  (f"; also shown: {', '.join(others)}" if others else "") +
+                  " (generate: the option letter the model writes; likelihood: the option text it finds "
+                  "most probable as the answer to the open question).", ""]
+    blind = any("accuracy_shuffled_images" in a.get("benchmark", {}) for a in report["arms"].values())
+    if blind:
+        lines += ["*shuffled images*: the same questions, each with another item's image — what the question "
+                  "alone gives; the gap to the accuracy is what the model reads from the image.", ""]
+    lines += ["| arm | benchmark accuracy % | " + "".join(f"{w} % | " for w in others) +
+              ("shuffled images % | " if blind else "") + "n | caption object recall % | hallucination rate % "
+              "| checkpoint |", "|---|---|" + "---|" * (len(others) + blind) + "---|---|---|---|"]
     for name, a in report["arms"].items():
         b, c = a.get("benchmark", {}), a.get("captions", {})
-        lines.append(f"| {name} | {_fmt(b.get('accuracy'))} | {b.get('n', '–')} | {_fmt(c.get('object_recall'))} "
-                     f"| {_fmt(c.get('hallucination_rate'))} | `{a['checkpoint']}` |")
+        extra = "".join(f"{_fmt(b.get('accuracy_by_scoring', {}).get(w))} | " for w in others)
+        if blind:
+            extra += f"{_fmt(b.get('accuracy_shuffled_images'))} | "
+        lines.append(f"| {name} | {_fmt(b.get('accuracy'))} | {extra}{b.get('n', '–')} | "
+                     f"{_fmt(c.get('object_recall'))} | {_fmt(c.get('hallucination_rate'))} | `{a['checkpoint']}` |")
     cats = sorted({k for a in report["arms"].values() for k in a.get("benchmark", {}).get("per_category", {})})
     if cats:
         lines += ["", "### Accuracy per question category (%)", "",

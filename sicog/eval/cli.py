@@ -3,7 +3,8 @@
 Outputs in --out (each file written atomically; summary.json last, so its presence marks a
 finished evaluation):
   mcq_predictions.jsonl   one line per item: index, question, options, prediction (raw reply),
-                          extracted (letter or null), answer, correct, category
+                          extracted (letter or null), answer, correct, category (for the first
+                          --mcq-scoring; a second one writes mcq_<way>_predictions.jsonl etc.)
   mcq_result.xlsx/.csv    VLMEvalKit-like result table: the TSV's columns (image dropped)
                           + prediction, extracted, hit
   captions_predictions.jsonl  (caption evaluation only) reply, scored text and counts per image
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """Evaluate a checkpoint on a multiple-choice benchmark (VLMEvalKit-style TSV) and,
 for the synthetic world, on caption ground truth (object recall, attribute accuracy, CHAIR-like
-hallucination rate). Greedy decoding, batched.
+hallucination rate). Greedy decoding, batched; or multiple choice by option likelihood
+(--mcq-scoring likelihood).
 
 examples:
   sicog evaluate --model runs/demo/sicog/final --benchmark world:runs/demo/world --out runs/eval
@@ -49,6 +51,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-style", choices=("direct", "cot"), default="direct",
                    help="direct: ask for the option's letter (VLMEvalKit's LLaVA instruction); cot: ask "
                         "for a step-by-step answer and read its 'The answer is X.' (default direct)")
+    p.add_argument("--mcq-scoring", default="generate", metavar="WAY[,WAY]",
+                   help="how multiple choice is scored: generate = ask for the option's letter and read "
+                        "the reply (VLMEvalKit); likelihood = ask the open question and pick the option "
+                        "text the model finds most probable (SEED-Bench style; for tiny models that know "
+                        "answers but cannot yet map them to letters). A comma list scores both ways; the "
+                        "first is the headline 'mcq' of summary.json (default generate)")
+    p.add_argument("--shuffled-image-control", action="store_true",
+                   help="also score the headline way with every item's image swapped for another item's: "
+                        "the accuracy from the question alone; the gap to the real accuracy is what the "
+                        "model reads from the image (summary: mcq_shuffled_images)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="evaluate only the first N items (and N caption images)")
     p.add_argument("--captions", choices=("auto", "on", "off"), default="auto",
@@ -100,14 +112,23 @@ def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, b
                         limit: int | None = None, captions: str = "auto", captions_file: str | None = None,
                         caption_prompt: str = "caption", caption_max_new_tokens: int = 256,
                         device: str | None = None, dtype: str | None = None, progress: bool = True,
-                        predict=None, caption_predict=None) -> dict:
+                        mcq_scoring: str = "generate", shuffled_image_control: bool = False,
+                        predict=None, caption_predict=None,
+                        option_scorer=None) -> dict:
     """Evaluate and write the outputs (see the module docstring); returns the summary.
 
-    `predict` / `caption_predict` replace the checkpoint's predictors (tests, other backends).
+    `predict` / `caption_predict` / `option_scorer` replace the checkpoint's predictors (tests,
+    other backends).
     """
     from sicog.data.formats import CAPTION_PROMPT, COD_PROMPT
     from sicog.eval.captions import evaluate_captions, read_caption_benchmark
-    from sicog.eval.mcq import evaluate_mcq, read_mcq_tsv, summarize_mcq, write_mcq_outputs
+    from sicog.eval.mcq import (
+        evaluate_mcq,
+        read_mcq_tsv,
+        summarize_mcq,
+        with_shuffled_images,
+        write_mcq_outputs,
+    )
 
     for name, value in (("--batch-size", batch_size), ("--max-new-tokens", max_new_tokens),
                         ("--limit", limit), ("--caption-max-new-tokens", caption_max_new_tokens)):
@@ -120,6 +141,7 @@ def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, b
         raise SicogError("--captions on: the benchmark has no caption ground truth (use world:DIR or --captions-file)")
     do_captions = captions != "off" and caption_path is not None
     max_new_tokens = max_new_tokens or DEFAULT_MAX_NEW_TOKENS[prompt_style]
+    scorings = parse_mcq_scoring(mcq_scoring)
 
     # read (and validate) everything before loading a model
     items = read_mcq_tsv(tsv, limit=limit)
@@ -127,7 +149,9 @@ def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, b
     log.info("%s: %d multiple-choice items%s", tsv, len(items),
              f", {len(cap_items)} caption images" if do_captions else "")
 
-    if predict is None or (do_captions and caption_predict is None):
+    needs_generation = "generate" in scorings or do_captions
+    if (needs_generation and predict is None) or (do_captions and caption_predict is None) or \
+            ("likelihood" in scorings and option_scorer is None):
         from sicog.eval.predict import checkpoint_predictor
 
         if predict is None:
@@ -136,11 +160,36 @@ def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, b
         if do_captions and caption_predict is None:
             caption_predict = predict.with_max_new_tokens(caption_max_new_tokens) \
                 if hasattr(predict, "with_max_new_tokens") else predict
+        if "likelihood" in scorings and option_scorer is None:
+            from sicog.eval.likelihood import OptionScorer
+
+            option_scorer = OptionScorer(predict.model, predict.processor, batch_size=batch_size)
 
     out = Path(out)
-    preds = evaluate_mcq(items, predict, prompt_style=prompt_style, chunk_size=batch_size, progress=progress)
-    mcq_summary = summarize_mcq(preds)
-    paths = write_mcq_outputs(preds, out, prefix="mcq")
+    by_scoring: dict[str, dict] = {}
+    files: dict[str, str] = {}
+
+    def score(way: str, mcq_items, tag: str) -> dict:
+        if way == "generate":
+            preds = evaluate_mcq(mcq_items, predict, prompt_style=prompt_style, chunk_size=batch_size,
+                                 progress=progress)
+        else:
+            from sicog.eval.likelihood import evaluate_mcq_by_likelihood
+
+            preds = evaluate_mcq_by_likelihood(mcq_items, option_scorer, chunk_size=batch_size, progress=progress)
+        prefix = "mcq" if not tag else f"mcq_{tag}"   # the headline keeps the VLMEvalKit-like names
+        files.update({(key if not tag else f"{key}_{tag}"): p.name
+                      for key, p in write_mcq_outputs(preds, out, prefix=prefix).items()})
+        m = summarize_mcq(preds)
+        log.info("multiple choice (%s%s): accuracy %.4f (%d/%d, %d unanswered, chance %.4f)", way,
+                 ", shuffled images" if tag == "shuffled_images" else "", m["accuracy"], m["correct"], m["n"],
+                 m["unanswered"], m["chance_accuracy"])
+        return m
+
+    for k, way in enumerate(scorings):
+        by_scoring[way] = score(way, items, "" if k == 0 else way)
+    shuffled = score(scorings[0], with_shuffled_images(items), "shuffled_images") if shuffled_image_control \
+        else None
     summary: dict = {
         "model": str(model),
         "benchmark": str(tsv),
@@ -148,11 +197,13 @@ def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, b
         "prompt_style": prompt_style,
         "max_new_tokens": max_new_tokens,
         "limit": limit,
-        "mcq": mcq_summary,
-        "files": {k: p.name for k, p in paths.items()},
+        "mcq_scoring": scorings[0],
+        "mcq": by_scoring[scorings[0]],
+        "mcq_by_scoring": by_scoring,
+        "files": files,
     }
-    log.info("multiple choice: accuracy %.4f (%d/%d, %d unanswered, chance %.4f)", mcq_summary["accuracy"],
-             mcq_summary["correct"], mcq_summary["n"], mcq_summary["unanswered"], mcq_summary["chance_accuracy"])
+    if shuffled is not None:
+        summary["mcq_shuffled_images"] = shuffled
     if do_captions:
         prompt = COD_PROMPT if caption_prompt == "cod" else CAPTION_PROMPT
         records, cap_summary = evaluate_captions(cap_items, caption_predict, prompt, chunk_size=batch_size,
@@ -169,6 +220,19 @@ def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, b
     return summary
 
 
+MCQ_SCORINGS = ("generate", "likelihood")
+
+
+def parse_mcq_scoring(value: str) -> list[str]:
+    """'likelihood,generate' -> ['likelihood', 'generate'] (the first is the headline)."""
+    ways = [w.strip() for w in str(value).split(",") if w.strip()]
+    bad = [w for w in ways if w not in MCQ_SCORINGS]
+    if not ways or bad or len(set(ways)) != len(ways):
+        raise SicogError(f"--mcq-scoring: expected one or both of {', '.join(MCQ_SCORINGS)} (comma-separated, "
+                         f"no repeats), got {value!r}")
+    return ways
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of `sicog evaluate`."""
     out = args.out
@@ -180,11 +244,15 @@ def run(args: argparse.Namespace) -> int:
         prompt_style=args.prompt_style, limit=args.limit, captions=args.captions,
         captions_file=args.captions_file, caption_prompt=args.caption_prompt,
         caption_max_new_tokens=args.caption_max_new_tokens, device=args.device, dtype=args.dtype,
-        progress=not args.no_progress,
+        progress=not args.no_progress, mcq_scoring=args.mcq_scoring,
+        shuffled_image_control=args.shuffled_image_control,
     )
-    m = summary["mcq"]
-    print(f"accuracy {m['accuracy']:.4f} ({m['correct']}/{m['n']}, unanswered {m['unanswered']}, "
-          f"chance {m['chance_accuracy']:.4f})")
+    for way, m in summary["mcq_by_scoring"].items():
+        print(f"accuracy {m['accuracy']:.4f} ({m['correct']}/{m['n']}, unanswered {m['unanswered']}, "
+              f"chance {m['chance_accuracy']:.4f}, scoring {way})")
+    if "mcq_shuffled_images" in summary:
+        print(f"accuracy with shuffled images {summary['mcq_shuffled_images']['accuracy']:.4f} "
+              f"(scoring {summary['mcq_scoring']}): what the question alone gives")
     if "captions" in summary:
         c = summary["captions"]
         print(f"captions: object recall {c['object_recall']:.4f}, hallucination rate "

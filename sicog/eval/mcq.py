@@ -236,6 +236,26 @@ def evaluate_mcq(items: Sequence[McqItem], predict: Predictor, *, prompt_style: 
     return results
 
 
+def with_shuffled_images(items: Sequence[McqItem], seed: int = 0) -> list[McqItem]:
+    """The items with every image swapped for a different one (the image-blind control).
+
+    Distinct images are put in a seeded random order and each is replaced by the next one, so no
+    item keeps its own image, even when several questions share an image. Accuracy on these
+    items is what a model gets from the question alone; the gap to the real accuracy is what it
+    reads from the image.
+    """
+    import dataclasses
+    import random
+
+    distinct = list(OrderedDict.fromkeys(it.image for it in items if it.image is not None))
+    if len(distinct) < 2:
+        raise SicogError("the shuffled-image control needs at least two different images in the benchmark")
+    order = distinct[:]
+    random.Random(seed).shuffle(order)
+    swap = {img: order[(k + 1) % len(order)] for k, img in enumerate(order)}
+    return [dataclasses.replace(it, image=swap[it.image]) if it.image is not None else it for it in items]
+
+
 def summarize_mcq(preds: Sequence[McqPrediction]) -> dict:
     """Overall and per-category accuracy, unanswered count, and the accuracy of random guessing."""
     n = len(preds)

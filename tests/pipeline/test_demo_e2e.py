@@ -87,6 +87,10 @@ def test_smoke_demo_kill_resume_and_rounds(tmp_path):
         assert (out / arm["checkpoint"] / "config.json").is_file(), name
         assert 0.0 <= arm["benchmark"]["accuracy"] <= 1.0 and arm["benchmark"]["n"] > 0
         assert arm["benchmark"]["per_category"]
+        # the demo scores multiple choice by likelihood first and also by generation (both in the report)
+        assert arm["benchmark"]["scoring"] == "likelihood"
+        assert set(arm["benchmark"]["accuracy_by_scoring"]) == {"likelihood", "generate"}
+        assert arm["benchmark"]["accuracy_by_scoring"]["likelihood"] == arm["benchmark"]["accuracy"]
         assert {"object_recall", "hallucination_rate"} <= set(arm["captions"])
     names = [s["name"] for s in report["steps"]]
     for word in ("warmup", "sample", "curate", "align", "pretrain", "sft", "evaluate"):
@@ -96,6 +100,7 @@ def test_smoke_demo_kill_resume_and_rounds(tmp_path):
     assert any(r["labels"] == "greedy" for r in report["label_quality"]["rows"])
     md = (out / "report.md").read_text()
     assert "departs from the real recipe" in md
+    assert "scored by **likelihood**" in md and "| generate % |" in md
     for png in ("accuracy.png", "accuracy_per_category.png", "curation_scores.png"):
         assert (out / png).stat().st_size > 1000, png
 

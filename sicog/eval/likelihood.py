@@ -1,0 +1,124 @@
+"""Multiple choice by likelihood: pick the option whose text the model finds most probable.
+
+Generation-based scoring (`sicog.eval.mcq.evaluate_mcq`) asks for the option's letter, which
+tests two things at once: knowing the answer and mapping it to a letter. Large models do the
+second for free; tiny ones (the synthetic-world demo) often do not, and then every model sits at
+chance whatever it knows. Likelihood scoring, as in SEED-Bench's original protocol and the
+multiple-choice tasks of lm-evaluation-harness, asks the open question (no option list) and
+compares log p(option text + end of turn | image, question) across the options. It measures
+what the model knows about the image, not whether it can read an option list.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+from sicog.data.formats import SHORT_ANSWER_INSTRUCTION
+from sicog.eval.mcq import McqItem, McqPrediction
+from sicog.utils.io import SicogError
+
+log = logging.getLogger(__name__)
+
+
+def open_question(item: McqItem) -> str:
+    """The item asked as an open short-answer question: hint, question, short-answer instruction."""
+    parts = [item.hint] if item.hint else []
+    parts += [item.question, SHORT_ANSWER_INSTRUCTION]
+    return "\n".join(parts)
+
+
+class OptionScorer:
+    """Sums the log-probabilities a (model, processor) pair gives to candidate replies.
+
+    Each candidate is scored as the complete assistant turn: its tokens plus the end-of-turn
+    token, so that a prefix of a longer option ("red" vs "red square") does not win for free.
+    """
+
+    def __init__(self, model, processor, *, batch_size: int = 32):
+        self.model, self.processor, self.batch_size = model, processor, batch_size
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        end = self.tokenizer.eos_token
+        if end is None:
+            raise SicogError("likelihood scoring needs the tokenizer's end-of-turn token (eos_token)")
+        self.end_text = end
+
+    def _render(self, question: str, has_image: bool) -> str:
+        from sicog.model.generation import render_prompt
+
+        return render_prompt(self.processor, question, has_image)
+
+    @torch.no_grad()
+    def score(self, requests: Sequence[tuple[str, object, Sequence[str]]]) -> list[list[float]]:
+        """For each (question, image or None, candidates): the summed log-prob of every candidate."""
+        flat: list[tuple[int, str, object, str]] = []
+        for i, (question, image, candidates) in enumerate(requests):
+            prompt = self._render(question, image is not None)
+            flat += [(i, prompt, image, c) for c in candidates]
+        scores: list[list[float]] = [[] for _ in requests]
+        for start in range(0, len(flat), self.batch_size):
+            chunk = flat[start:start + self.batch_size]
+            for (i, *_), s in zip(chunk, self._score_chunk(chunk)):
+                scores[i].append(s)
+        return scores
+
+    def _score_chunk(self, chunk) -> list[float]:
+        device = next(self.model.parameters()).device
+        with_image = [c for c in chunk if c[2] is not None]
+        if with_image and len(with_image) != len(chunk):
+            # one forward pass needs every row with or every row without an image
+            return [s for c in chunk for s in self._score_chunk([c])]
+        prompts = [p for _, p, _, _ in chunk]
+        fulls = [p + cand + self.end_text for _, p, _, cand in chunk]
+        kwargs = {"text": fulls, "return_tensors": "pt", "padding": True}
+        if with_image:
+            kwargs["images"] = [im for _, _, im, _ in chunk]
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "right"   # reply tokens then sit at known offsets
+        try:
+            enc = self.processor(**kwargs)
+            prompt_lens = [len(self.processor(text=[p], images=[im] if im is not None else None,
+                                              return_tensors="pt")["input_ids"][0])
+                           for (_, p, im, _) in chunk] if with_image else \
+                [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        finally:
+            self.tokenizer.padding_side = side
+        enc = {k: v.to(device) for k, v in enc.items()}
+        logits = self.model(**enc).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        targets = enc["input_ids"][:, 1:]
+        token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        lengths = enc["attention_mask"].sum(1).tolist()
+        out = []
+        for row, (n_prompt, n_all) in enumerate(zip(prompt_lens, lengths)):
+            if n_all <= n_prompt:
+                raise SicogError("likelihood scoring: a candidate reply tokenised to nothing")
+            out.append(float(token_lp[row, n_prompt - 1:n_all - 1].sum()))
+        return out
+
+
+def evaluate_mcq_by_likelihood(items: Sequence[McqItem], scorer: OptionScorer, *, chunk_size: int = 16,
+                               progress: bool = True) -> list[McqPrediction]:
+    """Score every option of every item; the prediction is the letter of the most probable option.
+
+    `prediction` records the chosen option's text and every option's log-prob, for inspection.
+    """
+    if chunk_size < 1:
+        raise SicogError(f"--batch-size must be >= 1, got {chunk_size}")
+    results: list[McqPrediction] = []
+    bar = tqdm(total=len(items), desc="mcq (likelihood)", unit="item", disable=not progress)
+    for start in range(0, len(items), chunk_size):
+        chunk = items[start:start + chunk_size]
+        scores = scorer.score([(open_question(it), it.load_image(), list(it.options.values())) for it in chunk])
+        for it, s in zip(chunk, scores):
+            letters = list(it.options)
+            best = max(range(len(letters)), key=lambda k: s[k])
+            detail = ", ".join(f"{k}={v:.2f}" for k, v in zip(letters, s))
+            results.append(McqPrediction(it, f"{it.options[letters[best]]} [log-probs {detail}]", letters[best]))
+        bar.update(len(chunk))
+    bar.close()
+    return results
+
