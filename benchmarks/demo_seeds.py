@@ -121,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         cmd = [sys.executable, "-m", "sicog", "demo", "--preset", args.preset, "--out", str(out / f"seed{seed}"),
                "--seed", str(seed)]
-        for o in args.overrides:
+        overrides = list(args.overrides)
+        if args.parallel > 1 and not any(o.startswith("launcher.threads=") for o in overrides):
+            overrides.append("launcher.threads=1")   # seeds side by side: one torch thread each
+        for o in overrides:
             cmd += ["--set", o]
         cmds[seed] = cmd
     if not args.aggregate_only:

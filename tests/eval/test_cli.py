@@ -12,17 +12,12 @@ from sicog.eval.captions import read_caption_benchmark
 from sicog.eval.cli import evaluate_checkpoint, resolve_benchmark
 from sicog.eval.mcq import read_mcq_tsv
 from sicog.utils.io import SicogError
+from tests.eval._world import benchmark_world
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from sicog.world.generate import WorldSizes, generate_world
-
-    out = tmp_path_factory.mktemp("world")
-    sizes = WorldSizes(n_align=0, n_annotated=0, n_reasoning=0, n_instructions=0, n_unlabeled_images=0,
-                       n_unlabeled_questions=0, n_benchmark=4, benchmark_questions_per_image=2)
-    generate_world(out, seed=3, sizes=sizes)
-    return out
+    return benchmark_world(tmp_path_factory.mktemp("world"), seed=3, n_images=4)
 
 
 def mcq_oracle(world, style="direct"):

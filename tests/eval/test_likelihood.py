@@ -11,6 +11,7 @@ from sicog.cli import main
 from sicog.eval.likelihood import OptionScorer, evaluate_mcq_by_likelihood, open_question
 from sicog.eval.mcq import McqItem, read_mcq_tsv
 from sicog.model.generation import render_prompt
+from tests.eval._world import benchmark_world
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +25,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from sicog.world.generate import WorldSizes, generate_world
-
-    out = tmp_path_factory.mktemp("world")
-    sizes = WorldSizes(n_align=0, n_annotated=0, n_reasoning=0, n_instructions=0, n_unlabeled_images=0,
-                       n_unlabeled_questions=0, n_benchmark=3, benchmark_questions_per_image=2)
-    generate_world(out, seed=5, sizes=sizes)
-    return out
+    return benchmark_world(tmp_path_factory.mktemp("world"), seed=5, n_images=3)
 
 
 def _image(seed):
