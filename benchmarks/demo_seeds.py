@@ -51,6 +51,12 @@ def aggregate(reports: dict[int, dict]) -> dict:
         for name, path in METRICS:
             per_seed = {s: _get(r["arms"].get(arm, {}), path) for s, r in reports.items()}
             out["arms"][arm][name] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed}
+    cats = sorted({c for r in reports.values() for a in r["arms"].values()
+                   for c in (a.get("benchmark", {}).get("per_category") or {})})
+    out["per_category"] = {
+        arm: {c: {key: _mean_std([_get(r["arms"].get(arm, {}), ("benchmark", key, c)) for r in reports.values()])
+                  for key in ("per_category", "per_category_shuffled_images")} for c in cats}
+        for arm in arms}
     for a, b in (("sicog", "base"), ("sicog", "uncurated"), ("oracle", "base")):
         if a in out["arms"] and b in out["arms"]:
             diffs = {s: (_get(r["arms"].get(a, {}), ("benchmark", "accuracy")) or 0)
@@ -94,6 +100,14 @@ def render(summary: dict, preset: str) -> str:
     for name, d in summary["differences"].items():
         per = ", ".join(f"{100 * v:+.1f}" for v in d["per_seed"].values())
         lines.append(f"| {name} | {_pm(d)} | {per} |")
+    cats = sorted({c for per in summary.get("per_category", {}).values() for c in per})
+    if cats:
+        lines += ["", "Accuracy per question category (headline scoring; in brackets: with shuffled images)", "",
+                  "| arm | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
+        for arm, per in summary["per_category"].items():
+            cells = [f"{_pm(per[c]['per_category'])} ({_pm(per[c]['per_category_shuffled_images'])})"
+                     if c in per else "–" for c in cats]
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     if summary["label_quality"]:
         lines += ["", "Label quality against the ground truth (round 1, mean ± std over seeds, %)", "",
                   "| task | labels | metric | value |", "|---|---|---|---|"]

@@ -45,8 +45,11 @@ def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
             "scoring": summary.get("mcq_scoring", "generate"),
             "accuracy_by_scoring": {way: m.get("accuracy") for way, m in (summary.get("mcq_by_scoring") or {}).items()},
         }
-        if summary.get("mcq_shuffled_images"):
-            out["benchmark"]["accuracy_shuffled_images"] = summary["mcq_shuffled_images"].get("accuracy")
+        blind = summary.get("mcq_shuffled_images")
+        if blind:
+            out["benchmark"]["accuracy_shuffled_images"] = blind.get("accuracy")
+            out["benchmark"]["per_category_shuffled_images"] = {
+                k: (v["accuracy"] if isinstance(v, dict) else v) for k, v in (blind.get("per_category") or {}).items()}
         cap = summary.get("captions") or {}
         out["captions"] = {k: cap.get(k) for k in ("object_recall", "hallucination_rate", "attribute_accuracy",
                                                     "position_accuracy", "n") if k in cap}
@@ -173,6 +176,10 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None) ->
         for name, a in report["arms"].items():
             pc = a.get("benchmark", {}).get("per_category", {})
             lines.append(f"| {name} | " + " | ".join(_fmt(pc.get(c)) for c in cats) + " |")
+        for name, a in report["arms"].items():
+            pc = a.get("benchmark", {}).get("per_category_shuffled_images")
+            if pc:
+                lines.append(f"| {name}, shuffled images | " + " | ".join(_fmt(pc.get(c)) for c in cats) + " |")
     if (report.get("rounds_configured") or 1) > 1:
         lines += ["", "## Round by round", "", "| round | arm | accuracy % | object recall % | hallucination % |",
                   "|---|---|---|---|---|"]
