@@ -66,6 +66,7 @@ def aggregate(reports: dict[int, dict]) -> dict:
                    - (_get(r["arms"].get(b, {}), ("captions", "object_recall")) or 0) for s, r in reports.items()}
             out["differences"][f"{a}-{b} object_recall"] = {**_mean_std(list(rec.values())), "per_seed": rec}
     out["wall_seconds"] = {s: r.get("wall_seconds") for s, r in reports.items()}
+    out["steps_seconds"] = {s: r.get("steps_seconds") for s, r in reports.items()}
     rows: dict[tuple, list] = {}
     for r in reports.values():
         for row in (r.get("label_quality") or {}).get("rows", []):
@@ -115,7 +116,10 @@ def render(summary: dict, preset: str) -> str:
             lines.append(f"| {row['task']} | {row['labels']} | {row['metric']} | {_pm(row)} |")
     walls = [w for w in summary["wall_seconds"].values() if w]
     if walls:
-        lines += ["", f"wall time per seed: {', '.join(f'{w:.0f} s' for w in walls)}"]
+        lines += ["", f"wall time per seed (last invocation): {', '.join(f'{w:.0f} s' for w in walls)}"]
+    steps = [w for w in summary.get("steps_seconds", {}).values() if w]
+    if steps:
+        lines += ["", f"time of all steps per seed: {', '.join(f'{w:.0f} s' for w in steps)}"]
     return "\n".join(lines) + "\n"
 
 

@@ -143,7 +143,8 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None) ->
     lines = [f"# {title}", ""]
     if report.get("preset"):
         lines.append(f"Preset `{report['preset']}`, seed {report.get('seed')}, wall time "
-                     f"{report.get('wall_seconds', 0):.0f} s.")
+                     f"{report.get('wall_seconds', 0):.0f} s (this invocation; steps skipped as complete cost "
+                     f"nothing); the steps took {report.get('steps_seconds', 0):.0f} s in all.")
         lines.append("")
     ways = list(dict.fromkeys(w for a in report["arms"].values()
                               for w in a.get("benchmark", {}).get("accuracy_by_scoring", {})))
@@ -359,6 +360,8 @@ def write_demo_report(planner, out: Path, *, preset: str, seed: int, wall_second
         report["steps"].insert(0, {"name": "world", "kind": "world", "round": 0, "arm": None,
                                    "seconds": m.get("seconds", round(world_step.seconds, 3)),
                                    "status": m.get("status", world_step.status), "counts": world_step.counts})
+    # what the results cost, even when this invocation skipped every step (a re-run rewrites the report)
+    report["steps_seconds"] = round(sum(s.get("seconds") or 0 for s in report["steps"]), 1)
     standins = Path(planner.work) / "standins" / "standins.json"
     if standins.is_file():
         report["standins"] = json.loads(standins.read_text(encoding="utf-8"))
