@@ -15,10 +15,9 @@ import logging
 from typing import Sequence
 
 import torch
-from tqdm import tqdm
 
 from sicog.data.formats import SHORT_ANSWER_INSTRUCTION
-from sicog.eval.mcq import McqItem, McqPrediction
+from sicog.eval.mcq import McqItem, McqPrediction, chunks_with_progress
 from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
@@ -106,19 +105,13 @@ def evaluate_mcq_by_likelihood(items: Sequence[McqItem], scorer: OptionScorer, *
 
     `prediction` records the chosen option's text and every option's log-prob, for inspection.
     """
-    if chunk_size < 1:
-        raise SicogError(f"--batch-size must be >= 1, got {chunk_size}")
     results: list[McqPrediction] = []
-    bar = tqdm(total=len(items), desc="mcq (likelihood)", unit="item", disable=not progress)
-    for start in range(0, len(items), chunk_size):
-        chunk = items[start:start + chunk_size]
+    for chunk in chunks_with_progress(items, chunk_size, "mcq (likelihood)", progress):
         scores = scorer.score([(open_question(it), it.load_image(), list(it.options.values())) for it in chunk])
         for it, s in zip(chunk, scores):
             letters = list(it.options)
             best = max(range(len(letters)), key=lambda k: s[k])
             detail = ", ".join(f"{k}={v:.2f}" for k, v in zip(letters, s))
             results.append(McqPrediction(it, f"{it.options[letters[best]]} [log-probs {detail}]", letters[best]))
-        bar.update(len(chunk))
-    bar.close()
     return results
 

@@ -211,6 +211,18 @@ def read_mcq_tsv(path: str | Path, limit: int | None = None) -> list[McqItem]:
     return items
 
 
+def chunks_with_progress(items: Sequence, chunk_size: int, desc: str, progress: bool = True):
+    """Consecutive chunks of `items` (`chunk_size` each, from --batch-size) under one progress bar."""
+    if chunk_size < 1:
+        raise SicogError(f"--batch-size must be >= 1, got {chunk_size}")
+    bar = tqdm(total=len(items), desc=desc, unit="item", disable=not progress)
+    for start in range(0, len(items), chunk_size):
+        chunk = items[start:start + chunk_size]
+        yield chunk
+        bar.update(len(chunk))
+    bar.close()
+
+
 def evaluate_mcq(items: Sequence[McqItem], predict: Predictor, *, prompt_style: str = "direct",
                  chunk_size: int = 32, progress: bool = True) -> list[McqPrediction]:
     """Ask `predict` every item (in chunks of `chunk_size`, images decoded per chunk) and score.
@@ -219,20 +231,14 @@ def evaluate_mcq(items: Sequence[McqItem], predict: Predictor, *, prompt_style: 
     """
     if prompt_style not in PROMPT_STYLES:
         raise SicogError(f"--prompt-style must be one of {', '.join(PROMPT_STYLES)}, got {prompt_style!r}")
-    if chunk_size < 1:
-        raise SicogError(f"--batch-size must be >= 1, got {chunk_size}")
     results: list[McqPrediction] = []
-    bar = tqdm(total=len(items), desc="mcq", unit="item", disable=not progress)
-    for start in range(0, len(items), chunk_size):
-        chunk = items[start:start + chunk_size]
+    for chunk in chunks_with_progress(items, chunk_size, "mcq", progress):
         replies = predict([(it.prompt(prompt_style), it.load_image()) for it in chunk])
         if len(replies) != len(chunk):
             raise RuntimeError(f"predictor returned {len(replies)} replies for {len(chunk)} prompts")
         for it, reply in zip(chunk, replies):
             reply = "" if reply is None else str(reply)
             results.append(McqPrediction(it, reply, extract_choice(reply, it.options)))
-        bar.update(len(chunk))
-    bar.close()
     return results
 
 
