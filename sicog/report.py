@@ -342,7 +342,9 @@ DEMO_DEPARTURES = [
     "Sampling: temperature 1.0 (the paper: 0.7) because a tiny model at 0.7 repeats itself (DEMO-NOTES); "
     "curation uses the bundled all-MiniLM-L6-v2 (the paper: NV-Embed-v2).",
     "Evaluation: the world's multiple-choice benchmark and caption object recall / hallucination against "
-    "scene graphs stand in for the paper's 12 VLMEvalKit benchmarks.",
+    "scene graphs stand in for the paper's 12 VLMEvalKit benchmarks. Its headline accuracy is scored by "
+    "option likelihood (the paper's VLMEvalKit asks for a letter, shown beside it): the tiny models do not "
+    "learn to map an answer to its letter, so letter accuracy stays at chance whatever they know.",
 ]
 
 
