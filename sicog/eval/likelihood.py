@@ -44,6 +44,16 @@ class OptionScorer:
         if end is None:
             raise SicogError("likelihood scoring needs the tokenizer's end-of-turn token (eos_token)")
         self.end_text = end
+        self._prompt_lengths: dict = {}   # the options of one question share their prompt
+
+    def _prompt_length(self, prompt: str, image) -> int:
+        """Tokens of the rendered prompt, image tokens included (computed once per prompt)."""
+        key = (prompt, None if image is None else image.size)
+        if key not in self._prompt_lengths:
+            enc = self.processor(text=[prompt], images=[image], return_tensors="pt") if image is not None \
+                else self.tokenizer([prompt], add_special_tokens=False)
+            self._prompt_lengths[key] = len(enc["input_ids"][0])
+        return self._prompt_lengths[key]
 
     def _render(self, question: str, has_image: bool) -> str:
         from sicog.model.generation import render_prompt
@@ -70,7 +80,6 @@ class OptionScorer:
         if with_image and len(with_image) != len(chunk):
             # one forward pass needs every row with or every row without an image
             return [s for c in chunk for s in self._score_chunk([c])]
-        prompts = [p for _, p, _, _ in chunk]
         fulls = [p + cand + self.end_text for _, p, _, cand in chunk]
         kwargs = {"text": fulls, "return_tensors": "pt", "padding": True}
         if with_image:
@@ -79,23 +88,20 @@ class OptionScorer:
         self.tokenizer.padding_side = "right"   # reply tokens then sit at known offsets
         try:
             enc = self.processor(**kwargs)
-            prompt_lens = [len(self.processor(text=[p], images=[im] if im is not None else None,
-                                              return_tensors="pt")["input_ids"][0])
-                           for (_, p, im, _) in chunk] if with_image else \
-                [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         finally:
             self.tokenizer.padding_side = side
+        prompt_lens = [self._prompt_length(p, im) for _, p, im, _ in chunk]
         enc = {k: v.to(device) for k, v in enc.items()}
-        logits = self.model(**enc).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = enc["input_ids"][:, 1:]
-        token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        logits = self.model(**enc).logits
         lengths = enc["attention_mask"].sum(1).tolist()
         out = []
         for row, (n_prompt, n_all) in enumerate(zip(prompt_lens, lengths)):
             if n_all <= n_prompt:
                 raise SicogError("likelihood scoring: a candidate reply tokenised to nothing")
-            out.append(float(token_lp[row, n_prompt - 1:n_all - 1].sum()))
+            # log-softmax over the reply positions only: [seq, vocab] in fp32 is GBs at a 150k vocab
+            reply_lp = torch.log_softmax(logits[row, n_prompt - 1:n_all - 1].float(), dim=-1)
+            targets = enc["input_ids"][row, n_prompt:n_all]
+            out.append(float(reply_lp.gather(-1, targets.unsqueeze(-1)).sum()))
         return out
 
 
