@@ -149,21 +149,20 @@ def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, b
     log.info("%s: %d multiple-choice items%s", tsv, len(items),
              f", {len(cap_items)} caption images" if do_captions else "")
 
-    needs_generation = "generate" in scorings or do_captions
-    if (needs_generation and predict is None) or (do_captions and caption_predict is None) or \
-            ("likelihood" in scorings and option_scorer is None):
+    blind_items = with_shuffled_images(items) if shuffled_image_control else None   # fails before loading
+
+    if predict is None and ("generate" in scorings or do_captions or option_scorer is None):
         from sicog.eval.predict import checkpoint_predictor
 
-        if predict is None:
-            predict = checkpoint_predictor(model, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                           device=device, dtype=dtype)
-        if do_captions and caption_predict is None:
-            caption_predict = predict.with_max_new_tokens(caption_max_new_tokens) \
-                if hasattr(predict, "with_max_new_tokens") else predict
-        if "likelihood" in scorings and option_scorer is None:
-            from sicog.eval.likelihood import OptionScorer
+        predict = checkpoint_predictor(model, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                       device=device, dtype=dtype)
+    if do_captions and caption_predict is None:
+        caption_predict = predict.with_max_new_tokens(caption_max_new_tokens) \
+            if hasattr(predict, "with_max_new_tokens") else predict
+    if "likelihood" in scorings and option_scorer is None:
+        from sicog.eval.likelihood import OptionScorer
 
-            option_scorer = OptionScorer(predict.model, predict.processor, batch_size=batch_size)
+        option_scorer = OptionScorer(predict.model, predict.processor, batch_size=batch_size)
 
     out = Path(out)
     by_scoring: dict[str, dict] = {}
@@ -188,8 +187,7 @@ def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, b
 
     for k, way in enumerate(scorings):
         by_scoring[way] = score(way, items, "" if k == 0 else way)
-    shuffled = score(scorings[0], with_shuffled_images(items), "shuffled_images") if shuffled_image_control \
-        else None
+    shuffled = score(scorings[0], blind_items, "shuffled_images") if blind_items is not None else None
     summary: dict = {
         "model": str(model),
         "benchmark": str(tsv),

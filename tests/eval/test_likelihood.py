@@ -154,3 +154,18 @@ def test_cli_shuffled_image_control(world, tiny, tmp_path, capsys):
     # same questions and options; another image changes what a (random) model prefers somewhere
     assert [r["question"] for r in rows] == [r["question"] for r in real]
     assert [r["prediction"] for r in rows] != [r["prediction"] for r in real]
+
+
+def test_shuffled_control_without_two_images_fails_before_any_model_loads(tmp_path):
+    from sicog.eval.cli import evaluate_checkpoint
+    from sicog.utils.io import SicogError
+    from tests.eval._tsv import MMSTAR_COLUMNS, mmstar_rows, write_tsv
+
+    rows = mmstar_rows(3)
+    for r in rows:
+        r["image"] = rows[0]["image"]   # one image for every question: nothing to swap
+    tsv = write_tsv(tmp_path / "one_image.tsv", MMSTAR_COLUMNS, rows)
+    with pytest.raises(SicogError, match="at least two different images"):
+        evaluate_checkpoint(tmp_path / "no-such-checkpoint", str(tsv), tmp_path / "out",
+                            mcq_scoring="likelihood", shuffled_image_control=True, progress=False)
+    assert not (tmp_path / "out").exists()
