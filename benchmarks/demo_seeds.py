@@ -1,4 +1,4 @@
-"""Run `sicog demo` for several seeds and report mean ± std per arm (the loop issue's measurement).
+"""Run `sicog demo` for several seeds and report mean ± std per arm (the measurement the README reports).
 
     python benchmarks/demo_seeds.py --preset tiny --seeds 0 1 2 --out runs/demo_seeds
     python benchmarks/demo_seeds.py --out runs/demo_seeds --aggregate-only   # re-read finished runs

@@ -114,7 +114,7 @@ def main() -> int:
         tmp = Path(tmp)
         model = args.model
         if model is None:
-            from sicog.model.checkpoint import make_tiny_checkpoint
+            from sicog.model.tiny import make_tiny_checkpoint
 
             model = str(make_tiny_checkpoint(tmp / "tiny", seed=0))
         data = write_inputs(tmp, args.images, args.image_size, seed=0)

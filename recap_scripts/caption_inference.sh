@@ -5,12 +5,6 @@
 #   EXPERIMENT_NAME=round1 MODEL_PATH=checkpoints/warmup_perception DATA_PATH=data/unlabeled.jsonl \
 #   IMAGE_FOLDER=data/images NPROC_PER_NODE=8 bash recap_scripts/caption_inference.sh
 set -euo pipefail
-PROMPT="${PROMPT:-cod-default}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-case "$PROMPT" in
-  cod-default) MODE=cod ;;
-  default) MODE=caption ;;
-  *) echo "caption_inference.sh: PROMPT must be cod-default or default, got '$PROMPT'" >&2; exit 2 ;;
-esac
-run_sample "$MODE"
+sample_for_prompt caption_inference.sh cod-default:cod default:caption

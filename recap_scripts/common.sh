@@ -28,12 +28,8 @@ SEED="${SEED:-0}"
 ON_ERROR="${ON_ERROR:-raise}"
 BACKEND="${BACKEND:-hf}"
 OUTPUT_ROOT="${OUTPUT_ROOT:-outputs}"
-NPROC_PER_NODE="${NPROC_PER_NODE:-1}"
-NNODES="${NNODES:-1}"
-NODE_RANK="${NODE_RANK:-0}"
-MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
-MASTER_PORT="${MASTER_PORT:-29501}"
-PYTHON="${PYTHON:-python}"
+
+source "$(dirname "${BASH_SOURCE[0]}")/../training_scripts/common.sh"
 
 # run_sample MODE : build the flags and launch `sicog sample` (torchrun for several processes).
 run_sample() {
@@ -53,11 +49,22 @@ run_sample() {
     args+=(--api-base "${API_BASE:?set API_BASE with BACKEND=openai}" --api-key-env "${API_KEY_ENV:-OPENAI_API_KEY}")
   fi
   echo "sicog sample -> $out" >&2
-  if [ "$NPROC_PER_NODE" -gt 1 ] || [ "$NNODES" -gt 1 ]; then
-    "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC_PER_NODE" --nnodes "$NNODES" \
-      --node_rank "$NODE_RANK" --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \
-      -m sicog "${args[@]}"
-  else
-    "$PYTHON" -m sicog "${args[@]}"
-  fi
+  sicog_launch "${args[@]}"
+}
+
+# sample_for_prompt SCRIPT PROMPT:MODE... : run_sample with the mode that $PROMPT names (the first
+# pair's prompt is the default), or exit 2 naming the prompts SCRIPT accepts.
+sample_for_prompt() {
+  local script="$1" pair names=()
+  shift
+  PROMPT="${PROMPT:-${1%%:*}}"
+  for pair in "$@"; do
+    names+=("${pair%%:*}")
+    if [ "${pair%%:*}" = "$PROMPT" ]; then
+      run_sample "${pair#*:}"
+      return
+    fi
+  done
+  echo "$script: PROMPT must be one of ${names[*]}, got '$PROMPT'" >&2
+  exit 2
 }

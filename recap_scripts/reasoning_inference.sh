@@ -5,12 +5,6 @@
 #   EXPERIMENT_NAME=round1 MODEL_PATH=checkpoints/warmup_reasoning DATA_PATH=data/vqa.jsonl \
 #   IMAGE_FOLDER=data/images AUGMENT_METHODS=none,mask bash recap_scripts/reasoning_inference.sh
 set -euo pipefail
-PROMPT="${PROMPT:-cot-default}"
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-case "$PROMPT" in
-  cot-default) MODE=cot ;;
-  default) MODE=direct ;;
-  *) echo "reasoning_inference.sh: PROMPT must be cot-default or default, got '$PROMPT'" >&2; exit 2 ;;
-esac
-run_sample "$MODE"
+sample_for_prompt reasoning_inference.sh cot-default:cot default:direct

@@ -7,6 +7,10 @@ Each subcommand lives in its own module, which defines
     run(args) -> int                      the exit status
 
 Modules are imported lazily so that `sicog world --help` does not import torch.
+
+Plugins fill the framework's extension points (sicog.pipeline.hooks, sicog.eval.captions) before
+a command runs: the built-in demo (sicog.demo.hooks) and any package that declares an entry point
+in the group `sicog.plugins` (a callable taking no arguments).
 """
 
 from __future__ import annotations
@@ -20,14 +24,32 @@ import sys
 from sicog.utils.io import SicogError
 
 SUBCOMMANDS = {
-    "demo": ("sicog.pipeline_demo", "whole SICOG loop on the synthetic world, with ablation arms"),
-    "world": ("sicog.world.cli", "write a synthetic visual world: images, annotations, benchmark"),
+    "demo": ("sicog.demo.cli", "whole SICOG loop on the synthetic world, with ablation arms"),
+    "world": ("sicog.demo.world.cli", "write a synthetic visual world: images, annotations, benchmark"),
     "train": ("sicog.stages.train", "one training stage (warm-up, align, pre-train, SFT) from YAML"),
     "sample": ("sicog.stages.sample", "step 2: sample N candidate captions / CoT answers"),
     "curate": ("sicog.stages.curate", "step 3: self-consistency curation of candidates"),
     "evaluate": ("sicog.eval.cli", "evaluate a checkpoint on a multiple-choice / caption benchmark"),
-    "run": ("sicog.pipeline", "run the four steps (and rounds) from one pipeline YAML, resumable"),
+    "run": ("sicog.pipeline.cli", "run the four steps (and rounds) from one pipeline YAML, resumable"),
 }
+
+
+BUILTIN_PLUGINS = ("sicog.demo.hooks",)
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Call `register()` of the built-in plugins and every `sicog.plugins` entry point (once)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for name in BUILTIN_PLUGINS:
+        importlib.import_module(name).register()
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="sicog.plugins"):
+        ep.load()()
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -77,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(args.verbose)
     try:
+        load_plugins()
         return int(args._module.run(args) or 0)
     except SicogError as e:
         logging.getLogger("sicog").error("%s", e)

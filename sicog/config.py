@@ -1,11 +1,13 @@
 """Typed configs: dataclasses loaded from YAML, `--set a.b=value` overrides, strict validation.
 
-An unknown key or a value of the wrong type is a ConfigError naming the file and the dotted
-key. Every run saves its resolved config (`save_config`) into its output folder.
+An unknown key, a value of the wrong type, or a value outside a field's fixed choices
+(`field(metadata={"choices": ...})`, see `choices`) is a ConfigError naming the file and the
+dotted key. Every run saves its resolved config (`save_config`) into its output folder.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -20,10 +22,22 @@ from sicog.utils.io import SicogError, atomic_write
 T = TypeVar("T")
 
 MODEL_PARTS = ("vision_tower", "projector", "language_model")
+ARCHS = ("llava",)  # one builder per name in sicog.model.build.BUILDERS
+ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "flash_attention_2", "eager")
+ON_ERROR = ("raise", "skip")
+PRECISION = (True, False, "auto")  # training.bf16 / training.tf32
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant",  # transformers'
+                 "constant_with_warmup", "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr",
+                 "cosine_warmup_with_min_lr", "warmup_stable_decay", "greedy")  # SchedulerType (tested)
 
 
 class ConfigError(SicogError):
     """A config file or override is wrong; the message names the file and the dotted key."""
+
+
+def choices(values: tuple, default: Any = dataclasses.MISSING, **kwargs) -> Any:
+    """A field whose value (each list item, each dict key; None passes) must be one of `values`."""
+    return field(default=default, metadata={"choices": tuple(values)}, **kwargs)
 
 
 # ------------------------------------------------------------------------ schema
@@ -63,14 +77,14 @@ class LoraSettings:
 class ModelConfig:
     """Which model to build. Exactly one source: `checkpoint`, or `preset`, or the two paths."""
 
-    arch: str = "llava"
-    preset: str | None = None  # "tiny": random init, built offline
+    arch: str = choices(ARCHS, "llava")
+    preset: str | None = choices(("tiny",), None)  # "tiny": random init, built offline
     checkpoint: str | None = None  # continue from an existing LLaVA checkpoint folder
     vision_tower: str | None = None  # local CLIP folder (e.g. clip-vit-large-patch14-336)
     language_model: str | None = None  # local causal-LM folder (e.g. Qwen2-7B-Instruct)
     mm_projector: str | None = None  # stage-1 projector safetensors to load into a fresh model
     vision_feature_layer: int = -2
-    attn_implementation: str = "auto"  # auto | sdpa | flash_attention_2 | eager
+    attn_implementation: str = choices(ATTN_IMPLEMENTATIONS, "auto")
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
 
 
@@ -80,20 +94,43 @@ class DataSource:
 
     path: str = ""
     image_folder: str | None = None
-    weight: float = 1.0  # sampling ratio relative to the other sources
+    weight: float = 1.0  # sampling ratio relative to the other sources (those without a share)
+    # fraction of an epoch's samples drawn from this source, instead of a weight; the other
+    # sources split the rest by their weights (share 0.1 for text-only data: 10% of the samples)
+    share: float | None = None
     max_samples: int | None = None
+
+
+def check_shares(sources: list[DataSource], where: str = "data.sources") -> None:
+    """Each share in (0, 1), instead of a weight; shares summing below 1; one source left unshared."""
+    shared = [k for k, src in enumerate(sources) if src.share is not None]
+    for k in shared:
+        if not 0.0 < sources[k].share < 1.0:
+            raise ConfigError(f"{where}[{k}].share: must be a fraction of the samples in (0, 1), "
+                              f"got {sources[k].share}")
+        if sources[k].weight != 1.0:
+            raise ConfigError(f"{where}[{k}].share: give a source a weight or a share, not both")
+    if shared and (total := sum(sources[k].share for k in shared)) >= 1.0:
+        raise ConfigError(f"{where}[{shared[-1]}].share: the shares sum to {total:g}, must be below 1")
+    if shared and len(shared) == len(sources):
+        raise ConfigError(f"{where}[{shared[-1]}].share: every source has a share; at least one "
+                          "source needs a weight to take the rest of the samples")
 
 
 @dataclass
 class DataConfig:
-    """Training data: one or more LLaVA JSON/JSONL files mixed by weight."""
+    """Training data: one or more LLaVA JSON/JSONL files mixed by weight (or share)."""
 
     sources: list[DataSource] = field(default_factory=list)
     max_length: int = 2048
-    on_error: str = "raise"  # raise | skip (record-level faults, counted in the log)
+    on_error: str = choices(ON_ERROR, "raise")  # record-level faults: raise, or skip and count
     group_by_length: bool = True
     num_samples: int | None = None  # size of one epoch of the mixture (default: sum of sources)
     num_workers: int = 0
+
+    def cross_check(self, where: str) -> None:
+        """Checks across fields, run at load (`_build`) and by `check_choices`."""
+        check_shares(self.sources, f"{where}.sources".lstrip("."))
 
 
 @dataclass
@@ -101,20 +138,22 @@ class TrainingConfig:
     """Optimisation; names follow transformers.TrainingArguments where they overlap."""
 
     output_dir: str = "runs/train"
-    tunable_parts: list[str] = field(default_factory=lambda: list(MODEL_PARTS))
+    tunable_parts: list[str] = choices(MODEL_PARTS, default_factory=lambda: list(MODEL_PARTS))
     learning_rate: float = 2e-5
-    part_learning_rates: dict[str, float] = field(default_factory=dict)  # e.g. {projector: 2e-4}
+    part_learning_rates: dict[str, float] = choices(MODEL_PARTS, default_factory=dict)  # {projector: 2e-4}
     per_device_train_batch_size: int = 4
     gradient_accumulation_steps: int = 1
     num_train_epochs: float = 1.0
     max_steps: int = -1
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
-    lr_scheduler_type: str = "cosine"
+    lr_scheduler_type: str = choices(LR_SCHEDULERS, "cosine")
     max_grad_norm: float = 1.0
     seed: int = 0
-    bf16: str = "auto"  # auto: on when a GPU supports it, fp32 on CPU
-    tf32: str = "auto"
+    # true, false or auto (on when the GPU supports it; fp32 on CPU). true on a device without
+    # support is an error when training starts.
+    bf16: bool | str = choices(PRECISION, "auto")
+    tf32: bool | str = choices(PRECISION, "auto")
     gradient_checkpointing: bool = False
     deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/deepspeed/zero2.json ...)
     logging_steps: int = 10
@@ -183,14 +222,55 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
 
 
+def _check_choice(value: Any, allowed: tuple, where: str) -> None:
+    """`value` (a list: each item; a dict: each key; None: fine) must be one of `allowed`."""
+    if value is None:
+        return
+    if isinstance(value, dict):
+        pairs = [(f"{where}.{k}", k) for k in value]
+    elif isinstance(value, list):
+        pairs = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        pairs = [(where, value)]
+    for at, item in pairs:
+        # compared with their types: 1 == True, but `bf16: 1` is not `bf16: true`
+        if not any(item == a and type(item) is type(a) for a in allowed):
+            names = ", ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in allowed)  # YAML
+            raise ConfigError(f"{at}: must be one of {names}, got {item!r}")
+
+
+def _check_fields(obj: Any, where: str, names: Any = None) -> None:
+    """Choices of the fields in `names` (all when None), then the `cross_check` hook if any."""
+    for f in dataclasses.fields(obj):
+        if "choices" in f.metadata and (names is None or f.name in names):
+            _check_choice(getattr(obj, f.name), f.metadata["choices"], f"{where}.{f.name}".lstrip("."))
+    if hasattr(obj, "cross_check"):  # checks across fields (e.g. DataConfig's shares)
+        obj.cross_check(where)
+
+
+def check_choices(cfg: Any, where: str = "") -> None:
+    """Check the choices and `cross_check` hooks of a config built in code (loading already does)."""
+    _check_fields(cfg, where)
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        for k, v in enumerate(value) if isinstance(value, list) else [(None, value)]:
+            if dataclasses.is_dataclass(v):
+                check_choices(v, f"{where}.{f.name}{'' if k is None else f'[{k}]'}".lstrip("."))
+
+
 def _build(cls: type[T], data: dict, where: str) -> T:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    moved = getattr(cls, "MOVED_KEYS", {})  # old key -> where its setting lives now
     for key in data:
+        if key in moved and key not in names:
+            raise ConfigError(f"{where}.{key}: this key was replaced: {moved[key]}".lstrip("."))
         if key not in names:
             raise ConfigError(f"{where}.{key}: unknown key (valid keys: {', '.join(sorted(names))})".replace(": .", ": "))
     kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    _check_fields(obj, where, data)  # the values given; defaults are the code's (see check_choices)
+    return obj
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -202,16 +282,33 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def set_dotted(data: dict, keys: list[str], value: Any, where: str) -> None:
+    """data[k1][k2]... = value, creating sections; mappings merge into existing sections."""
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: '{k}' is not a section")
+    if isinstance(value, dict):  # a mapping merges key by key (its keys may be dotted too)
+        if not isinstance(node.get(keys[-1]), dict):
+            node[keys[-1]] = {}
+        merge_mapping(node[keys[-1]], value, where)
+    else:
+        node[keys[-1]] = copy.deepcopy(value)
+
+
+def merge_mapping(data: dict, overrides: dict, where: str = "set") -> dict:
+    """Merge a mapping of overrides into `data` in place; keys may be dotted (`training.max_steps`)."""
+    for key, value in overrides.items():
+        set_dotted(data, str(key).split("."), value, where)
+    return data
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply `--set` overrides to the raw mapping (validated afterwards with the rest)."""
+    """Apply `--set a.b=value` overrides to the raw mapping (validated afterwards with the rest)."""
     for text in overrides:
         keys, value = parse_override(text)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {text}: '{k}' is not a section")
-        node[keys[-1]] = value
+        set_dotted(data, keys, value, f"--set {text}")
     return data
 
 
@@ -231,6 +328,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     if overrides:
         data = apply_overrides(data, overrides)
         label = f"{label} (with --set overrides)" if path else "--set"
+    return config_from_mapping(cls, data, label)
+
+
+def config_from_mapping(cls: type[T], data: dict, label: str) -> T:
+    """Validate a raw mapping as dataclass `cls`; errors name `label` and the dotted key."""
     try:
         return _build(cls, data, "")
     except ConfigError as e:

@@ -73,3 +73,76 @@ def test_all_shipped_stage_configs_load():
         assert name in stages
     for f in files:
         load_config(TrainConfig, f)
+
+
+@pytest.mark.parametrize("text, bf16", [("true", True), ("false", False), ("auto", "auto"),
+                                        ("True", True), ("no", False)])
+def test_bf16_tf32_take_true_false_or_auto(tmp_path, text, bf16):
+    p = tmp_path / "precision.yaml"
+    p.write_text(f"training:\n  bf16: {text}\n  tf32: {text}\n")
+    cfg = load_config(TrainConfig, p)
+    assert cfg.training.bf16 == bf16 and type(cfg.training.bf16) is type(bf16)
+    assert cfg.training.tf32 == bf16
+    save_config(cfg, tmp_path / "again.yaml")  # a bool is written back as a YAML bool
+    assert load_config(TrainConfig, tmp_path / "again.yaml").training.bf16 == bf16
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("training.bf16=maybe", "key training.bf16: must be one of true, false, auto, got 'maybe'"),
+    ("training.tf32='on'", "key training.tf32: must be one of true, false, auto, got 'on'"),
+    ("training.bf16=1", "key training.bf16: expected bool | str, got 1"),
+    ("data.on_error=ignore", "key data.on_error: must be one of raise, skip, got 'ignore'"),
+    ("model.arch=uhd", "key model.arch: must be one of llava, got 'uhd'"),
+    ("model.preset=small", "key model.preset: must be one of tiny, got 'small'"),
+    ("model.attn_implementation=flash", "key model.attn_implementation: must be one of auto, sdpa, "
+                                        "flash_attention_2, eager, got 'flash'"),
+    ("training.lr_scheduler_type=cosin", "key training.lr_scheduler_type: must be one of linear, cosine,"),
+    ("training.tunable_parts=[projector, projektor]", "key training.tunable_parts[1]: must be one of "
+                                                      "vision_tower, projector, language_model, got 'projektor'"),
+    ("training.part_learning_rates={llm: 1.0}", "key training.part_learning_rates.llm: must be one of "
+                                                "vision_tower, projector, language_model, got 'llm'"),
+])
+def test_fixed_choices_are_checked_at_load(cfg_file, override, needle):
+    with pytest.raises(ConfigError) as e:
+        load_config(TrainConfig, cfg_file, [override])
+    assert needle in str(e.value) and str(cfg_file) in str(e.value)
+
+
+def test_check_choices_on_a_config_built_in_code():
+    from sicog.config import DataConfig, check_choices
+
+    cfg = TrainConfig(data=DataConfig(on_error="ignore"))
+    with pytest.raises(ConfigError, match="^data.on_error: must be one of raise, skip, got 'ignore'$"):
+        check_choices(cfg)
+    check_choices(TrainConfig())  # every default is one of its choices
+
+
+def test_choice_lists_match_what_they_name():
+    from transformers import SchedulerType
+
+    from sicog.config import ARCHS, LR_SCHEDULERS
+    from sicog.model.build import BUILDERS
+
+    assert set(LR_SCHEDULERS) == {s.value for s in SchedulerType}
+    assert set(ARCHS) == set(BUILDERS)
+
+
+def test_trainer_resolves_bool_and_auto_precision(monkeypatch):
+    import torch
+
+    from sicog.config import TrainingConfig
+    from sicog.stages.trainer import resolve_precision
+    from sicog.utils.io import SicogError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU: neither is supported
+    assert resolve_precision(TrainingConfig()) == (False, False)
+    assert resolve_precision(TrainingConfig(bf16=False, tf32=False)) == (False, False)
+    with pytest.raises(SicogError, match="training.bf16: true, but this device does not support it"):
+        resolve_precision(TrainingConfig(bf16=True))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # an Ampere-class GPU
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda: (8, 0))
+    assert resolve_precision(TrainingConfig()) == (True, True)
+    assert resolve_precision(TrainingConfig(bf16=True, tf32=False)) == (True, False)
+    with pytest.raises(SicogError, match="must be one of true, false, auto, got 'yes'"):
+        resolve_precision(TrainingConfig(tf32="yes"))

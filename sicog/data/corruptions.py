@@ -1,5 +1,5 @@
-"""Image corruptions for preference data (METHOD.md Step 2): candidates sampled on a corrupted
-image make plausible-but-wrong "rejected" answers.
+"""Image corruptions for preference data (docs/method.md, "Corruptions"): candidates sampled
+on a corrupted image make plausible-but-wrong "rejected" answers.
 
 Every corruption is a pure function `(PIL image, numpy Generator) -> PIL image` (RGB), so a
 seed fixes the result. All work is vectorised NumPy / Pillow; nothing loops over pixels.

@@ -7,12 +7,11 @@
   records are found at build time so the counts are known before training starts; an image
   that exists but cannot be decoded is only found when read, and is then replaced by the next
   good record and counted.
-- `MixtureDataset` / `build_train_dataset`: several sources mixed by `weight` (sampling
-  ratios), `num_samples` examples per epoch, deterministic given the seed.
+- `MixtureDataset` / `build_train_dataset`: sources mixed by `weight` (sampling ratios) or
+  `share` (`source_weights`), `num_samples` examples per epoch, deterministic given the seed.
 - `DataCollator`: right padding, `pixel_values` stacked for the examples that have an image.
-- `lengths`: token lengths estimated without loading images (text tokens + template overhead
-  + image tokens) for length-grouped batching: pass them to
-  `transformers.trainer_pt_utils.LengthGroupedSampler(batch_size, lengths=dataset.lengths)`.
+- `lengths`: token lengths estimated without loading images, for length-grouped batching
+  (`transformers.trainer_pt_utils.LengthGroupedSampler(batch_size, lengths=dataset.lengths)`).
 """
 
 from __future__ import annotations
@@ -26,17 +25,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sicog.config import DataConfig
+from sicog.config import ON_ERROR, DataConfig, DataSource, check_shares
 from sicog.data.chat import (
     IGNORE_INDEX,
     TooLongError,
     encode_conversation,
     image_token_count,
-    preflight_check,
     to_messages,
     tokenizer_of,
 )
 from sicog.data.images import load_image
+from sicog.data.preflight import preflight_check
 from sicog.data.records import (
     DataError,
     Located,
@@ -47,8 +46,6 @@ from sicog.data.records import (
 from sicog.utils.io import SicogError
 
 logger = logging.getLogger(__name__)
-
-ON_ERROR = ("raise", "skip")
 
 
 def _check_on_error(on_error: str) -> None:
@@ -268,10 +265,17 @@ class MixtureDataset(Dataset):
     @property
     def skip_counts(self) -> Counter:
         """Skipped records of all sources by kind (missing_image, unreadable_image, too_long, malformed_record)."""
-        total: Counter = Counter()
-        for p in self.parts:
-            total.update(p.skip_counts)
-        return total
+        return sum((p.skip_counts for p in self.parts), Counter())
+
+
+def source_weights(sources: list[DataSource]) -> list[float]:
+    """Mixture weights of the sources: a source with share s gets `total * s / (1.0 - S)`, where
+    `total` sums the weights of the unshared sources (in source order) and S all shares (= s for a
+    single one), so it gives a fraction s of the samples; the others keep their weights."""
+    check_shares(sources)
+    total = sum(src.weight for src in sources if src.share is None)
+    shares = sum(src.share for src in sources if src.share is not None)
+    return [src.weight if src.share is None else total * src.share / (1.0 - shares) for src in sources]
 
 
 def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0) -> MixtureDataset:
@@ -279,7 +283,7 @@ def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0) -> 
     _check_on_error(data_cfg.on_error)
     if not data_cfg.sources:
         raise SicogError("data.sources: at least one training file is required")
-    parts, weights = [], []
+    parts, weights = [], source_weights(data_cfg.sources)
     for k, src in enumerate(data_cfg.sources):
         if not src.path:
             raise SicogError(f"data.sources[{k}].path: missing")
@@ -291,7 +295,6 @@ def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0) -> 
                                  name=src.path)
         part.skip_counts.update(counts)
         parts.append(part)
-        weights.append(src.weight)
     mix = MixtureDataset(parts, weights, data_cfg.num_samples, seed)
     n_img = sum(p.has_image(j) for p in parts for j in range(len(p)))
     logger.info("training data: %d samples per epoch from %d source(s); %d image and %d text-only records; "
@@ -313,10 +316,8 @@ class DataCollator:
         self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, examples: list[dict]) -> dict:
-        longest = max(len(e["input_ids"]) for e in examples)
-        if self.pad_to_multiple_of:
-            m = self.pad_to_multiple_of
-            longest = (longest + m - 1) // m * m
+        m = self.pad_to_multiple_of or 1
+        longest = (max(len(e["input_ids"]) for e in examples) + m - 1) // m * m
         ids = torch.full((len(examples), longest), self.pad_id, dtype=torch.long)
         labels = torch.full((len(examples), longest), IGNORE_INDEX, dtype=torch.long)
         attn = torch.zeros((len(examples), longest), dtype=torch.long)

@@ -1,7 +1,7 @@
 """The SICOG text formats: the one definition of every prompt and step format.
 
 Curation, evaluation, the synthetic world and external scripts all parse these texts,
-so they are contracts (see METHOD.md). Change them here and nowhere else.
+so they are contracts (see docs/method.md). Change them here and nowhere else.
 """
 
 from __future__ import annotations
@@ -20,13 +20,6 @@ CAPTION_PROMPT = (
 )
 SHORT_ANSWER_INSTRUCTION = "Answer the question using a single word or phrase."
 STEP_BY_STEP_INSTRUCTION = "Answer the question step-by-step."
-
-#: prompt names of the paper's recap scripts -> prompt text (None: the record's own question)
-PROMPTS_BY_NAME = {
-    "cod-default": COD_PROMPT,
-    "default": CAPTION_PROMPT,
-    "cot-default": None,
-}
 
 # ---------------------------------------------------------------- Chain-of-Description
 COD_STEP_HEADERS = (
@@ -134,10 +127,7 @@ def to_cot_question(question: str) -> str:
     letter instruction, `MCQ_LETTER_INSTRUCTION`), or append the request."""
     if SHORT_ANSWER_INSTRUCTION in question:
         return question.replace(SHORT_ANSWER_INSTRUCTION, STEP_BY_STEP_INSTRUCTION)
-    if MCQ_LETTER_INSTRUCTION in question:
-        return question.replace(MCQ_LETTER_INSTRUCTION, STEP_BY_STEP_INSTRUCTION)
-    # a multiple-choice prompt: mcq_prompt(style="direct") becomes mcq_prompt(style="cot")
-    if MCQ_LETTER_INSTRUCTION in question:
+    if MCQ_LETTER_INSTRUCTION in question:  # mcq_prompt(style="direct") -> mcq_prompt(style="cot")
         return question.replace(MCQ_LETTER_INSTRUCTION, STEP_BY_STEP_INSTRUCTION)
     if STEP_BY_STEP_INSTRUCTION in question:
         return question

@@ -1,6 +1,6 @@
 """LLaVA-style records: reading JSON / JSONL with errors that name file:line and key.
 
-Training record (DESIGN.md §4)::
+Training record (docs/architecture.md, "Data flow 1")::
 
     {"id": "img-0001", "image": "images/0001.png",
      "conversations": [{"from": "human", "value": "<image>\\nDescribe ..."},
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from sicog.utils.io import SicogError
+from sicog.utils.io import SicogError, iter_jsonl
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
          "system": "system"}
@@ -44,9 +44,10 @@ class Located:
 def iter_json_objects(path: str | os.PathLike, yield_errors: bool = False) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed object) from a .jsonl file, or (index+1, item) from a .json list.
 
-    Blank lines in JSONL are skipped. Malformed JSON raises DataError naming file:line; with
-    `yield_errors` a malformed JSONL line yields (line, DataError) instead, so a caller can skip
-    and count it (a .json list parses as a whole, so its syntax errors always raise).
+    JSONL is read by `sicog.utils.io.iter_jsonl`: blank lines are skipped, a malformed line
+    raises DataError naming file:line; with `yield_errors` it yields (line, DataError) instead,
+    so a caller can skip and count it (a .json list parses as a whole, so its syntax errors
+    always raise).
     """
     path = str(path)
     if not os.path.exists(path):
@@ -62,17 +63,7 @@ def iter_json_objects(path: str | os.PathLike, yield_errors: bool = False) -> It
         # For a .json list the "line" is the record's 1-based position in the list.
         yield from enumerate(data, start=1)
         return
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                err = DataError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})")
-                if not yield_errors:
-                    raise err from None
-                yield lineno, err
+    yield from iter_jsonl(path, errors="yield" if yield_errors else "raise", error_type=DataError)
 
 
 def _require(cond: bool, where: str, key: str, msg: str) -> None:

@@ -1,36 +1,22 @@
-"""Caption scoring against the synthetic world's scene graphs (object recall, attributes, CHAIR).
+"""Caption evaluation: describe every benchmark image, score each reply with a caption scorer.
 
-A generated description (a plain caption, or a CoD answer whose Step 5 paragraph is scored) is
-read back into object mentions with the world's own vocabulary
-(`sicog.world.vocab.extract_object_mentions`: shape, colour, size, cell, plural) and compared
-with the scene graph's objects:
-
-* **object recall** — the share of the scene's objects mentioned with their colour and shape.
-  A plural mention ("red circles") covers every red circle; singular mentions of a colour+shape
-  cover as many objects as they describe distinctly (by size or position), at least one.
-* **attribute accuracy** — over the distinct mentions whose shape is in the scene, the share of
-  stated attributes that hold: a stated colour is right when the scene has that shape in that
-  colour; a stated size when it has that shape (in the stated colour, if right) in that size.
-* **position accuracy** — the same for a stated cell ("in the top left corner").
-* **hallucination rate** (CHAIR-i like) — the share of distinct mentioned objects (colour+shape,
-  or the shape alone when no colour is stated) that the scene does not contain;
-  **CHAIR-s** — the share of captions with at least one such object.
-
-Corpus figures are micro-averages (sums of numerators over sums of denominators).
+What "correct" means for a description depends on the ground truth a benchmark carries, so the
+scoring is a plug-in: a `CaptionScorer` reads a ground-truth file into items (each with `id` and
+`image`), scores one reply against one item, and summarises a corpus. Plugins register scorers
+by name (`register_caption_scorer`); the built-in demo registers "scene_graph" (object recall,
+attribute accuracy and hallucination against the synthetic world's scene graphs).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from sicog.data.formats import extract_cod_description
+from sicog.utils.io import SicogError
 
-
-def _world_vocab():
-    # local import: the world package is only needed when captions are scored
-    from sicog.world import vocab
-
-    return vocab
+#: the scorer used when a benchmark does not name one (the synthetic world's ground truth)
+DEFAULT_CAPTION_SCORER = "scene_graph"
 
 
 def caption_text(text: str, use_step5: bool = True) -> str:
@@ -42,176 +28,65 @@ def caption_text(text: str, use_step5: bool = True) -> str:
     return text or ""
 
 
-@dataclass
-class CaptionScore:
-    """Counts for one caption (the numerators and denominators of the corpus figures)."""
+@dataclass(frozen=True)
+class CaptionScorer:
+    """How captions are scored against one kind of ground truth.
 
-    n_objects: int = 0          # objects in the scene
-    recalled: int = 0           # of them, mentioned with colour + shape
-    n_mentioned: int = 0        # distinct mentioned objects (colour+shape or shape)
-    hallucinated: int = 0       # of them, absent from the scene
-    attr_checks: int = 0        # stated colours and sizes of mentions of present shapes
-    attr_correct: int = 0
-    pos_checks: int = 0         # stated cells of mentions of present shapes
-    pos_correct: int = 0
-
-    @property
-    def recall(self) -> float:
-        return self.recalled / self.n_objects if self.n_objects else 1.0
-
-    @property
-    def hallucination(self) -> float:
-        return self.hallucinated / self.n_mentioned if self.n_mentioned else 0.0
-
-    @property
-    def attribute_accuracy(self) -> float | None:
-        return self.attr_correct / self.attr_checks if self.attr_checks else None
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.update(recall=self.recall, hallucination=self.hallucination,
-                 attribute_accuracy=self.attribute_accuracy)
-        return d
-
-
-def _objects(scene: dict) -> list[dict]:
-    """The scene graph's objects with canonical attribute names (shape, colour, size, cell)."""
-    objs = scene.get("objects")
-    if not isinstance(objs, list):
-        raise ValueError("scene graph has no 'objects' list")
-    return objs
-
-
-def score_caption(text: str, scene: dict, use_step5: bool = True) -> CaptionScore:
-    """Score one generated description against one scene graph (a `Scene.to_dict()` dict)."""
-    objs = _objects(scene)
-    mentions = _world_vocab().extract_object_mentions(caption_text(text, use_step5))
-    s = CaptionScore(n_objects=len(objs))
-
-    # recall: per colour+shape key, how many of the scene's objects the text covers
-    for key in {(o["colour"], o["shape"]) for o in objs}:
-        true_n = sum((o["colour"], o["shape"]) == key for o in objs)
-        ms = [m for m in mentions if (m["colour"], m["shape"]) == key]
-        if not ms:
-            continue
-        if any(m["plural"] for m in ms):
-            covered = true_n
-        else:
-            distinct = {(m["size"], m["cell"]) for m in ms if m["size"] or m["cell"]}
-            covered = max(1, len(distinct))
-        s.recalled += min(true_n, covered)
-
-    # hallucination: distinct mentioned objects the scene lacks
-    mentioned = {(m["colour"], m["shape"]) for m in mentions}
-    # "a circle" adds nothing when "a red circle" is also said
-    mentioned -= {(None, shape) for c, shape in mentioned if c is not None}
-    s.n_mentioned = len(mentioned)
-    for colour, shape in mentioned:
-        if not any(o["shape"] == shape and (colour is None or o["colour"] == colour) for o in objs):
-            s.hallucinated += 1
-
-    # attributes and positions of distinct mentions whose shape is present
-    for m in {(m["shape"], m["colour"], m["size"], m["cell"]): m for m in mentions}.values():
-        same_shape = [o for o in objs if o["shape"] == m["shape"]]
-        if not same_shape:
-            continue
-        pool = same_shape
-        if m["colour"] is not None:
-            s.attr_checks += 1
-            coloured = [o for o in same_shape if o["colour"] == m["colour"]]
-            if coloured:
-                s.attr_correct += 1
-                pool = coloured
-        if m["size"] is not None:
-            s.attr_checks += 1
-            s.attr_correct += any(o["size"] == m["size"] for o in pool)
-        if m["cell"] is not None:
-            s.pos_checks += 1
-            s.pos_correct += any(o["cell"] == m["cell"] for o in pool)
-    return s
-
-
-def summarize_captions(scores: list[CaptionScore]) -> dict:
-    """Corpus figures (micro-averaged) over scored captions."""
-    def total(name: str) -> int:
-        return sum(getattr(x, name) for x in scores)
-
-    def ratio(num: str, den: str, empty):
-        d = total(den)
-        return total(num) / d if d else empty
-
-    return {
-        "n": len(scores),
-        "object_recall": ratio("recalled", "n_objects", 0.0),
-        "attribute_accuracy": ratio("attr_correct", "attr_checks", None),
-        "position_accuracy": ratio("pos_correct", "pos_checks", None),
-        "hallucination_rate": ratio("hallucinated", "n_mentioned", 0.0),
-        "chair_s": sum(x.hallucinated > 0 for x in scores) / len(scores) if scores else 0.0,
-        "mentions_per_caption": total("n_mentioned") / len(scores) if scores else 0.0,
-        "objects": total("n_objects"),
-    }
-
-
-# ---------------------------------------------------------------- benchmark files
-@dataclass
-class CaptionItem:
-    """One caption-benchmark image: its id, image file and scene graph."""
-
-    id: str
-    image: str          # resolved path
-    scene: dict
-    line: int = 0
-
-
-def read_caption_benchmark(path, base_dir=None, limit: int | None = None) -> list[CaptionItem]:
-    """Read a `benchmark_captions.jsonl` (`{"id", "image", "scene"}` per line, see
-    `sicog.world.benchmark`); image paths are relative to `base_dir` (default: the file's folder).
-
-    Errors name file:line and the key at fault.
+    read(path, limit=None) -> items with `.id` and `.image` (a path); errors name file:line.
+    score(reply, item, use_step5) -> a per-item score with `.to_dict()`.
+    summarize(scores) -> corpus figures; must hold `object_recall` and `hallucination_rate`.
     """
-    from pathlib import Path
 
-    from sicog.data.records import iter_json_objects
-    from sicog.utils.io import SicogError
-
-    path = Path(path)
-    base = Path(base_dir) if base_dir is not None else path.parent
-    items: list[CaptionItem] = []
-    for line, rec in iter_json_objects(path):
-        where = f"{path}:{line}"
-        if not isinstance(rec, dict):
-            raise SicogError(f"{where}: expected a JSON object")
-        for key in ("id", "image", "scene"):
-            if key not in rec:
-                raise SicogError(f"{where}: missing key {key!r}")
-        scene = rec["scene"]
-        if not isinstance(scene, dict) or not isinstance(scene.get("objects"), list):
-            raise SicogError(f"{where}: key 'scene' must be a scene graph with an 'objects' list")
-        for i, o in enumerate(scene["objects"]):
-            missing = [k for k in ("shape", "colour", "size", "cell") if k not in o]
-            if missing:
-                raise SicogError(f"{where}: key 'scene.objects[{i}]' lacks {', '.join(missing)}")
-        image = Path(rec["image"])
-        image = image if image.is_absolute() else base / image
-        if not image.is_file():
-            raise SicogError(f"{where}: key 'image': file not found: {image}")
-        items.append(CaptionItem(str(rec["id"]), str(image), scene, line))
-        if limit is not None and len(items) >= limit:
-            break
-    return items
+    name: str
+    read: Callable[..., list[Any]]
+    score: Callable[..., Any]
+    summarize: Callable[[list[Any]], dict]
 
 
-def evaluate_captions(items: list[CaptionItem], predict, prompt: str, *, chunk_size: int = 32,
-                      use_step5: bool = True, progress: bool = True) -> tuple[list[dict], dict]:
-    """Ask `predict` for a description of every image and score it; (per-item records, summary)."""
+_SCORERS: dict[str, CaptionScorer] = {}
+
+
+def register_caption_scorer(scorer: CaptionScorer) -> None:
+    """Make `scorer` available to `sicog evaluate` under its name (idempotent)."""
+    _SCORERS[scorer.name] = scorer
+
+
+def get_caption_scorer(name: str = DEFAULT_CAPTION_SCORER) -> CaptionScorer:
+    """The registered scorer `name`; an error lists the registered ones."""
+    if name not in _SCORERS:
+        known = ", ".join(sorted(_SCORERS)) or "none (is the demo plugin loaded? see sicog.cli.load_plugins)"
+        raise SicogError(f"no caption scorer {name!r} is registered (registered: {known})")
+    return _SCORERS[name]
+
+
+def evaluate_captions(items: list, predict, prompt: str, scorer: CaptionScorer, *, chunk_size: int = 32,
+                      use_step5: bool = True, progress: bool = True, done: Sequence[str] = (),
+                      on_chunk: Callable[[list[dict]], None] | None = None) -> tuple[list[dict], dict]:
+    """Ask `predict` for a description of every image and score it; (per-item records, summary).
+
+    `done` holds the replies of an earlier, interrupted run for the first items (scored again,
+    not asked again); `on_chunk` receives the records of each finished chunk.
+    """
     from PIL import Image
-    from tqdm import tqdm
+
+    from sicog.eval.mcq import chunks_with_progress
 
     records: list[dict] = []
-    scores: list[CaptionScore] = []
-    bar = tqdm(total=len(items), desc="captions", unit="image", disable=not progress)
-    for start in range(0, len(items), chunk_size):
-        chunk = items[start:start + chunk_size]
+    scores: list = []
+
+    def add(chunk, replies) -> list[dict]:
+        new = []
+        for it, reply in zip(chunk, replies):
+            reply = "" if reply is None else str(reply)
+            s = scorer.score(reply, it, use_step5)
+            scores.append(s)
+            new.append({"id": it.id, "prediction": reply, "scored_text": caption_text(reply, use_step5),
+                        **s.to_dict()})
+        records.extend(new)
+        return new
+
+    add(items[:len(done)], done)
+    for chunk in chunks_with_progress(items, chunk_size, "captions", progress, start=len(done)):
         pairs = []
         for it in chunk:
             with Image.open(it.image) as im:
@@ -219,12 +94,7 @@ def evaluate_captions(items: list[CaptionItem], predict, prompt: str, *, chunk_s
         replies = predict(pairs)
         if len(replies) != len(chunk):
             raise RuntimeError(f"predictor returned {len(replies)} replies for {len(chunk)} prompts")
-        for it, reply in zip(chunk, replies):
-            reply = "" if reply is None else str(reply)
-            s = score_caption(reply, it.scene, use_step5)
-            scores.append(s)
-            records.append({"id": it.id, "prediction": reply,
-                            "scored_text": caption_text(reply, use_step5), **s.to_dict()})
-        bar.update(len(chunk))
-    bar.close()
-    return records, summarize_captions(scores)
+        new = add(chunk, replies)
+        if on_chunk is not None:
+            on_chunk(new)
+    return records, scorer.summarize(scores)

@@ -9,17 +9,23 @@ finished evaluation):
                           + prediction, extracted, hit
   captions_predictions.jsonl  (caption evaluation only) reply, scored text and counts per image
   summary.json            accuracy, n, unanswered, chance, per-category accuracy; caption figures
+
+While it runs, the replies of every finished chunk are kept in --out/.partial/ (see
+sicog.eval.partial): an interrupted evaluation rerun with the same settings continues where it
+stopped, with the results of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-from sicog.utils.io import SicogError, git_commit, write_json, write_jsonl
+from sicog.config_flags import add_config_arguments, check_config, config_from_args
+from sicog.eval.config import EvaluateConfig
+from sicog.utils.io import SicogError, file_fingerprint, git_commit, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -28,154 +34,151 @@ for the synthetic world, on caption ground truth (object recall, attribute accur
 hallucination rate). Greedy decoding, batched; or multiple choice by option likelihood
 (--mcq-scoring likelihood).
 
+usage: sicog evaluate [CONFIG.yaml] [flags]. CONFIG.yaml holds any of the settings below under
+their field names (--prompt-style is `prompt_style:`, --no-progress is `progress: false`; quote
+on/off: `captions: 'off'`); flags given on the command line override it. --model and
+--benchmark are required, from either.
+
+Resumable: finished chunks are kept in OUT/.partial/; rerunning an interrupted evaluation with
+the same settings continues it (with other settings it is refused until that folder is removed).
+
 examples:
   sicog evaluate --model runs/demo/sicog/final --benchmark world:runs/demo/world --out runs/eval
-  sicog evaluate --model CKPT --benchmark ~/LMUData/MMStar.tsv --prompt-style cot --max-new-tokens 512"""
-
-DEFAULT_MAX_NEW_TOKENS = {"direct": 32, "cot": 512}
+  sicog evaluate --model CKPT --benchmark ~/LMUData/MMStar.tsv --prompt-style cot --max-new-tokens 512
+  sicog evaluate evaluate.yaml --limit 100"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of `sicog evaluate`."""
-    p.add_argument("--model", required=True, metavar="CKPT",
-                   help="checkpoint folder (a LLaVA-HF folder written by sicog train)")
-    p.add_argument("--benchmark", required=True, metavar="FILE.tsv|world:DIR",
-                   help="a VLMEvalKit-style multiple-choice TSV, or world:DIR for the benchmark of a "
-                        "world written by `sicog world --out DIR` (DIR/manifest.json)")
-    p.add_argument("--out", metavar="DIR", default=None,
-                   help="output folder (default: outputs/eval/<checkpoint name>/<benchmark name>)")
-    p.add_argument("--batch-size", type=int, default=16, metavar="N",
-                   help="prompts generated together (default 16)")
-    p.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
-                   help="new tokens per multiple-choice reply (default 32 for direct, 512 for cot)")
-    p.add_argument("--prompt-style", choices=("direct", "cot"), default="direct",
-                   help="direct: ask for the option's letter (VLMEvalKit's LLaVA instruction); cot: ask "
-                        "for a step-by-step answer and read its 'The answer is X.' (default direct)")
-    p.add_argument("--mcq-scoring", default="generate", metavar="WAY[,WAY]",
-                   help="how multiple choice is scored: generate = ask for the option's letter and read "
-                        "the reply (VLMEvalKit); likelihood = ask the open question and pick the option "
-                        "text the model finds most probable (SEED-Bench style; for tiny models that know "
-                        "answers but cannot yet map them to letters). A comma list scores both ways; the "
-                        "first is the headline 'mcq' of summary.json (default generate)")
-    p.add_argument("--shuffled-image-control", action="store_true",
-                   help="also score the headline way with every item's image swapped for another item's: "
-                        "the accuracy from the question alone; the gap to the real accuracy is what the "
-                        "model reads from the image (summary: mcq_shuffled_images)")
-    p.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="evaluate only the first N items (and N caption images)")
-    p.add_argument("--captions", choices=("auto", "on", "off"), default="auto",
-                   help="caption evaluation: auto = when the benchmark has caption ground truth (a world "
-                        "with benchmark_captions, or --captions-file); on = require it; off = skip")
-    p.add_argument("--captions-file", metavar="FILE.jsonl", default=None,
-                   help="caption ground truth ({id, image, scene} per line, image paths relative to the "
-                        "file's folder); default: the world's benchmark_captions")
-    p.add_argument("--caption-prompt", choices=("caption", "cod"), default="caption",
-                   help="caption: ask for a detailed description; cod: ask for a step-by-step (CoD) "
-                        "description, whose Step 5 paragraph is scored (default caption)")
-    p.add_argument("--caption-max-new-tokens", type=int, default=256, metavar="N",
-                   help="new tokens per generated description (default 256; CoD needs more)")
-    p.add_argument("--device", default=None,
-                   help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                   help="weights dtype (default: the checkpoint's own)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    """The flags of `sicog evaluate`: one per field of EvaluateConfig, plus the optional CONFIG.yaml."""
+    add_config_arguments(p, EvaluateConfig)
 
 
-def resolve_benchmark(spec: str) -> tuple[Path, Path | None, str]:
-    """(TSV path, caption ground-truth path or None, benchmark name) for a --benchmark value."""
-    world_dir = None
+class ResolvedBenchmark(NamedTuple):
+    tsv: Path
+    captions: Path | None  # caption ground truth, when the benchmark has one
+    name: str
+    caption_scorer: str  # name of the registered sicog.eval.captions scorer for `captions`
+
+
+def resolve_benchmark(spec: str) -> ResolvedBenchmark:
+    """The files of a --benchmark value: a TSV, or world:DIR / DIR.
+
+    world:DIR (or a folder) is a data bundle (sicog.data.bundle): its manifest names `benchmark`,
+    optionally `benchmark_captions` and the `caption_scorer` that reads them (default scene_graph).
+    """
+    from sicog.data.bundle import bundle_file, bundle_files, read_manifest
+    from sicog.eval.captions import DEFAULT_CAPTION_SCORER
+
+    folder = None
     if spec.startswith("world:"):
-        world_dir = Path(spec[len("world:"):])
+        folder = Path(spec[len("world:"):])
     elif Path(spec).is_dir():
-        world_dir = Path(spec)
-    if world_dir is None:
+        folder = Path(spec)
+    if folder is None:
         tsv = Path(spec)
         if not tsv.is_file():
             raise SicogError(f"--benchmark: file not found: {tsv}")
-        return tsv, None, tsv.stem
-    manifest_path = world_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise SicogError(f"--benchmark: {manifest_path} not found (write a world with `sicog world --out {world_dir}`)")
+        return ResolvedBenchmark(tsv, None, tsv.stem, DEFAULT_CAPTION_SCORER)
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise SicogError(f"{manifest_path}:{e.lineno}: invalid JSON: {e.msg}") from None
-    if "benchmark" not in manifest:
-        raise SicogError(f"{manifest_path}: missing key 'benchmark'")
-    tsv = world_dir / manifest["benchmark"]
-    captions = world_dir / manifest["benchmark_captions"] if manifest.get("benchmark_captions") else None
-    return tsv, captions, f"world-{world_dir.resolve().name}"
+        manifest = read_manifest(folder)
+        tsv = bundle_file(folder, "benchmark", manifest)
+    except SicogError as e:
+        raise SicogError(f"--benchmark: {e}") from None
+    captions = bundle_files(folder, manifest).get("benchmark_captions")
+    scorer = manifest.get("caption_scorer", DEFAULT_CAPTION_SCORER)
+    return ResolvedBenchmark(tsv, captions, f"world-{folder.resolve().name}", scorer)
 
 
-def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, batch_size: int = 16,
-                        max_new_tokens: int | None = None, prompt_style: str = "direct",
-                        limit: int | None = None, captions: str = "auto", captions_file: str | None = None,
-                        caption_prompt: str = "caption", caption_max_new_tokens: int = 256,
-                        device: str | None = None, dtype: str | None = None, progress: bool = True,
-                        mcq_scoring: str = "generate", shuffled_image_control: bool = False,
-                        predict=None, caption_predict=None,
-                        option_scorer=None) -> dict:
+def output_dir(cfg: EvaluateConfig, bench_name: str | None = None) -> Path:
+    """--out, or outputs/eval/<checkpoint name>/<benchmark name>."""
+    if cfg.out:
+        return Path(cfg.out)
+    name = bench_name or resolve_benchmark(cfg.benchmark).name
+    return Path("outputs") / "eval" / Path(cfg.model).resolve().name / name
+
+
+def run_settings(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path | None) -> dict:
+    """What decides the replies: a resumed evaluation must match it (sicog.eval.partial)."""
+    from sicog.eval.partial import model_fingerprint
+
+    captions = None
+    if caption_path is not None:
+        captions = {"file": file_fingerprint(caption_path), "scorer": bench.caption_scorer,
+                    "prompt": cfg.caption_prompt, "max_new_tokens": cfg.caption_max_new_tokens}
+    return {"model": model_fingerprint(cfg.model), "benchmark": file_fingerprint(bench.tsv),
+            "limit": cfg.limit, "batch_size": cfg.batch_size, "prompt_style": cfg.prompt_style,
+            "max_new_tokens": cfg.reply_tokens(), "mcq_scoring": cfg.scorings(),
+            "shuffled_image_control": cfg.shuffled_image_control, "captions": captions,
+            "device": cfg.device, "dtype": cfg.dtype}
+
+
+def evaluate_checkpoint(cfg: EvaluateConfig, *, predict=None, caption_predict=None, option_scorer=None) -> dict:
     """Evaluate and write the outputs (see the module docstring); returns the summary.
 
     `predict` / `caption_predict` / `option_scorer` replace the checkpoint's predictors (tests,
     other backends).
     """
     from sicog.data.formats import CAPTION_PROMPT, COD_PROMPT
-    from sicog.eval.captions import evaluate_captions, read_caption_benchmark
-    from sicog.eval.mcq import (
-        evaluate_mcq,
-        read_mcq_tsv,
-        summarize_mcq,
-        with_shuffled_images,
-        write_mcq_outputs,
-    )
+    from sicog.eval.captions import evaluate_captions, get_caption_scorer
+    from sicog.eval.mcq import McqPrediction, evaluate_mcq, read_mcq_tsv, summarize_mcq, with_shuffled_images
+    from sicog.eval.partial import PartialRun
+    from sicog.eval.results import write_mcq_outputs
 
-    for name, value in (("--batch-size", batch_size), ("--max-new-tokens", max_new_tokens),
-                        ("--limit", limit), ("--caption-max-new-tokens", caption_max_new_tokens)):
-        if value is not None and value < 1:
-            raise SicogError(f"{name} must be >= 1, got {value}")
+    check_config(cfg)
     started = time.time()
-    tsv, world_captions, bench_name = resolve_benchmark(benchmark)
-    caption_path = Path(captions_file) if captions_file else world_captions
-    if captions == "on" and caption_path is None:
+    bench = resolve_benchmark(cfg.benchmark)
+    caption_path = Path(cfg.captions_file) if cfg.captions_file else bench.captions
+    if cfg.captions == "on" and caption_path is None:
         raise SicogError("--captions on: the benchmark has no caption ground truth (use world:DIR or --captions-file)")
-    do_captions = captions != "off" and caption_path is not None
-    max_new_tokens = max_new_tokens or DEFAULT_MAX_NEW_TOKENS[prompt_style]
-    scorings = parse_mcq_scoring(mcq_scoring)
+    do_captions = cfg.captions != "off" and caption_path is not None
+    max_new_tokens, scorings, chunk = cfg.reply_tokens(), cfg.scorings(), cfg.batch_size
 
     # read (and validate) everything before loading a model
-    items = read_mcq_tsv(tsv, limit=limit)
-    cap_items = read_caption_benchmark(caption_path, limit=limit) if do_captions else []
-    log.info("%s: %d multiple-choice items%s", tsv, len(items),
+    items = read_mcq_tsv(bench.tsv, limit=cfg.limit)
+    scorer = get_caption_scorer(bench.caption_scorer) if do_captions else None
+    cap_items = scorer.read(caption_path, limit=cfg.limit) if do_captions else []
+    log.info("%s: %d multiple-choice items%s", bench.tsv, len(items),
              f", {len(cap_items)} caption images" if do_captions else "")
-
-    blind_items = with_shuffled_images(items) if shuffled_image_control else None   # fails before loading
+    blind_items = with_shuffled_images(items) if cfg.shuffled_image_control else None   # fails before loading
+    out = output_dir(cfg, bench.name)
+    partial = PartialRun(out, run_settings(cfg, bench, caption_path if do_captions else None))
+    partial.check()   # other settings' unfinished replies: refused before a model loads
 
     if predict is None and ("generate" in scorings or do_captions or option_scorer is None):
         from sicog.eval.predict import checkpoint_predictor
 
-        predict = checkpoint_predictor(model, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                       device=device, dtype=dtype)
+        predict = checkpoint_predictor(cfg.model, batch_size=chunk, max_new_tokens=max_new_tokens,
+                                       device=cfg.device, dtype=cfg.dtype)
     if do_captions and caption_predict is None:
-        caption_predict = predict.with_max_new_tokens(caption_max_new_tokens) \
+        caption_predict = predict.with_max_new_tokens(cfg.caption_max_new_tokens) \
             if hasattr(predict, "with_max_new_tokens") else predict
     if "likelihood" in scorings and option_scorer is None:
         from sicog.eval.likelihood import OptionScorer
 
-        option_scorer = OptionScorer(predict.model, predict.processor, batch_size=batch_size)
+        option_scorer = OptionScorer(predict.model, predict.processor, batch_size=chunk)
 
-    out = Path(out)
+    partial.start()
+    (out / "summary.json").unlink(missing_ok=True)   # its presence marks a finished evaluation
     by_scoring: dict[str, dict] = {}
     files: dict[str, str] = {}
 
     def score(way: str, mcq_items, tag: str) -> dict:
+        part = tag or way
+        stored = partial.done(part, [str(it.index) for it in mcq_items], chunk)
+        done = [McqPrediction(it, r["prediction"], r["extracted"]) for it, r in zip(mcq_items, stored)]
+
+        def keep(preds) -> None:
+            partial.append(part, [{"key": str(p.item.index), "prediction": p.prediction, "extracted": p.extracted}
+                                  for p in preds])
+
         if way == "generate":
-            preds = evaluate_mcq(mcq_items, predict, prompt_style=prompt_style, chunk_size=batch_size,
-                                 progress=progress)
+            preds = evaluate_mcq(mcq_items, predict, prompt_style=cfg.prompt_style, chunk_size=chunk,
+                                 progress=cfg.progress, done=done, on_chunk=keep)
         else:
             from sicog.eval.likelihood import evaluate_mcq_by_likelihood
 
-            preds = evaluate_mcq_by_likelihood(mcq_items, option_scorer, chunk_size=batch_size, progress=progress)
+            preds = evaluate_mcq_by_likelihood(mcq_items, option_scorer, chunk_size=chunk, progress=cfg.progress,
+                                               done=done, on_chunk=keep)
         prefix = "mcq" if not tag else f"mcq_{tag}"   # the headline keeps the VLMEvalKit-like names
         files.update({(key if not tag else f"{key}_{tag}"): p.name
                       for key, p in write_mcq_outputs(preds, out, prefix=prefix).items()})
@@ -189,12 +192,12 @@ def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, b
         by_scoring[way] = score(way, items, "" if k == 0 else way)
     shuffled = score(scorings[0], blind_items, "shuffled_images") if blind_items is not None else None
     summary: dict = {
-        "model": str(model),
-        "benchmark": str(tsv),
-        "benchmark_name": bench_name,
-        "prompt_style": prompt_style,
+        "model": str(cfg.model),
+        "benchmark": str(bench.tsv),
+        "benchmark_name": bench.name,
+        "prompt_style": cfg.prompt_style,
         "max_new_tokens": max_new_tokens,
-        "limit": limit,
+        "limit": cfg.limit,
         "mcq_scoring": scorings[0],
         "mcq": by_scoring[scorings[0]],
         "mcq_by_scoring": by_scoring,
@@ -203,48 +206,31 @@ def evaluate_checkpoint(model: str | Path, benchmark: str, out: str | Path, *, b
     if shuffled is not None:
         summary["mcq_shuffled_images"] = shuffled
     if do_captions:
-        prompt = COD_PROMPT if caption_prompt == "cod" else CAPTION_PROMPT
-        records, cap_summary = evaluate_captions(cap_items, caption_predict, prompt, chunk_size=batch_size,
-                                                 use_step5=True, progress=progress)
+        stored = partial.done("captions", [str(it.id) for it in cap_items], chunk)
+        prompt = COD_PROMPT if cfg.caption_prompt == "cod" else CAPTION_PROMPT
+        records, cap_summary = evaluate_captions(
+            cap_items, caption_predict, prompt, scorer, chunk_size=chunk, use_step5=True, progress=cfg.progress,
+            done=[r["prediction"] for r in stored],
+            on_chunk=lambda recs: partial.append("captions", [{"key": str(r["id"]), "prediction": r["prediction"]}
+                                                              for r in recs]))
         write_jsonl(out / "captions_predictions.jsonl", records)
-        summary["captions"] = {"file": str(caption_path), "prompt": caption_prompt,
-                               "max_new_tokens": caption_max_new_tokens, **cap_summary}
+        summary["captions"] = {"file": str(caption_path), "prompt": cfg.caption_prompt,
+                               "max_new_tokens": cfg.caption_max_new_tokens, **cap_summary}
         summary["files"]["captions_predictions"] = "captions_predictions.jsonl"
         log.info("captions: object recall %.4f, hallucination rate %.4f", cap_summary["object_recall"],
                  cap_summary["hallucination_rate"])
     summary["seconds"] = round(time.time() - started, 2)
     summary["sicog_commit"] = git_commit()
     write_json(out / "summary.json", summary)
+    partial.finish()
     return summary
 
 
-MCQ_SCORINGS = ("generate", "likelihood")
-
-
-def parse_mcq_scoring(value: str) -> list[str]:
-    """'likelihood,generate' -> ['likelihood', 'generate'] (the first is the headline)."""
-    ways = [w.strip() for w in str(value).split(",") if w.strip()]
-    bad = [w for w in ways if w not in MCQ_SCORINGS]
-    if not ways or bad or len(set(ways)) != len(ways):
-        raise SicogError(f"--mcq-scoring: expected one or both of {', '.join(MCQ_SCORINGS)} (comma-separated, "
-                         f"no repeats), got {value!r}")
-    return ways
-
-
 def run(args: argparse.Namespace) -> int:
-    """Entry point of `sicog evaluate`."""
-    out = args.out
-    if out is None:
-        _, _, bench_name = resolve_benchmark(args.benchmark)
-        out = Path("outputs") / "eval" / Path(args.model).resolve().name / bench_name
-    summary = evaluate_checkpoint(
-        args.model, args.benchmark, out, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-        prompt_style=args.prompt_style, limit=args.limit, captions=args.captions,
-        captions_file=args.captions_file, caption_prompt=args.caption_prompt,
-        caption_max_new_tokens=args.caption_max_new_tokens, device=args.device, dtype=args.dtype,
-        progress=not args.no_progress, mcq_scoring=args.mcq_scoring,
-        shuffled_image_control=args.shuffled_image_control,
-    )
+    """Entry point of `sicog evaluate` (flags over CONFIG.yaml when given)."""
+    cfg = config_from_args(EvaluateConfig, args)
+    out = output_dir(cfg)
+    summary = evaluate_checkpoint(cfg)
     for way, m in summary["mcq_by_scoring"].items():
         print(f"accuracy {m['accuracy']:.4f} ({m['correct']}/{m['n']}, unanswered {m['unanswered']}, "
               f"chance {m['chance_accuracy']:.4f}, scoring {way})")

@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 
 from sicog.data.formats import SHORT_ANSWER_INSTRUCTION
-from sicog.eval.mcq import McqItem, McqPrediction, chunks_with_progress
+from sicog.eval.mcq import ChunkCallback, McqItem, McqPrediction, chunks_with_progress
 from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
@@ -106,18 +106,24 @@ class OptionScorer:
 
 
 def evaluate_mcq_by_likelihood(items: Sequence[McqItem], scorer: OptionScorer, *, chunk_size: int = 16,
-                               progress: bool = True) -> list[McqPrediction]:
+                               progress: bool = True, done: Sequence[McqPrediction] = (),
+                               on_chunk: ChunkCallback | None = None) -> list[McqPrediction]:
     """Score every option of every item; the prediction is the letter of the most probable option.
 
     `prediction` records the chosen option's text and every option's log-prob, for inspection.
+    `done` holds the predictions of an earlier, interrupted run for the first items; `on_chunk`
+    receives the predictions of each finished chunk (as in `sicog.eval.mcq.evaluate_mcq`).
     """
-    results: list[McqPrediction] = []
-    for chunk in chunks_with_progress(items, chunk_size, "mcq (likelihood)", progress):
+    results: list[McqPrediction] = list(done)
+    for chunk in chunks_with_progress(items, chunk_size, "mcq (likelihood)", progress, start=len(done)):
         scores = scorer.score([(open_question(it), it.load_image(), list(it.options.values())) for it in chunk])
+        new = []
         for it, s in zip(chunk, scores):
             letters = list(it.options)
             best = max(range(len(letters)), key=lambda k: s[k])
             detail = ", ".join(f"{k}={v:.2f}" for k, v in zip(letters, s))
-            results.append(McqPrediction(it, f"{it.options[letters[best]]} [log-probs {detail}]", letters[best]))
+            new.append(McqPrediction(it, f"{it.options[letters[best]]} [log-probs {detail}]", letters[best]))
+        results += new
+        if on_chunk is not None:
+            on_chunk(new)
     return results
-

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="new tokens per reply (default 32 for direct, 512 for cot)")
     args = p.parse_args(argv)
     try:
-        tsv, _, _ = resolve_benchmark(args.benchmark)
+        tsv = resolve_benchmark(args.benchmark).tsv
         read_mcq_tsv(tsv)  # fail here, not inside lmms-eval, on a bad file
     except SicogError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from sicog.data.formats import mcq_prompt
 from sicog.eval.answers import extract_choice
-from sicog.utils.io import SicogError, atomic_write, write_jsonl
+from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
 
@@ -211,34 +211,45 @@ def read_mcq_tsv(path: str | Path, limit: int | None = None) -> list[McqItem]:
     return items
 
 
-def chunks_with_progress(items: Sequence, chunk_size: int, desc: str, progress: bool = True):
-    """Consecutive chunks of `items` (`chunk_size` each, from --batch-size) under one progress bar."""
+def chunks_with_progress(items: Sequence, chunk_size: int, desc: str, progress: bool = True, start: int = 0):
+    """Consecutive chunks of `items[start:]` (`chunk_size` each, from --batch-size) under one
+    progress bar over all of `items` (a resumed run starts it at `start`)."""
     if chunk_size < 1:
         raise SicogError(f"--batch-size must be >= 1, got {chunk_size}")
-    bar = tqdm(total=len(items), desc=desc, unit="item", disable=not progress)
-    for start in range(0, len(items), chunk_size):
-        chunk = items[start:start + chunk_size]
+    bar = tqdm(total=len(items), initial=start, desc=desc, unit="item", disable=not progress)
+    for begin in range(start, len(items), chunk_size):
+        chunk = items[begin:begin + chunk_size]
         yield chunk
         bar.update(len(chunk))
     bar.close()
 
 
+#: called with the predictions of each finished chunk (a resumable run stores them)
+ChunkCallback = Callable[[list["McqPrediction"]], None]
+
+
 def evaluate_mcq(items: Sequence[McqItem], predict: Predictor, *, prompt_style: str = "direct",
-                 chunk_size: int = 32, progress: bool = True) -> list[McqPrediction]:
+                 chunk_size: int = 32, progress: bool = True, done: Sequence[McqPrediction] = (),
+                 on_chunk: ChunkCallback | None = None) -> list[McqPrediction]:
     """Ask `predict` every item (in chunks of `chunk_size`, images decoded per chunk) and score.
 
-    `predict` must return exactly one reply per (prompt, image) pair.
+    `predict` must return exactly one reply per (prompt, image) pair. `done` holds the
+    predictions of an earlier, interrupted run for the first items; only the rest are asked.
     """
     if prompt_style not in PROMPT_STYLES:
         raise SicogError(f"--prompt-style must be one of {', '.join(PROMPT_STYLES)}, got {prompt_style!r}")
-    results: list[McqPrediction] = []
-    for chunk in chunks_with_progress(items, chunk_size, "mcq", progress):
+    results: list[McqPrediction] = list(done)
+    for chunk in chunks_with_progress(items, chunk_size, "mcq", progress, start=len(done)):
         replies = predict([(it.prompt(prompt_style), it.load_image()) for it in chunk])
         if len(replies) != len(chunk):
             raise RuntimeError(f"predictor returned {len(replies)} replies for {len(chunk)} prompts")
+        new = []
         for it, reply in zip(chunk, replies):
             reply = "" if reply is None else str(reply)
-            results.append(McqPrediction(it, reply, extract_choice(reply, it.options)))
+            new.append(McqPrediction(it, reply, extract_choice(reply, it.options)))
+        results += new
+        if on_chunk is not None:
+            on_chunk(new)
     return results
 
 
@@ -282,74 +293,3 @@ def summarize_mcq(preds: Sequence[McqPrediction]) -> dict:
             cat: {"n": t, "correct": c, "accuracy": c / t} for cat, (c, t) in sorted(per_cat.items())
         },
     }
-
-
-def _cell(value):
-    """Index-like integers as numbers (as VLMEvalKit's files have them), everything else as text."""
-    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 16:
-        return int(value)
-    return value
-
-
-def result_table(preds: Sequence[McqPrediction]) -> tuple[list[str], list[list]]:
-    """(header, rows) of the result file: original columns (no image) + prediction, extracted, hit."""
-    columns: list[str] = []
-    for p in preds:
-        for k in p.item.row:
-            if k not in columns:
-                columns.append(k)
-    header = columns + ["prediction", "extracted", "hit"]
-    rows = [
-        [_cell(p.item.row.get(k, "")) for k in columns]
-        + [p.prediction, p.extracted or "", int(p.correct)]
-        for p in preds
-    ]
-    return header, rows
-
-
-def prediction_records(preds: Sequence[McqPrediction]) -> list[dict]:
-    """The per-item JSONL records of `mcq_predictions.jsonl`."""
-    return [
-        {"index": _cell(p.item.index), "question": p.item.question, "options": p.item.options,
-         "prediction": p.prediction, "extracted": p.extracted, "answer": p.item.answer,
-         "correct": p.correct, "category": p.item.category}
-        for p in preds
-    ]
-
-
-def _xlsx_safe(value):
-    """openpyxl rejects control characters and cells over 32,767 characters."""
-    if not isinstance(value, str):
-        return value
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    return ILLEGAL_CHARACTERS_RE.sub("", value)[:32767]
-
-
-def write_mcq_outputs(preds: Sequence[McqPrediction], out_dir: str | Path, prefix: str = "mcq") -> dict[str, Path]:
-    """Write `<prefix>_predictions.jsonl`, `<prefix>_result.xlsx` and `<prefix>_result.csv`, atomically."""
-    from openpyxl import Workbook
-
-    out_dir = Path(out_dir)
-    paths = {
-        "predictions": out_dir / f"{prefix}_predictions.jsonl",
-        "xlsx": out_dir / f"{prefix}_result.xlsx",
-        "csv": out_dir / f"{prefix}_result.csv",
-    }
-    write_jsonl(paths["predictions"], prediction_records(preds))
-    header, rows = result_table(preds)
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "results"
-    ws.append(header)
-    for row in rows:
-        ws.append([_xlsx_safe(v) for v in row])
-    with atomic_write(paths["xlsx"], "wb") as fh:
-        wb.save(fh)
-    buf = io.StringIO(newline="")
-    writer = csv.writer(buf)
-    writer.writerow(header)
-    writer.writerows(rows)
-    with atomic_write(paths["csv"]) as fh:
-        fh.write(buf.getvalue())
-    return paths

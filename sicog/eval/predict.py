@@ -41,15 +41,15 @@ def checkpoint_predictor(model_path: str | Path, *, batch_size: int = 32, max_ne
                          device: str | None = None, dtype: str | None = None) -> CheckpointPredictor:
     """Load a checkpoint once and return a greedy predictor over it.
 
-    `device` defaults to CUDA when available, else CPU; `dtype` is a torch dtype name
-    ("bfloat16", "float32"…) or None for the checkpoint's own.
+    `device` defaults to this rank's GPU when CUDA is available, else CPU (`pick_device`);
+    `dtype` is a torch dtype name ("bfloat16", "float32"…) or None for the checkpoint's own.
     """
     import torch
 
     from sicog.model.checkpoint import load_checkpoint
+    from sicog.utils.dist import pick_device
 
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device(device or "auto")
     torch_dtype = getattr(torch, dtype) if dtype else None
     model, processor = load_checkpoint(model_path, dtype=torch_dtype, device=device)
     model.eval()

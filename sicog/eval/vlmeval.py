@@ -64,9 +64,11 @@ def model_class():
             import torch
             from transformers import AutoProcessor, LlavaForConditionalGeneration
 
+            from sicog.utils.dist import pick_device
+
             if kwargs:
                 log.warning("%s: ignoring unknown arguments %s", CLASS_NAME, sorted(kwargs))
-            self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self.device = pick_device(device or "auto")
             torch_dtype = getattr(torch, dtype) if dtype else "auto"
             self.model = LlavaForConditionalGeneration.from_pretrained(model_path, dtype=torch_dtype)
             self.model.to(self.device).eval()
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=32, help="new tokens per reply (default 32)")
     p.add_argument("--prompt-style", choices=("direct", "cot"), default="direct",
                    help="multiple-choice prompt: direct (option letter) or cot (step by step)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--device", default=None, help="torch device (default: this rank's GPU when CUDA is available, else cpu)")
     p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
                    help="weights dtype (default: the checkpoint's own)")
     p.add_argument("--vlmevalkit-dir", default=None,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from sicog.config import ModelConfig
+from sicog.model.checkpoint import load_checkpoint, load_projector
 from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,6 @@ def default_generation_config(tokenizer):
         pad_token_id=tokenizer.pad_token_id,
         do_sample=False,
     )
-
-
-_default_generation_config = default_generation_config  # old private name, used by sicog.world.standins
 
 
 def _llava_config(vision_config, text_config, image_token_id: int, vision_feature_layer: int):
@@ -236,17 +234,12 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
 
 
 def build_from_checkpoint(cfg: ModelConfig, seed: int = 0, dtype=None):
-    """Continue from an existing LLaVA folder (ours: must be complete; stock: loaded as is)."""
-    from sicog.model.checkpoint import META_FILE, load_checkpoint, load_llava_folder
-
+    """Continue from an existing, complete LLaVA folder (ours or a stock llava-hf one)."""
     path = Path(cfg.checkpoint)
     if not Path(path, "config.json").is_file():
         raise SicogError(f"model.checkpoint: {path} is not a checkpoint folder (no config.json)")
     attn = resolve_attn_implementation(cfg.attn_implementation)
-    if Path(path, META_FILE).exists():
-        return load_checkpoint(path, dtype=dtype, attn_implementation=attn)
-    log.info("%s has no %s: loading it as a stock LLaVA folder", path, META_FILE)
-    return load_llava_folder(path, dtype=dtype, attn_implementation=attn)
+    return load_checkpoint(path, dtype=dtype, attn_implementation=attn)
 
 
 _SOURCES = {"checkpoint": build_from_checkpoint, "preset": build_tiny, "parts": build_from_parts}
@@ -271,8 +264,6 @@ def _build_llava(cfg: ModelConfig, seed: int, dtype):
     source = next(k for k, v in chosen.items() if v)
     model, processor = _SOURCES[source](cfg, seed=seed, dtype=dtype)
     if cfg.mm_projector:
-        from sicog.model.checkpoint import load_projector
-
         load_projector(model, cfg.mm_projector)
     return model, processor
 

@@ -1,9 +1,10 @@
-"""Checkpoint folders: save, completeness check, load; stage-1 projector files; tiny fixtures.
+"""Checkpoint folders: save, completeness check, load; stage-1 projector files.
 
 A checkpoint is a plain Hugging Face folder (config.json, safetensors weights,
-generation_config.json, processor + tokenizer + chat template) plus `sicog_meta.json`. The
-folder is built under a temp name and renamed when complete (`atomic_dir`), and the meta file
-carries `"complete": true`, written last, so a half-written folder never passes as a checkpoint.
+generation_config.json, processor + tokenizer + chat template). Ours add `sicog_meta.json`:
+the folder is built under a temp name and renamed when complete (`atomic_dir`), and the meta
+file carries `"complete": true`, written last, so a half-written folder never passes as a
+checkpoint. A stock LLaVA folder (no meta) loads too, once its files are all there.
 """
 
 from __future__ import annotations
@@ -68,21 +69,62 @@ def read_meta(path) -> dict | None:
         return None
 
 
-def _has_weights(path: Path) -> bool:
-    return any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").exists()
+#: weight files a folder may hold, with the index that lists their shards
+_WEIGHT_FILES = (("model.safetensors", "model.safetensors.index.json"),
+                 ("pytorch_model.bin", "pytorch_model.bin.index.json"))
+
+
+def _weights_problem(path: Path) -> str | None:
+    """None when the model weights are whole: the single file, or every shard its index names."""
+    for single, index in _WEIGHT_FILES:
+        if (path / single).is_file():
+            return None
+        if (path / index).is_file():
+            try:
+                shards = set(json.loads((path / index).read_text(encoding="utf-8"))["weight_map"].values())
+            except (OSError, ValueError, KeyError, AttributeError):
+                return f"{index} is unreadable"
+            missing = sorted(f for f in shards if not (path / f).is_file())
+            return f"weight shard(s) {', '.join(missing)} missing" if missing else None
+    return "no model weights (model.safetensors or a sharded index)"
+
+
+def checkpoint_problems(path) -> list[str]:
+    """What keeps `path` from being a complete LLaVA checkpoint folder (empty when complete).
+
+    Any folder that stock transformers loads as LLaVA qualifies: config.json of model_type
+    "llava", whole weights, the processor (processor_config.json or preprocessor_config.json)
+    and tokenizer (tokenizer_config.json + tokenizer.json or tokenizer.model). A folder that
+    holds our `sicog_meta.json` must in addition say `"complete": true` (written last).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return ["folder not found"]
+    problems = []
+    try:
+        model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
+        if model_type != "llava":
+            problems.append(f"config.json has model_type {model_type!r}, not 'llava'")
+    except (OSError, ValueError, AttributeError):
+        problems.append("no readable config.json")
+    weights = _weights_problem(path)
+    if weights:
+        problems.append(weights)
+    if not any((path / f).is_file() for f in ("processor_config.json", "preprocessor_config.json")):
+        problems.append("no processor_config.json or preprocessor_config.json")
+    if not (path / "tokenizer_config.json").is_file() or not any(
+            (path / f).is_file() for f in ("tokenizer.json", "tokenizer.model")):
+        problems.append("no tokenizer (tokenizer_config.json with tokenizer.json or tokenizer.model)")
+    if (path / META_FILE).exists():
+        meta = read_meta(path)
+        if not isinstance(meta, dict) or meta.get("complete") is not True:
+            problems.append(f'{META_FILE} lacks "complete": true (a partial write of an interrupted run?)')
+    return problems
 
 
 def is_complete_checkpoint(path) -> bool:
-    """True when `path` is a checkpoint folder whose meta says complete and whose files are present."""
-    path = Path(path)
-    meta = read_meta(path)
-    return (
-        path.is_dir()
-        and isinstance(meta, dict)
-        and meta.get("complete") is True
-        and (path / "config.json").is_file()
-        and _has_weights(path)
-    )
+    """True when `path` is a whole LLaVA checkpoint folder, ours or stock (`checkpoint_problems`)."""
+    return not checkpoint_problems(path)
 
 
 def load_llava_folder(path, dtype=None, device=None, attn_implementation: str | None = None):
@@ -100,15 +142,17 @@ def load_llava_folder(path, dtype=None, device=None, attn_implementation: str | 
 
 
 def load_checkpoint(path, dtype=None, device=None, attn_implementation: str | None = None):
-    """Load (model, processor) from a complete sicog checkpoint; refuse an incomplete folder."""
+    """Load (model, processor) from a complete LLaVA folder: one of ours, or a stock one such as
+    llava-hf/llava-1.5-7b-hf saved by transformers. An incomplete folder is refused, naming what
+    is missing. This is what `sicog sample`, `sicog evaluate` and `model.checkpoint` use."""
     path = Path(path)
     if not path.is_dir():
         raise SicogError(f"{path}: checkpoint folder not found")
-    if not is_complete_checkpoint(path):
-        raise SicogError(
-            f"{path}: not a complete checkpoint ({META_FILE} with \"complete\": true, config.json and "
-            "safetensors weights are required); it may be a partial write of an interrupted run"
-        )
+    problems = checkpoint_problems(path)
+    if problems:
+        raise SicogError(f"{path}: not a complete checkpoint: {'; '.join(problems)}")
+    if not (path / META_FILE).exists():
+        log.info("%s has no %s: loading it as a stock LLaVA folder", path, META_FILE)
     return load_llava_folder(path, dtype=dtype, device=device, attn_implementation=attn_implementation)
 
 
@@ -159,23 +203,3 @@ def load_projector(model, path) -> None:
             )
     projector.load_state_dict(state)
     log.info("loaded projector from %s", path)
-
-
-# --------------------------------------------------------------------------- fixtures
-def make_tiny_checkpoint(out_dir, seed: int = 0, **tiny_overrides) -> Path:
-    """Build a random-init tiny LLaVA (sizes of `TinyModelConfig`, overridable) and save it.
-
-    For tests and examples: returns the complete checkpoint folder.
-    """
-    import dataclasses
-
-    from sicog.config import ModelConfig, TinyModelConfig
-    from sicog.model.build import build_model
-
-    unknown = set(tiny_overrides) - {f.name for f in dataclasses.fields(TinyModelConfig)}
-    if unknown:
-        raise TypeError(f"make_tiny_checkpoint: unknown tiny sizes {sorted(unknown)}")
-    cfg = ModelConfig(preset="tiny", tiny=TinyModelConfig(**tiny_overrides))
-    model, processor = build_model(cfg, seed=seed)
-    meta = {"stage": "init", "seed": seed, "config": dataclasses.asdict(cfg)}
-    return save_checkpoint(model, processor, out_dir, meta)

@@ -36,7 +36,7 @@ class SamplingParams:
     n: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
-    top_k: int = 0  # 0: no top-k cut (METHOD.md specifies temperature + top-p only)
+    top_k: int = 0  # 0: no top-k cut (docs/method.md: temperature + top-p only)
     num_beams: int = 1
     max_new_tokens: int = 64
 

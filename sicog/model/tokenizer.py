@@ -22,9 +22,9 @@ IM_END = "<|im_end|>"
 IMAGE_TOKEN = formats.IMAGE_TOKEN
 SPECIAL_TOKENS = (PAD_TOKEN, IM_START, IM_END, IMAGE_TOKEN)
 
-# Qwen ChatML. An image part renders as "<image>\n" (METHOD.md: `<image>` then a newline at the
+# Qwen ChatML. An image part renders as "<image>\n" (docs/method.md: `<image>` then a newline at the
 # start of the first user turn); text parts render verbatim. The supervised span of an assistant
-# turn is its text plus the closing <|im_end|> (METHOD.md "Chat format"), not the trailing "\n".
+# turn is its text plus the closing <|im_end|> (docs/method.md "Chat format"), not the trailing "\n".
 CHAT_TEMPLATE = (
     "{%- macro render_content(content) -%}"
     "{%- if content is string -%}{{ content }}"

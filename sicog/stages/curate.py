@@ -24,8 +24,15 @@ from __future__ import annotations
 
 import argparse
 
+from sicog.config_flags import add_config_arguments, config_from_args
+from sicog.stages.curation.config import CurateConfig
+
 DESCRIPTION = """\
-Step 3: self-consistency curation of sampled candidates (METHOD.md step 3).
+Step 3: self-consistency curation of sampled candidates (docs/method.md, step 3).
+
+usage: sicog curate [CONFIG.yaml] [flags]. CONFIG.yaml holds any of the settings below under
+their field names (--pairs-out is `pairs_out:`, --no-progress is `progress: false`); flags
+given on the command line override it. --candidates, --out and --task are required, from either.
 
 Per item: extract the comparable part of each candidate (mode cod -> the Step 5 description;
 cot -> the final answer after "The answer is", else the conclusion step; caption / direct /
@@ -61,50 +68,13 @@ downloaded.
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of `sicog curate` (issue 5)."""
-    p.add_argument("--candidates", required=True, help="candidates .jsonl from `sicog sample` (or a .json list)")
-    p.add_argument("--out", required=True, help="curated LLaVA-format .jsonl (kept items only; written atomically)")
-    p.add_argument("--task", required=True, choices=("caption", "reasoning"),
-                   help="caption: modes cod/caption/conv (default cod); reasoning: modes cot/direct/conv "
-                        "(default cot); a record's `mode` picks its extraction")
-    p.add_argument("--encoder", default="minilm",
-                   help="minilm | nv-embed-v2:PATH | sentence-transformers folder or cached name (default: minilm)")
-    p.add_argument("--threshold", type=float, default=0.9,
-                   help="keep an item iff its best score >= this, on the include-self mean-cosine scale "
-                        "(paper: 0.9 main, 0.85 and 0.8 also reported)")
-    p.add_argument("--batch-size", type=int, default=256, help="texts per encoder forward pass")
-    p.add_argument("--pairs-out", default=None,
-                   help="also write DPO pairs .jsonl (id, image, prompt, chosen, rejected) for kept items "
-                        "whose rejected differs from chosen")
-    p.add_argument("--report-dir", default=None,
-                   help="write stats.json and best_scores.png (histogram with the threshold) here")
-    p.add_argument("--seed", type=int, default=0, help="seed of the rejected picks (per item: sha256 of SEED:ID)")
-    p.add_argument("--min-candidates", type=int, default=2,
-                   help="fewest usable candidates an item needs to be scored and kept (default 2)")
-    p.add_argument("--chunk-items", type=int, default=20000,
-                   help="items per encode-and-score chunk (one encoder call each; bounds memory, "
-                        "and finished chunks survive a kill)")
-    p.add_argument("--device", default="auto", help="encoder device: auto (GPU LOCAL_RANK if any, else cpu), cpu, cuda:0")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
-                   help="encoder weights dtype (auto: float16 for nv-embed-v2 on GPU, else the model's own)")
-    p.add_argument("--max-seq-length", type=int, default=None,
-                   help="encoder max tokens (default: the model's own; nv-embed-v2: 1024 caption / 512 reasoning)")
-    p.add_argument("--instruction", default=None,
-                   help="nv-embed-v2 only: prefix every text with 'Instruct: TEXT\\nQuery: ' "
-                        "(default none, as the authors)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    """The flags of `sicog curate`: one per field of CurateConfig, plus the optional CONFIG.yaml."""
+    add_config_arguments(p, CurateConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `sicog curate` with parsed flags."""
-    from sicog.stages.curation.runner import CurateConfig, run_curation
+    """Run `sicog curate` with parsed flags (over CONFIG.yaml when given)."""
+    from sicog.stages.curation.runner import run_curation
 
-    cfg = CurateConfig(
-        candidates=args.candidates, out=args.out, task=args.task, encoder=args.encoder,
-        threshold=args.threshold, batch_size=args.batch_size, pairs_out=args.pairs_out,
-        report_dir=args.report_dir, seed=args.seed, min_candidates=args.min_candidates,
-        chunk_items=args.chunk_items, device=args.device, dtype=args.dtype, max_seq_length=args.max_seq_length,
-        instruction=args.instruction, progress=not args.no_progress,
-    )
-    run_curation(cfg)
+    run_curation(config_from_args(CurateConfig, args))
     return 0

@@ -15,6 +15,8 @@ Outputs in `training.output_dir`:
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import os
 import re
@@ -23,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from sicog.config import MODEL_PARTS, TrainConfig, config_to_dict, load_config, save_config
-from sicog.utils.io import SicogError, git_commit, write_json
+from sicog.config import DataConfig, TrainConfig, check_choices, config_to_dict, load_config, save_config
+from sicog.utils.io import SicogError, file_fingerprint, git_commit, write_json
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +72,26 @@ def newest_complete_checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def _validate(cfg: TrainConfig) -> None:
-    bad = [p for p in cfg.training.tunable_parts if p not in MODEL_PARTS]
-    if bad:
-        raise SicogError(f"training.tunable_parts: unknown part(s) {bad}; choose from {list(MODEL_PARTS)}")
-    unknown = [p for p in cfg.training.part_learning_rates if p not in MODEL_PARTS]
-    if unknown:
-        raise SicogError(f"training.part_learning_rates: unknown part(s) {unknown}")
+    check_choices(cfg)  # a config built in code skipped the checks of load_config
     if not cfg.data.sources:
         raise SicogError("data.sources: at least one training file is required")
     if cfg.training.lora.enabled and cfg.training.deepspeed and "zero3" in Path(cfg.training.deepspeed).name:
         raise SicogError("training.lora with ZeRO-3 is not supported (the merge needs full weights); use zero2")
+
+
+def data_provenance(data_cfg: DataConfig) -> dict:
+    """What a stage trains on, for sicog_meta.json: every source's content hash (`file_fingerprint`)
+    with its mixture weight (a share resolved to its weight), and `data_fingerprint`, one sha256
+    over all of them and the epoch size. Paths are listed but not hashed: the same files moved
+    elsewhere give the same fingerprint, any changed byte or weight another."""
+    from sicog.data.dataset import source_weights
+
+    sources = [{"path": src.path, "sha256": file_fingerprint(src.path), "weight": weight,
+                "max_samples": src.max_samples}
+               for src, weight in zip(data_cfg.sources, source_weights(data_cfg.sources))]
+    hashed = [{k: v for k, v in s.items() if k != "path"} for s in sources]
+    key = json.dumps({"sources": hashed, "num_samples": data_cfg.num_samples}, sort_keys=True)
+    return {"data_fingerprint": hashlib.sha256(key.encode("utf-8")).hexdigest()[:16], "data_sources": sources}
 
 
 def train_stage(cfg: TrainConfig) -> Path:
@@ -126,6 +138,7 @@ def train_stage(cfg: TrainConfig) -> Path:
         log.info("[%s] parameters:\n%s", cfg.stage, parameter_table(model))
 
     dataset = build_train_dataset(cfg.data, processor, seed=tc.seed)
+    provenance = data_provenance(cfg.data) if args.should_save else {}  # the saving rank's meta
     collator = DataCollator(processor)
     # Fails loudly (never warns) when image tokens != image features, no label is unmasked, or
     # the masked part is not the prompt: a wrong chat template must not train for hours.
@@ -151,8 +164,7 @@ def train_stage(cfg: TrainConfig) -> Path:
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     final = out / "final"
-    meta = {"stage": cfg.stage, "steps": trainer.state.global_step,
-            "data_fingerprint": getattr(dataset, "fingerprint", None),
+    meta = {"stage": cfg.stage, "steps": trainer.state.global_step, **provenance,
             "train_loss": result.training_loss, "config": config_to_dict(cfg), "git_commit": git_commit()}
     save_final_checkpoint(trainer, processor, final, meta, lora=tc.lora.enabled)
     if tc.save_projector and rank == 0:

@@ -26,20 +26,20 @@ PEAK_BF16_FLOPS = {"A100": 312e12, "H100": 989e12, "H200": 989e12, "H800": 989e1
 
 
 def resolve_precision(cfg: TrainingConfig) -> tuple[bool, bool]:
-    """(bf16, tf32) from "auto"/"true"/"false": auto means on for a CUDA device that supports it."""
+    """(bf16, tf32) from true / false / "auto": auto means on for a CUDA device that supports it,
+    true on a device without support is an error."""
     cuda = torch.cuda.is_available()
 
-    def flag(value: str, name: str, supported: bool) -> bool:
-        v = str(value).lower()
-        if v == "auto":
+    def flag(value: bool | str, name: str, supported: bool) -> bool:
+        if value == "auto":
             return supported
-        if v in ("true", "1", "yes"):
+        if value is True:
             if not supported:
-                raise SicogError(f"training.{name}: requested but not supported on this device")
+                raise SicogError(f"training.{name}: true, but this device does not support it (use auto)")
             return True
-        if v in ("false", "0", "no"):
+        if value is False:
             return False
-        raise SicogError(f"training.{name}: expected auto, true or false, got {value!r}")
+        raise SicogError(f"training.{name}: must be one of true, false, auto, got {value!r}")
 
     bf16 = flag(cfg.bf16, "bf16", cuda and torch.cuda.is_bf16_supported())
     tf32 = flag(cfg.tf32, "tf32", cuda and torch.cuda.get_device_capability()[0] >= 8)

@@ -1,4 +1,4 @@
-"""File helpers: atomic writes (no half-written outputs) and user-facing errors."""
+"""File helpers: atomic writes (no half-written outputs), the one JSONL reader, user-facing errors."""
 
 from __future__ import annotations
 
@@ -79,6 +79,35 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             n += 1
     return n
+
+
+def iter_jsonl(path: str | os.PathLike, *, errors: str = "raise", torn_tail_ok: bool = False,
+               error_type: type[Exception] = SicogError) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed value) for every non-blank line of a JSONL file.
+
+    A malformed line raises `error_type` naming file:line and the column. With errors="yield"
+    it yields (line number, that error) instead, so a caller can skip and count it. With
+    `torn_tail_ok` a malformed LAST line without a final newline is ignored: a writer killed
+    mid-line (or still writing) leaves one; a complete line always ends with "\n", so a
+    malformed line anywhere else is corruption and is reported as usual.
+    """
+    if errors not in ("raise", "yield"):
+        raise ValueError(f"iter_jsonl: errors must be 'raise' or 'yield', got {errors!r}")
+    with open(path, "rb") as fh:  # bytes: a line torn inside a UTF-8 character is a torn line too
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield lineno, json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                if torn_tail_ok and not raw.endswith(b"\n"):
+                    return  # only the last line can lack its newline: a torn write
+                why = (f"invalid JSON: {e.msg} (column {e.colno})" if isinstance(e, json.JSONDecodeError)
+                       else f"not UTF-8 text ({e.reason} at byte {e.start})")
+                err = error_type(f"{path}:{lineno}: {why}")
+                if errors == "raise":
+                    raise err from None
+                yield lineno, err
 
 
 def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from sicog.utils.io import SicogError, atomic_write
+from sicog.utils.io import SicogError, atomic_write, iter_jsonl
 
 
 def dist_info() -> tuple[int, int]:
@@ -37,20 +37,16 @@ def parts_dir(out: str | os.PathLike) -> Path:
 def read_completed(out: str | os.PathLike, key: str = "id") -> dict[str, dict]:
     """Records already finished by any earlier run (any rank, any world size), by id.
 
-    A torn last line (the process was killed mid-write) is ignored: that record is redone.
+    A torn last line (the process was killed mid-write) is ignored: that record is redone; a
+    malformed line elsewhere is corruption and raises SicogError naming file:line.
     """
     done: dict[str, dict] = {}
     d = parts_dir(out)
     if not d.is_dir():
         return done
     for part in sorted(d.glob("*.jsonl")):
-        with open(part, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # torn write at a kill: the record is simply not complete
-                done.setdefault(str(rec[key]), rec)
+        for _lineno, rec in iter_jsonl(part, torn_tail_ok=True):
+            done.setdefault(str(rec[key]), rec)
     return done
 
 

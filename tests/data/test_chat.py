@@ -12,9 +12,9 @@ from sicog.data.chat import (
     TooLongError,
     encode_conversation,
     image_token_count,
-    preflight_check,
     to_messages,
 )
+from sicog.data.preflight import preflight_check
 from sicog.data.dataset import DataCollator
 from sicog.data.records import DataError, Located
 from sicog.model import tokenizer as tiny_tok

@@ -1,4 +1,4 @@
-"""Each corruption changes the image as METHOD.md specifies and is deterministic per seed."""
+"""Each corruption changes the image as docs/method.md specifies and is deterministic per seed."""
 
 from __future__ import annotations
 

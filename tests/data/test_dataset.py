@@ -158,3 +158,53 @@ def test_bad_settings_are_errors(sources, processor):
         build_train_dataset(_cfg(sources, weights=(1.0, 0.0)), processor)
     with pytest.raises(Exception, match=r"one weight per source"):
         MixtureDataset([], [])
+
+
+def test_share_is_the_fraction_of_samples_and_the_rest_goes_by_weight(sources, processor):
+    img_file, txt_file, imgs = sources
+    cfg = DataConfig(sources=[DataSource(path=img_file, image_folder=imgs, weight=3.0),
+                              DataSource(path=txt_file, share=0.1),
+                              DataSource(path=img_file, image_folder=imgs, weight=1.0)], num_samples=1000)
+    mix = build_train_dataset(cfg, processor)
+    assert mix.quotas == [675, 100, 225]  # 10% text-only, the other 90% split 3:1
+    cfg.sources[1].share, cfg.sources[0].share, cfg.sources[0].weight = 0.3, 0.2, 1.0  # two shares
+    assert build_train_dataset(cfg, processor).quotas == [200, 300, 500]
+
+
+def test_share_weight_is_bit_identical_to_the_pipeline_computation():
+    from sicog.data.dataset import source_weights
+
+    image = [0.3, 0.1, 0.7]
+    ratio = 0.1
+    total = sum(image)  # what the pipeline's mixture step does by hand, in source order
+    expected = total * ratio / (1.0 - ratio)
+    # the expression order matters in floats: these would be off in the last bit
+    assert expected != total * (ratio / (1.0 - ratio)) and expected != sum(reversed(image)) * ratio / (1.0 - ratio)
+    got = source_weights([DataSource(path="a", weight=0.3), DataSource(path="t", share=ratio),
+                          DataSource(path="b", weight=0.1), DataSource(path="c", weight=0.7)])
+    assert got == [0.3, expected, 0.1, 0.7]
+
+
+@pytest.mark.parametrize("shares, weight, needle", [
+    ((0.0,), 1.0, r"data.sources\[1\].share: must be a fraction of the samples in \(0, 1\), got 0.0"),
+    ((1.5,), 1.0, r"data.sources\[1\].share: must be a fraction of the samples in \(0, 1\), got 1.5"),
+    ((0.1,), 2.0, r"data.sources\[1\].share: give a source a weight or a share, not both"),
+    ((0.6, 0.4), 1.0, r"data.sources\[2\].share: the shares sum to 1, must be below 1"),
+])
+def test_bad_shares_are_refused_at_load_and_at_build(tmp_path, processor, shares, weight, needle):
+    from sicog.config import ConfigError, TrainConfig, load_config
+
+    extra = ", ".join(f"{{path: t{k}.jsonl, share: {s}, weight: {weight}}}" for k, s in enumerate(shares))
+    with pytest.raises(ConfigError, match="key " + needle):
+        load_config(TrainConfig, None, [f"data.sources=[{{path: a.jsonl}}, {extra}]"])
+    srcs = [DataSource(path="a.jsonl")] + [DataSource(path=f"t{k}.jsonl", share=s, weight=weight)
+                                           for k, s in enumerate(shares)]
+    with pytest.raises(ConfigError, match="^" + needle):
+        build_train_dataset(DataConfig(sources=srcs), processor)  # built in code: checked again
+
+
+def test_every_source_with_a_share_is_refused():
+    from sicog.config import ConfigError, TrainConfig, load_config
+
+    with pytest.raises(ConfigError, match=r"key data.sources\[1\].share: every source has a share"):
+        load_config(TrainConfig, None, ["data.sources=[{path: a, share: 0.5}, {path: b, share: 0.2}]"])

@@ -2,15 +2,20 @@
 
 import json
 import random
+import shutil
+import zlib
 
 import pytest
 from openpyxl import load_workbook
 
 from sicog.cli import main
+from sicog.config import save_config
 from sicog.data.formats import mcq_prompt, to_cot_question
-from sicog.eval.captions import read_caption_benchmark
+from sicog.demo.scoring import read_caption_benchmark
 from sicog.eval.cli import evaluate_checkpoint, resolve_benchmark
+from sicog.eval.config import EvaluateConfig
 from sicog.eval.mcq import read_mcq_tsv
+from sicog.eval.partial import PARTIAL_DIR, PartialRun
 from sicog.utils.io import SicogError
 from tests.eval._world import benchmark_world
 
@@ -28,12 +33,17 @@ def mcq_oracle(world, style="direct"):
     return lambda pairs: [f"The answer is {truth[(p, im.tobytes())]}." for p, im in pairs]
 
 
+def _cfg(world, out, **kw) -> EvaluateConfig:
+    return EvaluateConfig(**{"model": "unused", "benchmark": f"world:{world}", "out": str(out), "progress": False,
+                             **kw})
+
+
 def caption_oracle(world):
     """Describes every benchmark image with the world's own detailed description of its scene."""
     from PIL import Image
 
-    from sicog.world.annotate import direct_description
-    from sicog.world.scenes import Scene
+    from sicog.demo.world.annotate import direct_description
+    from sicog.demo.world.scenes import Scene
 
     scenes = {}
     for it in read_caption_benchmark(world / "benchmark_captions.jsonl"):
@@ -45,15 +55,15 @@ def caption_oracle(world):
 def test_world_oracle_and_constant(world, tmp_path):
     items = read_mcq_tsv(world / "benchmark.tsv")
     assert len(items) == 8
-    s = evaluate_checkpoint("unused", f"world:{world}", tmp_path / "oracle", predict=mcq_oracle(world),
-                            caption_predict=caption_oracle(world), progress=False)
+    s = evaluate_checkpoint(_cfg(world, tmp_path / "oracle"), predict=mcq_oracle(world),
+                            caption_predict=caption_oracle(world))
     assert s["mcq"]["accuracy"] == 1.0 and s["mcq"]["unanswered"] == 0
     assert s["captions"]["object_recall"] == 1.0 and s["captions"]["hallucination_rate"] == 0.0
     assert s["captions"]["attribute_accuracy"] == 1.0
     for letter in "ABCD":
         expected = sum(it.answer == letter for it in items) / len(items)
-        s = evaluate_checkpoint("unused", f"world:{world}", tmp_path / letter, captions="off",
-                                predict=lambda pairs, x=letter: [x] * len(pairs), progress=False)
+        s = evaluate_checkpoint(_cfg(world, tmp_path / letter, captions="off"),
+                                predict=lambda pairs, x=letter: [x] * len(pairs))
         assert s["mcq"]["accuracy"] == pytest.approx(expected)
         assert "captions" not in s
 
@@ -61,29 +71,27 @@ def test_world_oracle_and_constant(world, tmp_path):
 def test_cot_style_prompt_matches_training_format(world, tmp_path):
     it = read_mcq_tsv(world / "benchmark.tsv")[0]
     assert it.prompt("cot") == to_cot_question(mcq_prompt(it.question, it.options, style="direct"))
-    s = evaluate_checkpoint("unused", f"world:{world}", tmp_path, prompt_style="cot", captions="off",
-                            predict=mcq_oracle(world, "cot"), progress=False)
+    s = evaluate_checkpoint(_cfg(world, tmp_path, prompt_style="cot", captions="off"),
+                            predict=mcq_oracle(world, "cot"))
     assert s["mcq"]["accuracy"] == 1.0 and s["max_new_tokens"] == 512
 
 
 def test_resolve_benchmark_errors(tmp_path, world):
-    tsv, caps, name = resolve_benchmark(f"world:{world}")
+    tsv, caps, name, _scorer = resolve_benchmark(f"world:{world}")
     assert tsv == world / "benchmark.tsv" and caps == world / "benchmark_captions.jsonl"
     with pytest.raises(SicogError, match="manifest.json not found"):
         resolve_benchmark(f"world:{tmp_path}")
     with pytest.raises(SicogError, match="file not found"):
         resolve_benchmark(str(tmp_path / "x.tsv"))
     with pytest.raises(SicogError, match="no caption ground truth"):
-        evaluate_checkpoint("unused", str(tsv), tmp_path / "o", captions="on", predict=lambda p: [])
+        evaluate_checkpoint(EvaluateConfig(model="unused", benchmark=str(tsv), out=str(tmp_path / "o"),
+                                           captions="on"), predict=lambda p: [])
 
 
 @pytest.mark.slow
-def test_evaluate_command_on_tiny_checkpoint(world, tmp_path, capsys):
-    from sicog.model.checkpoint import make_tiny_checkpoint
-
-    ckpt = make_tiny_checkpoint(tmp_path / "ckpt", seed=0)
+def test_evaluate_command_on_tiny_checkpoint(world, tiny_ckpt, tmp_path, capsys):
     out = tmp_path / "eval"
-    rc = main(["evaluate", "--model", str(ckpt), "--benchmark", f"world:{world}", "--out", str(out),
+    rc = main(["evaluate", "--model", str(tiny_ckpt), "--benchmark", f"world:{world}", "--out", str(out),
                "--batch-size", "8", "--max-new-tokens", "3", "--caption-max-new-tokens", "6",
                "--limit", "6", "--no-progress"])
     assert rc == 0
@@ -104,3 +112,149 @@ def test_bad_benchmark_is_a_clean_cli_error(tmp_path, capsys):
     rc = main(["evaluate", "--model", str(tmp_path), "--benchmark", str(bad), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "missing column 'image'" in capsys.readouterr().err
+
+
+def test_config_yaml_is_the_command_and_flags_override_it(world, tiny_ckpt, tmp_path, capsys):
+    """`sicog evaluate evaluate.yaml --limit 2`: a saved EvaluateConfig is a complete command line."""
+    cfg = EvaluateConfig(model=str(tiny_ckpt), benchmark=f"world:{world}", out=str(tmp_path / "eval"),
+                         batch_size=4, captions="off", mcq_scoring="likelihood", limit=3, progress=False)
+    save_config(cfg, tmp_path / "evaluate.yaml")
+    assert main(["evaluate", str(tmp_path / "evaluate.yaml"), "--limit", "2"]) == 0
+    assert "scoring likelihood" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["mcq"]["n"] == 2 and summary["limit"] == 2 and "captions" not in summary
+    assert not (tmp_path / "eval" / ".partial").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--benchmark", "b.tsv"], "--model is required (or `model:` in CONFIG.yaml)"),
+    (["--model", "m", "--benchmark", "b.tsv", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+])
+def test_missing_or_bad_settings_are_clean_errors(tmp_path, capsys, argv, message):
+    assert main(["evaluate", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+class Budget:
+    """Counts the items all predictors answer; past `limit` the next call raises KeyboardInterrupt."""
+
+    def __init__(self, limit=None):
+        self.limit, self.used = limit, 0
+
+    def take(self, n: int) -> None:
+        if self.limit is not None and self.used + n > self.limit:
+            raise KeyboardInterrupt
+        self.used += n
+
+
+def counted_predictors(world, budget: Budget) -> dict:
+    """Deterministic answerers for every way (the oracle where it knows, else a checksum's letter)."""
+    truth = {}
+    for it in read_mcq_tsv(world / "benchmark.tsv"):
+        truth[(it.prompt(), it.load_image().tobytes())] = it.options[it.answer]
+    captions = caption_oracle(world)
+
+    def mcq(pairs):
+        budget.take(len(pairs))
+        return [f"The answer is {truth.get((p, im.tobytes()), 'ABCD'[zlib.crc32(im.tobytes()) % 4])}."
+                for p, im in pairs]
+
+    def describe(pairs):
+        budget.take(len(pairs))
+        return captions(pairs)
+
+    class Options:
+        def score(self, requests):
+            budget.take(len(requests))
+            return [[-(zlib.crc32((q + c).encode() + im.tobytes()) % 97) / 7 for c in cands]
+                    for q, im, cands in requests]
+
+    return {"predict": mcq, "caption_predict": describe, "option_scorer": Options()}
+
+
+def _resumable(world, out, **kw) -> EvaluateConfig:
+    return _cfg(world, out, **{"batch_size": 3, "mcq_scoring": "generate,likelihood", "shuffled_image_control": True,
+                               **kw})
+
+
+def _outputs(out) -> dict:
+    """Every output file: bytes, except the xlsx (cell values: the zip holds times) and the summary's clock."""
+    files = {}
+    for f in sorted(out.iterdir()):
+        if f.suffix == ".xlsx":
+            files[f.name] = [list(r) for r in load_workbook(f).active.iter_rows(values_only=True)]
+        elif f.name == "summary.json":
+            files[f.name] = {k: v for k, v in json.loads(f.read_text()).items() if k != "seconds"}
+        else:
+            files[f.name] = f.read_bytes()
+    return files
+
+
+# 8 questions and 4 caption images in chunks of 3: generate (8), likelihood (8), shuffled (8), captions (4)
+@pytest.mark.parametrize("stop_after", [4, 13, 20, 27])
+def test_interrupted_evaluation_resumes_with_identical_results(world, tmp_path, stop_after):
+    reference = evaluate_checkpoint(_resumable(world, tmp_path / "ref"), **counted_predictors(world, Budget()))
+    budget = Budget(stop_after)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_checkpoint(_resumable(world, tmp_path / "out"), **counted_predictors(world, budget))
+    partial = tmp_path / "out" / PARTIAL_DIR
+    stored = sum(len(f.read_text().splitlines()) for f in partial.glob("*.jsonl"))
+    assert stored == budget.used and stored > 0 and (partial / "settings.json").is_file()
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+    again = Budget()
+    resumed = evaluate_checkpoint(_resumable(world, tmp_path / "out"), **counted_predictors(world, again))
+    assert again.used == 28 - stored   # only what the interrupted run had not finished is asked
+    assert _outputs(tmp_path / "out") == _outputs(tmp_path / "ref")
+    assert {k: v for k, v in resumed.items() if k != "seconds"} == \
+        {k: v for k, v in reference.items() if k != "seconds"}
+    assert not partial.exists()
+
+
+@pytest.mark.slow
+def test_resume_on_tiny_checkpoint_matches_an_uninterrupted_run(world, tiny_ckpt, tmp_path):
+    """Batched greedy decoding of a real model: resumed chunks keep the boundaries (and padding) of
+    an uninterrupted run, so the replies are the same."""
+    from sicog.eval.predict import checkpoint_predictor
+
+    model = checkpoint_predictor(tiny_ckpt, batch_size=3, max_new_tokens=4, device="cpu")
+
+    def run(out, budget):
+        def predict(pairs):
+            budget.take(len(pairs))
+            return model(pairs)
+        return evaluate_checkpoint(_cfg(world, out, model=str(tiny_ckpt), batch_size=3, max_new_tokens=4,
+                                        captions="off", device="cpu"), predict=predict)
+
+    run(tmp_path / "ref", Budget())
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "out", Budget(4))
+    again = Budget()
+    run(tmp_path / "out", again)
+    assert again.used == 5 and _outputs(tmp_path / "out") == _outputs(tmp_path / "ref")
+
+
+def test_resume_with_other_settings_is_refused_until_the_partial_folder_is_removed(world, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_checkpoint(_resumable(world, tmp_path), **counted_predictors(world, Budget(4)))
+    with pytest.raises(SicogError, match=r"other settings \(batch_size\).*remove .*\.partial to start over"):
+        evaluate_checkpoint(_resumable(world, tmp_path, batch_size=4), **counted_predictors(world, Budget()))
+    shutil.rmtree(tmp_path / PARTIAL_DIR)
+    budget = Budget()
+    evaluate_checkpoint(_resumable(world, tmp_path, batch_size=4), **counted_predictors(world, budget))
+    assert budget.used == 28 and (tmp_path / "summary.json").is_file()
+
+
+def test_partial_keeps_whole_chunks_and_drops_a_torn_line(tmp_path):
+    part = PartialRun(tmp_path, {"batch_size": 2})
+    part.start()
+    part.append("generate", [{"key": str(i), "prediction": "A"} for i in range(3)])
+    with open(tmp_path / PARTIAL_DIR / "generate.jsonl", "a") as fh:
+        fh.write('{"key": "3", "predic')   # a kill in the middle of a line
+    keys = [str(i) for i in range(6)]
+    assert [r["key"] for r in part.done("generate", keys, chunk_size=2)] == ["0", "1"]   # chunk 2-3 is asked again
+    assert len((tmp_path / PARTIAL_DIR / "generate.jsonl").read_text().splitlines()) == 2
+    assert [r["key"] for r in part.done("generate", ["0", "1"], chunk_size=2)] == ["0", "1"]   # all items: kept
+    assert part.done("generate", ["9", "1"], chunk_size=2) == []   # another item order: nothing reused
+    PartialRun(tmp_path, {"batch_size": 5}).start()   # nothing stored any more: other settings start over
+    assert json.loads((tmp_path / PARTIAL_DIR / "settings.json").read_text()) == {"batch_size": 5}

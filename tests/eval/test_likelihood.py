@@ -15,15 +15,6 @@ from tests.eval._world import benchmark_world
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from sicog.model.checkpoint import load_checkpoint, make_tiny_checkpoint
-
-    ckpt = make_tiny_checkpoint(tmp_path_factory.mktemp("lik") / "ckpt", seed=0)
-    model, processor = load_checkpoint(ckpt)
-    return ckpt, model.eval(), processor
-
-
-@pytest.fixture(scope="module")
 def world(tmp_path_factory):
     return benchmark_world(tmp_path_factory.mktemp("world"), seed=5, n_images=3)
 
@@ -48,7 +39,7 @@ def _reference_logprob(model, processor, question, image, reply):
 
 
 def test_scores_equal_unbatched_log_probs(tiny):
-    _, model, processor = tiny
+    model, processor = tiny
     requests = [("How many circles are there?", _image(0), ["2", "three", "a red square"]),
                 ("Which colour is most common?", None, ["blue", "green"]),
                 ("What shape is the red object?", _image(1), ["circle", "diamond"])]
@@ -97,10 +88,9 @@ def test_open_question_keeps_hint_and_drops_options():
     assert q.endswith("Answer the question using a single word or phrase.")
 
 
-def test_cli_scores_both_ways_headline_first(world, tiny, tmp_path, capsys):
-    ckpt, _, _ = tiny
+def test_cli_scores_both_ways_headline_first(world, tiny_ckpt, tmp_path, capsys):
     out = tmp_path / "eval"
-    rc = main(["evaluate", "--model", str(ckpt), "--benchmark", f"world:{world}", "--out", str(out),
+    rc = main(["evaluate", "--model", str(tiny_ckpt), "--benchmark", f"world:{world}", "--out", str(out),
                "--batch-size", "4", "--max-new-tokens", "3", "--captions", "off", "--limit", "5",
                "--mcq-scoring", "likelihood,generate", "--no-progress"])
     assert rc == 0
@@ -116,9 +106,8 @@ def test_cli_scores_both_ways_headline_first(world, tiny, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad", ["bogus", "likelihood,likelihood", ""])
-def test_bad_scoring_is_a_clean_error(world, tiny, tmp_path, capsys, bad):
-    ckpt, _, _ = tiny
-    rc = main(["evaluate", "--model", str(ckpt), "--benchmark", f"world:{world}", "--out", str(tmp_path / "e"),
+def test_bad_scoring_is_a_clean_error(world, tiny_ckpt, tmp_path, capsys, bad):
+    rc = main(["evaluate", "--model", str(tiny_ckpt), "--benchmark", f"world:{world}", "--out", str(tmp_path / "e"),
                "--mcq-scoring", bad, "--no-progress"])
     assert rc == 2
     assert "--mcq-scoring" in capsys.readouterr().err
@@ -139,10 +128,9 @@ def test_shuffled_images_never_keep_their_own_image(world):
         with_shuffled_images(same)
 
 
-def test_cli_shuffled_image_control(world, tiny, tmp_path, capsys):
-    ckpt, _, _ = tiny
+def test_cli_shuffled_image_control(world, tiny_ckpt, tmp_path, capsys):
     out = tmp_path / "eval"
-    rc = main(["evaluate", "--model", str(ckpt), "--benchmark", f"world:{world}", "--out", str(out),
+    rc = main(["evaluate", "--model", str(tiny_ckpt), "--benchmark", f"world:{world}", "--out", str(out),
                "--batch-size", "4", "--captions", "off", "--mcq-scoring", "likelihood",
                "--shuffled-image-control", "--no-progress"])
     assert rc == 0 and "shuffled images" in capsys.readouterr().out
@@ -158,6 +146,7 @@ def test_cli_shuffled_image_control(world, tiny, tmp_path, capsys):
 
 def test_shuffled_control_without_two_images_fails_before_any_model_loads(tmp_path):
     from sicog.eval.cli import evaluate_checkpoint
+    from sicog.eval.config import EvaluateConfig
     from sicog.utils.io import SicogError
     from tests.eval._tsv import MMSTAR_COLUMNS, mmstar_rows, write_tsv
 
@@ -166,6 +155,7 @@ def test_shuffled_control_without_two_images_fails_before_any_model_loads(tmp_pa
         r["image"] = rows[0]["image"]   # one image for every question: nothing to swap
     tsv = write_tsv(tmp_path / "one_image.tsv", MMSTAR_COLUMNS, rows)
     with pytest.raises(SicogError, match="at least two different images"):
-        evaluate_checkpoint(tmp_path / "no-such-checkpoint", str(tsv), tmp_path / "out",
-                            mcq_scoring="likelihood", shuffled_image_control=True, progress=False)
+        evaluate_checkpoint(EvaluateConfig(model=str(tmp_path / "no-such-checkpoint"), benchmark=str(tsv),
+                                           out=str(tmp_path / "out"), mcq_scoring="likelihood",
+                                           shuffled_image_control=True, progress=False))
     assert not (tmp_path / "out").exists()

@@ -8,7 +8,8 @@ import pytest
 from openpyxl import load_workbook
 
 from sicog.data.formats import MCQ_LETTER_INSTRUCTION, STEP_BY_STEP_INSTRUCTION
-from sicog.eval.mcq import evaluate_mcq, read_mcq_tsv, summarize_mcq, write_mcq_outputs
+from sicog.eval.mcq import evaluate_mcq, read_mcq_tsv, summarize_mcq
+from sicog.eval.results import write_mcq_outputs
 from sicog.utils.io import SicogError
 from tests.eval._tsv import MMSTAR_COLUMNS, mmstar_rows, png_base64, write_tsv
 

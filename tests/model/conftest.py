@@ -1,18 +1,11 @@
-"""Fixtures of the model tests: one tiny checkpoint per session, a deterministic test image."""
+"""Helpers of the model tests: a deterministic test image, a chat message with an image.
+
+The tiny checkpoint (`tiny_ckpt`, `tiny`) comes from tests/conftest.py."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
-
-
-@pytest.fixture(scope="session")
-def tiny_ckpt(tmp_path_factory):
-    """A complete random-init tiny checkpoint folder (built once per test session)."""
-    from sicog.model.checkpoint import make_tiny_checkpoint
-
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", seed=0)
 
 
 def make_image(size=(80, 64), seed=0) -> Image.Image:

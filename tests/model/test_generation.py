@@ -16,13 +16,11 @@ from sicog.model.generation import (
 from tests.model.conftest import make_image
 
 
-@pytest.fixture(scope="module")
-def tiny(tiny_ckpt):
-    from sicog.model.checkpoint import load_checkpoint
-
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny model: one thread is fastest on a shared 2-core machine
-    yield load_checkpoint(tiny_ckpt)
+    yield
     torch.set_num_threads(before)
 
 

@@ -15,13 +15,14 @@ import torch
 from sicog.model.build import make_processor
 from sicog.model.checkpoint import (
     META_FILE,
+    checkpoint_problems,
     is_complete_checkpoint,
     load_checkpoint,
     load_projector,
-    make_tiny_checkpoint,
     save_checkpoint,
     save_projector,
 )
+from sicog.model.tiny import make_tiny_checkpoint
 from sicog.utils.io import SicogError
 
 from .conftest import USER_WITH_IMAGE, make_image
@@ -114,19 +115,56 @@ def test_incomplete_folder_is_refused(tiny_ckpt, tmp_path):
     meta.pop("complete")
     (partial / META_FILE).write_text(json.dumps(meta))
     assert not is_complete_checkpoint(partial)
-    with pytest.raises(SicogError, match="not a complete checkpoint"):
-        load_checkpoint(partial)
-    (partial / META_FILE).unlink()
-    assert not is_complete_checkpoint(partial)
-    with pytest.raises(SicogError, match="not a complete checkpoint"):
+    with pytest.raises(SicogError, match='not a complete checkpoint: sicog_meta.json lacks "complete": true'):
         load_checkpoint(partial)
     with pytest.raises(SicogError, match="not found"):
         load_checkpoint(tmp_path / "missing")
-    # weights missing although the meta says complete
-    broken = tmp_path / "noweights"
-    shutil.copytree(tiny_ckpt, broken)
-    (broken / "model.safetensors").unlink()
-    assert not is_complete_checkpoint(broken)
+    # each file a loader needs, missing in turn, is named (the meta says complete)
+    for name, why in [("model.safetensors", "no model weights"), ("processor_config.json", "no processor"),
+                      ("tokenizer.json", "no tokenizer"), ("config.json", "no readable config.json")]:
+        broken = tmp_path / f"without-{name}"
+        shutil.copytree(tiny_ckpt, broken)
+        (broken / name).unlink()
+        assert not is_complete_checkpoint(broken)
+        with pytest.raises(SicogError, match=f"not a complete checkpoint: .*{why}"):
+            load_checkpoint(broken)
+    other = tmp_path / "not-llava"
+    shutil.copytree(tiny_ckpt, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "model_type": "qwen2"}))
+    assert checkpoint_problems(other) == ["config.json has model_type 'qwen2', not 'llava'"]
+
+
+def _save_stock(model, processor, folder, **kwargs):
+    """What transformers alone writes for a LLaVA model: no sicog meta, no atomic rename."""
+    model.save_pretrained(folder, **kwargs)
+    processor.save_pretrained(folder)
+    assert not (folder / META_FILE).exists()
+    return folder
+
+
+def test_stock_llava_folder_loads_through_sample_and_evaluate_loaders(tiny, tmp_path):
+    """A llava-hf style folder saved by plain transformers (sharded, like llava-1.5-7b-hf) is a
+    complete checkpoint for `load_checkpoint` (sicog sample's hf backend, model.checkpoint) and
+    for `checkpoint_predictor` (sicog evaluate)."""
+    from sicog.eval.predict import checkpoint_predictor
+
+    model, processor = tiny
+    stock = _save_stock(model, processor, tmp_path / "llava-tiny-hf", max_shard_size="1MB")
+    shards = sorted(p.name for p in stock.glob("model-*.safetensors"))
+    assert len(shards) > 1 and (stock / "model.safetensors.index.json").is_file()
+    assert checkpoint_problems(stock) == []
+    loaded, loaded_processor = load_checkpoint(stock)
+    ours, _ = _logits(model, processor, make_image(seed=0))
+    theirs, _ = _logits(loaded, loaded_processor, make_image(seed=0))
+    assert torch.equal(ours, theirs)
+    predict = checkpoint_predictor(stock, batch_size=2, max_new_tokens=3, device="cpu")
+    replies = predict([("How many circles?", make_image(seed=1)), ("Say hi.", None)])
+    assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
+    # a shard listed in the index but missing: incomplete, and the message names it
+    (stock / shards[-1]).unlink()
+    with pytest.raises(SicogError, match=f"weight shard\\(s\\) {shards[-1]} missing"):
+        load_checkpoint(stock)
 
 
 def test_failed_save_leaves_no_folder(tiny_ckpt, tmp_path):

@@ -48,7 +48,7 @@ def test_string_and_multimodal_content_render_alike(tok):
         "<|im_start|>user\n<image>\nHow many circles?<|im_end|>\n"
         "<|im_start|>assistant\nTwo.<|im_end|>\n"
     )
-    # the training text of an image record (METHOD.md: "<image>\n" then the question)
+    # the training text of an image record (docs/method.md: "<image>\n" then the question)
     text_only = [{"role": "user", "content": [{"type": "text", "text": "How many circles?"}]}]
     assert tok.apply_chat_template(text_only, tokenize=False) == a.replace("<image>\n", "").split("<|im_start|>assistant")[0]
 

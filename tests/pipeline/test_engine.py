@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sicog.pipeline_engine import Engine, Step, StepFailed
+from sicog.pipeline.engine import Engine, Step, StepFailed
 
 
 def _copy_upper(src: str, dst: str, calls: list):

@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 from sicog.config import ConfigError
-from sicog.pipeline import load_pipeline
-from sicog.pipeline_config import LauncherConfig, PipelineConfig
-from sicog.pipeline_data import uncurated_records
-from sicog.pipeline_plan import build_plan
-from sicog.pipeline_steps import command_argv, mixture_weights
+from sicog.pipeline.cli import load_pipeline
+from sicog.pipeline.config import LauncherConfig, PipelineConfig
+from sicog.pipeline.data_steps import uncurated_records
+from sicog.pipeline.plan import build_plan
+from sicog.pipeline.actions import mixture_weights
+from sicog.pipeline.launch import command_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = ROOT / "configs" / "pipeline"
+PRESETS = ROOT / "sicog" / "demo" / "presets"
 
 
 def _fake_world(tmp_path: Path) -> Path:
@@ -35,12 +37,12 @@ def _fake_world(tmp_path: Path) -> Path:
 
 def _smoke(tmp_path: Path, *sets: str) -> PipelineConfig:
     world = _fake_world(tmp_path)
-    return load_pipeline(str(PIPELINES / "demo_smoke.yaml"),
+    return load_pipeline(str(PRESETS / "smoke.yaml"),
                          [f"work_dir={tmp_path / 'run'}", f"data.world={world}", *sets])
 
 
 def test_demo_plan_follows_the_paper_and_arms_are_fair(tmp_path):
-    planner = build_plan(_smoke(tmp_path), PIPELINES)
+    planner = build_plan(_smoke(tmp_path), PRESETS)
     names = [s.name for s in planner.steps]
     order = ["standins", "align", "sft_base", "r1/warmup_perception", "r1/sample_captions",
              "r1/curate_captions", "r1/pretrain_sicog", "r1/sft_sicog", "r1/evaluate_sicog"]
@@ -71,7 +73,7 @@ def test_demo_plan_follows_the_paper_and_arms_are_fair(tmp_path):
 
 
 def test_rounds_continue_from_the_previous_sicog_model(tmp_path):
-    planner = build_plan(_smoke(tmp_path, "rounds=2"), PIPELINES)
+    planner = build_plan(_smoke(tmp_path, "rounds=2"), PRESETS)
     steps = {s.name: s for s in planner.steps}
     assert "r2/pretrain_sicog" in steps and "r2/pretrain_oracle" not in steps
     assert steps["r2/warmup_reasoning"].params["train"]["model"]["checkpoint"] == \
@@ -98,15 +100,35 @@ def test_real_scale_config_validates_and_dry_run_prints_the_plan(tmp_path):
     pre = steps["r1/pretrain_sicog"].params["train"]
     assert pre["training"]["learning_rate"] == pytest.approx(2e-5)
     assert pre["training"]["deepspeed"].endswith("zero2.json")
-    argv = " ".join(steps["r1/sample_captions"].params["argv"])
-    assert "--num-candidates 6 --temperature 0.7 --top-p 0.9 --max-new-tokens 1200" in argv
-    assert "--threshold 0.9" in " ".join(steps["r1/curate_captions"].params["argv"])
+    sample = steps["r1/sample_captions"].params["sample"]
+    assert (sample["n"], sample["temperature"], sample["top_p"], sample["max_new_tokens"]) == (6, 0.7, 0.9, 1200)
+    assert sample["mode"] == "cod" and sample["model"].endswith("r1/warmup_perception/final")
+    assert steps["r1/curate_captions"].params["curate"]["threshold"] == 0.9
+    assert steps["r1/sample_captions"].describe.endswith("sample " + str(tmp_path / "r1/sample_captions/sample.yaml"))
+    assert steps["evaluate_base"].params["evaluate"]["batch_size"] == 8
     assert "torchrun --nproc_per_node=8" in steps["r1/pretrain_sicog"].describe
     out = subprocess.run([sys.executable, "-m", "sicog", "run", str(PIPELINES / "qwen2_7b.yaml"), "--dry-run",
                           "--set", f"work_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "r1/pretrain_sicog" in out.stdout and "torchrun" in out.stdout
     assert not any(tmp_path.iterdir()), "a dry run writes nothing"
+
+
+def test_moved_and_pipeline_owned_keys_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="evaluation.extra_args: this key was replaced.*batch_size"):
+        _smoke(tmp_path, "evaluation.extra_args=[--batch-size, '8']")
+    with pytest.raises(ConfigError, match="sampling.captions.model: the pipeline sets it"):
+        build_plan(_smoke(tmp_path / "a", "sampling.captions.model=x"), PRESETS)
+    with pytest.raises(ConfigError, match="evaluation.prompt_style: must be one of direct, cot"):
+        _smoke(tmp_path / "b", "evaluation.prompt_style=loud")
+
+
+def test_dry_run_checks_every_step_config(tmp_path):
+    """A setting a step would reject fails the plan, before anything runs."""
+    with pytest.raises(Exception, match="--n must be >= 1"):
+        build_plan(_smoke(tmp_path, "sampling.captions.n=0"), PRESETS)
+    with pytest.raises(Exception, match="batch-size must be >= 1"):
+        build_plan(_smoke(tmp_path / "a", "evaluation.batch_size=0"), PRESETS)
 
 
 def test_launcher_argv():
@@ -124,8 +146,12 @@ def test_mixture_weights_give_the_text_only_ratio(tmp_path):
     cfg = PipelineConfig()
     cfg.mixture.text_only_ratio = 0.2
     out = mixture_weights(cfg, str(files["text"]))([{"path": str(files[k])} for k in ("cap", "rea", "empty", "text")])
-    w = {Path(s["path"]).stem: s["weight"] for s in out}
-    assert "empty" not in w  # dropped, with a warning
+    assert [Path(s["path"]).stem for s in out] == ["cap", "rea", "text"]  # empty: dropped, with a warning
+    from sicog.config import DataSource
+    from sicog.data.dataset import source_weights
+
+    w = dict(zip(("cap", "rea", "text"), source_weights([DataSource(**s) for s in out])))
+    assert out[2]["share"] == 0.2 and "weight" not in out[2]
     assert w["text"] / sum(w.values()) == pytest.approx(0.2)
     assert w["cap"] / w["rea"] == pytest.approx(3.0)
 
@@ -144,22 +170,22 @@ def test_uncurated_picks_one_seeded_random_candidate_per_item(tmp_path):
 
 
 def test_keep_fraction_selects_the_most_consistent_items(tmp_path):
-    from sicog.pipeline_data import select_top_fraction
+    from sicog.pipeline.data_steps import select_top_fraction
 
     recs = [{"id": str(i), "score": s} for i, s in enumerate([0.9, 0.5, 0.99, 0.7, 0.99, 0.1])]
     kept, cut = select_top_fraction(recs, 0.5)
     assert [r["id"] for r in kept] == ["0", "2", "4"] and cut == 0.9  # file order kept
     assert select_top_fraction([], 0.5) == ([], None)
-    planner = build_plan(_smoke(tmp_path, "curation.captions.keep_fraction=0.25"), PIPELINES)
+    planner = build_plan(_smoke(tmp_path, "curation.captions.keep_fraction=0.25"), PRESETS)
     steps = {s.name: s for s in planner.steps}
-    assert "--threshold -1.0" in " ".join(steps["r1/curate_captions"].params["argv"])
+    assert steps["r1/curate_captions"].params["curate"]["threshold"] == -1.0
     assert steps["r1/pretrain_sicog"].inputs["source0"] == steps["r1/select_captions"].outputs["curated"]
     assert "r1/select_reasoning" not in steps
 
 
 def test_standin_cell_targets_follow_the_scene_graph():
-    from sicog.world.scenes import SceneConfig, scene_for
-    from sicog.world.standins import _head_sizes, cell_targets
+    from sicog.demo.world.scenes import SceneConfig, scene_for
+    from sicog.demo.standins import _head_sizes, cell_targets
 
     cfg = SceneConfig()
     scene = scene_for(5, "t", 0, cfg, "t0")

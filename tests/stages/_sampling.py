@@ -1,13 +1,12 @@
-"""Shared helpers of the `sicog sample` tests: one tiny checkpoint per session, small datasets."""
+"""Shared helpers of the `sicog sample` tests: small datasets, subprocess runs (the tiny
+checkpoint is the `tiny_ckpt` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,6 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 
 QUESTION = "<image>\nWhat colour is the circle? Answer the question using a single word or phrase."
-
-
-@functools.lru_cache(maxsize=None)
-def tiny_checkpoint() -> Path:
-    """A random-init tiny checkpoint, built once per test process."""
-    from sicog.model.checkpoint import make_tiny_checkpoint
-
-    root = Path(tempfile.mkdtemp(prefix="sicog-sample-test-"))
-    return make_tiny_checkpoint(root / "ckpt", seed=0)
 
 
 def write_records(root: Path, n: int, sizes: list[tuple[int, int]] | None = None,

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sicog.cli import main
+from sicog.config import save_config
 from sicog.data import formats
 from sicog.data.records import validate_training_record
+from sicog.stages.curation.config import CurateConfig
 from sicog.stages.curation.encoders import load_encoder
-from sicog.stages.curation.runner import CurateConfig, run_curation
+from sicog.stages.curation.runner import run_curation
 from sicog.utils.io import SicogError
 from sicog.utils.shards import parts_dir
 
@@ -105,6 +108,50 @@ def test_cli_caption_end_to_end_with_bundled_minilm(tmp_path):
     assert stats["encoder_info"]["encoder"] == "minilm"
     assert (tmp_path / "report" / "best_scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not parts_dir(out).exists()
+
+
+def test_config_yaml_is_the_command_and_flags_override_it(tmp_path):
+    """`sicog curate curate.yaml --threshold 0.99`: a saved CurateConfig is a complete command line."""
+    src = write_jsonl(tmp_path / "cands.jsonl", caption_records())
+    cfg = _cfg(tmp_path, src, threshold=0.5, seed=7)
+    save_config(cfg, tmp_path / "curate.yaml")
+    assert main(["curate", str(tmp_path / "curate.yaml")]) == 0
+    assert {r["id"] for r in read_jsonl(cfg.out)} == {"consensus", "identical", "unicode"}
+    stats = json.loads((tmp_path / "report" / "stats.json").read_text())
+    assert stats["config"] == asdict(cfg) and stats["threshold"] == 0.5
+    assert main(["curate", str(tmp_path / "curate.yaml"), "--threshold", "0.99"]) == 0
+    assert {r["id"] for r in read_jsonl(cfg.out)} == {"identical"}  # only 1.0 scores pass 0.99
+    assert json.loads((tmp_path / "report" / "stats.json").read_text())["config"]["threshold"] == 0.99
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--out", "o.jsonl", "--task", "caption"], "--candidates is required (or `candidates:` in CONFIG.yaml)"),
+    (["--candidates", "c.jsonl", "--out", "o.jsonl"], "--task is required (or `task:` in CONFIG.yaml)"),
+    (["--candidates", "c.jsonl", "--out", "c.jsonl", "--task", "caption"], "must be different files"),
+    (["--candidates", "c.jsonl", "--out", "o.jsonl", "--task", "caption", "--threshold", "2"], "--threshold must be"),
+])
+def test_missing_or_bad_settings_are_clean_errors(tmp_path, capsys, argv, message):
+    assert main(["curate", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_flag_names_and_defaults_are_the_cli_contract():
+    import argparse
+
+    from sicog.stages.curate import add_arguments
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    flags = sorted(s for a in p._actions for s in a.option_strings if s not in ("-h", "--help"))
+    assert flags == sorted(["--candidates", "--out", "--task", "--encoder", "--threshold", "--batch-size",
+                            "--pairs-out", "--report-dir", "--seed", "--min-candidates", "--chunk-items",
+                            "--device", "--dtype", "--max-seq-length", "--instruction", "--no-progress"])
+    assert [a.choices for a in p._actions if a.dest in ("task", "dtype")] == \
+        [("caption", "reasoning"), ("auto", "float32", "float16", "bfloat16")]
+    d = CurateConfig()
+    assert (d.encoder, d.threshold, d.batch_size, d.seed, d.min_candidates, d.chunk_items, d.device, d.dtype,
+            d.max_seq_length, d.instruction, d.progress) == ("minilm", 0.9, 256, 0, 2, 20000, "auto", "auto",
+                                                              None, None, True)
 
 
 def test_reasoning_consensus_keeps_full_cot(tmp_path, minilm):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 
 import pytest
 
 from sicog.cli import main
+from sicog.config import save_config
 from sicog.data import formats
 from sicog.data.records import DataError, Located
+from sicog.stages.sampling.config import SampleConfig
 from sicog.stages.sampling.items import build_items, parse_corruptions
 from sicog.stages.sampling.runner import (
-    SampleConfig,
     _check_run_manifest,
     _wait_for_parts,
     run_sampling,
@@ -19,7 +21,7 @@ from sicog.stages.sampling.runner import (
 )
 from sicog.utils.io import SicogError
 from sicog.utils.shards import parts_dir
-from tests.stages._sampling import QUESTION, one_torch_thread, read_jsonl, tiny_checkpoint, write_records  # noqa: F401
+from tests.stages._sampling import QUESTION, one_torch_thread, read_jsonl, write_records  # noqa: F401
 
 
 def _loc(rec, line=1):
@@ -105,18 +107,18 @@ def test_rank_zero_stops_waiting_when_another_rank_failed(tmp_path):
         _wait_for_parts(cfg, ["a"], 2, started=4e9)
 
 
-def _cfg(tmp_path, data, out="out.jsonl", **kw):
-    base = dict(model=str(tiny_checkpoint()), data=str(data), out=str(tmp_path / out), mode="cot",
+def _cfg(ckpt, tmp_path, data, out="out.jsonl", **kw):
+    base = dict(model=str(ckpt), data=str(data), out=str(tmp_path / out), mode="cot",
                 n=3, image_folder=str(data.parent), temperature=1.0, max_new_tokens=6, batch_size=4,
                 progress=False)
     base.update(kw)
     return SampleConfig(**base)
 
 
-def test_every_record_processed_small_images_included_and_deterministic(tmp_path):
+def test_every_record_processed_small_images_included_and_deterministic(tiny_ckpt, tmp_path):
     sizes = [(1, 1), (2, 500), (500, 2), (3, 3), (64, 64), (7, 5)]
     data = write_records(tmp_path, 6, sizes=sizes, answers=True)
-    summary = run_sampling(_cfg(tmp_path, data, corruption="none,mask,mirror_rotate"))
+    summary = run_sampling(_cfg(tiny_ckpt, tmp_path, data, corruption="none,mask,mirror_rotate"))
     recs = read_jsonl(tmp_path / "out.jsonl")
     assert [r["id"] for r in recs] == [f"r{i}{s}" for i in range(6) for s in ("", "#mask", "#mirror_rotate")]
     for r in recs:
@@ -129,30 +131,90 @@ def test_every_record_processed_small_images_included_and_deterministic(tmp_path
     assert json.loads(summary_path(tmp_path / "out.jsonl").read_text())["items"] == 18
     assert not parts_dir(tmp_path / "out.jsonl").exists()
     # same seed -> same candidates; another seed -> different ones
-    run_sampling(_cfg(tmp_path, data, out="again.jsonl", corruption="none,mask,mirror_rotate"))
+    run_sampling(_cfg(tiny_ckpt, tmp_path, data, out="again.jsonl", corruption="none,mask,mirror_rotate"))
     assert read_jsonl(tmp_path / "again.jsonl") == recs
-    run_sampling(_cfg(tmp_path, data, out="other.jsonl", corruption="none,mask,mirror_rotate", seed=1))
+    run_sampling(_cfg(tiny_ckpt, tmp_path, data, out="other.jsonl", corruption="none,mask,mirror_rotate", seed=1))
     other = read_jsonl(tmp_path / "other.jsonl")
     assert [r["candidates"] for r in other] != [r["candidates"] for r in recs]
     # a finished output is left alone
-    assert run_sampling(_cfg(tmp_path, data, corruption="none,mask,mirror_rotate"))["written"] == 18
+    assert run_sampling(_cfg(tiny_ckpt, tmp_path, data, corruption="none,mask,mirror_rotate"))["written"] == 18
 
 
-def test_missing_or_unreadable_image_raises_naming_the_record_or_is_skipped(tmp_path):
+def test_missing_or_unreadable_image_raises_naming_the_record_or_is_skipped(tiny_ckpt, tmp_path):
     data = write_records(tmp_path, 5)
     (tmp_path / "img" / "1.png").unlink()
     (tmp_path / "img" / "3.png").write_bytes(b"not a png")
     with pytest.raises(SicogError, match=r"data.jsonl:2: record 'r1': image not found"):
-        run_sampling(_cfg(tmp_path, data))
+        run_sampling(_cfg(tiny_ckpt, tmp_path, data))
     assert not (tmp_path / "out.jsonl").exists()
     (tmp_path / "img" / "1.png").write_bytes((tmp_path / "img" / "0.png").read_bytes())
     with pytest.raises(SicogError, match=r"data.jsonl:4: record 'r3': cannot read image"):
-        run_sampling(_cfg(tmp_path, data))
+        run_sampling(_cfg(tiny_ckpt, tmp_path, data))
     assert not (tmp_path / "out.jsonl").exists()
     (tmp_path / "img" / "1.png").unlink()
-    summary = run_sampling(_cfg(tmp_path, data, on_error="skip"))
+    summary = run_sampling(_cfg(tiny_ckpt, tmp_path, data, on_error="skip"))
     assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == ["r0", "r2", "r4"]
     assert summary["skipped"] == 2
     assert sorted(s["id"] for s in summary["skipped_items"]) == ["r1", "r3"]
     on_disk = json.loads(summary_path(tmp_path / "out.jsonl").read_text())
     assert on_disk["skipped"] == 2 and "data.jsonl:4" in json.dumps(on_disk["skipped_items"])
+
+
+def test_stock_llava_folder_without_sicog_meta_is_sampled(tiny, tmp_path):
+    """`sicog sample --model` takes a folder written by plain transformers (no sicog_meta.json)."""
+    model, processor = tiny
+    stock = tmp_path / "llava-hf"
+    model.save_pretrained(stock)
+    processor.save_pretrained(stock)
+    data = write_records(tmp_path, 2)
+    summary = run_sampling(_cfg(stock, tmp_path, data, n=1, max_new_tokens=2))
+    assert summary["written"] == 2 and not (stock / "sicog_meta.json").exists()
+    assert [r["meta"]["model"] for r in read_jsonl(tmp_path / "out.jsonl")] == [str(stock)] * 2
+
+
+def test_config_yaml_is_the_command_and_flags_override_it(tiny_ckpt, tmp_path):
+    """`sicog sample sample.yaml --n 1`: a saved SampleConfig is a complete command line."""
+    data = write_records(tmp_path, 2)
+    cfg = _cfg(tiny_ckpt, tmp_path, data, out="yaml.jsonl", mode="caption", n=2, max_new_tokens=3)
+    save_config(cfg, tmp_path / "sample.yaml")
+    assert main(["sample", str(tmp_path / "sample.yaml"), "--n", "1"]) == 0
+    recs = read_jsonl(tmp_path / "yaml.jsonl")
+    assert [r["id"] for r in recs] == ["r0", "r1"] and [len(r["candidates"]) for r in recs] == [1, 1]
+    assert recs[0]["mode"] == "caption" and recs[0]["meta"]["max_new_tokens"] == 3
+    summary = json.loads(summary_path(tmp_path / "yaml.jsonl").read_text())
+    assert summary["config"] == asdict(replace(cfg, n=1))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "d.jsonl", "--out", "o.jsonl", "--mode", "cot"], "--model is required (or `model:` in CONFIG.yaml)"),
+    (["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl"], "--mode is required (or `mode:` in CONFIG.yaml)"),
+    (["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl", "--mode", "cot", "--top-p", "0"], "--top-p must be in"),
+])
+def test_missing_or_bad_settings_are_clean_errors(tmp_path, capsys, argv, message):
+    assert main(["sample", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_flag_names_and_defaults_are_the_cli_contract():
+    """The flags (and aliases) scripts and the pipeline pass; their defaults."""
+    import argparse
+
+    from sicog.stages.sample import add_arguments
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    flags = {s: a.dest for a in p._actions for s in a.option_strings if s not in ("-h", "--help")}
+    assert flags == {
+        "--model": "model", "--data": "data", "--image-folder": "image_folder", "--out": "out", "--mode": "mode",
+        "--n": "n", "--num-candidates": "n", "--temperature": "temperature", "--top-p": "top_p", "--top-k": "top_k",
+        "--num-beams": "num_beams", "--max-new-tokens": "max_new_tokens", "--batch-size": "batch_size",
+        "--corruption": "corruption", "--seed": "seed", "--backend": "backend", "--api-base": "api_base",
+        "--api-key-env": "api_key_env", "--concurrency": "concurrency", "--max-retries": "max_retries",
+        "--retry-delay": "retry_delay", "--request-timeout": "request_timeout", "--on-error": "on_error",
+        "--device": "device", "--dtype": "dtype", "--no-progress": "progress"}
+    d = SampleConfig()
+    assert (d.n, d.temperature, d.top_p, d.top_k, d.num_beams, d.max_new_tokens, d.batch_size, d.seed) == \
+        (6, 0.7, 0.9, 0, 1, 1200, 32, 0)
+    assert (d.backend, d.api_key_env, d.concurrency, d.max_retries, d.retry_delay, d.request_timeout,
+            d.on_error, d.device, d.dtype, d.progress) == ("hf", "OPENAI_API_KEY", 8, 6, 1.0, 600.0, "raise",
+                                                          "auto", "auto", True)

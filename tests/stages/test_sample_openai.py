@@ -8,18 +8,12 @@ import socket
 import pytest
 
 from sicog.cli import main
-from sicog.model.checkpoint import load_checkpoint
 from sicog.stages.sampling.openai_backend import ChatClient, RequestError, chat_url
 from sicog.stages.sampling.runner import summary_path
 from tests.stages._openai_server import ChatServer
-from tests.stages._sampling import one_torch_thread, read_jsonl, tiny_checkpoint, write_records  # noqa: F401
+from tests.stages._sampling import one_torch_thread, read_jsonl, write_records  # noqa: F401
 
 SECRET = "sk-test-5ecret-never-logged"
-
-
-@pytest.fixture(scope="module")
-def served():
-    return load_checkpoint(tiny_checkpoint())
 
 
 def _args(data, out, base, *extra):
@@ -29,12 +23,12 @@ def _args(data, out, base, *extra):
             "--concurrency", "3", "--no-progress", *extra]
 
 
-def test_openai_backend_end_to_end_with_retries_top_up_and_key(tmp_path, served, monkeypatch, caplog, capsys):
+def test_openai_backend_end_to_end_with_retries_top_up_and_key(tmp_path, tiny, monkeypatch, caplog, capsys):
     data = write_records(tmp_path, 4, sizes=[(40, 30)])
     out = tmp_path / "out.jsonl"
     monkeypatch.setenv("SICOG_TEST_KEY", SECRET)
     caplog.set_level(logging.DEBUG)
-    with ChatServer(*served, api_key=SECRET, fail_first=2, max_choices=2) as server:
+    with ChatServer(*tiny, api_key=SECRET, fail_first=2, max_choices=2) as server:
         rc = main(["-v", *_args(data, out, server.base, "--api-key-env", "SICOG_TEST_KEY",
                                 "--corruption", "none,mirror_rotate")])
     err = capsys.readouterr().err
@@ -58,11 +52,11 @@ def test_openai_backend_end_to_end_with_retries_top_up_and_key(tmp_path, served,
     assert "retry 1/6" in err and "Bearer" not in logged and SECRET not in logged
 
 
-def test_rejected_request_is_an_error_and_leaves_no_output(tmp_path, served, monkeypatch, capsys):
+def test_rejected_request_is_an_error_and_leaves_no_output(tmp_path, tiny, monkeypatch, capsys):
     data = write_records(tmp_path, 2)
     out = tmp_path / "out.jsonl"
     monkeypatch.setenv("WRONG_KEY", "sk-wrong-key-value")
-    with ChatServer(*served, api_key=SECRET) as server:
+    with ChatServer(*tiny, api_key=SECRET) as server:
         rc = main(_args(data, out, server.base, "--api-key-env", "WRONG_KEY"))
     err = capsys.readouterr().err
     assert rc == 2 and "HTTP 401" in err and "sk-wrong-key-value" not in err

@@ -19,27 +19,26 @@ from tests.stages._sampling import (  # noqa: F401
     run_sicog,
     sample_cmd,
     subprocess_env,
-    tiny_checkpoint,
     write_records,
 )
 
 pytestmark = pytest.mark.slow
 
 
-def _reference(tmp_path, data, n, tokens, **kw) -> list[dict]:
+def _reference(ckpt, tmp_path, data, n, tokens, **kw) -> list[dict]:
     """The same job run uninterrupted, in-process, on one rank."""
     out = tmp_path / "reference.jsonl"
-    run_sampling(SampleConfig(model=str(tiny_checkpoint()), data=str(data), out=str(out), mode="cot",
+    run_sampling(SampleConfig(model=str(ckpt), data=str(data), out=str(out), mode="cot",
                               n=n, image_folder=str(data.parent), temperature=1.0,
                               max_new_tokens=tokens, batch_size=1, progress=False, **kw))
     return read_jsonl(out)
 
 
-def test_sigkill_mid_run_then_same_command_gives_every_id_once(tmp_path):
+def test_sigkill_mid_run_then_same_command_gives_every_id_once(tiny_ckpt, tmp_path):
     n_rec, n, tokens = 14, 3, 16
     data = write_records(tmp_path, n_rec, sizes=[(40, 30), (2, 3)])
     out = tmp_path / "out.jsonl"
-    args = sample_cmd(tiny_checkpoint(), data, out, "--mode", "cot", "--n", str(n), "--temperature", "1.0",
+    args = sample_cmd(tiny_ckpt, data, out, "--mode", "cot", "--n", str(n), "--temperature", "1.0",
                       "--max-new-tokens", str(tokens), "--batch-size", "1")
     proc = subprocess.Popen([sys.executable, "-m", "sicog", *args], env=subprocess_env(), cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -67,13 +66,13 @@ def test_sigkill_mid_run_then_same_command_gives_every_id_once(tmp_path):
     assert all(len(r["candidates"]) == n for r in recs)
     assert not parts_dir(out).exists()
     # the resumed run reproduces the uninterrupted one exactly (batch seeds are per item key)
-    assert recs == _reference(tmp_path, data, n, tokens)
+    assert recs == _reference(tiny_ckpt, tmp_path, data, n, tokens)
 
 
-def test_two_ranks_give_the_same_records_as_one(tmp_path):
+def test_two_ranks_give_the_same_records_as_one(tiny_ckpt, tmp_path):
     data = write_records(tmp_path, 7, sizes=[(40, 30), (1, 1)])
     out = tmp_path / "out2.jsonl"
-    args = sample_cmd(tiny_checkpoint(), data, out, "--mode", "cot", "--num-candidates", "2",
+    args = sample_cmd(tiny_ckpt, data, out, "--mode", "cot", "--num-candidates", "2",
                       "--temperature", "1.0", "--max-new-tokens", "5", "--batch-size", "1", "--corruption", "none,blur")
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                           "--nproc_per_node", "2", "-m", "sicog", *args],
@@ -81,19 +80,19 @@ def test_two_ranks_give_the_same_records_as_one(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "[rank 1]" in res.stderr  # really two ranks
     two = read_jsonl(out)
-    one = _reference(tmp_path, data, 2, 5, corruption="none,blur")
+    one = _reference(tiny_ckpt, tmp_path, data, 2, 5, corruption="none,blur")
     assert [r["id"] for r in two] == [r["id"] for r in one] == [
         f"r{i}{s}" for i in range(7) for s in ("", "#gaussian_blur")]
     assert two == one  # batch size 1: each item's seed depends on the item only
 
 
-def test_two_ranks_without_a_launcher_rendezvous(tmp_path, monkeypatch):
+def test_two_ranks_without_a_launcher_rendezvous(tiny_ckpt, tmp_path, monkeypatch):
     """RANK/WORLD_SIZE only (no MASTER_ADDR): rank 0 waits for the other's parts, then merges.
 
     Rank 1 runs in a subprocess, rank 0 in this process (saves one interpreter start)."""
     data = write_records(tmp_path, 5)
     out = tmp_path / "out3.jsonl"
-    args = sample_cmd(tiny_checkpoint(), data, out, "--mode", "direct", "--n", "2", "--max-new-tokens", "4")
+    args = sample_cmd(tiny_ckpt, data, out, "--mode", "direct", "--n", "2", "--max-new-tokens", "4")
     env = {k: v for k, v in subprocess_env().items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
     rank1 = subprocess.Popen([sys.executable, "-m", "sicog", *args], cwd=REPO,
                              env={**env, "RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"},
@@ -103,7 +102,7 @@ def test_two_ranks_without_a_launcher_rendezvous(tmp_path, monkeypatch):
             monkeypatch.setenv(k, v)
         monkeypatch.delenv("MASTER_ADDR", raising=False)
         summary = run_sampling(SampleConfig(
-            model=str(tiny_checkpoint()), data=str(data), out=str(out), mode="direct", n=2,
+            model=str(tiny_ckpt), data=str(data), out=str(out), mode="direct", n=2,
             image_folder=str(data.parent), max_new_tokens=4, progress=False, wait_timeout=240))
         _, err = rank1.communicate(timeout=240)
     finally:

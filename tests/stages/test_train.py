@@ -8,8 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from sicog.cli import main as sicog_main
-from sicog.config import TrainConfig, load_config
-from sicog.stages.train import newest_complete_checkpoint, train_stage
+from sicog.config import ConfigError, DataConfig, DataSource, TrainConfig, load_config
+from sicog.stages.train import data_provenance, newest_complete_checkpoint, train_stage
+from sicog.utils.io import SicogError, file_fingerprint
 
 from .conftest import stage_config
 
@@ -36,7 +37,7 @@ def _changed_parts(before, after):
     return {part_of_key(k) for k, v in after.items() if not torch.equal(v, before[k])}
 
 
-def test_align_changes_only_projector_then_pretrain_changes_all(tmp_path, tiny_data):
+def test_align_changes_only_projector_then_pretrain_changes_all(tmp_path, tiny_data, monkeypatch):
     # the untrained starting point: the same seeded tiny init, saved with zero steps
     base_cfg = stage_config(tmp_path, tiny_data, "init", max_steps=0, tunable_parts=["projector"])
     start = load_config(TrainConfig, base_cfg)
@@ -54,6 +55,10 @@ def test_align_changes_only_projector_then_pretrain_changes_all(tmp_path, tiny_d
     assert (tmp_path / "align" / "mm_projector.safetensors").is_file()
     meta = json.loads((final / "sicog_meta.json").read_text())
     assert meta["stage"] == "align" and meta["steps"] == 4
+    assert meta["data_sources"] == [{"path": str(tiny_data["captions"]), "max_samples": None, "weight": 1.0,
+                                     "sha256": file_fingerprint(tiny_data["captions"])}]
+    assert meta["data_fingerprint"] == data_provenance(cfg.data)["data_fingerprint"]
+    assert len(meta["data_fingerprint"]) == 16
     summary = json.loads((tmp_path / "align" / "train_summary.json").read_text())
     assert summary["samples_per_s"] > 0 and summary["tokens_per_s"] > 0
     assert (tmp_path / "align" / "config.yaml").is_file()
@@ -65,11 +70,30 @@ def test_align_changes_only_projector_then_pretrain_changes_all(tmp_path, tiny_d
         [f"model.mm_projector={tmp_path / 'align' / 'mm_projector.safetensors'}",
          f"data.sources=[{{path: '{tiny_data['captions']}', image_folder: '{tiny_data['image_folder']}', weight: 0.8}},"
          f" {{path: '{tiny_data['text']}', weight: 0.2}}]"])
-    loaded_proj = load_file(tmp_path / "align" / "mm_projector.safetensors")
+    stage1_proj = load_file(tmp_path / "align" / "mm_projector.safetensors")
+    import sicog.model.build as build
+
+    built = {}
+
+    def spy(*args, **kwargs):  # the model train_stage builds, as built (before any step)
+        model, processor = real_build(*args, **kwargs)
+        built.update({k: v.clone() for k, v in model.model.multi_modal_projector.state_dict().items()})
+        return model, processor
+
+    real_build = build.build_model
+    monkeypatch.setattr(build, "build_model", spy)
     final15 = train_stage(cfg)
+    assert set(built) == set(stage1_proj) == {"linear_1.weight", "linear_1.bias", "linear_2.weight", "linear_2.bias"}
+    for k, v in stage1_proj.items():  # the stage-1 projector was loaded, not a fresh one
+        assert torch.equal(built[k], v), k
+        assert not torch.equal(before[f"model.multi_modal_projector.{k}"], v), k  # (stage 1 changed it)
     after15 = _weights(final15)
     assert _changed_parts(before, after15) == {"vision_tower", "projector", "language_model"}
-    assert loaded_proj  # the projector file is not empty
+    meta15 = json.loads((final15 / "sicog_meta.json").read_text())
+    assert [s["sha256"] for s in meta15["data_sources"]] == [file_fingerprint(tiny_data["captions"]),
+                                                             file_fingerprint(tiny_data["text"])]
+    assert [s["weight"] for s in meta15["data_sources"]] == [0.8, 0.2]
+    assert meta15["data_fingerprint"] != meta["data_fingerprint"]
 
 
 def _assert_stock_loading_matches(ckpt, tmp_path):
@@ -128,6 +152,27 @@ def test_cli_bad_data_leaves_no_checkpoint(tmp_path, tiny_data, capsys):
 
 
 def test_tunable_parts_validated(tmp_path, tiny_data):
-    cfg = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "x", tunable_parts=["projektor"]))
-    with pytest.raises(Exception, match="projektor"):
+    with pytest.raises(ConfigError, match=r"key training.tunable_parts\[0\]: must be one of .*got 'projektor'"):
+        load_config(TrainConfig, stage_config(tmp_path, tiny_data, "x", tunable_parts=["projektor"]))
+    cfg = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "x"))
+    cfg.training.tunable_parts = ["projektor"]  # changed in code: checked again when the stage starts
+    with pytest.raises(SicogError, match=r"^training.tunable_parts\[0\]: must be one of"):
         train_stage(cfg)
+    assert not (tmp_path / "x").exists()
+
+
+def test_data_fingerprint_follows_content_and_weights_not_paths(tmp_path, tiny_data):
+    def fp(*sources, **kw):
+        return data_provenance(DataConfig(sources=list(sources), **kw))["data_fingerprint"]
+
+    caps, text = str(tiny_data["captions"]), str(tiny_data["text"])
+    base = fp(DataSource(path=caps), DataSource(path=text, share=0.2))
+    moved = tmp_path / "elsewhere.jsonl"
+    shutil.copy(caps, moved)
+    assert fp(DataSource(path=str(moved)), DataSource(path=text, share=0.2)) == base  # same bytes
+    assert fp(DataSource(path=caps), DataSource(path=text, weight=0.25)) == base  # share 0.2 = weight 0.25
+    assert fp(DataSource(path=caps), DataSource(path=text, share=0.3)) != base
+    assert fp(DataSource(path=caps), DataSource(path=text, share=0.2), num_samples=10) != base
+    assert fp(DataSource(path=caps)) != base
+    moved.write_text(moved.read_text().replace("red", "pink", 1))
+    assert fp(DataSource(path=str(moved)), DataSource(path=text, share=0.2)) != base

@@ -63,3 +63,35 @@ def test_resume_merge_exactly_once(tmp_path):
     assert not parts_dir(out).exists()
     assert write_jsonl(tmp_path / "x.jsonl", [{"a": 1}]) == 1
     assert os.path.exists(tmp_path / "x.jsonl")
+
+
+def test_iter_jsonl_names_file_line_and_tolerates_only_a_torn_tail(tmp_path):
+    from sicog.utils.io import iter_jsonl
+
+    f = tmp_path / "a.jsonl"
+    f.write_text('{"a": 1}\n\n[2]\n{"a": 3')
+    with pytest.raises(SicogError, match=r"a\.jsonl:4: invalid JSON: .*column"):
+        list(iter_jsonl(f))
+    assert list(iter_jsonl(f, torn_tail_ok=True)) == [(1, {"a": 1}), (3, [2])]
+    got = list(iter_jsonl(f, errors="yield"))
+    assert got[:2] == [(1, {"a": 1}), (3, [2])] and got[2][0] == 4 and isinstance(got[2][1], SicogError)
+    # a malformed line that ends with a newline was written whole: corruption, never tolerated
+    f.write_text('{"a": 1}\n{"a": \n{"a": 3}\n')
+    with pytest.raises(SicogError, match=r"a\.jsonl:2: invalid JSON"):
+        list(iter_jsonl(f, torn_tail_ok=True))
+    # a write torn inside a multi-byte character is a torn tail as well; elsewhere it is an error
+    f.write_bytes(b'{"a": 1}\n' + '{"a": "\u00e9"}'.encode()[:-3])
+    assert list(iter_jsonl(f, torn_tail_ok=True)) == [(1, {"a": 1})]
+    f.write_bytes(b'{"a": "\xff"}\n')
+    with pytest.raises(SicogError, match=r"a\.jsonl:1: not UTF-8"):
+        list(iter_jsonl(f))
+
+
+def test_read_completed_reports_corruption_inside_a_part(tmp_path):
+    out = tmp_path / "out.jsonl"
+    with PartWriter(out, 0) as w:
+        w.write({"id": "r0"})
+    part = parts_dir(out) / "rank-0.jsonl"
+    part.write_text(part.read_text() + '{"id": \n{"id": "r2"}\n')
+    with pytest.raises(SicogError, match=r"rank-0\.jsonl:2: invalid JSON"):
+        read_completed(out)

@@ -31,6 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sicog.utils.dist import pick_device
 from sicog.utils.io import SicogError
 
 logger = logging.getLogger(__name__)
@@ -120,17 +121,6 @@ def _model_type(folder: Path) -> str | None:
         return json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
     except (OSError, ValueError):
         return None
-
-
-def pick_device(device: str = "auto") -> str:
-    """auto: this rank's GPU (LOCAL_RANK) when CUDA is available, else the CPU."""
-    if device != "auto":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return "cpu"
 
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")

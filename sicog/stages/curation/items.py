@@ -1,6 +1,7 @@
-"""Candidate records in (DESIGN.md §4), validated, with the comparable part of each candidate.
+"""Candidate records in (the output of `sicog sample`), validated, with the comparable part of
+each candidate.
 
-What is compared (METHOD.md step 3, one rule per record `mode`):
+What is compared (docs/method.md, "Step 3 — curate"; one rule per record `mode`):
 
 - ``cod``: the Step 5 description (`formats.extract_cod_description`);
 - ``cot``: the final answer after "The answer is", else the conclusion step

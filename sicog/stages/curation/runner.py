@@ -12,64 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from sicog.config_flags import check_config
 from sicog.data.formats import with_image_token
+from sicog.stages.curation.config import CurateConfig
 from sicog.stages.curation.items import CandidateItem, extract_all, load_shard
 from sicog.stages.curation.scoring import ItemScore, score_items
-from sicog.utils.io import SicogError, atomic_write, file_fingerprint, write_json
+from sicog.utils.dist import init_process_group
+from sicog.utils.io import SicogError, atomic_write, write_json
 from sicog.utils.shards import PartWriter, barrier, dist_info, parts_dir, read_completed
 
 logger = logging.getLogger(__name__)
 SCORE_SCALE = "mean cosine similarity to the item's usable candidates, self included (paper scale)"
-
-
-@dataclass
-class CurateConfig:
-    """Settings of one curation run (the flags of `sicog curate`)."""
-
-    candidates: str
-    out: str
-    task: str
-    encoder: str = "minilm"
-    threshold: float = 0.9
-    batch_size: int = 256
-    pairs_out: str | None = None
-    report_dir: str | None = None
-    seed: int = 0
-    min_candidates: int = 2
-    chunk_items: int = 20000
-    device: str = "auto"
-    dtype: str = "auto"
-    max_seq_length: int | None = None
-    instruction: str | None = None
-    progress: bool = True
-    wait_timeout: float = 6 * 3600.0
-
-    def run_key(self) -> dict:
-        """What a resumed run must share with the run whose parts it continues."""
-        return {"candidates": file_fingerprint(self.candidates), "task": self.task,
-                "encoder": self.encoder, "threshold": self.threshold, "seed": self.seed,
-                "min_candidates": self.min_candidates, "max_seq_length": self.max_seq_length,
-                "instruction": self.instruction, "dtype": self.dtype}
-
-
-def validate_config(cfg: CurateConfig) -> None:
-    """Errors that need no data."""
-    if not math.isfinite(cfg.threshold) or not -1.0 <= cfg.threshold <= 1.0:
-        raise SicogError(f"--threshold must be a number in [-1, 1] (mean cosine), got {cfg.threshold}")
-    for name, value in (("--batch-size", cfg.batch_size), ("--min-candidates", cfg.min_candidates),
-                        ("--chunk-items", cfg.chunk_items)):
-        if value < 1:
-            raise SicogError(f"{name} must be >= 1, got {value}")
-    outs = [Path(p).resolve() for p in (cfg.out, cfg.pairs_out) if p]
-    if Path(cfg.candidates).resolve() in outs or len(set(outs)) != len(outs):
-        raise SicogError("--candidates, --out and --pairs-out must be different files")
 
 
 def result_record(it: CandidateItem, res: ItemScore, pairs: bool) -> dict:
@@ -122,19 +80,6 @@ def _check_run_key(cfg: CurateConfig, key: dict, write: bool) -> None:
         write_json(f, key)  # ranks racing here write the same content, atomically
 
 
-def _init_process_group(world: int) -> bool:
-    """Join a gloo group when a launcher provided a rendezvous (torchrun); False otherwise."""
-    if world <= 1 or not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
-        return False
-    import datetime
-
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=6))
-    return True
-
-
 def _wait_for_ranks(cfg: CurateConfig, ids: list[str], world: int) -> None:
     """Without a process group, rank 0 polls until every rank has finished every id."""
     deadline = time.monotonic() + cfg.wait_timeout
@@ -159,7 +104,7 @@ def run_curation(cfg: CurateConfig, encoder=None) -> dict | None:
     from sicog.stages.curation.encoders import load_encoder, parse_encoder_spec
 
     t_start = time.perf_counter()
-    validate_config(cfg)
+    check_config(cfg)  # required settings, choices, CurateConfig.validate
     if encoder is None:
         parse_encoder_spec(cfg.encoder)  # a bad --encoder fails before any work
     rank, world = dist_info()
@@ -174,7 +119,7 @@ def run_curation(cfg: CurateConfig, encoder=None) -> dict | None:
         encoder = load_encoder(cfg.encoder, task=cfg.task, device=cfg.device,
                                max_seq_length=cfg.max_seq_length, instruction=cfg.instruction,
                                dtype=cfg.dtype)
-    grouped = _init_process_group(world)
+    grouped = init_process_group(world)
     _check_run_key(cfg, key, write=True)
     stats = {"rank": rank, "items": len(pending), "candidates": 0, "valid_candidates": 0,
              "texts_encoded": 0, "encode_seconds": 0.0, "score_seconds": 0.0}

@@ -17,19 +17,9 @@ import torch
 
 from sicog.model.generation import SamplingParams, batch_seed, generate_batch, plan_batches, prompt_lengths
 from sicog.stages.sampling.items import ImageLoadError, SampleItem, load_image
+from sicog.utils.dist import pick_device
 
 logger = logging.getLogger(__name__)
-
-
-def pick_device(device: str) -> str:
-    """`auto` -> this rank's GPU (LOCAL_RANK) when CUDA is available, else the CPU."""
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        import os
-
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
-    return "cpu"
 
 
 def pick_dtype(name: str, device: str):

@@ -6,7 +6,7 @@ One input record gives one item per requested corruption (or one clean item). It
 - corrupted item: `<record id>#<corruption>` (e.g. `img-7#mask`), so every output line has a
   unique id while `meta.source_id` (and the part before `#`) names the input record.
 
-Prompt per mode (METHOD.md Step 2): cod -> COD_PROMPT, caption -> CAPTION_PROMPT, cot -> the
+Prompt per mode (docs/method.md, "Step 2 — sample"): cod -> COD_PROMPT, caption -> CAPTION_PROMPT, cot -> the
 record's question asking for a step-by-step answer, direct -> the record's question as a short
 answer request, conv -> the record's own first human turn, verbatim. Prompts are stored without
 the `<image>` placeholder (`formats.with_image_token` adds it back for training records).
@@ -175,7 +175,8 @@ def load_image(item: SampleItem, image_folder: str | os.PathLike | None, seed: i
 
 
 def candidate_record(item: SampleItem, candidates: list[str], meta: dict) -> dict:
-    """The output line for an item (DESIGN.md §4) plus provenance in `meta`."""
+    """The output line for an item (a candidate record, the input of `sicog curate`) plus
+    provenance in `meta`."""
     m = dict(meta)
     m["source_id"] = item.source_id
     if item.reference is not None:

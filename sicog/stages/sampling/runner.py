@@ -18,64 +18,17 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
-from datetime import timedelta
+from dataclasses import asdict
 from pathlib import Path
 
+from sicog.config_flags import check_config
+from sicog.stages.sampling.config import SampleConfig
 from sicog.stages.sampling.items import SampleItem, candidate_record, check_image_exists, load_items
-from sicog.utils.io import SicogError, file_fingerprint, write_json
+from sicog.utils.dist import init_process_group
+from sicog.utils.io import SicogError, file_fingerprint, iter_jsonl, write_json
 from sicog.utils.shards import PartWriter, dist_info, merge_parts, parts_dir, read_completed
 
 logger = logging.getLogger(__name__)
-
-# Ranks can finish hours apart on real data; the launcher kills the job when a rank dies.
-BARRIER_TIMEOUT = timedelta(days=7)
-
-
-@dataclass
-class SampleConfig:
-    """Settings of one `sicog sample` run (the CLI flags)."""
-
-    model: str
-    data: str
-    out: str
-    mode: str
-    n: int = 6
-    image_folder: str | None = None
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 0
-    num_beams: int = 1
-    max_new_tokens: int = 1200
-    batch_size: int = 32
-    corruption: str | None = None
-    seed: int = 0
-    backend: str = "hf"
-    api_base: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 8
-    max_retries: int = 6
-    request_timeout: float = 600.0
-    retry_delay: float = 1.0
-    on_error: str = "raise"
-    device: str = "auto"
-    dtype: str = "auto"
-    wait_timeout: float = 7 * 24 * 3600.0
-    progress: bool = True
-
-    def determining(self, data_fingerprint: str) -> dict:
-        """The settings that decide what the candidates are (a resumed run must match them)."""
-        keys = ("model", "mode", "n", "temperature", "top_p", "top_k", "num_beams", "max_new_tokens",
-                "corruption", "seed", "backend")
-        d = {k: getattr(self, k) for k in keys}
-        d["data"] = data_fingerprint
-        return d
-
-    def meta(self) -> dict:
-        """`meta` of every output record (DESIGN.md §4)."""
-        return {"model": self.model, "temperature": self.temperature, "top_p": self.top_p,
-                "top_k": self.top_k, "num_beams": self.num_beams,
-                "max_new_tokens": self.max_new_tokens, "seed": self.seed, "backend": self.backend}
 
 
 def summary_path(out: str | os.PathLike) -> Path:
@@ -107,12 +60,8 @@ def _read_skips(out, world_size: int) -> list[dict]:
     skips = []
     for r in range(world_size):
         f = _skip_file(out, r)
-        if f.exists():
-            for line in f.read_text(encoding="utf-8").splitlines():
-                try:
-                    skips.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # torn by a kill: the item will be retried
+        if f.exists():  # a line torn by a kill is ignored: that item will be retried
+            skips.extend(rec for _lineno, rec in iter_jsonl(f, torn_tail_ok=True))
     return skips
 
 
@@ -148,17 +97,6 @@ class _Progress:
             self._bar.close()
 
 
-def _init_process_group(world_size: int) -> bool:
-    """Join a gloo group when a launcher provided a rendezvous (torchrun); False otherwise."""
-    if world_size <= 1 or not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
-        return False
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
-    return True
-
-
 def _wait_for_parts(cfg: SampleConfig, ids: list[str], world_size: int, started: float) -> None:
     """Without a process group: rank 0 waits until every id is finished or skipped by some rank
     and every rank says it finished; a rank that failed during this run stops the wait."""
@@ -191,30 +129,12 @@ def _select_backend(cfg: SampleConfig):
     raise SicogError(f"--backend: unknown backend {cfg.backend!r} (hf or openai)")
 
 
-def validate_config(cfg: SampleConfig) -> None:
-    """Flag errors that need no data."""
-    if cfg.n < 1:
-        raise SicogError(f"--n must be >= 1, got {cfg.n}")
-    if cfg.batch_size < 1:
-        raise SicogError(f"--batch-size must be >= 1, got {cfg.batch_size}")
-    if cfg.max_new_tokens < 1:
-        raise SicogError(f"--max-new-tokens must be >= 1, got {cfg.max_new_tokens}")
-    if not 0.0 < cfg.top_p <= 1.0:
-        raise SicogError(f"--top-p must be in (0, 1], got {cfg.top_p}")
-    if cfg.num_beams < 1:
-        raise SicogError(f"--num-beams must be >= 1, got {cfg.num_beams}")
-    if cfg.on_error not in ("raise", "skip"):
-        raise SicogError(f"--on-error must be raise or skip, got {cfg.on_error!r}")
-    if cfg.backend == "openai" and not cfg.api_base:
-        raise SicogError("--backend openai needs --api-base URL (e.g. http://localhost:8000/v1)")
-
-
 def run_sampling(cfg: SampleConfig) -> dict | None:
     """Run (or resume) one sampling job; returns the summary on rank 0, None on other ranks."""
     from sicog.stages.sampling.items import parse_corruptions
 
     started = time.time()
-    validate_config(cfg)
+    check_config(cfg)  # required settings, choices, SampleConfig.validate
     rank, world = dist_info()
     out = Path(cfg.out)
     if out.exists() and not parts_dir(out).exists():
@@ -223,7 +143,7 @@ def run_sampling(cfg: SampleConfig) -> dict | None:
     corruptions = parse_corruptions(cfg.corruption)
     items = load_items(cfg.data, cfg.mode, corruptions)  # validates the whole file first
     backend = _select_backend(cfg)
-    grouped = _init_process_group(world)
+    grouped = init_process_group(world)
     _check_run_manifest(cfg, file_fingerprint(cfg.data))
 
     failed_marker = parts_dir(out) / f"rank-{rank}.failed"

@@ -1,0 +1,85 @@
+"""`sicog run PIPELINE.yaml`: the whole SICOG loop from one YAML, resumable, with rounds.
+
+The steps (see sicog.pipeline.plan) run the project's own commands (`sicog train`, `sample`,
+`curate`, `evaluate`), each writing a manifest under `<work_dir>/manifests/`; a re-run skips what
+is up to date and resumes what was interrupted (sicog.pipeline.engine). At the end the run's
+report (report.json, report.md, plots) is written to the work folder (sicog.pipeline.report.collect).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import time
+from pathlib import Path
+
+from sicog.config import load_config, save_config
+from sicog.pipeline.config import PipelineConfig
+from sicog.pipeline.engine import Engine
+from sicog.pipeline.plan import Planner, build_plan
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Run the SICOG loop from one pipeline YAML: [stand-ins] -> stage 1 align -> base SFT ->
+warm-up (CoD, CoT) -> sample -> curate -> stage 1.5 pre-train per arm -> stage 2 SFT -> evaluate,
+repeated for `rounds`. Re-running the same command skips completed steps (their manifests match),
+resumes an interrupted one and redoes steps whose inputs or settings changed.
+Examples:
+  sicog run sicog/demo/presets/smoke.yaml --set data.world=runs/world --set work_dir=runs/smoke
+  sicog run configs/pipeline/qwen2_7b.yaml --dry-run
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="pipeline YAML (see configs/pipeline/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a pipeline config value by dotted key, e.g. rounds=2 or "
+                   "stages.sft.set.training.max_steps=50 (repeatable; parsed as YAML, type-checked)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the config and print the plan (each step, its command, outputs and "
+                   "whether it would run, resume or be skipped) without running anything")
+    p.add_argument("--no-report", action="store_true", help="do not write report.json/report.md/plots")
+
+
+def load_pipeline(path: str | None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load and validate a pipeline YAML (errors name the file and the dotted key)."""
+    return load_config(PipelineConfig, path, overrides)
+
+
+def run_pipeline(cfg: PipelineConfig, dry_run: bool = False, echo=print, write_report: bool = True,
+                 config_dir: str | Path | None = None) -> tuple[Planner, Engine]:
+    """Plan and run (or with dry_run only print) the pipeline; returns (planner, engine)."""
+    planner = build_plan(cfg, config_dir)
+    engine = Engine(planner.work, echo=echo)
+    if dry_run:
+        echo(f"pipeline {cfg.name}: {len(planner.steps)} steps in {planner.work}")
+        engine.run(planner.steps, dry_run=True)
+        return planner, engine
+    planner.work.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, planner.work / "pipeline.yaml")
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):  # SIGTERM -> KeyboardInterrupt: the running command is stopped too
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    t0 = time.time()
+    try:
+        engine.run(planner.steps)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    wall = time.time() - t0
+    echo(f"pipeline {cfg.name}: finished in {wall:.1f}s ({planner.work})")
+    if write_report:
+        from sicog.pipeline.report import write_pipeline_report
+
+        write_pipeline_report(planner, engine, Path(planner.work), extra={"wall_seconds": round(wall, 1)},
+                              notes=cfg.demo.notes or None)
+    return planner, engine
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_pipeline(args.config, args.overrides)
+    run_pipeline(cfg, dry_run=args.dry_run, write_report=not args.no_report, config_dir=Path(args.config).parent)
+    return 0

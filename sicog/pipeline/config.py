@@ -1,0 +1,248 @@
+"""Typed config of `sicog run`: one YAML describes the whole loop (data, models, stages, arms).
+
+Loaded with `sicog.config.load_config(PipelineConfig, path, overrides)`, so an unknown key or a
+wrong type is an error naming the file and the dotted key, and `--set a.b=value` works as for
+`sicog train`. Training stages reuse `sicog.config.TrainConfig`: a stage names a TrainConfig YAML
+(`config`) and nested overrides (`set`); the pipeline fills in the model source, the data sources
+and the output folder, then validates the result as a TrainConfig.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from sicog.config import ConfigError
+from sicog.eval.config import EvaluateConfig
+from sicog.stages.curation.config import CurateConfig
+from sicog.stages.sampling.config import SampleConfig
+
+ARMS = ("base", "sicog", "uncurated", "oracle")
+
+
+@dataclass
+class LauncherConfig:
+    """How a step's command is started: `python -m sicog …`, or torchrun with K processes."""
+
+    nproc_per_node: int = 1  # > 1: torchrun --nproc_per_node K -m sicog …
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
+    in_process: bool = False  # nproc 1 only: run the subcommand inside this process (no start-up cost)
+    # CPU threads of torch per process (OMP_NUM_THREADS); 1 avoids the 10x+ slow-down of OpenMP
+    # spin-waiting when other jobs share the cores. None: torch's default.
+    threads: int | None = None
+    env: dict[str, str] = field(default_factory=dict)  # extra environment variables for the command
+
+
+@dataclass
+class PipelineData:
+    """Data files. `world` (a `sicog world` folder) fills every empty field from its manifest.json."""
+
+    world: str | None = None
+    image_folder: str | None = None  # image paths in the records are relative to this folder
+    alignment: str | None = None  # brief image-caption pairs (stage 1)
+    annotated_captions: str | None = None  # minimal CoD annotations (perception warm-up)
+    annotated_reasoning: str | None = None  # minimal structured-CoT annotations (reasoning warm-up)
+    instructions: str | None = None  # stage-2 SFT mix
+    unlabeled_images: str | None = None  # images to caption (step 2)
+    unlabeled_questions: str | None = None  # image-question pairs to answer (step 2)
+    text_only: str | None = None  # text-only records mixed into stage 1.5 (language preservation)
+    benchmark: str | None = None  # TSV or world:DIR for `sicog evaluate`
+    oracle_captions: str | None = None  # ground-truth CoD for unlabeled_images (oracle arm)
+    oracle_reasoning: str | None = None  # ground-truth CoT for unlabeled_questions (oracle arm)
+
+
+@dataclass
+class ModelsConfig:
+    """Model sources. Null vision_tower/language_model with a world: stand-ins are built."""
+
+    vision_tower: str | None = None  # local CLIP folder (clip-vit-large-patch14-336)
+    language_model: str | None = None  # local causal-LM folder (Qwen2-7B-Instruct)
+    base: str | None = None  # base MLLM checkpoint; null: built as stage 1 align + stage 2 SFT
+
+
+@dataclass
+class StageSpec:
+    """A training stage: a TrainConfig YAML plus nested overrides (pipeline fills model/data/output)."""
+
+    config: str | None = None
+    set: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StagesConfig:
+    align: StageSpec = field(default_factory=StageSpec)  # stage 1: projector only
+    warmup_perception: StageSpec = field(default_factory=StageSpec)  # stage 0: CoD
+    warmup_reasoning: StageSpec = field(default_factory=StageSpec)  # stage 0: CoT
+    pretrain: StageSpec = field(default_factory=StageSpec)  # stage 1.5: all parts
+    sft: StageSpec = field(default_factory=StageSpec)  # stage 2
+
+
+_EXTRA_ARGS_MOVED = ("settings are keys of this section now, spelled as in the command's CONFIG.yaml "
+                     "(e.g. batch_size: 64, progress: false); see `sicog {cmd} --help`")
+
+
+@dataclass
+class SampleSpec(SampleConfig):
+    """`sampling.captions` / `sampling.reasoning`: any `sicog sample` setting (sicog.stages.sampling.config).
+
+    The pipeline sets model, data, image_folder, out, mode and seed of each sampling step itself.
+    """
+
+    max_items: int | None = None  # use only the first K unlabeled records (quick runs)
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"extra_args": _EXTRA_ARGS_MOVED.format(cmd="sample")}
+    PIPELINE_KEYS: ClassVar[tuple[str, ...]] = ("model", "data", "image_folder", "out", "mode", "seed")
+
+
+@dataclass
+class SamplingConfig:
+    captions: SampleSpec = field(default_factory=SampleSpec)  # mode cod on unlabeled_images
+    reasoning: SampleSpec = field(default_factory=SampleSpec)  # mode cot on unlabeled_questions
+
+
+@dataclass
+class CurateSpec(CurateConfig):
+    """`curation.captions` / `curation.reasoning`: any `sicog curate` setting (sicog.stages.curation.config).
+
+    The pipeline sets candidates, out, task, pairs_out, report_dir and seed of each curation step.
+    """
+
+    # keep the most consistent fraction of items instead of a fixed threshold (curate then runs with
+    # no threshold and a selection step keeps the items whose best score is in the top fraction)
+    keep_fraction: float | None = None
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"extra_args": _EXTRA_ARGS_MOVED.format(cmd="curate")}
+    PIPELINE_KEYS: ClassVar[tuple[str, ...]] = ("candidates", "out", "task", "pairs_out", "report_dir", "seed")
+
+
+@dataclass
+class CurationConfig:
+    captions: CurateSpec = field(default_factory=CurateSpec)
+    reasoning: CurateSpec = field(default_factory=CurateSpec)
+
+
+@dataclass
+class MixtureConfig:
+    """Stage-1.5 data: the arm's self-generated data plus text-only data."""
+
+    text_only_ratio: float = 0.1  # fraction of stage-1.5 samples that are text-only (0: none)
+    include_annotations: bool = False  # also the warm-up annotations (the paper: curated data only)
+    # stage-2 data of every arm, as data.* keys (the paper's LLaVA-665K also holds detailed captions;
+    # add annotated_captions when `instructions` alone has none)
+    sft_data: list[str] = field(default_factory=lambda: ["instructions"])
+    on_empty: str = "error"  # every self-generated file empty: error | text_only (smoke runs of weak models)
+
+
+@dataclass
+class EvaluationConfig(EvaluateConfig):
+    """`evaluation`: any `sicog evaluate` setting (sicog.eval.config); `benchmark` defaults to data.benchmark.
+
+    The pipeline sets model and out of each evaluation step.
+    """
+
+    enabled: bool = True
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"extra_args": _EXTRA_ARGS_MOVED.format(cmd="evaluate")}
+    PIPELINE_KEYS: ClassVar[tuple[str, ...]] = ("model", "out")
+
+
+@dataclass
+class DemoSpec:
+    """Read by a plugin's front end (`sicog demo`): how to write its data, and the report's notes."""
+
+    world_args: list[str] = field(default_factory=list)  # flags of `sicog world` (sizes …)
+    notes: list[str] = field(default_factory=list)  # where the demo departs from the real recipe
+
+
+@dataclass
+class PipelineConfig:
+    """The whole loop. See configs/pipeline/*.yaml."""
+
+    name: str = "sicog"
+    work_dir: str = "runs/pipeline"
+    seed: int = 0
+    rounds: int = 1
+    arms: list[str] = field(default_factory=lambda: ["base", "sicog"])  # compared in round 1
+    round_arms: list[str] = field(default_factory=lambda: ["sicog"])  # repeated in rounds >= 2
+    data: PipelineData = field(default_factory=PipelineData)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    # settings of the registered stand-in builder (sicog.pipeline.hooks), validated by it at plan time
+    standins: dict[str, Any] = field(default_factory=dict)
+    stages: StagesConfig = field(default_factory=StagesConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    launchers: dict[str, LauncherConfig] = field(default_factory=dict)  # per kind: train, sample …
+    label_quality: bool = False  # world only: also greedy labels of the warm-up models, scored vs truth
+    demo: DemoSpec = field(default_factory=DemoSpec)
+
+    def launcher_for(self, kind: str) -> LauncherConfig:
+        return self.launchers.get(kind, self.launcher)
+
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: str | None, where: str) -> str | None:
+    """`${VAR}` / `${VAR:-default}` from the environment; an unset VAR without default is an error.
+
+    An empty result is None (so `base: ${BASE_MODEL:-}` means "not given").
+    """
+    if value is None:
+        return None
+
+    def sub(m: re.Match) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set (set it, or --set {where}=PATH)")
+
+    return _ENV_RE.sub(sub, value) or None
+
+
+def validate(cfg: PipelineConfig) -> None:
+    """Cross-field checks the type system cannot express."""
+    for key, arms in (("arms", cfg.arms), ("round_arms", cfg.round_arms)):
+        bad = [a for a in arms if a not in ARMS]
+        if bad:
+            raise ConfigError(f"key {key}: unknown arm(s) {bad} (known: {', '.join(ARMS)})")
+    if cfg.rounds < 1:
+        raise ConfigError(f"key rounds: must be >= 1, got {cfg.rounds}")
+    if cfg.rounds > 1 and "sicog" not in cfg.arms:
+        raise ConfigError("key rounds: rounds > 1 needs the 'sicog' arm (its model is the next base)")
+    if not 0.0 <= cfg.mixture.text_only_ratio < 1.0:
+        raise ConfigError(f"key mixture.text_only_ratio: must be in [0, 1), got {cfg.mixture.text_only_ratio}")
+    owned = [(f"sampling.{t}", getattr(cfg.sampling, t)) for t in ("captions", "reasoning")]
+    owned += [(f"curation.{t}", getattr(cfg.curation, t)) for t in ("captions", "reasoning")]
+    owned.append(("evaluation", cfg.evaluation))
+    for where, spec in owned:
+        for key in type(spec).PIPELINE_KEYS:
+            if getattr(spec, key) != getattr(type(spec), key, None) and getattr(spec, key) is not None:
+                raise ConfigError(f"key {where}.{key}: the pipeline sets it for every step; remove it")
+    for task in ("captions", "reasoning"):
+        kf = getattr(cfg.curation, task).keep_fraction
+        if kf is not None and not 0.0 < kf <= 1.0:
+            raise ConfigError(f"key curation.{task}.keep_fraction: must be in (0, 1], got {kf}")
+    bad_keys = [k for k in cfg.mixture.sft_data if k not in PipelineData.__dataclass_fields__ or k == "world"]
+    if bad_keys or not cfg.mixture.sft_data:
+        raise ConfigError(f"key mixture.sft_data: data keys expected (e.g. instructions), got {cfg.mixture.sft_data}")
+    if cfg.mixture.on_empty not in ("error", "text_only"):
+        raise ConfigError(f"key mixture.on_empty: error or text_only, got {cfg.mixture.on_empty!r}")
+    for name, lc in [("launcher", cfg.launcher), *((f"launchers.{k}", v) for k, v in cfg.launchers.items())]:
+        if lc.nproc_per_node < 1 or lc.nnodes < 1:
+            raise ConfigError(f"key {name}: nproc_per_node and nnodes must be >= 1")
+        if lc.in_process and (lc.nproc_per_node > 1 or lc.nnodes > 1):
+            raise ConfigError(f"key {name}.in_process: only with one process")
+    kinds = {"train", "sample", "curate", "evaluate", "standins", "data"}
+    bad_kinds = set(cfg.launchers) - kinds
+    if bad_kinds:
+        raise ConfigError(f"key launchers: unknown step kind(s) {sorted(bad_kinds)} (known: {sorted(kinds)})")

@@ -1,0 +1,136 @@
+"""Small data steps of `sicog run` and the counts each step records in its manifest.
+
+- `uncurated`: the ablation arm without self-consistency — one seeded random candidate per item,
+  every item kept, in the same training-record layout curation writes;
+- `head`: the first K records of a file (quick runs);
+- counts read back from the outputs of `sicog sample`, `sicog curate` and `sicog evaluate`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from sicog.data.formats import with_image_token
+from sicog.data.records import iter_json_objects
+from sicog.utils.io import write_jsonl
+
+
+def _records(path: str):
+    for _line, rec in iter_json_objects(path):
+        yield rec
+
+
+def candidate_to_record(cand: dict, text: str) -> dict:
+    """A LLaVA training record whose gpt turn is `text`, answering the candidate's prompt."""
+    prompt = cand.get("prompt") or ""
+    human = with_image_token(prompt) if cand.get("image") else prompt
+    rec = {"id": cand["id"]}
+    if cand.get("image"):
+        rec["image"] = cand["image"]
+    rec["conversations"] = [{"from": "human", "value": human}, {"from": "gpt", "value": text}]
+    return rec
+
+
+def uncurated_records(candidates_path: str, seed: int) -> list[dict]:
+    """One random non-empty candidate per item (seeded per item id, so order does not matter)."""
+    out = []
+    for cand in _records(candidates_path):
+        texts = [t for t in cand.get("candidates", []) if isinstance(t, str) and t.strip()]
+        if not texts:
+            continue
+        rng = random.Random(f"{seed}:{cand['id']}")
+        choice = rng.randrange(len(texts))
+        rec = candidate_to_record(cand, texts[choice])
+        rec["chosen_index"] = choice
+        out.append(rec)
+    return out
+
+
+def uncurated_action(candidates_path: str, out_path: str, seed: int):
+    def action(step, engine) -> dict:
+        records = uncurated_records(candidates_path, seed)
+        write_jsonl(out_path, records)
+        return {"records": len(records)}
+
+    return action
+
+
+def select_top_fraction(records: list[dict], fraction: float) -> tuple[list[dict], float | None]:
+    """The `fraction` of records with the highest `score` (file order kept; ties broken by order)."""
+    if not records:
+        return [], None
+    k = max(1, round(fraction * len(records)))
+    order = sorted(range(len(records)), key=lambda i: (-float(records[i].get("score", 0.0)), i))
+    keep = sorted(order[:k])
+    return [records[i] for i in keep], float(records[order[k - 1]].get("score", 0.0))
+
+
+def select_action(curated_path: str, out_path: str, fraction: float):
+    def action(step, engine) -> dict:
+        records = list(_records(curated_path))
+        kept, cut = select_top_fraction(records, fraction)
+        write_jsonl(out_path, kept)
+        return {"items": len(records), "kept": len(kept), "score_cut": cut}
+
+    return action
+
+
+def head_action(path: str, out_path: str, max_items: int | None):
+    def action(step, engine) -> dict:
+        records = []
+        for rec in _records(path):
+            if max_items is not None and len(records) >= max_items:
+                break
+            records.append(rec)
+        write_jsonl(out_path, records)
+        return {"records": len(records)}
+
+    return action
+
+
+def sample_counts(path: str) -> dict:
+    items = cands = empty = 0
+    for rec in _records(path):
+        items += 1
+        c = rec.get("candidates", [])
+        cands += len(c)
+        empty += sum(1 for t in c if not str(t).strip())
+    return {"items": items, "candidates": cands, "empty_candidates": empty}
+
+
+def read_json_in(folder: str | Path, names: tuple[str, ...] = ("stats.json",)) -> dict | None:
+    """The first of `names` in `folder`, else its first *.json by name; None when there is none."""
+    folder = Path(folder)
+    candidates = [folder / n for n in names] + (sorted(folder.glob("*.json")) if folder.is_dir() else [])
+    for path in candidates:
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    return None
+
+
+def curate_counts(curated: str, report_dir: str) -> dict:
+    kept = sum(1 for _ in _records(curated))
+    stats = read_json_in(report_dir, ("stats.json", "curation_stats.json")) or {}
+    counts = {"kept": kept}
+    for key in ("items", "kept", "dropped", "threshold", "extraction_failures"):
+        if isinstance(stats.get(key), (int, float)):
+            counts[f"stats_{key}"] = stats[key]
+    return counts
+
+
+def evaluate_counts(result_dir: str) -> dict:
+    summary = read_eval_summary(result_dir) or {}
+    mcq = summary.get("mcq", summary)
+    counts = {k: mcq[k] for k in ("accuracy", "n") if isinstance(mcq.get(k), (int, float))}
+    cap = summary.get("captions") or {}
+    counts.update({f"caption_{k}": cap[k] for k in ("object_recall", "hallucination_rate")
+                   if isinstance(cap.get(k), (int, float))})
+    return counts
+
+
+def read_eval_summary(result_dir: str) -> dict | None:
+    """The JSON summary `sicog evaluate` wrote in `result_dir`."""
+    return read_json_in(result_dir, ("summary.json",))
+

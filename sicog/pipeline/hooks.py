@@ -1,0 +1,44 @@
+"""Extension points of `sicog run` that plugins fill (the built-in demo is one; see sicog.cli).
+
+A pipeline YAML whose `models.vision_tower` / `models.language_model` are null and whose data is a
+bundle folder (`data.world`) asks for *stand-in models*: small models pre-trained for that data,
+standing in for the public CLIP tower and LLM. The pipeline does not know how to make them; a
+plugin registers a builder that adds its own step(s) to the plan:
+
+    def plan_standins(planner) -> tuple[str, str]:   # (vision_tower path, language_model path)
+        planner.add(Step(kind="standins", ...))       # settings: planner.cfg.standins (validate them)
+        ...
+    register_standin_builder(plan_standins)
+
+A user's own synthetic world can register its builder the same way (entry point group
+`sicog.plugins`, loaded by `sicog.cli.load_plugins`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from sicog.utils.io import SicogError
+
+if TYPE_CHECKING:  # the planner imports this module
+    from sicog.pipeline.plan import Planner
+
+StandinBuilder = Callable[["Planner"], "tuple[str, str]"]
+
+_STANDIN_BUILDERS: list[StandinBuilder] = []
+
+
+def register_standin_builder(builder: StandinBuilder) -> None:
+    """Register the builder of stand-in models (the last one registered is used; idempotent)."""
+    if builder in _STANDIN_BUILDERS:
+        _STANDIN_BUILDERS.remove(builder)
+    _STANDIN_BUILDERS.append(builder)
+
+
+def standin_builder() -> StandinBuilder:
+    """The registered stand-in builder; an error says how to get one or to give real models."""
+    if not _STANDIN_BUILDERS:
+        raise SicogError("models.vision_tower and models.language_model are null and no stand-in builder "
+                         "is registered: give both model paths, or load a plugin that builds stand-ins "
+                         "(sicog.cli.load_plugins loads the built-in demo's)")
+    return _STANDIN_BUILDERS[-1]

@@ -1,0 +1,320 @@
+"""The step graph of `sicog run`, following the paper step by step (docs/method.md).
+
+    [standins]            stand-in CLIP tower + LM for a data bundle (a plugin's step, pipeline/hooks.py)
+    align                 stage 1: projector only, on brief captions (from the ORIGINAL LM + tower)
+    sft_base              stage 2 on top of stage 1 = the base model = arm `base` (when none given)
+    evaluate_base
+    r{k}/warmup_perception, r{k}/warmup_reasoning     stage 0 from the round's base (CoD / CoT)
+    r{k}/sample_captions,   r{k}/sample_reasoning     N candidates per unlabeled item
+    r{k}/curate_captions,   r{k}/curate_reasoning     self-consistency
+    [r{k}/uncurated_data, oracle_data]                data of the ablation arms
+    r{k}/pretrain_{arm}   stage 1.5: ORIGINAL LM + stage-1 projector, all parts, arm data + text
+    r{k}/sft_{arm}        stage 2: identical data and steps for every arm
+    r{k}/evaluate_{arm}
+
+Round k > 1 starts its warm-up from round k-1's `sicog` model (iterative self-improvement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from sicog.config import config_to_dict
+from sicog.data.bundle import bundle_files, read_manifest
+from sicog.eval.config import EvaluateConfig
+from sicog.pipeline import data_steps
+from sicog.pipeline.actions import (
+    command_config,
+    config_command_action,
+    mixture_weights,
+    record_weights,
+    train_action,
+    train_config,
+)
+from sicog.pipeline.config import PipelineConfig, PipelineData, expand_env, validate
+from sicog.pipeline.engine import Step
+from sicog.pipeline.hooks import standin_builder
+from sicog.pipeline.launch import describe_command
+from sicog.stages.curation.config import CurateConfig
+from sicog.stages.sampling.config import SampleConfig
+from sicog.utils.io import SicogError
+
+WORLD_KEYS = ("alignment", "annotated_captions", "annotated_reasoning", "instructions",
+              "unlabeled_images", "unlabeled_questions", "text_only", "oracle_captions", "oracle_reasoning")
+
+
+def _abs(path: str | None, base: Path | None = None) -> str | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    return str(p.resolve())
+
+
+def resolve_data(cfg: PipelineConfig) -> PipelineData:
+    """Absolute data paths; fields left empty are filled from the world's manifest.json."""
+    d = PipelineData(**{k: expand_env(v, f"data.{k}") for k, v in config_to_dict(cfg.data).items()})
+    out = PipelineData(**{k: (v if k == "benchmark" and v and v.startswith("world:") else _abs(v))
+                          for k, v in config_to_dict(d).items()})
+    if out.world:
+        try:
+            files = bundle_files(out.world, read_manifest(out.world))
+        except SicogError as e:
+            raise SicogError(f"data.world: {e}") from None
+        for key in WORLD_KEYS:
+            if getattr(out, key) is None and key in files:
+                setattr(out, key, str(files[key]))
+        if out.image_folder is None:
+            out.image_folder = out.world
+        if out.benchmark is None:
+            out.benchmark = f"world:{out.world}"
+    elif out.benchmark and out.benchmark.startswith("world:"):
+        out.benchmark = "world:" + _abs(out.benchmark[len("world:"):])
+    return out
+
+
+class Planner:
+    """Builds the ordered list of steps for a PipelineConfig."""
+
+    def __init__(self, cfg: PipelineConfig, config_dir: str | Path | None = None):
+        validate(cfg)
+        self.cfg = cfg
+        self.config_dir = Path(config_dir).resolve() if config_dir else Path.cwd()
+        self.work = Path(expand_env(cfg.work_dir, "work_dir")).resolve()
+        self.data = resolve_data(cfg)
+        self.steps: list[Step] = []
+        self.arm_checkpoints: dict[tuple[int, str], str] = {}  # (round, arm) -> final checkpoint
+        self.evaluations: dict[tuple[int, str], str] = {}  # (round, arm) -> evaluation folder
+        self.candidates: dict[tuple[int, str], str] = {}  # (round, task) -> candidates file
+        self.greedy: dict[tuple[int, str], str] = {}  # (round, task) -> greedy labels (label_quality)
+        self.curated: dict[tuple[int, str], str] = {}  # (round, task) -> curated file
+        self.uncurated: dict[tuple[int, str], str] = {}
+        self.oracle: dict[tuple[int, str], str] = {}
+        self.curate_steps: dict[tuple[int, str], Step] = {}  # (round, task) -> the curate step
+        self.select_steps: dict[tuple[int, str], Step] = {}  # (round, task) -> its keep_fraction selection
+        self.pretrain_steps: dict[tuple[int, str], Step] = {}  # (round, arm) -> stage 1.5
+
+    # ------------------------------------------------------------------ helpers
+    def need(self, key: str, why: str) -> str:
+        value = getattr(self.data, key)
+        if not value:
+            raise SicogError(f"data.{key} is required ({why}); set it, or data.world to a `sicog world` folder")
+        return value
+
+    def folder(self, name: str) -> str:
+        return str(self.work / name)
+
+    def add(self, step: Step) -> Step:
+        self.steps.append(step)
+        return step
+
+    def train_step(self, name: str, stage_key: str, stage: str, model: dict, sources: list[dict],
+                   *, round: int = 0, arm: str | None = None, outputs_extra: dict | None = None,
+                   weights=None, task: str | None = None) -> Step:
+        folder = self.folder(name)
+        spec = getattr(self.cfg.stages, stage_key)
+        train = train_config(spec, stage=stage, model=model, sources=sources, output_dir=folder,
+                             seed=self.cfg.seed, where=f"stages.{stage_key}", config_dir=self.config_dir)
+        launcher = self.cfg.launcher_for("train")
+        inputs = {f"source{i}": s["path"] for i, s in enumerate(sources)}
+        inputs.update({k: v for k, v in model.items() if k in ("checkpoint", "vision_tower", "language_model",
+                                                                "mm_projector") and v})
+        # image folders are not fingerprinted (large, stable): the records name the image files
+        outputs = {"checkpoint": f"{folder}/final", **(outputs_extra or {})}
+        return self.add(Step(
+            name=name, kind="train", inputs=inputs, outputs=outputs,
+            params={"train": train, "mixture": config_to_dict(self.cfg.mixture) if weights else None},
+            action=train_action(train, launcher, weights or (record_weights if len(sources) > 1 else None)),
+            work_dir=folder, round=round, arm=arm, task=task, role=stage_key,
+            describe=describe_command(launcher, ["train", f"{folder}/train.yaml"]),
+        ))
+
+    # ------------------------------------------------------------------ the graph
+    def build(self) -> list[Step]:
+        cfg, data = self.cfg, self.data
+        vision_tower = _abs(expand_env(cfg.models.vision_tower, "models.vision_tower"))
+        language_model = _abs(expand_env(cfg.models.language_model, "models.language_model"))
+        if vision_tower is None or language_model is None:
+            if not data.world:
+                raise SicogError("models.vision_tower and models.language_model are required "
+                                 "(stand-ins are built only for a data bundle: data.world)")
+            vision_tower, language_model = standin_builder()(self)
+        image_folder = data.image_folder
+        parts = {"vision_tower": vision_tower, "language_model": language_model}
+
+        align = self.train_step(
+            "align", "align", "stage1_align", parts,
+            [{"path": self.need("alignment", "stage 1"), "image_folder": image_folder}],
+            outputs_extra={"projector": self.folder("align") + "/mm_projector.safetensors"})
+        projector = align.outputs["projector"]
+        fresh = {**parts, "mm_projector": projector}  # the ORIGINAL LM + the stage-1 projector
+        instructions = [{"path": self.need(key, "stage 2 (mixture.sft_data)"), "image_folder": image_folder}
+                        for key in cfg.mixture.sft_data]
+
+        base = _abs(expand_env(cfg.models.base, "models.base"))
+        if base is None:
+            base = self.train_step("sft_base", "sft", "stage2_sft", fresh, instructions,
+                                   arm="base").outputs["checkpoint"]
+        self.arm_checkpoints[(0, "base")] = base
+        if "base" in cfg.arms:
+            self.evaluate_step("evaluate_base", base, round=0, arm="base")
+
+        for k in range(1, cfg.rounds + 1):
+            arms = [a for a in (cfg.arms if k == 1 else cfg.round_arms) if a != "base"]
+            if not arms:
+                continue
+            data_by_arm = self.round_data(k, base, arms)
+            for arm in arms:
+                r = f"r{k}"
+                sources = [{"path": p, "image_folder": image_folder} for p in data_by_arm[arm]]
+                if cfg.mixture.include_annotations:
+                    sources += [{"path": self.need(key, "mixture.include_annotations"), "image_folder": image_folder}
+                                for key in ("annotated_captions", "annotated_reasoning")]
+                text = data.text_only if cfg.mixture.text_only_ratio > 0 else None
+                if cfg.mixture.text_only_ratio > 0:
+                    sources.append({"path": self.need("text_only", "mixture.text_only_ratio > 0")})
+                pre = self.train_step(f"{r}/pretrain_{arm}", "pretrain", "stage15_pretrain", fresh, sources,
+                                      round=k, arm=arm, weights=mixture_weights(cfg, text))
+                self.pretrain_steps[(k, arm)] = pre
+                sft = self.train_step(f"{r}/sft_{arm}", "sft", "stage2_sft",
+                                      {"checkpoint": pre.outputs["checkpoint"]}, instructions, round=k, arm=arm)
+                self.arm_checkpoints[(k, arm)] = sft.outputs["checkpoint"]
+                self.evaluate_step(f"{r}/evaluate_{arm}", sft.outputs["checkpoint"], round=k, arm=arm)
+            if "sicog" in arms:
+                base = self.arm_checkpoints[(k, "sicog")]  # the next round's base model
+        return self.steps
+
+    def round_data(self, k: int, base: str, arms: list[str]) -> dict[str, list[str]]:
+        """Warm-up, sampling and curation of round k; returns each arm's stage-1.5 data files."""
+        cfg, data, r = self.cfg, self.data, f"r{k}"
+        out: dict[str, list[str]] = {}
+        if any(a in ("sicog", "uncurated") for a in arms):
+            cand = {}
+            for task, warm_key, stage, ann_key, unl_key, mode in (
+                ("captions", "warmup_perception", "stage0_warmup_perception", "annotated_captions",
+                 "unlabeled_images", "cod"),
+                ("reasoning", "warmup_reasoning", "stage0_warmup_reasoning", "annotated_reasoning",
+                 "unlabeled_questions", "cot"),
+            ):
+                warm = self.train_step(f"{r}/{warm_key}", warm_key, stage, {"checkpoint": base},
+                                       [{"path": self.need(ann_key, "warm-up"), "image_folder": data.image_folder}],
+                                       round=k, task=task)
+                spec = getattr(cfg.sampling, task)
+                cand[task] = self.sample_step(f"{r}/sample_{task}", warm.outputs["checkpoint"],
+                                              self.need(unl_key, "sampling"), mode, spec, k, task)
+                if cfg.label_quality:  # the teacher's own greedy labels, to compare curated labels with
+                    greedy = replace(spec, n=1, temperature=0.0, top_p=1.0)
+                    self.greedy[(k, task)] = self.sample_step(f"{r}/greedy_{task}", warm.outputs["checkpoint"],
+                                                              self.need(unl_key, "sampling"), mode, greedy, k,
+                                                              task, role="greedy")
+                self.candidates[(k, task)] = cand[task]
+            for task in ("captions", "reasoning"):
+                if "sicog" in arms:
+                    self.curated[(k, task)] = self.curate_step(task, cand[task], k)
+                if "uncurated" in arms:
+                    self.uncurated[(k, task)] = self.uncurated_step(f"{r}/uncurated_{task}", cand[task], k, task)
+            if "sicog" in arms:
+                out["sicog"] = [self.curated[(k, t)] for t in ("captions", "reasoning")]
+            if "uncurated" in arms:
+                out["uncurated"] = [self.uncurated[(k, t)] for t in ("captions", "reasoning")]
+        if "oracle" in arms:
+            out["oracle"] = [self.need("oracle_captions", "the oracle arm"),
+                             self.need("oracle_reasoning", "the oracle arm")]
+            if cfg.sampling.captions.max_items or cfg.sampling.reasoning.max_items:
+                out["oracle"] = [self.head_step(f"oracle_{t}", p, getattr(cfg.sampling, t).max_items, task=t)
+                                 for t, p in zip(("captions", "reasoning"), out["oracle"])]
+            self.oracle.update({(k, "captions"): out["oracle"][0], (k, "reasoning"): out["oracle"][1]})
+        return out
+
+    # ------------------------------------------------------------------ step kinds
+    def head_step(self, name: str, path: str, max_items: int | None, *, round: int = 0,
+                  task: str | None = None) -> str:
+        """The first `max_items` records of a JSONL file (quick runs sample fewer items)."""
+        out = self.folder(name) + "/records.jsonl"
+        self.add(Step(name=name, kind="data", inputs={"records": path}, outputs={"records": out},
+                      params={"max_items": max_items}, action=data_steps.head_action(path, out, max_items),
+                      work_dir=self.folder(name), round=round, task=task, role="head",
+                      describe=f"first {max_items} records of {path}"))
+        return out
+
+    def config_step(self, name: str, command: str, cfg, inputs: dict, outputs: dict, counts_fn, *,
+                    round: int = 0, arm: str | None = None, task: str | None = None, role: str | None = None) -> Step:
+        """A step that runs `sicog <command> <step folder>/<command>.yaml` with the typed config `cfg`."""
+        launcher = self.cfg.launcher_for(command)
+        config_path = f"{self.folder(name)}/{command}.yaml"
+        return self.add(Step(name=name, kind=command, inputs=inputs, outputs=outputs,
+                             params={command: config_to_dict(cfg)},
+                             action=config_command_action(command, cfg, launcher, counts_fn),
+                             work_dir=self.folder(name), round=round, arm=arm, task=task, role=role or command,
+                             describe=describe_command(launcher, [command, config_path])))
+
+    def sample_step(self, name: str, model: str, records: str, mode: str, spec, k: int, task: str,
+                    role: str = "sample") -> str:
+        if spec.max_items:
+            records = self.head_step(f"{name}_input", records, spec.max_items, round=k, task=task)
+        out = self.folder(name) + "/candidates.jsonl"
+        cfg = command_config(SampleConfig, spec, model=model, data=records, image_folder=self.data.image_folder,
+                             out=out, mode=mode, seed=self.cfg.seed + 1000 * k)
+        self.config_step(name, "sample", cfg, {"model": model, "records": records}, {"candidates": out},
+                         lambda step: data_steps.sample_counts(out), round=k, task=task, role=role)
+        return out
+
+    def curate_step(self, task: str, candidates: str, k: int) -> str:
+        spec = getattr(self.cfg.curation, task)
+        name = f"r{k}/curate_{task}"
+        folder = self.folder(name)
+        out, report = f"{folder}/curated.jsonl", f"{folder}/report"
+        cfg = command_config(
+            CurateConfig, spec, candidates=candidates, out=out, task="caption" if task == "captions" else "reasoning",
+            encoder=expand_env(spec.encoder, f"curation.{task}.encoder") or "minilm",
+            threshold=-1.0 if spec.keep_fraction is not None else spec.threshold,
+            pairs_out=f"{folder}/pairs.jsonl", report_dir=report, seed=self.cfg.seed + 1000 * k)
+        self.curate_steps[(k, task)] = self.config_step(
+            name, "curate", cfg, {"candidates": candidates}, {"curated": out, "report": report},
+            lambda step: data_steps.curate_counts(out, report), round=k, task=task)
+        if spec.keep_fraction is None:
+            return out
+        sel_name = f"r{k}/select_{task}"
+        selected = self.folder(sel_name) + "/curated.jsonl"
+        self.select_steps[(k, task)] = self.add(Step(
+            name=sel_name, kind="data", inputs={"curated": out}, outputs={"curated": selected},
+            params={"keep_fraction": spec.keep_fraction},
+            action=data_steps.select_action(out, selected, spec.keep_fraction), work_dir=self.folder(sel_name),
+            round=k, arm="sicog", task=task, role="select",
+            describe=f"keep the {spec.keep_fraction:.0%} most self-consistent items (by best score)"))
+        return selected
+
+    def uncurated_step(self, name: str, candidates: str, k: int, task: str) -> str:
+        out = self.folder(name) + "/records.jsonl"
+        seed = self.cfg.seed + 1000 * k
+        self.add(Step(name=name, kind="data", inputs={"candidates": candidates}, outputs={"records": out},
+                      params={"seed": seed}, action=data_steps.uncurated_action(candidates, out, seed),
+                      work_dir=self.folder(name), round=k, arm="uncurated", task=task, role="uncurated",
+                      describe="one seeded random candidate per item (no self-consistency)"))
+        return out
+
+    def evaluate_step(self, name: str, model: str, round: int, arm: str) -> None:
+        if not self.cfg.evaluation.enabled:
+            return
+        bench = self.cfg.evaluation.benchmark or self.data.benchmark
+        if not bench:
+            raise SicogError("evaluation: no benchmark (set evaluation.benchmark or data.benchmark)")
+        out = self.folder(name) + "/result"
+        cfg = command_config(EvaluateConfig, self.cfg.evaluation, model=model, benchmark=bench, out=out)
+        # a bundle's manifest records its files' fingerprints: it stands for the whole folder
+        bench_input = bench[len("world:"):] + "/manifest.json" if bench.startswith("world:") else bench
+        self.config_step(name, "evaluate", cfg, {"model": model, "benchmark": bench_input}, {"result": out},
+                         lambda step: data_steps.evaluate_counts(out), round=round, arm=arm)
+        self.evaluations[(round, arm)] = out
+
+
+def build_plan(cfg: PipelineConfig, config_dir: str | Path | None = None) -> Planner:
+    """Validate the config and build its steps (raises SicogError/ConfigError naming the key).
+
+    Relative `stages.*.config` paths are relative to `config_dir` (the pipeline YAML's folder).
+    """
+    planner = Planner(cfg, config_dir)
+    planner.build()
+    return planner

@@ -1,0 +1,129 @@
+"""report.json of a pipeline run, collected from what the engine and the steps recorded.
+
+The engine's results give every step's manifest (timings, counts); the planner's typed maps
+((round, arm) -> checkpoint / evaluation, (round, task) -> curate step) say which output is
+which, so no step name or manifest path is re-derived here. Figures come from the
+`sicog evaluate` summaries and the curation reports. Paths in report.json are relative to the
+report's folder, so the folder can be moved.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sicog.data.records import iter_json_objects
+from sicog.pipeline.actions import count_lines
+from sicog.pipeline.config import ARMS
+from sicog.pipeline.data_steps import read_eval_summary, read_json_in
+
+
+def _rel(path: str | None, root: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:
+        return str(path)
+
+
+def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
+    """{checkpoint, benchmark{accuracy, n, per_category}, captions{object_recall, hallucination_rate}}."""
+    summary = read_eval_summary(eval_dir) if eval_dir else None
+    out: dict = {"checkpoint": _rel(checkpoint, root)}
+    if summary:
+        mcq = summary.get("mcq", summary)
+        out["benchmark"] = {
+            "accuracy": mcq.get("accuracy"),
+            "n": mcq.get("n"),
+            "per_category": {k: (v["accuracy"] if isinstance(v, dict) else v)
+                             for k, v in (mcq.get("per_category") or {}).items()},
+            "unanswered": mcq.get("unanswered"),
+            "chance_accuracy": mcq.get("chance_accuracy"),
+            "scoring": summary.get("mcq_scoring", "generate"),
+            "accuracy_by_scoring": {way: m.get("accuracy") for way, m in (summary.get("mcq_by_scoring") or {}).items()},
+        }
+        blind = summary.get("mcq_shuffled_images")
+        if blind:
+            out["benchmark"]["accuracy_shuffled_images"] = blind.get("accuracy")
+            out["benchmark"]["per_category_shuffled_images"] = {
+                k: (v["accuracy"] if isinstance(v, dict) else v) for k, v in (blind.get("per_category") or {}).items()}
+        cap = summary.get("captions") or {}
+        out["captions"] = {k: cap.get(k) for k in ("object_recall", "hallucination_rate", "attribute_accuracy",
+                                                    "position_accuracy", "n") if k in cap}
+    return out
+
+
+def step_rows(engine) -> list[dict]:
+    """One row per step the engine handled: name, kind, round, arm, task, seconds, status, counts."""
+    rows = []
+    for res in engine.results:
+        m, step = res.manifest or {}, res.step
+        rows.append({"name": res.name, "kind": step.kind if step else None, "round": step.round if step else 0,
+                     "arm": step.arm if step else None, "task": step.task if step else None,
+                     "seconds": m.get("seconds"), "status": m.get("status", "not run"),
+                     "attempts": m.get("attempts"), "finished_at": m.get("finished_at"),
+                     "counts": m.get("counts", {})})
+    return rows
+
+
+def _stage15_data(planner, round_: int, arm: str, root: Path) -> list[dict]:
+    """The arm's stage-1.5 files with their record counts ([] for the base arm)."""
+    step = planner.pretrain_steps.get((round_, arm))
+    if step is None:
+        return []
+    return [{"file": _rel(src["path"], root), "records": count_lines(src["path"])}
+            for src in step.params["train"]["data"]["sources"]]
+
+
+def _counts(engine, step) -> dict:
+    res = engine.result_of(step) if step is not None else None
+    return ((res.manifest or {}).get("counts") or {}) if res else {}
+
+
+def curation_section(planner, engine) -> dict:
+    """Per round and task: the curation report's stats plus kept counts (and the selection's)."""
+    out: dict = {}
+    for (k, task), step in sorted(planner.curate_steps.items()):
+        entry = {"counts": _counts(engine, step), "stats": read_json_in(step.outputs["report"]) or {}}
+        select = planner.select_steps.get((k, task))
+        if select is not None:  # curation.*.keep_fraction: the selection step decides what is kept
+            entry["selection"] = _counts(engine, select)
+        out.setdefault(f"round{k}", {})[task] = entry
+    return out
+
+
+def curation_score_lists(planner) -> dict[str, list[float]]:
+    """Best score of every curated item (kept or not) per round/task, from the curation outputs."""
+    out: dict[str, list[float]] = {}
+    for (k, task), step in sorted(planner.curate_steps.items()):
+        curated = Path(step.outputs["curated"])
+        if not curated.is_file():
+            continue
+        scores = [float(rec["score"]) for _line, rec in iter_json_objects(curated)
+                  if isinstance(rec.get("score"), (int, float))]
+        if scores:
+            out[f"r{k} {task}"] = scores
+    return out
+
+
+def build_report(planner, engine, root: Path, extra: dict | None = None) -> dict:
+    """The report mapping: arms (round 1), every (round, arm), steps and curation."""
+    cfg = planner.cfg
+    arms = {}
+    for arm in [a for a in ARMS if a in cfg.arms]:
+        r = 0 if arm == "base" else 1
+        if (r, arm) in planner.arm_checkpoints:
+            arms[arm] = arm_result(planner.arm_checkpoints[(r, arm)], planner.evaluations.get((r, arm)), root)
+            arms[arm]["stage15_data"] = _stage15_data(planner, r, arm, root)
+    rounds = []
+    for (r, arm), ckpt in sorted(planner.arm_checkpoints.items()):
+        res = arm_result(ckpt, planner.evaluations.get((r, arm)), root)
+        rounds.append({"round": r, "arm": arm, "checkpoint": res["checkpoint"],
+                       "accuracy": res.get("benchmark", {}).get("accuracy"),
+                       "object_recall": res.get("captions", {}).get("object_recall"),
+                       "hallucination_rate": res.get("captions", {}).get("hallucination_rate")})
+    report = {"name": cfg.name, "seed": cfg.seed, "rounds_configured": cfg.rounds, "arms": arms,
+              "rounds": rounds, "steps": step_rows(engine), "curation": curation_section(planner, engine)}
+    report.update(extra or {})
+    return report

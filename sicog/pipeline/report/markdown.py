@@ -1,0 +1,92 @@
+"""report.md of a pipeline run: tables of arms, categories, rounds, curation and steps."""
+
+from __future__ import annotations
+
+import json
+
+
+def _fmt(v, pct: bool = True) -> str:
+    if v is None:
+        return "–"
+    return f"{100 * v:.1f}" if pct else f"{v:.3g}"
+
+
+def render_markdown(report: dict, title: str, notes: list[str] | None = None,
+                    sections: list[str] | None = None) -> str:
+    """The report as markdown; `notes` list departures from the real recipe, `sections` are extra lines."""
+    lines = [f"# {title}", ""]
+    if report.get("preset"):
+        lines.append(f"Preset `{report['preset']}`, seed {report.get('seed')}, wall time "
+                     f"{report.get('wall_seconds', 0):.0f} s (this invocation; steps skipped as complete cost "
+                     f"nothing); the steps took {report.get('steps_seconds', 0):.0f} s in all.")
+        lines.append("")
+    ways = list(dict.fromkeys(w for a in report["arms"].values()
+                              for w in a.get("benchmark", {}).get("accuracy_by_scoring", {})))
+    headline = next((a["benchmark"].get("scoring") for a in report["arms"].values() if a.get("benchmark")), None)
+    others = [w for w in ways if w != headline]
+    lines += ["## Arms (round 1)", ""]
+    if headline:
+        lines += [f"Benchmark accuracy is scored by **{headline}**" +
+                  (f"; also shown: {', '.join(others)}" if others else "") +
+                  " (generate: the option letter the model writes; likelihood: the option text it finds "
+                  "most probable as the answer to the open question).", ""]
+    blind = any("accuracy_shuffled_images" in a.get("benchmark", {}) for a in report["arms"].values())
+    if blind:
+        lines += ["*shuffled images*: the same questions, each with another item's image — what the question "
+                  "alone gives; the gap to the accuracy is what the model reads from the image.", ""]
+    lines += ["| arm | benchmark accuracy % | " + "".join(f"{w} % | " for w in others) +
+              ("shuffled images % | " if blind else "") + "n | caption object recall % | hallucination rate % "
+              "| checkpoint |", "|---|---|" + "---|" * (len(others) + blind) + "---|---|---|---|"]
+    for name, a in report["arms"].items():
+        b, c = a.get("benchmark", {}), a.get("captions", {})
+        extra = "".join(f"{_fmt(b.get('accuracy_by_scoring', {}).get(w))} | " for w in others)
+        if blind:
+            extra += f"{_fmt(b.get('accuracy_shuffled_images'))} | "
+        lines.append(f"| {name} | {_fmt(b.get('accuracy'))} | {extra}{b.get('n', '–')} | "
+                     f"{_fmt(c.get('object_recall'))} | {_fmt(c.get('hallucination_rate'))} | `{a['checkpoint']}` |")
+    cats = sorted({k for a in report["arms"].values() for k in a.get("benchmark", {}).get("per_category", {})})
+    if cats:
+        lines += ["", "### Accuracy per question category (%)", "",
+                  "| arm | " + " | ".join(cats) + " |", "|---|" + "---|" * len(cats)]
+        for name, a in report["arms"].items():
+            pc = a.get("benchmark", {}).get("per_category", {})
+            lines.append(f"| {name} | " + " | ".join(_fmt(pc.get(c)) for c in cats) + " |")
+        for name, a in report["arms"].items():
+            pc = a.get("benchmark", {}).get("per_category_shuffled_images")
+            if pc:
+                lines.append(f"| {name}, shuffled images | " + " | ".join(_fmt(pc.get(c)) for c in cats) + " |")
+    if (report.get("rounds_configured") or 1) > 1:
+        lines += ["", "## Round by round", "", "| round | arm | accuracy % | object recall % | hallucination % |",
+                  "|---|---|---|---|---|"]
+        for r in [r for r in report["rounds"] if r["arm"] in ("base", "sicog")]:
+            lines.append(f"| {r['round']} | {r['arm']} | {_fmt(r['accuracy'])} | {_fmt(r['object_recall'])} "
+                         f"| {_fmt(r['hallucination_rate'])} |")
+    lines += list(sections or [])  # a caller's own tables (e.g. the demo's label quality)
+    cur = report.get("curation") or {}
+    if cur:
+        lines += ["", "## Curation", ""]
+        for rnd, tasks in cur.items():
+            for task, v in tasks.items():
+                counts, sel = v.get("counts", {}), v.get("selection")
+                if sel:
+                    lines.append(f"- {rnd} {task}: kept the {sel.get('kept')} of {sel.get('items')} items with the "
+                                 f"highest best score (score cut {sel.get('score_cut')}); "
+                                 f"{counts.get('stats_extraction_failures', 0)} extraction failures")
+                else:
+                    lines.append(f"- {rnd} {task}: kept {counts.get('kept', '–')} of "
+                                 f"{counts.get('stats_items', '–')} items " + _stats_line(v.get("stats", {})))
+    lines += ["", "## Steps", "", "| step | status | seconds |", "|---|---|---|"]
+    for s in report["steps"]:
+        lines.append(f"| {s['name']} | {s['status']} | {_fmt(s.get('seconds'), pct=False)} |")
+    if notes:
+        lines += ["", "## Where this run departs from the real recipe", ""] + [f"- {n}" for n in notes]
+    if report.get("plots"):
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]]
+    return "\n".join(lines) + "\n"
+
+
+def _stats_line(stats: dict) -> str:
+    keys = [k for k in ("threshold", "score_quantiles", "quantiles") if k in stats]
+    return "; ".join(f"{k}: {json.dumps(stats[k])}" for k in keys)
+
+

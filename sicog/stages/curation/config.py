@@ -1,0 +1,71 @@
+"""The settings of `sicog curate`, declared once: `sicog curate [CONFIG.yaml] [flags]`.
+
+The flags are generated from `CurateConfig` (sicog.config_flags); a YAML file holds the same
+settings under the field names (`min_candidates: 3`), and flags given on the command line
+override it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from sicog.config_flags import setting
+from sicog.stages.curation.items import TASKS
+from sicog.utils.io import SicogError, file_fingerprint
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass
+class CurateConfig:
+    """Settings of one curation run (candidates, out and task are required)."""
+
+    candidates: str | None = setting(None, "candidates .jsonl from `sicog sample` (or a .json list)",
+                                     required=True)
+    out: str | None = setting(None, "curated LLaVA-format .jsonl (kept items only; written atomically)",
+                              required=True)
+    task: str | None = setting(None, "caption: modes cod/caption/conv (default cod); reasoning: modes "
+                                     "cot/direct/conv (default cot); a record's `mode` picks its extraction",
+                               required=True, choices=TASKS)
+    encoder: str = setting("minilm", "minilm | nv-embed-v2:PATH | sentence-transformers folder or cached name")
+    threshold: float = setting(0.9, "keep an item iff its best score >= this, on the include-self mean-cosine "
+                                    "scale (paper: 0.9 main, 0.85 and 0.8 also reported)")
+    batch_size: int = setting(256, "texts per encoder forward pass")
+    pairs_out: str | None = setting(None, "also write DPO pairs .jsonl (id, image, prompt, chosen, rejected) for "
+                                          "kept items whose rejected differs from chosen")
+    report_dir: str | None = setting(None, "write stats.json and best_scores.png (histogram with the threshold) here")
+    seed: int = setting(0, "seed of the rejected picks (per item: sha256 of SEED:ID)")
+    min_candidates: int = setting(2, "fewest usable candidates an item needs to be scored and kept")
+    chunk_items: int = setting(20000, "items per encode-and-score chunk (one encoder call each; bounds memory, "
+                                      "and finished chunks survive a kill)")
+    device: str = setting("auto", "encoder device: auto (GPU LOCAL_RANK if any, else cpu), cpu, cuda:0")
+    dtype: str = setting("auto", "encoder weights dtype (auto: float16 for nv-embed-v2 on GPU, else the "
+                                 "model's own)", choices=DTYPES)
+    max_seq_length: int | None = setting(None, "encoder max tokens (default: the model's own; nv-embed-v2: 1024 "
+                                               "caption / 512 reasoning)")
+    instruction: str | None = setting(None, "nv-embed-v2 only: prefix every text with 'Instruct: TEXT\\nQuery: ' "
+                                            "(default none, as the authors)")
+    progress: bool = setting(True, "no progress bar", invert="--no-progress")
+    wait_timeout: float = setting(6 * 3600.0, "rank 0 without a process group: seconds to wait for the other "
+                                              "ranks' parts", cli=False)
+
+    def validate(self) -> None:
+        """Errors that need no data (required settings and choices: sicog.config_flags.check_config)."""
+        if not math.isfinite(self.threshold) or not -1.0 <= self.threshold <= 1.0:
+            raise SicogError(f"--threshold must be a number in [-1, 1] (mean cosine), got {self.threshold}")
+        for name, value in (("--batch-size", self.batch_size), ("--min-candidates", self.min_candidates),
+                            ("--chunk-items", self.chunk_items)):
+            if value < 1:
+                raise SicogError(f"{name} must be >= 1, got {value}")
+        outs = [Path(p).resolve() for p in (self.out, self.pairs_out) if p]
+        if Path(self.candidates).resolve() in outs or len(set(outs)) != len(outs):
+            raise SicogError("--candidates, --out and --pairs-out must be different files")
+
+    def run_key(self) -> dict:
+        """What a resumed run must share with the run whose parts it continues."""
+        return {"candidates": file_fingerprint(self.candidates), "task": self.task,
+                "encoder": self.encoder, "threshold": self.threshold, "seed": self.seed,
+                "min_candidates": self.min_candidates, "max_seq_length": self.max_seq_length,
+                "instruction": self.instruction, "dtype": self.dtype}
