@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                        report_dir=str(work / "report"), progress=False)
 
     def curate() -> tuple[float, dict]:
+        for name in ("curated.jsonl", "curated.jsonl.summary.json"):  # a finished output would be kept as is
+            (work / name).unlink(missing_ok=True)
         t0 = time.perf_counter()
         stats = run_curation(cfg, encoder=enc)
         return time.perf_counter() - t0, stats

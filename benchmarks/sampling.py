@@ -117,7 +117,7 @@ def main() -> int:
             from sicog.model.tiny import make_tiny_checkpoint
 
             model = str(make_tiny_checkpoint(tmp / "tiny", seed=0))
-        data = write_inputs(tmp, args.images, args.image_size, seed=0)
+        data = write_inputs(tmp / "inputs", args.images, args.image_size, seed=0)  # outputs stay outside it
         common = dict(n=args.n, temperature=args.temperature, top_p=args.top_p,
                       max_new_tokens=args.max_new_tokens)
         ours = paper = None

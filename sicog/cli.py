@@ -22,6 +22,7 @@ import os
 import sys
 
 from sicog.utils.io import SicogError
+from sicog.utils.secrets import install_log_redaction, redact
 
 SUBCOMMANDS = {
     "demo": ("sicog.demo.cli", "whole SICOG loop on the synthetic world, with ablation arms"),
@@ -62,6 +63,15 @@ def configure_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
         force=True,
     )
+    install_log_redaction()  # no log line shows a secret value (sicog.utils.secrets)
+    sys.excepthook = _redacting_excepthook
+
+
+def _redacting_excepthook(exc_type, exc, tb) -> None:
+    """An uncaught exception's traceback, printed as Python would but with secret values redacted."""
+    import traceback
+
+    sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
 
 
 def build_parser(load_subcommand: str | None = None) -> argparse.ArgumentParser:
@@ -102,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         load_plugins()
         return int(args._module.run(args) or 0)
     except SicogError as e:
-        logging.getLogger("sicog").error("%s", e)
-        print(f"sicog {args.command}: error: {e}", file=sys.stderr)
+        message = redact(str(e))  # an error may quote a config, a log tail or a server's reply
+        logging.getLogger("sicog").error("%s", message)
+        print(f"sicog {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sicog {args.command}: interrupted", file=sys.stderr)

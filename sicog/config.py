@@ -1,8 +1,9 @@
 """Typed configs: dataclasses loaded from YAML, `--set a.b=value` overrides, strict validation.
 
-An unknown key, a value of the wrong type, or a value outside a field's fixed choices
-(`field(metadata={"choices": ...})`, see `choices`) is a ConfigError naming the file and the
-dotted key. Every run saves its resolved config (`save_config`) into its output folder.
+An unknown key, a value of the wrong type, or a value outside a field's fixed choices (`choices`)
+or numeric range (`ranged`; both field metadata, checked by `sicog.utils.fields`) is a ConfigError
+naming the file, the dotted key and what is allowed. Every run saves its resolved config
+(`save_config`) into its output folder.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from sicog.utils.io import SicogError, atomic_write
+from sicog.utils.fields import ConfigError, check_field, choices, ranged  # noqa: F401 (re-exported)
+from sicog.utils.io import atomic_write
 
 T = TypeVar("T")
 
@@ -31,32 +33,23 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
                  "cosine_warmup_with_min_lr", "warmup_stable_decay", "greedy")  # SchedulerType (tested)
 
 
-class ConfigError(SicogError):
-    """A config file or override is wrong; the message names the file and the dotted key."""
-
-
-def choices(values: tuple, default: Any = dataclasses.MISSING, **kwargs) -> Any:
-    """A field whose value (each list item, each dict key; None passes) must be one of `values`."""
-    return field(default=default, metadata={"choices": tuple(values)}, **kwargs)
-
-
 # ------------------------------------------------------------------------ schema
 @dataclass
 class TinyModelConfig:
     """Sizes of the random-init `tiny` preset (CLIP vision tower + Qwen2 LM)."""
 
-    image_size: int = 64
-    patch_size: int = 16
-    vision_hidden_size: int = 64
-    vision_layers: int = 2
-    vision_heads: int = 2
-    hidden_size: int = 96
-    num_layers: int = 3
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 256
-    max_position_embeddings: int = 1024
-    vocab_size: int = 1024  # target size of the BPE tokenizer trained offline
+    image_size: int = ranged(64, min=1)
+    patch_size: int = ranged(16, min=1)
+    vision_hidden_size: int = ranged(64, min=1)
+    vision_layers: int = ranged(2, min=1)
+    vision_heads: int = ranged(2, min=1)
+    hidden_size: int = ranged(96, min=1)
+    num_layers: int = ranged(3, min=1)
+    num_heads: int = ranged(4, min=1)
+    num_kv_heads: int = ranged(2, min=1)
+    intermediate_size: int = ranged(256, min=1)
+    max_position_embeddings: int = ranged(1024, min=1)
+    vocab_size: int = ranged(1024, min=1)  # target size of the BPE tokenizer trained offline
     tokenizer_corpus: list[str] = field(default_factory=list)  # extra text files for the tokenizer
 
 
@@ -65,9 +58,9 @@ class LoraSettings:
     """LoRA on the language model (PEFT); merged into the weights on save."""
 
     enabled: bool = False
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: int = ranged(16, min=1)
+    alpha: int = ranged(32, min=0, min_exclusive=True)
+    dropout: float = ranged(0.05, min=0, max=1, max_exclusive=True)
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
@@ -94,11 +87,11 @@ class DataSource:
 
     path: str = ""
     image_folder: str | None = None
-    weight: float = 1.0  # sampling ratio relative to the other sources (those without a share)
+    weight: float = ranged(1.0, min=0, min_exclusive=True)  # sampling ratio relative to the other sources (those without a share)
     # fraction of an epoch's samples drawn from this source, instead of a weight; the other
     # sources split the rest by their weights (share 0.1 for text-only data: 10% of the samples)
     share: float | None = None
-    max_samples: int | None = None
+    max_samples: int | None = ranged(None, min=1)  # the first N records of the file
 
 
 def check_shares(sources: list[DataSource], where: str = "data.sources") -> None:
@@ -122,11 +115,12 @@ class DataConfig:
     """Training data: one or more LLaVA JSON/JSONL files mixed by weight (or share)."""
 
     sources: list[DataSource] = field(default_factory=list)
-    max_length: int = 2048
+    max_length: int = ranged(2048, min=1)
     on_error: str = choices(ON_ERROR, "raise")  # record-level faults: raise, or skip and count
     group_by_length: bool = True
-    num_samples: int | None = None  # size of one epoch of the mixture (default: sum of sources)
-    num_workers: int = 0
+    num_samples: int | None = ranged(None, min=1)  # size of one epoch of the mixture (default: sum of sources)
+    num_workers: int = ranged(0, min=0)
+    allow_images_outside_folder: bool = False  # absolute / `..` / symlinked image paths (sicog.data.images)
 
     def cross_check(self, where: str) -> None:
         """Checks across fields, run at load (`_build`) and by `check_choices`."""
@@ -139,26 +133,28 @@ class TrainingConfig:
 
     output_dir: str = "runs/train"
     tunable_parts: list[str] = choices(MODEL_PARTS, default_factory=lambda: list(MODEL_PARTS))
-    learning_rate: float = 2e-5
-    part_learning_rates: dict[str, float] = choices(MODEL_PARTS, default_factory=dict)  # {projector: 2e-4}
-    per_device_train_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    num_train_epochs: float = 1.0
-    max_steps: int = -1
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
+    learning_rate: float = ranged(2e-5, min=0)
+    part_learning_rates: dict[str, float] = choices(MODEL_PARTS, default_factory=dict,  # {projector: 2e-4}
+                                                    metadata=ranged(min=0).metadata)
+    per_device_train_batch_size: int = ranged(4, min=1)
+    gradient_accumulation_steps: int = ranged(1, min=1)
+    num_train_epochs: float = ranged(1.0, min=0, min_exclusive=True)
+    max_steps: int = ranged(-1, min=1, also=(-1,))  # -1: train for num_train_epochs
+    # a fraction of the steps (transformers reads a warmup of 1 or more as a number of steps)
+    warmup_ratio: float = ranged(0.03, min=0, max=1, max_exclusive=True)
+    weight_decay: float = ranged(0.0, min=0)
     lr_scheduler_type: str = choices(LR_SCHEDULERS, "cosine")
-    max_grad_norm: float = 1.0
-    seed: int = 0
+    max_grad_norm: float = ranged(1.0, min=0)  # 0: no clipping
+    seed: int = ranged(0, min=0, max=2**32 - 1)  # numpy's seed range
     # true, false or auto (on when the GPU supports it; fp32 on CPU). true on a device without
     # support is an error when training starts.
     bf16: bool | str = choices(PRECISION, "auto")
     tf32: bool | str = choices(PRECISION, "auto")
     gradient_checkpointing: bool = False
     deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/deepspeed/zero2.json ...)
-    logging_steps: int = 10
-    save_steps: int = 500
-    save_total_limit: int | None = 2
+    logging_steps: int = ranged(10, min=1)
+    save_steps: int = ranged(500, min=1)
+    save_total_limit: int | None = ranged(2, min=1)
     resume: bool = True  # resume from the newest complete checkpoint in output_dir
     report_to: list[str] = field(default_factory=list)
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -222,34 +218,18 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
 
 
-def _check_choice(value: Any, allowed: tuple, where: str) -> None:
-    """`value` (a list: each item; a dict: each key; None: fine) must be one of `allowed`."""
-    if value is None:
-        return
-    if isinstance(value, dict):
-        pairs = [(f"{where}.{k}", k) for k in value]
-    elif isinstance(value, list):
-        pairs = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
-    else:
-        pairs = [(where, value)]
-    for at, item in pairs:
-        # compared with their types: 1 == True, but `bf16: 1` is not `bf16: true`
-        if not any(item == a and type(item) is type(a) for a in allowed):
-            names = ", ".join(str(a).lower() if isinstance(a, bool) else str(a) for a in allowed)  # YAML
-            raise ConfigError(f"{at}: must be one of {names}, got {item!r}")
-
-
 def _check_fields(obj: Any, where: str, names: Any = None) -> None:
-    """Choices of the fields in `names` (all when None), then the `cross_check` hook if any."""
+    """Choices and ranges of the fields in `names` (all when None), then the `cross_check` hook."""
     for f in dataclasses.fields(obj):
-        if "choices" in f.metadata and (names is None or f.name in names):
-            _check_choice(getattr(obj, f.name), f.metadata["choices"], f"{where}.{f.name}".lstrip("."))
+        if names is not None and f.name not in names:
+            continue
+        check_field(f, getattr(obj, f.name), f"{where}.{f.name}".lstrip("."))
     if hasattr(obj, "cross_check"):  # checks across fields (e.g. DataConfig's shares)
         obj.cross_check(where)
 
 
 def check_choices(cfg: Any, where: str = "") -> None:
-    """Check the choices and `cross_check` hooks of a config built in code (loading already does)."""
+    """Check the choices, ranges and `cross_check` hooks of a config built in code (loading does)."""
     _check_fields(cfg, where)
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
@@ -345,6 +325,8 @@ def config_to_dict(cfg: Any) -> dict:
 
 
 def save_config(cfg: Any, path: str | Path) -> None:
-    """Write the resolved config as YAML, atomically."""
+    """Write the resolved config as YAML, atomically; secret values masked (sicog.utils.secrets)."""
+    from sicog.utils.secrets import mask_secrets
+
     with atomic_write(path) as fh:
-        yaml.safe_dump(config_to_dict(cfg), fh, sort_keys=False)
+        yaml.safe_dump(mask_secrets(config_to_dict(cfg)), fh, sort_keys=False)

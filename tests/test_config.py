@@ -146,3 +146,73 @@ def test_trainer_resolves_bool_and_auto_precision(monkeypatch):
     assert resolve_precision(TrainingConfig(bf16=True, tf32=False)) == (True, False)
     with pytest.raises(SicogError, match="must be one of true, false, auto, got 'yes'"):
         resolve_precision(TrainingConfig(tf32="yes"))
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("training.per_device_train_batch_size=0", "key training.per_device_train_batch_size: must be >= 1, got 0"),
+    ("training.learning_rate=-1e-5", "key training.learning_rate: must be >= 0, got -1e-05"),
+    ("training.learning_rate=.nan", "key training.learning_rate: must be >= 0, got nan"),
+    ("training.max_steps=-5", "key training.max_steps: must be -1 or >= 1, got -5"),
+    ("training.max_steps=0", "key training.max_steps: must be -1 or >= 1, got 0"),
+    ("training.warmup_ratio=1.0", "key training.warmup_ratio: must be in [0, 1), got 1.0"),
+    ("training.warmup_ratio=-0.1", "key training.warmup_ratio: must be in [0, 1), got -0.1"),
+    ("training.weight_decay=-0.1", "key training.weight_decay: must be >= 0, got -0.1"),
+    ("training.gradient_accumulation_steps=0", "key training.gradient_accumulation_steps: must be >= 1, got 0"),
+    ("training.logging_steps=0", "key training.logging_steps: must be >= 1, got 0"),
+    ("training.save_steps=0", "key training.save_steps: must be >= 1, got 0"),
+    ("training.save_total_limit=0", "key training.save_total_limit: must be >= 1, got 0"),
+    ("training.num_train_epochs=0", "key training.num_train_epochs: must be > 0, got 0.0"),
+    ("training.max_grad_norm=-1", "key training.max_grad_norm: must be >= 0, got -1.0"),
+    ("training.seed=-1", "key training.seed: must be in [0, 4294967295], got -1"),
+    ("training.part_learning_rates={projector: -1}", "key training.part_learning_rates.projector: must be >= 0"),
+    ("training.lora.r=0", "key training.lora.r: must be >= 1, got 0"),
+    ("training.lora.alpha=0", "key training.lora.alpha: must be > 0, got 0"),
+    ("training.lora.dropout=1", "key training.lora.dropout: must be in [0, 1), got 1.0"),
+    ("data.max_length=0", "key data.max_length: must be >= 1, got 0"),
+    ("data.num_workers=-1", "key data.num_workers: must be >= 0, got -1"),
+    ("data.num_samples=0", "key data.num_samples: must be >= 1, got 0"),
+    ("data.sources=[{path: a.jsonl, weight: 0}]", "key data.sources[0].weight: must be > 0, got 0.0"),
+    ("data.sources=[{path: a.jsonl, weight: -2}]", "key data.sources[0].weight: must be > 0, got -2.0"),
+    ("data.sources=[{path: a.jsonl, max_samples: 0}]", "key data.sources[0].max_samples: must be >= 1, got 0"),
+    ("model.tiny.hidden_size=0", "key model.tiny.hidden_size: must be >= 1, got 0"),
+])
+def test_numeric_ranges_are_checked_at_load(cfg_file, override, needle):
+    with pytest.raises(ConfigError) as e:
+        load_config(TrainConfig, cfg_file, [override])
+    assert needle in str(e.value) and str(cfg_file) in str(e.value)
+
+
+@pytest.mark.parametrize("override", ["training.max_steps=-1", "training.max_steps=1", "training.warmup_ratio=0",
+                                      "training.learning_rate=0", "training.max_grad_norm=0", "data.num_workers=0",
+                                      "training.save_total_limit=null", "training.lora.dropout=0"])
+def test_range_edges_that_are_allowed(cfg_file, override):
+    load_config(TrainConfig, cfg_file, [override])
+
+
+def test_ranges_on_a_config_built_in_code_and_every_numeric_field_has_one():
+    import dataclasses
+    import typing
+
+    from sicog.config import TrainingConfig, check_choices
+
+    with pytest.raises(ConfigError, match=r"^training.per_device_train_batch_size: must be >= 1, got 0$"):
+        check_choices(TrainConfig(training=TrainingConfig(per_device_train_batch_size=0)))
+    unbounded = {"ModelConfig.vision_feature_layer",  # a layer index: negative counts from the end
+                 "DataSource.share"}  # a fraction in (0, 1), checked with the other shares (check_shares)
+    missing = []
+
+    def walk(cls):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            inner = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+            if typing.get_origin(tp) in (list, dict):
+                inner = [typing.get_args(tp)[-1]]
+            for t in inner:
+                if dataclasses.is_dataclass(t):
+                    walk(t)
+                elif t in (int, float) and "range" not in f.metadata and f"{cls.__name__}.{f.name}" not in unbounded:
+                    missing.append(f"{cls.__name__}.{f.name}")
+
+    walk(TrainConfig)
+    assert not missing, f"numeric fields without a range: {missing}"

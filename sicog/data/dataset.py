@@ -1,4 +1,4 @@
-"""Training datasets: lazy supervised dataset, weighted mixture of sources, collator, pre-flight.
+"""Training datasets: lazy supervised dataset, the mixture of sources, collator, pre-flight.
 
 - `SupervisedDataset`: one list of records; tokenizes and loads images in `__getitem__`
   (lazy: nothing is decoded at build time). Record-level faults — malformed line, missing
@@ -7,11 +7,11 @@
   records are found at build time so the counts are known before training starts; an image
   that exists but cannot be decoded is only found when read, and is then replaced by the next
   good record and counted.
-- `MixtureDataset` / `build_train_dataset`: sources mixed by `weight` (sampling ratios) or
-  `share` (`source_weights`), `num_samples` examples per epoch, deterministic given the seed.
+- `build_train_dataset`: the config's sources read and mixed by `weight` or `share`
+  (`MixtureDataset`, `source_weights` in `sicog.data.mixture`), deterministic given the seed.
 - `DataCollator`: right padding, `pixel_values` stacked for the examples that have an image.
 - `lengths`: token lengths estimated without loading images, for length-grouped batching
-  (`transformers.trainer_pt_utils.LengthGroupedSampler(batch_size, lengths=dataset.lengths)`).
+  (`sicog.stages.trainer.EpochLengthGroupedSampler(batch_size, dataset.lengths, seed)`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import os
 from collections import Counter
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sicog.config import ON_ERROR, DataConfig, DataSource, check_shares
+from sicog.config import ON_ERROR, DataConfig
 from sicog.data.chat import (
     IGNORE_INDEX,
     TooLongError,
@@ -34,13 +33,13 @@ from sicog.data.chat import (
     to_messages,
     tokenizer_of,
 )
-from sicog.data.images import load_image
+from sicog.data.images import load_image, resolve_image
+from sicog.data.mixture import MixtureDataset, source_weights
 from sicog.data.preflight import preflight_check
 from sicog.data.records import (
     DataError,
     Located,
     iter_json_objects,
-    resolve_image_path,
     validate_training_record,
 )
 from sicog.utils.io import SicogError
@@ -73,13 +72,29 @@ def read_source(path: str, on_error: str = "raise", counts: Counter | None = Non
     return out
 
 
+def _load_image_checked(path, where: str):
+    """`load_image`, with an image too large to decode safely (PIL's decompression-bomb limit,
+    `Image.MAX_IMAGE_PIXELS`; past it PIL warns, past twice it raises) a DataError naming the
+    record (file:line) and the image, before any pixel is decoded."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return load_image(path, where)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"{where}: image {path} is too large to decode safely: {e}") from None
+
+
 class SupervisedDataset(Dataset):
     """Lazy LLaVA dataset: `__getitem__` -> dict(input_ids, labels, pixel_values or None)."""
 
     def __init__(self, records: list[Located], processor: Any, image_folder: str | None, max_length: int,
-                 on_error: str = "raise", name: str | None = None):
+                 on_error: str = "raise", name: str | None = None, allow_outside: bool = False):
         _check_on_error(on_error)
-        self.processor = processor
+        self.processor, self.allow_outside = processor, allow_outside  # image paths may leave image_folder
         self.image_folder = image_folder
         self.max_length = max_length
         self.on_error = on_error
@@ -102,17 +117,17 @@ class SupervisedDataset(Dataset):
     def image_path(self, loc: Located):
         """Where the record's image lives (None for a text-only record)."""
         image = loc.record.get("image")
-        return resolve_image_path(image, self.image_folder) if image else None
+        return resolve_image(self.image_folder, image, loc.where, self.allow_outside) if image else None
 
     def _drop_missing_images(self, records: list[Located]) -> list[Located]:
         kept = []
         for loc in records:
             try:  # cheap structural check (e.g. a stray <image> placeholder) before any tokenizing
                 to_messages(loc)
+                path = self.image_path(loc)  # a path leaving the image folder is refused here
             except DataError as e:
                 self._fault("malformed_record", e)
                 continue
-            path = self.image_path(loc)
             if path is not None and not os.path.isfile(path):
                 self._fault("missing_image", DataError(f"{loc.where}: image not found: {path}"))
                 continue
@@ -188,7 +203,7 @@ class SupervisedDataset(Dataset):
             pixel_values = None
             if enc.has_image:
                 try:
-                    img = load_image(self.image_path(loc), loc.where)
+                    img = _load_image_checked(self.image_path(loc), loc.where)
                 except DataError as e:
                     self._fault("unreadable_image", e)
                     continue
@@ -198,84 +213,6 @@ class SupervisedDataset(Dataset):
                 self._replaced[i] = j
             return example
         raise DataError(f"{self.name}: every record failed to load (skipped: {dict(self.skip_counts)})")
-
-
-def _quotas(sizes: list[int], weights: list[float], total: int) -> list[int]:
-    """Split `total` samples over sources proportionally to `weights` (largest remainder)."""
-    w = np.asarray(weights, dtype=float)
-    exact = total * w / w.sum()
-    q = np.floor(exact).astype(int)
-    for k in np.argsort(-(exact - q), kind="stable")[: total - int(q.sum())]:
-        q[k] += 1
-    return q.tolist()
-
-
-class MixtureDataset(Dataset):
-    """Sources mixed by weight: `num_samples` examples per epoch, deterministic given `seed`.
-
-    A source whose quota is below its size is subsampled without replacement; one whose quota
-    is above its size is repeated whole and topped up with a random subset.
-    """
-
-    def __init__(self, parts: list[SupervisedDataset], weights: list[float], num_samples: int | None = None,
-                 seed: int = 0):
-        if len(parts) != len(weights) or not parts:
-            raise SicogError("MixtureDataset needs one weight per source and at least one source")
-        for k, w in enumerate(weights):
-            if not w > 0:
-                raise SicogError(f"data.sources[{k}].weight: must be > 0, got {w}")
-        self.parts = parts
-        sizes = [len(p) for p in parts]
-        total = num_samples if num_samples is not None else sum(sizes)
-        if total <= 0:
-            raise SicogError(f"data.num_samples: must be > 0, got {total}")
-        rng = np.random.default_rng(seed)
-        index: list[tuple[int, int]] = []
-        self.quotas = _quotas(sizes, weights, total)
-        for k, (size, q) in enumerate(zip(sizes, self.quotas)):
-            local = np.concatenate([np.tile(np.arange(size), q // size), rng.permutation(size)[: q % size]])
-            index += [(k, int(j)) for j in local]
-        order = rng.permutation(len(index))
-        self.index = [index[o] for o in order]
-        for p, w, q in zip(parts, weights, self.quotas):
-            logger.info("data source %s: %d records, weight %g -> %d samples per epoch (%.2fx)%s",
-                        p.name, len(p), w, q, q / max(len(p), 1),
-                        f", skipped {dict(p.skip_counts)}" if p.skip_counts else "")
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int) -> dict:
-        k, j = self.index[i]
-        return self.parts[k][j]
-
-    @property
-    def lengths(self) -> list[int]:
-        """Estimated token length of each example (for length-grouped batching)."""
-        return [self.parts[k].lengths[j] for k, j in self.index]
-
-    def has_image(self, i: int) -> bool:
-        k, j = self.index[i]
-        return self.parts[k].has_image(j)
-
-    def record_for(self, i: int) -> Located:
-        k, j = self.index[i]
-        return self.parts[k].record_for(j)
-
-    @property
-    def skip_counts(self) -> Counter:
-        """Skipped records of all sources by kind (missing_image, unreadable_image, too_long, malformed_record)."""
-        return sum((p.skip_counts for p in self.parts), Counter())
-
-
-def source_weights(sources: list[DataSource]) -> list[float]:
-    """Mixture weights of the sources: a source with share s gets `total * s / (1.0 - S)`, where
-    `total` sums the weights of the unshared sources (in source order) and S all shares (= s for a
-    single one), so it gives a fraction s of the samples; the others keep their weights."""
-    check_shares(sources)
-    total = sum(src.weight for src in sources if src.share is None)
-    shares = sum(src.share for src in sources if src.share is not None)
-    return [src.weight if src.share is None else total * src.share / (1.0 - shares) for src in sources]
 
 
 def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0) -> MixtureDataset:
@@ -292,7 +229,7 @@ def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0) -> 
         if src.max_samples is not None:
             records = records[: src.max_samples]
         part = SupervisedDataset(records, processor, src.image_folder, data_cfg.max_length, data_cfg.on_error,
-                                 name=src.path)
+                                 name=src.path, allow_outside=data_cfg.allow_images_outside_folder)
         part.skip_counts.update(counts)
         parts.append(part)
     mix = MixtureDataset(parts, weights, data_cfg.num_samples, seed)

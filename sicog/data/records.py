@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
 
 from sicog.utils.io import SicogError, iter_jsonl
@@ -52,12 +51,19 @@ def iter_json_objects(path: str | os.PathLike, yield_errors: bool = False) -> It
     path = str(path)
     if not os.path.exists(path):
         raise DataError(f"{path}: data file not found")
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a folder, expected a .json or .jsonl data file")
     if path.endswith(".json"):
+        with open(path, "rb") as fh:
+            raw = fh.read()
         try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+            raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start}, column {col})") from None
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+            raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
         if not isinstance(data, list):
             raise DataError(f"{path}: a .json data file must hold a list of records")
         # For a .json list the "line" is the record's 1-based position in the list.
@@ -120,11 +126,3 @@ def first_user_text(rec: dict) -> str:
         if ROLES[turn["from"]] == "user":
             return turn["value"]
     raise DataError(f"record {rec.get('id')!r} has no human turn")
-
-
-def resolve_image_path(image: str, image_folder: str | os.PathLike | None) -> Path:
-    """An image path relative to the image folder (absolute paths are kept as they are)."""
-    p = Path(image)
-    if p.is_absolute() or image_folder is None:
-        return p
-    return Path(image_folder) / p

@@ -16,8 +16,9 @@ import logging
 import time
 from pathlib import Path
 
+from sicog.pipeline.checks import check_settings, check_work_dir_apart
 from sicog.pipeline.cli import load_pipeline, run_pipeline
-from sicog.pipeline.config import LauncherConfig
+from sicog.pipeline.config import LauncherConfig, expand_env
 from sicog.pipeline.engine import Engine, Step
 from sicog.pipeline.launch import command_action, describe_command
 from sicog.utils.io import SicogError
@@ -76,6 +77,10 @@ def run_demo(preset: str, out: str | Path, seed: int = 0, config: str | None = N
     cfg_path = Path(config) if config else preset_config_path(preset)
     sets = [f"work_dir={out / 'run'}", f"data.world={out / 'world'}", f"seed={seed}", *(overrides or [])]
     cfg = load_pipeline(str(cfg_path), sets)
+    # every setting, and work_dir apart from the world, before the world is written
+    check_settings(cfg, cfg_path.parent)
+    check_work_dir_apart(Path(expand_env(cfg.work_dir, "work_dir")).resolve(),
+                         {"data.world": str(Path(expand_env(cfg.data.world, "data.world") or out / "world").resolve())})
     world_engine = Engine(out / "run", echo=echo)
     world_engine.run([world_step(out, seed, cfg.demo.world_args, cfg.launcher_for("data"))])
     planner, engine = run_pipeline(cfg, echo=echo, write_report=False, config_dir=cfg_path.parent)

@@ -1,18 +1,22 @@
 """`sicog evaluate`: multiple-choice accuracy (and caption scores) of a checkpoint on a benchmark.
 
-Outputs in --out (each file written atomically; summary.json last, so its presence marks a
-finished evaluation):
+Outputs in --out (written under temporary names in --out/.partial/results/ and renamed into
+place at the end; summary.json last, so its presence marks a finished evaluation):
   mcq_predictions.jsonl   one line per item: index, question, options, prediction (raw reply),
                           extracted (letter or null), answer, correct, category (for the first
                           --mcq-scoring; a second one writes mcq_<way>_predictions.jsonl etc.)
   mcq_result.xlsx/.csv    VLMEvalKit-like result table: the TSV's columns (image dropped)
                           + prediction, extracted, hit
   captions_predictions.jsonl  (caption evaluation only) reply, scored text and counts per image
-  summary.json            accuracy, n, unanswered, chance, per-category accuracy; caption figures
+  summary.json            accuracy, n, unanswered, chance, per-category accuracy; caption figures;
+                          `settings`: every setting and input fingerprint that made these results
 
 While it runs, the replies of every finished chunk are kept in --out/.partial/ (see
 sicog.eval.partial): an interrupted evaluation rerun with the same settings continues where it
-stopped, with the results of an uninterrupted run.
+stopped, with the results of an uninterrupted run. A finished --out is kept when its summary
+records the same settings (nothing to do); other settings need --overwrite (sicog.eval.outputs).
+--out is claimed before any work: apart from every input, writable, and locked (`OUT.lock`)
+against a second evaluation writing it at the same time.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ on/off: `captions: 'off'`); flags given on the command line override it. --model
 
 Resumable: finished chunks are kept in OUT/.partial/; rerunning an interrupted evaluation with
 the same settings continues it (with other settings it is refused until that folder is removed).
+Rerunning a finished evaluation with the same settings does nothing; with other settings it is
+refused unless --overwrite. --out must not be, contain or lie inside --model or the benchmark.
 
 examples:
   sicog evaluate --model runs/demo/sicog/final --benchmark world:runs/demo/world --out runs/eval
@@ -118,16 +124,40 @@ def evaluate_checkpoint(cfg: EvaluateConfig, *, predict=None, caption_predict=No
     `predict` / `caption_predict` / `option_scorer` replace the checkpoint's predictors (tests,
     other backends).
     """
+    from sicog.eval.outputs import claim_output
+    from sicog.utils.lock import output_lock
+
+    check_config(cfg)
+    bench = resolve_benchmark(cfg.benchmark)
+    caption_path = Path(cfg.captions_file) if cfg.captions_file else bench.captions
+    out = output_dir(cfg, bench.name)
+    spec = cfg.benchmark
+    bench_input = Path(spec[len("world:"):]) if spec.startswith("world:") else Path(spec)
+    claim_output(out, cfg.model, bench_input, caption_path if cfg.captions != "off" else None)
+    with output_lock(out):
+        return _evaluate(cfg, bench, caption_path, out, predict, caption_predict, option_scorer)
+
+
+def _check_caption_images(cap_items: list, caption_path: Path, allow_outside: bool) -> None:
+    """Every caption image inside the ground truth's folder (symlinks followed), unless allowed."""
+    from sicog.data.images import confine
+
+    if allow_outside:
+        return
+    for it in cap_items:
+        confine(caption_path.parent, it.image, f"{caption_path}:{getattr(it, 'line', '?')}")
+
+
+def _evaluate(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path | None, out: Path,
+              predict, caption_predict, option_scorer) -> dict:
     from sicog.data.formats import CAPTION_PROMPT, COD_PROMPT
     from sicog.eval.captions import evaluate_captions, get_caption_scorer
     from sicog.eval.mcq import McqPrediction, evaluate_mcq, read_mcq_tsv, summarize_mcq, with_shuffled_images
+    from sicog.eval.outputs import Staging, clear_results, finished_summary
     from sicog.eval.partial import PartialRun
     from sicog.eval.results import write_mcq_outputs
 
-    check_config(cfg)
     started = time.time()
-    bench = resolve_benchmark(cfg.benchmark)
-    caption_path = Path(cfg.captions_file) if cfg.captions_file else bench.captions
     if cfg.captions == "on" and caption_path is None:
         raise SicogError("--captions on: the benchmark has no caption ground truth (use world:DIR or --captions-file)")
     do_captions = cfg.captions != "off" and caption_path is not None
@@ -137,11 +167,18 @@ def evaluate_checkpoint(cfg: EvaluateConfig, *, predict=None, caption_predict=No
     items = read_mcq_tsv(bench.tsv, limit=cfg.limit)
     scorer = get_caption_scorer(bench.caption_scorer) if do_captions else None
     cap_items = scorer.read(caption_path, limit=cfg.limit) if do_captions else []
+    _check_caption_images(cap_items, caption_path, cfg.allow_images_outside_folder)
     log.info("%s: %d multiple-choice items%s", bench.tsv, len(items),
              f", {len(cap_items)} caption images" if do_captions else "")
     blind_items = with_shuffled_images(items) if cfg.shuffled_image_control else None   # fails before loading
-    out = output_dir(cfg, bench.name)
-    partial = PartialRun(out, run_settings(cfg, bench, caption_path if do_captions else None))
+    settings = run_settings(cfg, bench, caption_path if do_captions else None)
+    finished = finished_summary(out, settings, cfg.overwrite)
+    if finished is not None:
+        log.info("%s holds a finished evaluation with these settings: nothing to do", out)
+        return finished
+    partial = PartialRun(out, settings)
+    if cfg.overwrite:
+        partial.discard_other()
     partial.check()   # other settings' unfinished replies: refused before a model loads
 
     if predict is None and ("generate" in scorings or do_captions or option_scorer is None):
@@ -158,7 +195,11 @@ def evaluate_checkpoint(cfg: EvaluateConfig, *, predict=None, caption_predict=No
         option_scorer = OptionScorer(predict.model, predict.processor, batch_size=chunk)
 
     partial.start()
+    if cfg.overwrite:
+        clear_results(out)   # the earlier evaluation's files (its summary lists them), nothing else
     (out / "summary.json").unlink(missing_ok=True)   # its presence marks a finished evaluation
+    staging = Staging(out)
+    stage = staging.prepare()
     by_scoring: dict[str, dict] = {}
     files: dict[str, str] = {}
 
@@ -181,7 +222,7 @@ def evaluate_checkpoint(cfg: EvaluateConfig, *, predict=None, caption_predict=No
                                                done=done, on_chunk=keep)
         prefix = "mcq" if not tag else f"mcq_{tag}"   # the headline keeps the VLMEvalKit-like names
         files.update({(key if not tag else f"{key}_{tag}"): p.name
-                      for key, p in write_mcq_outputs(preds, out, prefix=prefix).items()})
+                      for key, p in write_mcq_outputs(preds, stage, prefix=prefix).items()})
         m = summarize_mcq(preds)
         log.info("multiple choice (%s%s): accuracy %.4f (%d/%d, %d unanswered, chance %.4f)", way,
                  ", shuffled images" if tag == "shuffled_images" else "", m["accuracy"], m["correct"], m["n"],
@@ -213,7 +254,7 @@ def evaluate_checkpoint(cfg: EvaluateConfig, *, predict=None, caption_predict=No
             done=[r["prediction"] for r in stored],
             on_chunk=lambda recs: partial.append("captions", [{"key": str(r["id"]), "prediction": r["prediction"]}
                                                               for r in recs]))
-        write_jsonl(out / "captions_predictions.jsonl", records)
+        write_jsonl(stage / "captions_predictions.jsonl", records)
         summary["captions"] = {"file": str(caption_path), "prompt": cfg.caption_prompt,
                                "max_new_tokens": cfg.caption_max_new_tokens, **cap_summary}
         summary["files"]["captions_predictions"] = "captions_predictions.jsonl"
@@ -221,7 +262,9 @@ def evaluate_checkpoint(cfg: EvaluateConfig, *, predict=None, caption_predict=No
                  cap_summary["hallucination_rate"])
     summary["seconds"] = round(time.time() - started, 2)
     summary["sicog_commit"] = git_commit()
-    write_json(out / "summary.json", summary)
+    summary["settings"] = partial.settings
+    staging.publish()
+    write_json(out / "summary.json", summary)   # last: its presence marks a finished evaluation
     partial.finish()
     return summary
 

@@ -72,6 +72,11 @@ class EvaluateConfig:
                                           metavar="N")
     device: str | None = setting(None, "torch device (default: cuda when available, else cpu)")
     dtype: str | None = setting(None, "weights dtype (default: the checkpoint's own)", choices=DTYPES)
+    allow_images_outside_folder: bool = setting(False, "let the caption ground truth name images outside its "
+                                                       "folder (absolute paths, '..', symlinks to elsewhere)")
+    overwrite: bool = setting(False, "replace a finished evaluation of other settings in --out (only the files "
+                                     "its summary.json lists); without it other settings are refused (one of the "
+                                     "same settings is kept either way: nothing to do)")
     progress: bool = setting(True, "no progress bars", invert="--no-progress")
 
     def validate(self) -> None:

@@ -141,31 +141,42 @@ def read_mcq_tsv(path: str | Path, limit: int | None = None) -> list[McqItem]:
     if not path.is_file():
         raise SicogError(f"{path}: benchmark file not found")
     csv.field_size_limit(sys.maxsize)  # base64 images are far longer than csv's 128 KiB default
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t")
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise SicogError(f"{path}: empty file (expected a header row)") from None
-        header = [h.strip() for h in header]
-        # VLMEvalKit matches non-letter columns case-insensitively
-        canonical = [h if h in string.ascii_uppercase else h.lower() for h in header]
-        for col in REQUIRED_COLUMNS:
-            if col not in canonical:
-                raise SicogError(f"{path}: missing column {col!r} (columns: {', '.join(header)})")
-        letters = [c for c in string.ascii_uppercase if c in canonical]
-        raw_rows: list[tuple[int, dict[str, str]]] = []
-        start = reader.line_num + 1
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                start = reader.line_num + 1
-                continue
-            if len(cells) != len(canonical):
-                raise SicogError(
-                    f"{path}: line {start}: {len(cells)} cells, the header has {len(canonical)}"
-                )
-            raw_rows.append((start, dict(zip(canonical, cells))))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line, col = raw.count(b"\n", 0, e.start) + 1, e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SicogError(f"{path}:{line}:{col}: not UTF-8 text ({e.reason} at byte {e.start}); a benchmark TSV "
+                         "is UTF-8") from None
+    del raw
+    try:
+        with io.StringIO(text, newline="") as fh:
+            reader = csv.reader(fh, delimiter="\t")
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise SicogError(f"{path}: empty file (expected a header row)") from None
+            header = [h.strip() for h in header]
+            # VLMEvalKit matches non-letter columns case-insensitively
+            canonical = [h if h in string.ascii_uppercase else h.lower() for h in header]
+            for col in REQUIRED_COLUMNS:
+                if col not in canonical:
+                    raise SicogError(f"{path}: missing column {col!r} (columns: {', '.join(header)})")
+            letters = [c for c in string.ascii_uppercase if c in canonical]
+            raw_rows: list[tuple[int, dict[str, str]]] = []
             start = reader.line_num + 1
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    start = reader.line_num + 1
+                    continue
+                if len(cells) != len(canonical):
+                    raise SicogError(
+                        f"{path}: line {start}: {len(cells)} cells, the header has {len(canonical)}"
+                    )
+                raw_rows.append((start, dict(zip(canonical, cells))))
+                start = reader.line_num + 1
+    except csv.Error as e:  # e.g. a NUL byte, an unterminated quote
+        raise SicogError(f"{path}:{reader.line_num}: malformed TSV ({e})") from None
     if not raw_rows:
         raise SicogError(f"{path}: no rows")
 

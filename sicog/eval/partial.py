@@ -32,14 +32,17 @@ SETTINGS = "settings.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
-def model_fingerprint(model: str | os.PathLike) -> dict:
-    """Fingerprints of a checkpoint folder's config.json and weight files; a name that is no
-    folder (a served model, a test's stand-in) is recorded as given."""
+def model_fingerprint(model: str | os.PathLike, quick: bool = False) -> dict:
+    """Fingerprints of a checkpoint folder's config.json and weight files (sha256; `quick`: size
+    and modification time, for runs that should not read 15 GB of weights to compare settings);
+    a name that is no folder (a served model, a test's stand-in) is recorded as given."""
     folder = Path(model)
     if not folder.is_dir():
         return {"name": str(model)}
     files = sorted(f for f in folder.iterdir()
                    if f.is_file() and (f.name == "config.json" or f.suffix in WEIGHT_SUFFIXES))
+    if quick:
+        return {f.name: f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files}
     return {f.name: file_fingerprint(f) for f in files}
 
 
@@ -74,6 +77,14 @@ class PartialRun:
         diff = sorted(k for k in set(old) | set(self.settings) if old.get(k) != self.settings.get(k))
         raise SicogError(f"{self.dir} holds an unfinished evaluation with other settings ({', '.join(diff)}); "
                          f"rerun with the earlier settings to continue it, or remove {self.dir} to start over")
+
+    def discard_other(self) -> None:
+        """--overwrite: remove the folder when it holds replies of other settings (or is unreadable)."""
+        try:
+            self.check()
+        except SicogError:
+            log.info("--overwrite: removing %s (replies of other settings)", self.dir)
+            self.finish()
 
     def start(self) -> None:
         """Record the settings (after `check`); stored replies of other settings would have failed it."""

@@ -11,7 +11,39 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+from sicog.utils.io import SicogError
+
 log = logging.getLogger(__name__)
+
+
+def check_weight_files(model_path: str | Path, flag: str = "--model") -> None:
+    """Every `*.safetensors` of a checkpoint folder has a readable header (a truncated or garbled
+    file fails here, naming it, before any work); a path that is no folder is left to the loader."""
+    folder = Path(model_path)
+    if not folder.is_dir():
+        return
+    from safetensors import safe_open
+
+    for f in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                fh.keys()
+        except Exception as e:  # SafetensorError, OSError: the file is not a whole safetensors file
+            raise SicogError(f"{flag} {folder}: corrupt weights file {f} ({type(e).__name__}: {e}); "
+                             "expected a complete safetensors file (copy or save the checkpoint again)") from None
+
+
+def load_model(model_path: str | Path, flag: str = "--model", **kwargs):
+    """`load_checkpoint(model_path, **kwargs)` whose failures are SicogErrors naming the folder."""
+    from sicog.model.checkpoint import load_checkpoint
+
+    check_weight_files(model_path, flag)
+    try:
+        return load_checkpoint(model_path, **kwargs)
+    except SicogError:
+        raise
+    except Exception as e:  # a broken checkpoint surfaces as many types (OSError, ValueError, KeyError ...)
+        raise SicogError(f"{flag} {model_path}: cannot load the checkpoint ({type(e).__name__}: {e})") from None
 
 
 class CheckpointPredictor:
@@ -46,12 +78,11 @@ def checkpoint_predictor(model_path: str | Path, *, batch_size: int = 32, max_ne
     """
     import torch
 
-    from sicog.model.checkpoint import load_checkpoint
     from sicog.utils.dist import pick_device
 
     device = pick_device(device or "auto")
     torch_dtype = getattr(torch, dtype) if dtype else None
-    model, processor = load_checkpoint(model_path, dtype=torch_dtype, device=device)
+    model, processor = load_model(model_path, dtype=torch_dtype, device=device)
     model.eval()
     log.info("loaded %s on %s", model_path, device)
     return CheckpointPredictor(model, processor, batch_size=batch_size, max_new_tokens=max_new_tokens)

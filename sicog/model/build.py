@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from sicog.config import ModelConfig
-from sicog.model.checkpoint import load_checkpoint, load_projector
+from sicog.model.checkpoint import load_checkpoint, load_projector, safetensors_problem
 from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,9 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
         path = getattr(cfg, key)
         if not Path(path, "config.json").is_file():
             raise SicogError(f"model.{key}: {path} is not a model folder (no config.json)")
+        for f in sorted(Path(path).glob("*.safetensors")):  # a cut-short copy fails here, named
+            if problem := safetensors_problem(f):
+                raise SicogError(f"model.{key}: {path}: {problem}")
     attn = resolve_attn_implementation(cfg.attn_implementation)
     load_kw = {"dtype": dtype if dtype is not None else torch.float32, "attn_implementation": attn}
     verbosity = hf_logging.get_verbosity()
@@ -239,7 +242,12 @@ def build_from_checkpoint(cfg: ModelConfig, seed: int = 0, dtype=None):
     if not Path(path, "config.json").is_file():
         raise SicogError(f"model.checkpoint: {path} is not a checkpoint folder (no config.json)")
     attn = resolve_attn_implementation(cfg.attn_implementation)
-    return load_checkpoint(path, dtype=dtype, attn_implementation=attn)
+    try:  # refuses a folder with missing or unreadable weights (checkpoint_problems) up front
+        return load_checkpoint(path, dtype=dtype, attn_implementation=attn)
+    except SicogError as e:
+        raise SicogError(f"model.checkpoint: {e}") from None
+    except (OSError, ValueError, RuntimeError) as e:  # weights that do not fit the config.json
+        raise SicogError(f"model.checkpoint: {path}: cannot load the model: {type(e).__name__}: {e}") from None
 
 
 _SOURCES = {"checkpoint": build_from_checkpoint, "preset": build_tiny, "parts": build_from_parts}

@@ -74,18 +74,34 @@ _WEIGHT_FILES = (("model.safetensors", "model.safetensors.index.json"),
                  ("pytorch_model.bin", "pytorch_model.bin.index.json"))
 
 
+def safetensors_problem(path) -> str | None:
+    """None when `path` is a readable safetensors file: its header parses and its data covers
+    every tensor the header lists (a truncated or overwritten file fails). Reads the header only."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt"):
+            return None
+    except Exception as e:  # noqa: BLE001 - SafetensorError (bad header, short file) or OSError
+        return f"{Path(path).name} is not a readable safetensors file ({e})"
+
+
 def _weights_problem(path: Path) -> str | None:
-    """None when the model weights are whole: the single file, or every shard its index names."""
+    """None when the model weights are whole: the single file, or every shard its index names
+    (safetensors files also have a readable header covering their data)."""
     for single, index in _WEIGHT_FILES:
         if (path / single).is_file():
-            return None
+            return safetensors_problem(path / single) if single.endswith(".safetensors") else None
         if (path / index).is_file():
             try:
                 shards = set(json.loads((path / index).read_text(encoding="utf-8"))["weight_map"].values())
             except (OSError, ValueError, KeyError, AttributeError):
                 return f"{index} is unreadable"
             missing = sorted(f for f in shards if not (path / f).is_file())
-            return f"weight shard(s) {', '.join(missing)} missing" if missing else None
+            if missing:
+                return f"weight shard(s) {', '.join(missing)} missing"
+            bad = [p for f in sorted(shards) if f.endswith(".safetensors") and (p := safetensors_problem(path / f))]
+            return "; ".join(bad) if bad else None
     return "no model weights (model.safetensors or a sharded index)"
 
 

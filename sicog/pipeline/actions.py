@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -25,10 +26,12 @@ from sicog.config import (
     merge_mapping,
     save_config,
 )
-from sicog.config_flags import check_config
+from sicog.config_flags import check_config, flag_names
 from sicog.pipeline.config import LauncherConfig, PipelineConfig, StageSpec
 from sicog.pipeline.engine import Step, StepFailed
 from sicog.pipeline.launch import run_command
+from sicog.utils.io import SicogError
+from sicog.utils.secrets import mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +71,24 @@ def train_config(spec: StageSpec, *, stage: str, model: dict, sources: list[dict
 
 
 def validate_train_dict(raw: dict, where: str) -> TrainConfig:
-    """Load a mapping as a TrainConfig (errors name the pipeline key the stage came from)."""
+    """Load a mapping as a TrainConfig, with its choices and ranges (errors name the pipeline key the
+    stage came from): a dry run rejects what `sicog train` would reject."""
     try:
         return config_from_mapping(TrainConfig, raw, where)
     except ConfigError as e:
         raise StepFailed(str(e)) from None
+
+
+def check_command_config(cfg, where: str) -> None:
+    """`check_config` of a sample / curate / evaluate config; errors name the pipeline key (and flag)."""
+    try:
+        check_config(cfg)
+    except SicogError as e:
+        message = str(e)
+        names = {flag: f.name for f in dataclasses.fields(cfg) for flag in flag_names(f)}
+        flag = next((m for m in re.findall(r"--[a-z0-9-]+", message) if m in names), None)
+        key = f"{where}.{names[flag]}" if flag else where
+        raise ConfigError(f"key {key}: {message}") from None
 
 
 def train_action(train: dict, launcher: LauncherConfig, source_weights=None):
@@ -87,7 +103,7 @@ def train_action(train: dict, launcher: LauncherConfig, source_weights=None):
         if source_weights is not None:
             resolved["data"]["sources"] = source_weights(resolved["data"]["sources"])
         cfg_path = Path(step.work_dir) / "train.yaml"
-        cfg_path.write_text(yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8")
+        cfg_path.write_text(yaml.safe_dump(mask_secrets(resolved), sort_keys=False), encoding="utf-8")
         run_command(step, ["train", str(cfg_path)], launcher)
         counts: dict = {}
         meta = Path(step.work_dir, "final", "sicog_meta.json")
@@ -105,10 +121,11 @@ def train_action(train: dict, launcher: LauncherConfig, source_weights=None):
     return action
 
 
-def config_command_action(command: str, cfg, launcher: LauncherConfig, counts_fn=None):
+def config_command_action(command: str, cfg, launcher: LauncherConfig, counts_fn=None, where: str | None = None):
     """Action of a sample / curate / evaluate step: write `<step folder>/<command>.yaml` (the typed
-    config of that command, checked), run `sicog <command> <that file>`, return `counts_fn(step)`."""
-    check_config(cfg)
+    config of that command, checked now, at plan time; errors name the pipeline key `where`), run
+    `sicog <command> <that file>`, return `counts_fn(step)`."""
+    check_command_config(cfg, where or command)
 
     def action(step: Step, engine) -> dict:
         path = Path(step.work_dir) / f"{command}.yaml"

@@ -37,8 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a pipeline config value by dotted key, e.g. rounds=2 or "
                    "stages.sft.set.training.max_steps=50 (repeatable; parsed as YAML, type-checked)")
     p.add_argument("--dry-run", action="store_true",
-                   help="validate the config and print the plan (each step, its command, outputs and "
-                   "whether it would run, resume or be skipped) without running anything")
+                   help="validate the config (every step's full config, every input path, work_dir apart "
+                   "from the inputs) and print the plan (each step, its command, outputs and whether it "
+                   "would run, resume or be skipped) without running or writing anything")
     p.add_argument("--no-report", action="store_true", help="do not write report.json/report.md/plots")
 
 
@@ -55,6 +56,8 @@ def run_pipeline(cfg: PipelineConfig, dry_run: bool = False, echo=print, write_r
     if dry_run:
         echo(f"pipeline {cfg.name}: {len(planner.steps)} steps in {planner.work}")
         engine.run(planner.steps, dry_run=True)
+        echo("dry run: every step's config is valid, every input exists or is written by an earlier step, "
+             "work_dir is apart from the inputs; nothing was run or written")
         return planner, engine
     planner.work.mkdir(parents=True, exist_ok=True)
     save_config(cfg, planner.work / "pipeline.yaml")

@@ -18,6 +18,7 @@ from sicog.config import ConfigError
 from sicog.eval.config import EvaluateConfig
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.sampling.config import SampleConfig
+from sicog.utils.secrets import is_secret_key, register_secret
 
 ARMS = ("base", "sicog", "uncurated", "oracle")
 
@@ -190,7 +191,7 @@ class PipelineConfig:
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(value: str | None, where: str) -> str | None:
+def expand_env(value: str | None, where: str, what: str = "PATH") -> str | None:
     """`${VAR}` / `${VAR:-default}` from the environment; an unset VAR without default is an error.
 
     An empty result is None (so `base: ${BASE_MODEL:-}` means "not given").
@@ -204,9 +205,25 @@ def expand_env(value: str | None, where: str) -> str | None:
             return os.environ[name]
         if default is not None:
             return default
-        raise ConfigError(f"{where}: environment variable {name} is not set (set it, or --set {where}=PATH)")
+        raise ConfigError(f"{where}: environment variable {name} is not set (set it, or --set {where}={what})")
 
     return _ENV_RE.sub(sub, value) or None
+
+
+def launcher_env(launcher: LauncherConfig, where: str = "launcher.env") -> dict[str, str]:
+    """The launcher's `env` with `${VAR}` / `${VAR:-default}` expanded, for the command's environment only.
+
+    The expanded values are never stored: saved configs and manifests keep the `${VAR}` text. The
+    values of secret-looking names (sicog.utils.secrets) are registered, so that this process's logs
+    and error messages redact them too.
+    """
+    out = {}
+    for name, raw in launcher.env.items():
+        value = expand_env(raw, f"{where}.{name}", what="VALUE") or ""
+        if is_secret_key(name):
+            register_secret(value)
+        out[name] = value
+    return out
 
 
 def validate(cfg: PipelineConfig) -> None:
@@ -229,6 +246,9 @@ def validate(cfg: PipelineConfig) -> None:
             if getattr(spec, key) != getattr(type(spec), key, None) and getattr(spec, key) is not None:
                 raise ConfigError(f"key {where}.{key}: the pipeline sets it for every step; remove it")
     for task in ("captions", "reasoning"):
+        mi = getattr(cfg.sampling, task).max_items
+        if mi is not None and mi < 1:
+            raise ConfigError(f"key sampling.{task}.max_items: must be >= 1 (or null: every item), got {mi}")
         kf = getattr(cfg.curation, task).keep_fraction
         if kf is not None and not 0.0 < kf <= 1.0:
             raise ConfigError(f"key curation.{task}.keep_fraction: must be in (0, 1], got {kf}")
@@ -238,10 +258,18 @@ def validate(cfg: PipelineConfig) -> None:
     if cfg.mixture.on_empty not in ("error", "text_only"):
         raise ConfigError(f"key mixture.on_empty: error or text_only, got {cfg.mixture.on_empty!r}")
     for name, lc in [("launcher", cfg.launcher), *((f"launchers.{k}", v) for k, v in cfg.launchers.items())]:
-        if lc.nproc_per_node < 1 or lc.nnodes < 1:
-            raise ConfigError(f"key {name}: nproc_per_node and nnodes must be >= 1")
+        for key in ("nproc_per_node", "nnodes"):
+            if getattr(lc, key) < 1:
+                raise ConfigError(f"key {name}.{key}: must be >= 1, got {getattr(lc, key)}")
         if lc.in_process and (lc.nproc_per_node > 1 or lc.nnodes > 1):
             raise ConfigError(f"key {name}.in_process: only with one process")
+        if not 0 <= lc.node_rank < lc.nnodes:
+            raise ConfigError(f"key {name}.node_rank: must be in [0, nnodes={lc.nnodes}), got {lc.node_rank}")
+        if not 0 < lc.master_port < 65536:
+            raise ConfigError(f"key {name}.master_port: must be a port in 1..65535, got {lc.master_port}")
+        if lc.threads is not None and lc.threads < 1:
+            raise ConfigError(f"key {name}.threads: must be >= 1 (or null: torch's default), got {lc.threads}")
+        launcher_env(lc, f"{name}.env")  # an unset ${VAR} fails here, at plan time, naming the key
     kinds = {"train", "sample", "curate", "evaluate", "standins", "data"}
     bad_kinds = set(cfg.launchers) - kinds
     if bad_kinds:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sicog.utils.io import SicogError, file_fingerprint, git_commit, write_json
+from sicog.utils.secrets import mask_secrets, redact
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,9 @@ class FingerprintCache:
 
 
 def params_digest(params: dict) -> str:
-    text = json.dumps(params, sort_keys=True, default=str)
+    """Digest of a step's params as its manifest stores them (secret values masked: a new API key
+    is not a new result)."""
+    text = json.dumps(mask_secrets(params), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -229,12 +232,12 @@ class Engine:
             "arm": step.arm,
             "status": "pending",
             "attempts": attempts,
-            "params": step.params,
+            "params": mask_secrets(step.params),  # a manifest never holds a secret value
             "params_digest": params_digest(step.params),
             "inputs": inputs,
             "git_commit": git_commit(),
             "started_at": _now(),
-            "command": step.describe,
+            "command": redact(step.describe),
             "work_dir": step.work_dir,
         }
         write_json(self.manifest_path(step), manifest)

@@ -3,7 +3,9 @@
 A step runs the project's own CLI command either as `python -m sicog …`, under
 `torchrun --nproc_per_node K -m sicog …` (launcher.nproc_per_node > 1 or nnodes > 1), or inside
 this process (launcher.in_process, one process only: saves torch's start-up time on small runs).
-Its output goes to `<step folder>/log.txt`.
+Its output goes to `<step folder>/log.txt`, with every known secret value redacted
+(sicog.utils.secrets). `launcher.env` values are `${VAR}`-expanded here, for the command's
+environment only; the configs and manifests that are saved keep the `${VAR}` text.
 
 The bash stage scripts launch through this module too (`python -m sicog.pipeline.launch ARGS`,
 reading NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT), so the pipeline and the
@@ -19,10 +21,12 @@ import runpy
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-from sicog.pipeline.config import LauncherConfig
+from sicog.pipeline.config import LauncherConfig, launcher_env
 from sicog.pipeline.engine import Step, StepFailed
+from sicog.utils.secrets import RedactingFilter, redact
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +60,19 @@ def run_command(step: Step, sub_argv: list[str], launcher: LauncherConfig) -> No
     if launcher.in_process:
         _run_in_process(step, sub_argv, launcher, log_path)
         return
-    env = {**os.environ, **launcher.env}
+    env = {**os.environ, **launcher_env(launcher)}
     env.setdefault("PYTHONUNBUFFERED", "1")
     if launcher.threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(launcher.threads)
     with open(log_path, "a", encoding="utf-8") as fh:
         fh.write(f"$ {describe_command(launcher, sub_argv)}\n")
         fh.flush()
-        proc = subprocess.Popen(command_argv(launcher, sub_argv), stdout=fh, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(command_argv(launcher, sub_argv), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env)
+        # the output passes through here so that no secret value reaches the log, not even in a
+        # traceback or a library's print
+        copier = threading.Thread(target=_copy_redacted, args=(proc.stdout, fh), daemon=True)
+        copier.start()
         try:
             rc = proc.wait()
         except BaseException:
@@ -74,8 +83,36 @@ def run_command(step: Step, sub_argv: list[str], launcher: LauncherConfig) -> No
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
+        finally:
+            copier.join(timeout=30)
     if rc != 0:
         raise StepFailed(f"step {step.name} failed (exit {rc}); see {log_path}:\n{_tail(log_path)}")
+
+
+def _copy_redacted(pipe, fh) -> None:
+    """Copy a child's output to the log, line by line, with secret values redacted."""
+    try:
+        for raw in iter(pipe.readline, b""):
+            fh.write(redact(raw.decode("utf-8", errors="replace")))
+            fh.flush()
+    except (OSError, ValueError):  # the log was closed after a timed-out interrupt
+        pass
+    finally:
+        pipe.close()
+
+
+class _RedactingWriter:
+    """A text stream that writes to `fh` with secret values redacted (in-process stdout / stderr)."""
+
+    def __init__(self, fh):
+        self._fh = fh
+
+    def write(self, text: str) -> int:
+        self._fh.write(redact(text))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
 
 
 @contextlib.contextmanager
@@ -87,10 +124,12 @@ def captured_output(log_path: Path, header: str = ""):
     with open(log_path, "a", encoding="utf-8") as fh:
         handler = logging.StreamHandler(fh)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler.addFilter(RedactingFilter())
         root.handlers = [handler]
         root.setLevel(logging.INFO)
+        out = _RedactingWriter(fh)
         try:
-            with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
                 if header:
                     fh.write(header + "\n")
                     fh.flush()
@@ -102,8 +141,9 @@ def captured_output(log_path: Path, header: str = ""):
 
 def _run_in_process(step: Step, sub_argv: list[str], launcher: LauncherConfig, log_path: Path) -> None:
     """`sicog <sub_argv>` in this process, its stdout/stderr/logging going to the step's log."""
-    saved_env = {k: os.environ.get(k) for k in launcher.env}
-    os.environ.update(launcher.env)
+    env = launcher_env(launcher)
+    saved_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         with captured_output(log_path, f"$ sicog {' '.join(sub_argv)}   (in process)"), \
                 torch_threads(launcher.threads):

@@ -32,7 +32,8 @@ from sicog.pipeline.actions import (
     train_action,
     train_config,
 )
-from sicog.pipeline.config import PipelineConfig, PipelineData, expand_env, validate
+from sicog.pipeline.checks import check_settings, check_step_inputs, check_work_dir_apart, missing_input
+from sicog.pipeline.config import PipelineConfig, PipelineData, expand_env
 from sicog.pipeline.engine import Step
 from sicog.pipeline.hooks import standin_builder
 from sicog.pipeline.launch import describe_command
@@ -79,11 +80,15 @@ class Planner:
     """Builds the ordered list of steps for a PipelineConfig."""
 
     def __init__(self, cfg: PipelineConfig, config_dir: str | Path | None = None):
-        validate(cfg)
+        check_settings(cfg, config_dir)  # every setting first: no data needed
         self.cfg = cfg
         self.config_dir = Path(config_dir).resolve() if config_dir else Path.cwd()
         self.work = Path(expand_env(cfg.work_dir, "work_dir")).resolve()
         self.data = resolve_data(cfg)
+        self.models = {k: _abs(expand_env(getattr(cfg.models, k), f"models.{k}"))
+                       for k in ("vision_tower", "language_model", "base")}
+        check_work_dir_apart(self.work, {**{f"data.{k}": v for k, v in config_to_dict(self.data).items()},
+                                         **{f"models.{k}": v for k, v in self.models.items()}}, self.benchmark())
         self.steps: list[Step] = []
         self.arm_checkpoints: dict[tuple[int, str], str] = {}  # (round, arm) -> final checkpoint
         self.evaluations: dict[tuple[int, str], str] = {}  # (round, arm) -> evaluation folder
@@ -101,7 +106,21 @@ class Planner:
         value = getattr(self.data, key)
         if not value:
             raise SicogError(f"data.{key} is required ({why}); set it, or data.world to a `sicog world` folder")
+        self.check_input(f"data.{key}", value)
         return value
+
+    def check_input(self, key: str, path: str) -> None:
+        """`path` (the value of config key `key`) exists, or an earlier step writes it."""
+        if missing_input(path, self.steps):
+            from_world = key.startswith("data.") and getattr(self.cfg.data, key[5:]) is None and self.data.world
+            raise SicogError(f"{key}: {path} not found" + (f" (listed in {self.data.world}/manifest.json)"
+                                                            if from_world else ""))
+
+    def benchmark(self) -> tuple[str, str | None]:
+        """(the key that gave it, the benchmark): evaluation.benchmark, else data.benchmark."""
+        if self.cfg.evaluation.benchmark:
+            return "evaluation.benchmark", self.cfg.evaluation.benchmark
+        return "data.benchmark", self.data.benchmark
 
     def folder(self, name: str) -> str:
         return str(self.work / name)
@@ -134,8 +153,10 @@ class Planner:
     # ------------------------------------------------------------------ the graph
     def build(self) -> list[Step]:
         cfg, data = self.cfg, self.data
-        vision_tower = _abs(expand_env(cfg.models.vision_tower, "models.vision_tower"))
-        language_model = _abs(expand_env(cfg.models.language_model, "models.language_model"))
+        vision_tower, language_model = self.models["vision_tower"], self.models["language_model"]
+        for key, path in [*((f"models.{k}", v) for k, v in self.models.items()), ("data.image_folder", data.image_folder)]:
+            if path:
+                self.check_input(key, path)
         if vision_tower is None or language_model is None:
             if not data.world:
                 raise SicogError("models.vision_tower and models.language_model are required "
@@ -153,7 +174,7 @@ class Planner:
         instructions = [{"path": self.need(key, "stage 2 (mixture.sft_data)"), "image_folder": image_folder}
                         for key in cfg.mixture.sft_data]
 
-        base = _abs(expand_env(cfg.models.base, "models.base"))
+        base = self.models["base"]
         if base is None:
             base = self.train_step("sft_base", "sft", "stage2_sft", fresh, instructions,
                                    arm="base").outputs["checkpoint"]
@@ -246,7 +267,8 @@ class Planner:
         config_path = f"{self.folder(name)}/{command}.yaml"
         return self.add(Step(name=name, kind=command, inputs=inputs, outputs=outputs,
                              params={command: config_to_dict(cfg)},
-                             action=config_command_action(command, cfg, launcher, counts_fn),
+                             action=config_command_action(command, cfg, launcher, counts_fn, where={
+                                 "sample": f"sampling.{task}", "curate": f"curation.{task}"}.get(command, "evaluation")),
                              work_dir=self.folder(name), round=round, arm=arm, task=task, role=role or command,
                              describe=describe_command(launcher, [command, config_path])))
 
@@ -298,13 +320,14 @@ class Planner:
     def evaluate_step(self, name: str, model: str, round: int, arm: str) -> None:
         if not self.cfg.evaluation.enabled:
             return
-        bench = self.cfg.evaluation.benchmark or self.data.benchmark
+        bench_key, bench = self.benchmark()
         if not bench:
             raise SicogError("evaluation: no benchmark (set evaluation.benchmark or data.benchmark)")
         out = self.folder(name) + "/result"
         cfg = command_config(EvaluateConfig, self.cfg.evaluation, model=model, benchmark=bench, out=out)
         # a bundle's manifest records its files' fingerprints: it stands for the whole folder
         bench_input = bench[len("world:"):] + "/manifest.json" if bench.startswith("world:") else bench
+        self.check_input(bench_key, bench_input)
         self.config_step(name, "evaluate", cfg, {"model": model, "benchmark": bench_input}, {"result": out},
                          lambda step: data_steps.evaluate_counts(out), round=round, arm=arm)
         self.evaluations[(round, arm)] = out
@@ -317,4 +340,5 @@ def build_plan(cfg: PipelineConfig, config_dir: str | Path | None = None) -> Pla
     """
     planner = Planner(cfg, config_dir)
     planner.build()
+    check_step_inputs(planner.steps)
     return planner

@@ -55,9 +55,12 @@ scoring and never chosen (counted by kind); all extractions failed -> dropped; f
 include-self scale) -> dropped; identical candidates -> score 1.0, chosen index 0, no DPO pair;
 non-ASCII text -> handled normally. All are counted in the report.
 
-Outputs appear atomically. Under `torchrun --nproc_per_node K -m sicog curate ...` rank r takes
+Outputs appear atomically, OUT last, with OUT.summary.json recording the settings and the
+candidates' fingerprint. Under `torchrun --nproc_per_node K -m sicog curate ...` rank r takes
 items i % K == r into OUT.parts/, and rank 0 merges exactly once; a re-run with the same
-settings resumes.
+settings resumes, or does nothing when OUT is finished; other settings are refused unless
+--overwrite. OUT.lock keeps a second run off the same --out while one is writing it. No output
+may be, contain or lie inside --candidates or the encoder's folder.
 
 Encoders (--encoder): minilm (bundled all-MiniLM-L6-v2, offline); nv-embed-v2:PATH (the
 paper's NV-Embed-v2 from a local folder: trust_remote_code, EOS appended, right padding, max

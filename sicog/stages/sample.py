@@ -26,9 +26,13 @@ clean image under the plain id).
 
 Resumable and exactly-once: run under `torchrun --nproc_per_node K -m sicog sample ...` to
 shard records over K ranks; finished records go to OUT.parts/ as they complete, a re-run of the
-same command continues where it stopped, and OUT (plus OUT.summary.json) appears atomically
-when every record is done. Under torchrun spell --n as --num-candidates (torchrun's own parser
-rejects "--n" as an ambiguous abbreviation of its flags).
+same command continues where it stopped, and OUT (plus OUT.summary.json, which records the
+settings and input fingerprints) appears atomically when every record is done. A re-run of a
+finished OUT with the same settings does nothing; with other settings it is refused unless
+--overwrite. OUT.lock keeps a second run off the same --out while one is writing it. --out
+must not be, contain or lie inside --data, --image-folder or --model; image paths must stay
+inside --image-folder unless --allow-images-outside-folder. Under torchrun spell --n as
+--num-candidates (torchrun's own parser rejects "--n" as an ambiguous abbreviation of its flags).
 """
 
 

@@ -57,26 +57,91 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def checkpoint_problem(ckpt: Path, step: int) -> str | None:
+    """Why `ckpt` (checkpoint-`step`) cannot be resumed from, or None when it is whole.
+
+    The Trainer writes trainer_state.json last; a run killed while saving leaves it missing or
+    truncated, or earlier files short. Checked without loading anything big: trainer_state.json
+    parses and names `step`; every safetensors file has a whole header covering its data; every
+    torch file (optimizer, scheduler, RNG state, DeepSpeed state) is a zip archive with its
+    central directory (written last); model weights (or DeepSpeed's global_step folder) exist.
+    """
+    import zipfile
+
+    from sicog.model.checkpoint import safetensors_problem
+
+    try:
+        state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "no trainer_state.json (the save did not finish)"
+    except (OSError, ValueError) as e:
+        return f"trainer_state.json is unreadable ({e})"
+    if not isinstance(state, dict) or state.get("global_step") != step:
+        return f"trainer_state.json does not record global_step {step}"
+    files = [p for p in ckpt.rglob("*") if p.is_file()]
+    weights = [p for p in files if p.parent == ckpt and p.name.endswith((".safetensors", ".bin"))
+               and p.name != "training_args.bin"]
+    if not weights and not any(p.is_dir() for p in ckpt.glob("global_step*")):
+        return "no model weights"
+    for p in files:
+        if p.name.endswith(".safetensors") and (why := safetensors_problem(p)):
+            return why
+        if p.name.endswith((".pt", ".pth", ".bin")) and not zipfile.is_zipfile(p):
+            return f"{p.relative_to(ckpt)} is truncated or not a torch file"
+    if not any(ckpt.glob("global_step*")) and not (ckpt / "optimizer.pt").is_file():
+        return "no optimizer.pt"
+    return None
+
+
 def newest_complete_checkpoint(output_dir: str | Path) -> Path | None:
-    """The highest checkpoint-N that finished saving (trainer_state.json is written last)."""
+    """The highest checkpoint-N that finished saving whole (`checkpoint_problem`); a broken one
+    is skipped with a warning for the one before it (and rewritten when training reaches it)."""
     out = Path(output_dir)
     if not out.is_dir():
         return None
     found = sorted(((int(m.group(1)), d) for d in out.iterdir()
                     if (m := _CKPT_RE.match(d.name)) and d.is_dir()), reverse=True)
-    for _step, d in found:
-        if (d / "trainer_state.json").is_file():
+    for step, d in found:
+        problem = checkpoint_problem(d, step)
+        if problem is None:
             return d
-        log.warning("ignoring incomplete checkpoint %s (no trainer_state.json)", d)
+        log.warning("ignoring incomplete or corrupt checkpoint %s: %s", d, problem)
     return None
 
 
+def _inputs(cfg: TrainConfig) -> dict[str, str | None]:
+    """The model and data paths the stage reads, by config key (for `check_outputs_apart`). A file
+    (projector, data) counts as itself: an output_dir that is its folder contains it."""
+    m = cfg.model
+    found = {"model.checkpoint": m.checkpoint, "model.vision_tower": m.vision_tower,
+             "model.language_model": m.language_model, "model.mm_projector": m.mm_projector}
+    for k, src in enumerate(cfg.data.sources):
+        found[f"data.sources[{k}].path"] = src.path
+        found[f"data.sources[{k}].image_folder"] = src.image_folder
+    return found
+
+
+def _check_writable(out: Path) -> None:
+    """`training.output_dir` can be created and written: checked before anything is built."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SicogError(f"training.output_dir: {out}: {probe} is not a folder, cannot create the output there")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SicogError(f"training.output_dir: {out}: {probe} is not writable")
+
+
 def _validate(cfg: TrainConfig) -> None:
+    from sicog.utils.paths import check_outputs_apart
+
     check_choices(cfg)  # a config built in code skipped the checks of load_config
     if not cfg.data.sources:
         raise SicogError("data.sources: at least one training file is required")
     if cfg.training.lora.enabled and cfg.training.deepspeed and "zero3" in Path(cfg.training.deepspeed).name:
         raise SicogError("training.lora with ZeRO-3 is not supported (the merge needs full weights); use zero2")
+    check_outputs_apart({"training.output_dir": cfg.training.output_dir}, _inputs(cfg))
+    _check_writable(Path(cfg.training.output_dir))
 
 
 def data_provenance(data_cfg: DataConfig) -> dict:
@@ -84,7 +149,7 @@ def data_provenance(data_cfg: DataConfig) -> dict:
     with its mixture weight (a share resolved to its weight), and `data_fingerprint`, one sha256
     over all of them and the epoch size. Paths are listed but not hashed: the same files moved
     elsewhere give the same fingerprint, any changed byte or weight another."""
-    from sicog.data.dataset import source_weights
+    from sicog.data.mixture import source_weights
 
     sources = [{"path": src.path, "sha256": file_fingerprint(src.path), "weight": weight,
                 "max_samples": src.max_samples}
@@ -96,6 +161,7 @@ def data_provenance(data_cfg: DataConfig) -> dict:
 
 def train_stage(cfg: TrainConfig) -> Path:
     """Train one stage and write `output_dir/final`; returns that path."""
+    _validate(cfg)  # settings, output apart from the inputs and writable: before anything is loaded
     from transformers import PrinterCallback
 
     from sicog.data.dataset import DataCollator, build_train_dataset, run_preflight
@@ -108,7 +174,6 @@ def train_stage(cfg: TrainConfig) -> Path:
         load_deepspeed_config,
     )
 
-    _validate(cfg)
     t0 = time.perf_counter()
     tc = cfg.training
     out = Path(tc.output_dir)
@@ -123,10 +188,6 @@ def train_stage(cfg: TrainConfig) -> Path:
         import deepspeed
 
         deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
-
     torch.manual_seed(tc.seed)
     # Build in the training precision: a 7B model in fp32 would need ~30 GB of host memory.
     model, processor = build_model(cfg.model, seed=tc.seed, dtype=torch.bfloat16 if args.bf16 else torch.float32)
@@ -143,6 +204,12 @@ def train_stage(cfg: TrainConfig) -> Path:
     # Fails loudly (never warns) when image tokens != image features, no label is unmasked, or
     # the masked part is not the prompt: a wrong chat template must not train for hours.
     run_preflight(dataset, collator, processor, model, batch_size=tc.per_device_train_batch_size)
+    if rank == 0:  # inputs all read and checked: only now the output folder is made
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, out / "config.yaml")
+        except OSError as e:
+            raise SicogError(f"training.output_dir: cannot write {out}: {e}") from None
 
     def groups(m):
         return param_groups(m, tc.learning_rate, tc.part_learning_rates, tc.weight_decay)

@@ -1,5 +1,13 @@
 """HF Trainer pieces shared by every training stage: arguments, per-part learning rates,
-length-grouped sampling over precomputed lengths, and throughput logging."""
+length-grouped sampling over precomputed lengths, and throughput logging.
+
+Exact resume: the Trainer restores weights, optimizer, scheduler and the RNG states
+(`rng_state.pth`: dropout) and skips the batches already trained in the resumed epoch. That
+yields the uninterrupted run's batches only if the sampler's order is a function of (seed,
+epoch) alone: `EpochLengthGroupedSampler` draws each epoch's order from a generator seeded with
+both, never from state carried over from earlier epochs (transformers' LengthGroupedSampler with
+a generator does, so a run resumed in its second epoch would replay the first epoch's order).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +20,9 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import Sampler
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from sicog.config import TrainingConfig
 from sicog.utils.io import SicogError
@@ -97,6 +106,34 @@ def build_training_arguments(cfg: TrainingConfig, deepspeed_cfg: dict | None) ->
     )
 
 
+class EpochLengthGroupedSampler(Sampler[int]):
+    """transformers' length-grouped order (random megabatches, each sorted by length), drawn for
+    each epoch from a generator seeded with (seed, epoch) only, so any epoch's order can be
+    rebuilt alone. The Trainer calls `set_epoch` before each epoch (through accelerate's data
+    loader, also after `skip_first_batches`); without it, each full pass moves to the next epoch."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        self.batch_size = batch_size
+        self.lengths = list(lengths)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def order(self, epoch: int) -> list[int]:
+        """The indices of one epoch, in training order."""
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
+        return get_length_grouped_indices(self.lengths, self.batch_size, generator=g)
+
+    def __iter__(self):
+        yield from self.order(self.epoch)
+        self.epoch += 1
+
+
 class SicogTrainer(Trainer):
     """Trainer with per-part learning rates, length grouping from known lengths, token counting."""
 
@@ -119,10 +156,9 @@ class SicogTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         if self._group_by_length and self._lengths is not None:
             # Known lengths: never iterate the dataset (that would load every image).
-            g = torch.Generator().manual_seed(self.args.seed)
-            return LengthGroupedSampler(
-                self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                lengths=self._lengths, generator=g)
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            return EpochLengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps, self._lengths, seed)
         return super()._get_train_sampler(train_dataset)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):

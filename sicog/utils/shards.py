@@ -112,6 +112,14 @@ def merge_parts(out: str | os.PathLike, ordered_ids: Sequence[str], key: str = "
     return n
 
 
+def drop_unused_parts(out: str | os.PathLike) -> None:
+    """Remove OUT.parts/ when no part file holds a record (a one-process run that failed before
+    finishing anything leaves nothing behind; finished records are always kept for a re-run)."""
+    d = parts_dir(out)
+    if d.is_dir() and not any(f.stat().st_size for f in d.glob("*.jsonl")):
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def barrier() -> None:
     """Wait for all ranks when torch.distributed is initialised; a no-op otherwise."""
     try:

@@ -109,7 +109,7 @@ def test_evaluate_command_on_tiny_checkpoint(world, tiny_ckpt, tmp_path, capsys)
 def test_bad_benchmark_is_a_clean_cli_error(tmp_path, capsys):
     bad = tmp_path / "bad.tsv"
     bad.write_text("index\tquestion\tA\tB\tanswer\n0\tq?\tx\ty\tA\n")
-    rc = main(["evaluate", "--model", str(tmp_path), "--benchmark", str(bad), "--out", str(tmp_path / "o")])
+    rc = main(["evaluate", "--model", str(tmp_path / "ckpt"), "--benchmark", str(bad), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "missing column 'image'" in capsys.readouterr().err
 

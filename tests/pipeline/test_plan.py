@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from sicog.config import ConfigError
+from sicog.pipeline.actions import mixture_weights
 from sicog.pipeline.cli import load_pipeline
 from sicog.pipeline.config import LauncherConfig, PipelineConfig
 from sicog.pipeline.data_steps import uncurated_records
-from sicog.pipeline.plan import build_plan
-from sicog.pipeline.actions import mixture_weights
 from sicog.pipeline.launch import command_argv
+from sicog.pipeline.plan import build_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = ROOT / "configs" / "pipeline"
@@ -32,6 +33,9 @@ def _fake_world(tmp_path: Path) -> Path:
     manifest = {k: f"{k}.jsonl" for k in keys} | {"benchmark": "benchmark.tsv", "seed": 0,
                                                   "scene_config": {"image_size": 64}}
     (world / "manifest.json").write_text(json.dumps(manifest))
+    for name in manifest.values():
+        if isinstance(name, str):
+            (world / name).write_text("")  # a plan checks that every input exists
     return world
 
 
@@ -93,7 +97,24 @@ def test_config_errors_name_the_key(tmp_path):
         build_plan(bad, PIPELINES)
 
 
-def test_real_scale_config_validates_and_dry_run_prints_the_plan(tmp_path):
+def _real_scale_inputs(root: Path) -> Path:
+    """The models and data files qwen2_7b.yaml names by default (relative to the working folder), empty."""
+    for folder in ("models/clip-vit-large-patch14-336", "models/Qwen2-7B-Instruct", "data/images"):
+        (root / folder).mkdir(parents=True)
+    for name in ("data/llava_pretrain/blip_laion_cc_sbu_558k.json", "data/sicog/cod_captions_35k.jsonl",
+                 "data/sicog/structured_cot_35k.jsonl", "data/llava_v1_5_mix665k.json",
+                 "data/sicog/unlabeled_images_118k.jsonl", "data/sicog/unlabeled_questions_164k.jsonl",
+                 "data/text_only/text.jsonl", "data/eval/MMStar.tsv"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("")
+    return root
+
+
+def test_real_scale_config_validates_and_dry_run_prints_the_plan(tmp_path, monkeypatch):
+    inputs = _real_scale_inputs(tmp_path / "inputs")
+    tmp_path = tmp_path / "work"
+    tmp_path.mkdir()
+    monkeypatch.chdir(inputs)
     cfg = load_pipeline(str(PIPELINES / "qwen2_7b.yaml"), [f"work_dir={tmp_path}"])
     planner = build_plan(cfg, PIPELINES)
     steps = {s.name: s for s in planner.steps}
@@ -108,7 +129,8 @@ def test_real_scale_config_validates_and_dry_run_prints_the_plan(tmp_path):
     assert steps["evaluate_base"].params["evaluate"]["batch_size"] == 8
     assert "torchrun --nproc_per_node=8" in steps["r1/pretrain_sicog"].describe
     out = subprocess.run([sys.executable, "-m", "sicog", "run", str(PIPELINES / "qwen2_7b.yaml"), "--dry-run",
-                          "--set", f"work_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+                          "--set", f"work_dir={tmp_path}"], capture_output=True, text=True, timeout=120,
+                         cwd=inputs, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     assert "r1/pretrain_sicog" in out.stdout and "torchrun" in out.stdout
     assert not any(tmp_path.iterdir()), "a dry run writes nothing"
@@ -184,8 +206,8 @@ def test_keep_fraction_selects_the_most_consistent_items(tmp_path):
 
 
 def test_standin_cell_targets_follow_the_scene_graph():
-    from sicog.demo.world.scenes import SceneConfig, scene_for
     from sicog.demo.standins import _head_sizes, cell_targets
+    from sicog.demo.world.scenes import SceneConfig, scene_for
 
     cfg = SceneConfig()
     scene = scene_for(5, "t", 0, cfg, "t0")
@@ -199,3 +221,24 @@ def test_standin_cell_targets_follow_the_scene_graph():
         else:
             assert (colour, shape) == (0, 0)
     assert all(0 <= t < n for t, n in zip(targets, _head_sizes(cfg)))
+
+
+def test_plan_checks_inputs_and_keeps_work_dir_apart(tmp_path):
+    from sicog.pipeline.checks import check_step_inputs
+    from sicog.pipeline.engine import Step
+    from sicog.utils.io import SicogError
+
+    world = _fake_world(tmp_path)
+    # a run may live under the image root, never inside the world itself
+    cfg = load_pipeline(str(PRESETS / "smoke.yaml"), [f"data.world={world}", f"data.image_folder={tmp_path}",
+                                                      f"work_dir={tmp_path / 'runs' / 'x'}"])
+    assert build_plan(cfg, PRESETS).steps
+    cfg = load_pipeline(str(PRESETS / "smoke.yaml"), [f"data.world={world}", f"work_dir={world / 'run'}"])
+    with pytest.raises(SicogError, match=r"work_dir \(.*\) is inside data\.world"):
+        build_plan(cfg, PRESETS)
+    # an input nobody writes fails the plan, one written by an earlier step does not
+    steps = [Step("a", "data", {}, {"out": str(tmp_path / "made")}, {}, lambda s, e: {}, str(tmp_path / "a")),
+             Step("b", "data", {"x": str(tmp_path / "made" / "f.jsonl")}, {}, {}, lambda s, e: {}, str(tmp_path / "b"))]
+    check_step_inputs(steps)
+    with pytest.raises(SicogError, match=r"step b: input x .*f\.jsonl does not exist"):
+        check_step_inputs(steps[1:])

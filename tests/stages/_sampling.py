@@ -20,7 +20,10 @@ QUESTION = "<image>\nWhat colour is the circle? Answer the question using a sing
 
 def write_records(root: Path, n: int, sizes: list[tuple[int, int]] | None = None,
                   answers: bool = False, name: str = "data.jsonl") -> Path:
-    """n image records (noise images of the given (w, h) sizes, cycling) with a question each."""
+    """n image records (noise images of the given (w, h) sizes, cycling) with a question each, in
+    root/inputs/ (data file + img/): the image folder is `data.parent`, and outputs go beside it
+    (an output inside an input folder is refused)."""
+    root = root / "inputs"
     (root / "img").mkdir(parents=True, exist_ok=True)
     sizes = sizes or [(40, 30)]
     lines = []

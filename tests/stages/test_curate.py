@@ -119,7 +119,8 @@ def test_config_yaml_is_the_command_and_flags_override_it(tmp_path):
     assert {r["id"] for r in read_jsonl(cfg.out)} == {"consensus", "identical", "unicode"}
     stats = json.loads((tmp_path / "report" / "stats.json").read_text())
     assert stats["config"] == asdict(cfg) and stats["threshold"] == 0.5
-    assert main(["curate", str(tmp_path / "curate.yaml"), "--threshold", "0.99"]) == 0
+    assert main(["curate", str(tmp_path / "curate.yaml"), "--threshold", "0.99"]) == 2  # other settings: refused
+    assert main(["curate", str(tmp_path / "curate.yaml"), "--threshold", "0.99", "--overwrite"]) == 0
     assert {r["id"] for r in read_jsonl(cfg.out)} == {"identical"}  # only 1.0 scores pass 0.99
     assert json.loads((tmp_path / "report" / "stats.json").read_text())["config"]["threshold"] == 0.99
 
@@ -127,7 +128,9 @@ def test_config_yaml_is_the_command_and_flags_override_it(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--out", "o.jsonl", "--task", "caption"], "--candidates is required (or `candidates:` in CONFIG.yaml)"),
     (["--candidates", "c.jsonl", "--out", "o.jsonl"], "--task is required (or `task:` in CONFIG.yaml)"),
-    (["--candidates", "c.jsonl", "--out", "c.jsonl", "--task", "caption"], "must be different files"),
+    (["--candidates", "c.jsonl", "--out", "c.jsonl", "--task", "caption"], ") is --candidates ("),
+    (["--candidates", "c.jsonl", "--out", "o.jsonl", "--pairs-out", "o.jsonl", "--task", "caption"],
+     "--out and --pairs-out must be different files, both are o.jsonl"),
     (["--candidates", "c.jsonl", "--out", "o.jsonl", "--task", "caption", "--threshold", "2"], "--threshold must be"),
 ])
 def test_missing_or_bad_settings_are_clean_errors(tmp_path, capsys, argv, message):
@@ -145,7 +148,8 @@ def test_flag_names_and_defaults_are_the_cli_contract():
     flags = sorted(s for a in p._actions for s in a.option_strings if s not in ("-h", "--help"))
     assert flags == sorted(["--candidates", "--out", "--task", "--encoder", "--threshold", "--batch-size",
                             "--pairs-out", "--report-dir", "--seed", "--min-candidates", "--chunk-items",
-                            "--device", "--dtype", "--max-seq-length", "--instruction", "--no-progress"])
+                            "--device", "--dtype", "--max-seq-length", "--instruction", "--no-progress",
+                            "--overwrite"])
     assert [a.choices for a in p._actions if a.dest in ("task", "dtype")] == \
         [("caption", "reasoning"), ("auto", "float32", "float16", "bfloat16")]
     d = CurateConfig()

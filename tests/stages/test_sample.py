@@ -89,11 +89,11 @@ def test_malformed_data_file_fails_before_anything_is_written(tmp_path, capsys, 
 
 def test_changed_settings_are_refused_on_resume(tmp_path):
     cfg = SampleConfig(model="m", data="d", out=str(tmp_path / "o.jsonl"), mode="cod", n=6)
-    _check_run_manifest(cfg, "abc")
-    _check_run_manifest(cfg, "abc")  # same settings: fine
+    _check_run_manifest(cfg, cfg.determining("abc"))
+    _check_run_manifest(cfg, cfg.determining("abc"))  # same settings: fine
     cfg.n = 4
-    with pytest.raises(SicogError, match="n: earlier 6, now 4"):
-        _check_run_manifest(cfg, "abc")
+    with pytest.raises(SicogError, match="n: earlier 6, now 4.*pass --overwrite"):
+        _check_run_manifest(cfg, cfg.determining("abc"))
 
 
 def test_rank_zero_stops_waiting_when_another_rank_failed(tmp_path):
@@ -142,16 +142,17 @@ def test_every_record_processed_small_images_included_and_deterministic(tiny_ckp
 
 def test_missing_or_unreadable_image_raises_naming_the_record_or_is_skipped(tiny_ckpt, tmp_path):
     data = write_records(tmp_path, 5)
-    (tmp_path / "img" / "1.png").unlink()
-    (tmp_path / "img" / "3.png").write_bytes(b"not a png")
+    img = data.parent / "img"
+    (img / "1.png").unlink()
+    (img / "3.png").write_bytes(b"not a png")
     with pytest.raises(SicogError, match=r"data.jsonl:2: record 'r1': image not found"):
         run_sampling(_cfg(tiny_ckpt, tmp_path, data))
     assert not (tmp_path / "out.jsonl").exists()
-    (tmp_path / "img" / "1.png").write_bytes((tmp_path / "img" / "0.png").read_bytes())
+    (img / "1.png").write_bytes((img / "0.png").read_bytes())
     with pytest.raises(SicogError, match=r"data.jsonl:4: record 'r3': cannot read image"):
         run_sampling(_cfg(tiny_ckpt, tmp_path, data))
     assert not (tmp_path / "out.jsonl").exists()
-    (tmp_path / "img" / "1.png").unlink()
+    (img / "1.png").unlink()
     summary = run_sampling(_cfg(tiny_ckpt, tmp_path, data, on_error="skip"))
     assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == ["r0", "r2", "r4"]
     assert summary["skipped"] == 2
@@ -189,6 +190,8 @@ def test_config_yaml_is_the_command_and_flags_override_it(tiny_ckpt, tmp_path):
     (["--data", "d.jsonl", "--out", "o.jsonl", "--mode", "cot"], "--model is required (or `model:` in CONFIG.yaml)"),
     (["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl"], "--mode is required (or `mode:` in CONFIG.yaml)"),
     (["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl", "--mode", "cot", "--top-p", "0"], "--top-p must be in"),
+    (["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl", "--mode", "cot", "--temperature", "-1"],
+     "--temperature must be a number >= 0"),
 ])
 def test_missing_or_bad_settings_are_clean_errors(tmp_path, capsys, argv, message):
     assert main(["sample", *argv]) == 2
@@ -211,10 +214,12 @@ def test_flag_names_and_defaults_are_the_cli_contract():
         "--corruption": "corruption", "--seed": "seed", "--backend": "backend", "--api-base": "api_base",
         "--api-key-env": "api_key_env", "--concurrency": "concurrency", "--max-retries": "max_retries",
         "--retry-delay": "retry_delay", "--request-timeout": "request_timeout", "--on-error": "on_error",
-        "--device": "device", "--dtype": "dtype", "--no-progress": "progress"}
+        "--device": "device", "--dtype": "dtype", "--no-progress": "progress",
+        "--allow-images-outside-folder": "allow_images_outside_folder", "--overwrite": "overwrite"}
     d = SampleConfig()
     assert (d.n, d.temperature, d.top_p, d.top_k, d.num_beams, d.max_new_tokens, d.batch_size, d.seed) == \
         (6, 0.7, 0.9, 0, 1, 1200, 32, 0)
     assert (d.backend, d.api_key_env, d.concurrency, d.max_retries, d.retry_delay, d.request_timeout,
             d.on_error, d.device, d.dtype, d.progress) == ("hf", "OPENAI_API_KEY", 8, 6, 1.0, 600.0, "raise",
                                                           "auto", "auto", True)
+    assert (d.allow_images_outside_folder, d.overwrite) == (False, False)

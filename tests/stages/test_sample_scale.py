@@ -84,6 +84,17 @@ def test_two_ranks_give_the_same_records_as_one(tiny_ckpt, tmp_path):
     assert [r["id"] for r in two] == [r["id"] for r in one] == [
         f"r{i}{s}" for i in range(7) for s in ("", "#gaussian_blur")]
     assert two == one  # batch size 1: each item's seed depends on the item only
+    # other settings under torchrun: refused, then --overwrite (rank 0 clears, then both ranks sample)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "sicog"]
+    other = [a if a != "5" else "3" for a in args]  # --max-new-tokens 5 -> 3
+    res = subprocess.run([*torchrun, *other], capture_output=True, text=True, timeout=300, env=subprocess_env(), cwd=REPO)
+    assert res.returncode != 0 and "max_new_tokens: earlier 5, now 3" in res.stderr and read_jsonl(out) == two
+    res = subprocess.run([*torchrun, *other, "--overwrite"], capture_output=True, text=True, timeout=300,
+                         env=subprocess_env(), cwd=REPO)
+    assert res.returncode == 0, res.stderr[-3000:]
+    again = read_jsonl(out)
+    assert [r["id"] for r in again] == [r["id"] for r in two] and all(r["meta"]["max_new_tokens"] == 3 for r in again)
+    assert not parts_dir(out).exists() and not out.with_name(out.name + ".lock").exists()
 
 
 def test_two_ranks_without_a_launcher_rendezvous(tiny_ckpt, tmp_path, monkeypatch):

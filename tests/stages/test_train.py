@@ -1,6 +1,8 @@
-"""The training runner on the tiny preset: which weights change, resume, bad input, outputs."""
+"""The training runner on the tiny preset: which weights change, bad input, outputs (resume:
+test_train_resume.py; the CLI on bad input: tests/reliability/test_train_inputs.py)."""
 
 import json
+import logging
 import shutil
 
 import pytest
@@ -9,7 +11,7 @@ from safetensors.torch import load_file
 
 from sicog.cli import main as sicog_main
 from sicog.config import ConfigError, DataConfig, DataSource, TrainConfig, load_config
-from sicog.stages.train import data_provenance, newest_complete_checkpoint, train_stage
+from sicog.stages.train import data_provenance, train_stage
 from sicog.utils.io import SicogError, file_fingerprint
 
 from .conftest import stage_config
@@ -39,7 +41,7 @@ def _changed_parts(before, after):
 
 def test_align_changes_only_projector_then_pretrain_changes_all(tmp_path, tiny_data, monkeypatch):
     # the untrained starting point: the same seeded tiny init, saved with zero steps
-    base_cfg = stage_config(tmp_path, tiny_data, "init", max_steps=0, tunable_parts=["projector"])
+    base_cfg = stage_config(tmp_path, tiny_data, "init", max_steps=1, tunable_parts=["projector"])
     start = load_config(TrainConfig, base_cfg)
     from sicog.model.build import build_model
     from sicog.model.checkpoint import save_checkpoint
@@ -117,22 +119,6 @@ def _assert_stock_loading_matches(ckpt, tmp_path):
     assert torch.allclose(stock, ours, atol=1e-5, rtol=0), (stock - ours).abs().max()
 
 
-def test_resume_matches_uninterrupted(tmp_path, tiny_data):
-    full = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "full", max_steps=6, save_steps=3))
-    w_full = _weights(train_stage(full))
-
-    cut = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "cut", max_steps=6, save_steps=3))
-    train_stage(cut)
-    # the state on disk after a kill just after the step-3 save: checkpoint-3 only
-    shutil.rmtree(tmp_path / "cut" / "checkpoint-6")
-    shutil.rmtree(tmp_path / "cut" / "final")
-    (tmp_path / "cut" / "checkpoint-6").mkdir()  # a half-written later checkpoint must be ignored
-    assert newest_complete_checkpoint(tmp_path / "cut").name == "checkpoint-3"
-    w_resumed = _weights(train_stage(cut))
-    for k in w_full:
-        torch.testing.assert_close(w_resumed[k], w_full[k], rtol=0, atol=1e-6)
-
-
 def test_cli_bad_config_key_and_type(tmp_path, tiny_data, capsys):
     cfg = stage_config(tmp_path, tiny_data, "bad")
     assert sicog_main(["train", str(cfg), "--set", "training.learning_rat=1"]) == 2
@@ -176,3 +162,20 @@ def test_data_fingerprint_follows_content_and_weights_not_paths(tmp_path, tiny_d
     assert fp(DataSource(path=caps)) != base
     moved.write_text(moved.read_text().replace("red", "pink", 1))
     assert fp(DataSource(path=str(moved)), DataSource(path=text, share=0.2)) != base
+
+
+def test_decompression_bomb_is_a_counted_skip_or_a_located_error(tmp_path, tiny_data, caplog):
+    from tests.reliability.test_train_inputs import write_bomb_png
+
+    write_bomb_png(tiny_data["image_folder"] / "images" / "0.png")  # record 1: 20000 x 20000 pixels
+    cfg = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "bomb", max_steps=7),  # > 1 epoch
+                      ["data.on_error=skip"])
+    with caplog.at_level(logging.WARNING, logger="sicog.data.dataset"):
+        train_stage(cfg)
+    summary = json.loads((tmp_path / "bomb" / "train_summary.json").read_text())
+    assert summary["skipped_records"]["unreadable_image"] >= 1
+    assert f"{tiny_data['captions']}:1: image " in caplog.text and "too large to decode safely" in caplog.text
+
+    cfg = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "bomb_raise", max_steps=7))
+    with pytest.raises(SicogError, match=r"captions.jsonl:1: image .*0.png is too large to decode safely"):
+        train_stage(cfg)  # when the record is read (here: during training, after the pre-flight)

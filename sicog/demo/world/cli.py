@@ -74,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise-sd", type=float, default=_DEFAULT_SCENE.noise_sd, metavar="SD",
                         help=f"per-pixel gaussian noise (default {_DEFAULT_SCENE.noise_sd})")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace a world with other settings already in --out")
+                        help="replace a world with other settings already in --out, file by file (files you "
+                             "added to the folder are kept; a folder that holds no world is never written)")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
 
@@ -88,8 +89,10 @@ def world_config_from_args(args: argparse.Namespace) -> tuple[WorldSizes, SceneC
             colours=tuple(c.strip() for c in args.colours.split(",") if c.strip()),
             overlap_prob=args.overlap_prob, max_specks=args.max_specks, noise_sd=args.noise_sd,
             border_prob=_DEFAULT_SCENE.border_prob, colour_jitter=_DEFAULT_SCENE.colour_jitter)
-    except ValueError as e:
-        raise SicogError(str(e)) from None
+    except ValueError as e:  # "name must be ...": name the flag that gave the value
+        name = str(e).split(" ", 1)[0]
+        flag = f"--{name.replace('_', '-')}: " if hasattr(args, name) else ""
+        raise SicogError(f"{flag}{e}") from None
     return sizes, cfg
 
 

@@ -19,6 +19,7 @@ works)::
     questions.jsonl             truth of every question: {"id", "image_id", "split", "kind",
                                 "subtype", "question", "answer", "options", "answer_letter"}
     manifest.json               written last: the folder is complete when it exists
+    .sicog_world_pending.json   while it is written: what this world (and any it replaces) wrote
 
 manifest.json: one key per file above (alignment, annotated_captions, annotated_reasoning,
 instructions, unlabeled_images, unlabeled_questions, oracle_captions, oracle_reasoning,
@@ -31,6 +32,13 @@ Record ids: `<image id>` / `<image id>-direct` (captions), `<image id>-q<k>-cot`
 `<image id>-q<k>-short` (reasoning), `<image id>-q<k>` (instructions, unlabeled questions).
 A share `mcq_fraction` of the questions is laid out as multiple choice (`formats.mcq_prompt`),
 answered with the option letter. Same seed and settings -> byte-identical files.
+
+A folder is only ever written as a world: empty or new, a world (manifest.json; one with other
+settings needs `overwrite`), or a world being written (the pending marker). Anything else is
+refused. A world is replaced file by file: the new files take the same names, and the images
+of the earlier world that the new one does not have (known from its manifest's `n_images`) are
+removed one by one - a file the user put in the folder is never touched. `OUT.lock` keeps two
+writers off one folder (sicog.utils.lock).
 """
 
 from __future__ import annotations
@@ -38,7 +46,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -51,6 +58,7 @@ from sicog.demo.world.benchmark import benchmark_rows_for_scene, write_benchmark
 from sicog.demo.world.render import png_bytes, render_scene
 from sicog.demo.world.scenes import SceneConfig, derive_seed, scene_for
 from sicog.utils.io import SicogError, file_fingerprint, write_json, write_jsonl
+from sicog.utils.lock import check_writable, output_lock
 
 log = logging.getLogger(__name__)
 WORLD_FORMAT_VERSION = 1
@@ -135,39 +143,74 @@ def _settings(seed: int, sizes: WorldSizes, cfg: SceneConfig) -> dict:
             "scene_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
 
 
+PENDING = ".sicog_world_pending.json"
+
+
+def _image_paths(n_images: dict) -> list[str]:
+    """The image files of a world with `n_images` per split (known splits and counts only)."""
+    return [f"images/{split}/{split}-{i:06d}.png" for split, n in n_images.items()
+            if split in {v[0] for v in SPLITS.values()} and isinstance(n, int) for i in range(n)]
+
+
+def _earlier_world(out: Path, settings: dict, overwrite: bool) -> dict | None:
+    """What is in `out` already: None (nothing: empty or new), the manifest of a complete world with
+    the same `settings` (reuse it: {"reuse": manifest}), or the `n_images` an earlier world wrote."""
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists():
+        try:
+            old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if not isinstance(old, dict) or "format_version" not in old:
+            raise SicogError(f"{manifest_path} is not the manifest of a world; choose another --out")
+        if {k: old.get(k) for k in settings} == settings:
+            return {"reuse": old}
+        if not overwrite:
+            raise SicogError(f"{out} already holds a world with other settings "
+                             f"({manifest_path}); pass --overwrite or choose another --out")
+        return {"n_images": old.get("n_images") or {}}
+    if (out / PENDING).exists():  # an interrupted world: continued (file by file) with any settings
+        try:
+            return {"n_images": json.loads((out / PENDING).read_text(encoding="utf-8"))["n_images"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            raise SicogError(f"{out / PENDING}: unreadable; remove the folder {out} to write a world there") from None
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SicogError(f"--out {out} is not empty and holds no world (no manifest.json); a world is written "
+                         "only into an empty or new folder, or over a world")
+    return None
+
+
 def generate_world(out_dir, seed: int = 0, sizes: WorldSizes | None = None, cfg: SceneConfig | None = None,
                    overwrite: bool = False, progress: bool | None = None) -> dict:
     """Write a world under `out_dir` and return its manifest (also `out_dir/manifest.json`).
 
     A complete world with the same settings already there is reused as it is; one with other
-    settings is an error unless `overwrite`. `progress` None shows a bar for large worlds only.
+    settings is an error unless `overwrite` (then it is replaced file by file, see the module
+    docstring). `progress` None shows a bar for large worlds only.
     """
     out = Path(out_dir)
-    sizes = sizes or WorldSizes()
-    cfg = cfg or SceneConfig()
-    settings = _settings(seed, sizes, cfg)
-    manifest_path = out / "manifest.json"
-    if manifest_path.exists():
-        try:
-            old = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        if {k: old.get(k) for k in settings} == settings:
-            log.info("world in %s is complete with these settings; reusing it", out)
-            return old
-        if not overwrite:
-            raise SicogError(f"{out} already holds a world with other settings "
-                             f"({manifest_path}); pass --overwrite or choose another --out")
-    if overwrite and manifest_path.exists():
-        manifest_path.unlink()  # from here on the folder is incomplete until the new manifest
-    if overwrite and (out / "images").exists():
-        shutil.rmtree(out / "images")
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out, "--out", "dir")
+    with output_lock(out):
+        return _generate(out, seed, sizes or WorldSizes(), cfg or SceneConfig(), overwrite, progress)
 
+
+def _generate(out: Path, seed: int, sizes: WorldSizes, cfg: SceneConfig, overwrite: bool,
+              progress: bool | None) -> dict:
+    settings = _settings(seed, sizes, cfg)
+    earlier = _earlier_world(out, settings, overwrite)
+    if earlier and "reuse" in earlier:
+        log.info("world in %s is complete with these settings; reusing it", out)
+        return earlier["reuse"]
     counts = {"align": sizes.n_align, "cod": sizes.n_annotated, "cot": sizes.n_reasoning,
               "sft": sizes.n_instructions, "ui": sizes.n_unlabeled_images,
               "uq": sizes.n_unlabeled_questions, "bench": sizes.n_benchmark}
     total = sum(counts.values())
+    old = (earlier or {}).get("n_images")
+    old = {k: v for k, v in old.items() if isinstance(v, int)} if isinstance(old, dict) else {}
+    written = {k: max(counts.get(k, 0), old.get(k, 0)) for k in {**counts, **old}}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)  # from here on the folder is incomplete
+    write_json(out / PENDING, {"n_images": written})  # every image this world and the one it replaces wrote
     show = total >= 500 if progress is None else progress
     records: dict[str, list] = {s: [] for s in counts}
     scenes_out, truth, bench_rows, bench_captions = [], [], [], []
@@ -235,7 +278,12 @@ def generate_world(out_dir, seed: int = 0, sizes: WorldSizes | None = None, cfg:
     n_records["benchmark"] = len(bench_rows)
     manifest = {**files, **settings, "image_size": cfg.image_size, "n_images": counts, "n_records": n_records,
                 "fingerprints": {key: file_fingerprint(out / name) for key, name in files.items()}}
+    keep = set(_image_paths(counts))
+    for rel in _image_paths(written):  # the replaced world's images this one does not have
+        if rel not in keep:
+            (out / rel).unlink(missing_ok=True)
     write_json(out / "manifest.json", manifest)  # last: its presence marks the world complete
+    (out / PENDING).unlink(missing_ok=True)
     log.info("wrote a world of %d images to %s", total, out)
     return manifest
 

@@ -96,6 +96,10 @@ class SceneConfig:
         bad = [c for c in self.colours if c not in PALETTE]
         if bad or len(set(self.colours)) < 4:
             raise ValueError(f"colours must be >= 4 distinct names from {sorted(PALETTE)}, got {self.colours}")
+        for name, top in (("overlap_prob", 1), ("border_prob", 1), ("noise_sd", 64), ("max_specks", 50),
+                          ("colour_jitter", 64)):
+            if not 0 <= (value := getattr(self, name)) <= top:  # NaN fails too
+                raise ValueError(f"{name} must be within 0..{top:g}, got {value}")
 
 
 @dataclass

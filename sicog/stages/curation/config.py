@@ -47,6 +47,9 @@ class CurateConfig:
                                                "caption / 512 reasoning)")
     instruction: str | None = setting(None, "nv-embed-v2 only: prefix every text with 'Instruct: TEXT\\nQuery: ' "
                                             "(default none, as the authors)")
+    overwrite: bool = setting(False, "replace what --out (with its pairs and report) holds of other settings "
+                                     "and curate again; without it other settings are refused (an output of the "
+                                     "same settings is kept either way: nothing to do)")
     progress: bool = setting(True, "no progress bar", invert="--no-progress")
     wait_timeout: float = setting(6 * 3600.0, "rank 0 without a process group: seconds to wait for the other "
                                               "ranks' parts", cli=False)
@@ -59,9 +62,9 @@ class CurateConfig:
                             ("--chunk-items", self.chunk_items)):
             if value < 1:
                 raise SicogError(f"{name} must be >= 1, got {value}")
-        outs = [Path(p).resolve() for p in (self.out, self.pairs_out) if p]
-        if Path(self.candidates).resolve() in outs or len(set(outs)) != len(outs):
-            raise SicogError("--candidates, --out and --pairs-out must be different files")
+        if self.pairs_out and Path(self.pairs_out).resolve() == Path(self.out).resolve():
+            raise SicogError(f"--out and --pairs-out must be different files, both are {self.out}")
+        # outputs against the inputs (--candidates, an encoder folder): curation/outputs.claim_outputs
 
     def run_key(self) -> dict:
         """What a resumed run must share with the run whose parts it continues."""

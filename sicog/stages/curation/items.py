@@ -139,6 +139,9 @@ def load_shard(path: str | os.PathLike, task: str, rank: int = 0,
         ids.append(item_id)
         if index % world_size == rank:
             items.append(CandidateItem(id=item_id, where=where, index=index, record=rec, mode=mode))
+    if not ids:
+        raise DataError(f"{path}: no candidate records (expected one JSON object per line, as `sicog sample` "
+                        "writes them)")
     return ids, items
 
 

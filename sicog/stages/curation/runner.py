@@ -4,12 +4,17 @@ Every rank validates the whole candidates file first (a bad line fails the run b
 is written), takes the items i with i % world_size == rank, and appends one *result record* per
 item — kept or not — to its part file OUT.parts/rank-R.jsonl (sicog.utils.shards). A re-run
 with the same settings skips finished items. When all ranks are done, rank 0 writes the pairs
-file, the report and finally OUT (each atomically) from the parts, in input order, each id
-exactly once, and removes the parts.
+file, the report, OUT.summary.json and finally OUT (each atomically) from the parts, in input
+order, each id exactly once, and removes the parts.
+
+Before any of this the outputs are claimed (curation/outputs.py: apart from the inputs,
+writable) and rank 0 holds `OUT.lock` for the whole run, so a second run on the same --out
+fails at once; a finished OUT with the same settings is a no-op, other settings need --overwrite.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -21,10 +26,18 @@ from sicog.config_flags import check_config
 from sicog.data.formats import with_image_token
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.curation.items import CandidateItem, extract_all, load_shard
+from sicog.stages.curation.outputs import (
+    claim_outputs,
+    clear_outputs,
+    finished_settings,
+    finished_stats,
+    summary_path,
+)
 from sicog.stages.curation.scoring import ItemScore, score_items
 from sicog.utils.dist import init_process_group
 from sicog.utils.io import SicogError, atomic_write, write_json
-from sicog.utils.shards import PartWriter, barrier, dist_info, parts_dir, read_completed
+from sicog.utils.lock import output_lock
+from sicog.utils.shards import PartWriter, barrier, dist_info, drop_unused_parts, parts_dir, read_completed
 
 logger = logging.getLogger(__name__)
 SCORE_SCALE = "mean cosine similarity to the item's usable candidates, self included (paper scale)"
@@ -75,7 +88,7 @@ def _check_run_key(cfg: CurateConfig, key: dict, write: bool) -> None:
         if old != key:
             diff = sorted(k for k in key if old.get(k) != key[k])
             raise SicogError(f"{d} holds a partial run with other settings ({', '.join(diff)}); "
-                             "re-run with the same settings to finish it, or delete that folder")
+                             "re-run with the same settings to finish it, pass --overwrite, or delete that folder")
     elif write:
         write_json(f, key)  # ranks racing here write the same content, atomically
 
@@ -101,26 +114,70 @@ def run_curation(cfg: CurateConfig, encoder=None) -> dict | None:
     `encoder` (anything with encode(texts, batch_size, progress) -> array) replaces loading
     `cfg.encoder` (tests and benchmarks pass a loaded one).
     """
+    check_config(cfg)  # required settings, choices, CurateConfig.validate
+    claim_outputs(cfg)
+    rank, _world = dist_info()
+    with output_lock(cfg.out) if rank == 0 else contextlib.nullcontext():
+        return _run_claimed(cfg, encoder)
+
+
+def _run_claimed(cfg: CurateConfig, encoder) -> dict | None:
     from sicog.stages.curation.encoders import load_encoder, parse_encoder_spec
 
     t_start = time.perf_counter()
-    check_config(cfg)  # required settings, choices, CurateConfig.validate
     if encoder is None:
         parse_encoder_spec(cfg.encoder)  # a bad --encoder fails before any work
     rank, world = dist_info()
     ids, mine = load_shard(cfg.candidates, cfg.task, rank, world)  # validates everything first
-    key = cfg.run_key()
-    _check_run_key(cfg, key, write=False)
+    key, want = cfg.run_key(), finished_settings(cfg)
+    finished = finished_stats(cfg, want)
+    if finished is not None:
+        logger.info("%s is finished with these settings: nothing to do", cfg.out)
+        return finished if rank == 0 else None
+    if not cfg.overwrite:
+        _check_run_key(cfg, key, write=False)
+    grouped = init_process_group(world)
+    if cfg.overwrite and world > 1 and not grouped:
+        raise SicogError("--overwrite with several ranks needs torchrun (a process group), so that rank 0 clears "
+                         f"{cfg.out} before the others write; remove it yourself, or run under torchrun")
+    if cfg.overwrite and rank == 0:
+        clear_outputs(cfg, key)
+    if grouped:
+        barrier()  # nobody writes before rank 0 has cleared (and holds the lock)
     done = read_completed(cfg.out) if parts_dir(cfg.out).is_dir() else {}
     pending = [it for it in mine if it.id not in done]
     logger.info("rank %d/%d: %d items (%d finished earlier, %d to curate)", rank, world, len(mine),
                 len(mine) - len(pending), len(pending))
-    if pending and encoder is None:
-        encoder = load_encoder(cfg.encoder, task=cfg.task, device=cfg.device,
-                               max_seq_length=cfg.max_seq_length, instruction=cfg.instruction,
-                               dtype=cfg.dtype)
-    grouped = init_process_group(world)
-    _check_run_key(cfg, key, write=True)
+    try:
+        if pending and encoder is None:
+            encoder = load_encoder(cfg.encoder, task=cfg.task, device=cfg.device,
+                                   max_seq_length=cfg.max_seq_length, instruction=cfg.instruction,
+                                   dtype=cfg.dtype)
+        _check_run_key(cfg, key, write=True)
+        _curate_rank(cfg, pending, encoder, rank, t_start)
+    except BaseException:
+        if world == 1:
+            drop_unused_parts(cfg.out)
+        raise
+
+    if grouped:
+        barrier()
+    elif world > 1 and rank == 0:
+        _wait_for_ranks(cfg, ids, world)
+    summary = None
+    if rank == 0:
+        info = getattr(encoder, "info", None) or {"encoder": cfg.encoder}
+        summary = _merge(cfg, ids, world, t_start, info, want)
+    if grouped:
+        import torch.distributed as dist
+
+        barrier()  # nobody tears the group down before the merge is done
+        dist.destroy_process_group()
+    return summary
+
+
+def _curate_rank(cfg: CurateConfig, pending: list[CandidateItem], encoder, rank: int, t_start: float) -> None:
+    """Score this rank's pending items chunk by chunk into its part file, then its stats and marker."""
     stats = {"rank": rank, "items": len(pending), "candidates": 0, "valid_candidates": 0,
              "texts_encoded": 0, "encode_seconds": 0.0, "score_seconds": 0.0}
     d = parts_dir(cfg.out)
@@ -145,23 +202,8 @@ def run_curation(cfg: CurateConfig, encoder=None) -> dict | None:
     write_json(d / f"rank-{rank}.stats.json", stats)
     (d / f"rank-{rank}.finished").touch()
 
-    if grouped:
-        barrier()
-    elif world > 1 and rank == 0:
-        _wait_for_ranks(cfg, ids, world)
-    summary = None
-    if rank == 0:
-        info = getattr(encoder, "info", None) or {"encoder": cfg.encoder}
-        summary = _merge(cfg, ids, world, t_start, info)
-    if grouped:
-        import torch.distributed as dist
 
-        barrier()  # nobody tears the group down before the merge is done
-        dist.destroy_process_group()
-    return summary
-
-
-def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encoder_info: dict) -> dict:
+def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encoder_info: dict, want: dict) -> dict:
     """Rank 0: pairs, report, then OUT, from the parts; exactly once per id, in input order."""
     from sicog.stages.curation.report import HISTOGRAM_NAME, STATS_NAME, build_stats, plot_histogram
 
@@ -204,6 +246,7 @@ def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encode
     stats = build_stats(results, threshold=cfg.threshold, timing=timing, settings=settings)
     if cfg.report_dir:
         write_json(Path(cfg.report_dir) / STATS_NAME, stats)
+    write_json(summary_path(cfg.out), {"settings": want, "stats": stats})  # first: an OUT always has one
     with atomic_write(cfg.out) as fh:
         for rec in kept:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")

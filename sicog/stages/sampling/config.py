@@ -6,7 +6,9 @@ settings under the field names (`num_beams: 2`), and flags given on the command 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from sicog.config_flags import setting
 from sicog.stages.sampling.items import MODES
@@ -52,8 +54,14 @@ class SampleConfig:
     max_retries: int = setting(6, "openai backend: retries on 429 / 5xx / connection errors (exponential backoff)")
     retry_delay: float = setting(1.0, "openai backend: first backoff in seconds (doubles per retry, capped at 60)")
     request_timeout: float = setting(600.0, "openai backend: seconds per request")
-    on_error: str = setting("raise", "a missing/unreadable image: raise, or skip it, counted in the summary",
-                            choices=ON_ERROR)
+    on_error: str = setting("raise", "a missing/unreadable image (or one outside --image-folder): raise, or skip "
+                                     "it, counted in the summary", choices=ON_ERROR)
+    allow_images_outside_folder: bool = setting(False, "let records name images outside --image-folder (absolute "
+                                                       "paths, '..', symlinks to elsewhere); off: such a record is "
+                                                       "an error naming file:line (or a counted skip)")
+    overwrite: bool = setting(False, "replace what --out holds of other settings (a finished output, unfinished "
+                                     "parts) and sample again; without it other settings are refused (an output "
+                                     "of the same settings is kept either way: nothing to do)")
     device: str = setting("auto", "hf backend: auto (GPU LOCAL_RANK if any, else cpu), cpu, cuda:0")
     dtype: str = setting("auto", "hf backend: auto, float32, bfloat16, float16")
     wait_timeout: float = setting(7 * 24 * 3600.0, "rank 0 without a process group: seconds to wait for the "
@@ -68,6 +76,16 @@ class SampleConfig:
                 raise SicogError(f"{flag} must be >= 1, got {value}")
         if not 0.0 < self.top_p <= 1.0:
             raise SicogError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise SicogError(f"--temperature must be a number >= 0 (0: greedy), got {self.temperature}")
+        for flag, value, low in (("--top-k", self.top_k, 0), ("--concurrency", self.concurrency, 1),
+                                 ("--max-retries", self.max_retries, 0)):
+            if value < low:
+                raise SicogError(f"{flag} must be >= {low}, got {value}")
+        if not math.isfinite(self.retry_delay) or self.retry_delay < 0:
+            raise SicogError(f"--retry-delay must be a number of seconds >= 0, got {self.retry_delay}")
+        if not math.isfinite(self.request_timeout) or self.request_timeout <= 0:
+            raise SicogError(f"--request-timeout must be a number of seconds > 0, got {self.request_timeout}")
         if self.backend == "openai" and not self.api_base:
             raise SicogError("--backend openai needs --api-base URL (e.g. http://localhost:8000/v1)")
 
@@ -77,6 +95,8 @@ class SampleConfig:
                 "corruption", "seed", "backend")
         d = {k: getattr(self, k) for k in keys}
         d["data"] = data_fingerprint
+        d["image_folder"] = str(Path(self.image_folder).resolve()) if self.image_folder else None
+        d["allow_images_outside_folder"] = self.allow_images_outside_folder
         return d
 
     def meta(self) -> dict:

@@ -45,10 +45,10 @@ def run_hf(cfg, items: list[SampleItem], done: set[str],
     image under `--on-error skip` (ImageLoadError is raised otherwise); `progress.start()` once
     the model is loaded, `progress(candidates, tokens)` after every batch.
     """
-    from sicog.model.checkpoint import load_checkpoint
+    from sicog.eval.predict import load_model
 
     device = pick_device(cfg.device)
-    model, processor = load_checkpoint(cfg.model, dtype=pick_dtype(cfg.dtype, device), device=device)
+    model, processor = load_model(cfg.model, dtype=pick_dtype(cfg.dtype, device), device=device)
     model.eval()
     params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                             num_beams=cfg.num_beams, max_new_tokens=cfg.max_new_tokens)
@@ -65,7 +65,7 @@ def run_hf(cfg, items: list[SampleItem], done: set[str],
         out = []
         for i in batch:
             try:
-                out.append(load_image(items[i], cfg.image_folder, cfg.seed))
+                out.append(load_image(items[i], cfg.image_folder, cfg.seed, cfg.allow_images_outside_folder))
             except ImageLoadError as e:
                 out.append(e)
         return out

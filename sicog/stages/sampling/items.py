@@ -22,13 +22,13 @@ from PIL import Image
 
 from sicog.data import formats
 from sicog.data.corruptions import apply_corruption, canonical_name, corruption_seed
+from sicog.data.images import resolve_image
 from sicog.data.records import (
     DataError,
     Located,
     first_user_text,
     read_records,
     record_id,
-    resolve_image_path,
 )
 from sicog.utils.io import SicogError
 
@@ -102,6 +102,17 @@ def prompt_for(mode: str, rec: dict, where: str) -> str:
     raise SicogError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
 
 
+def check_placeholders(rec: dict, where: str) -> None:
+    """A record has one image at most: one `<image>` placeholder at most (it is stripped from the
+    prompt, and the image goes first). DataError naming file:line and the key of the second one."""
+    seen = 0
+    for i, turn in enumerate(rec["conversations"]):
+        seen += turn["value"].count(formats.IMAGE_TOKEN)
+        if seen > 1:
+            raise DataError(f"{where}: key 'conversations[{i}].value': a second {formats.IMAGE_TOKEN} placeholder; "
+                            "a record has one image, so it holds one placeholder at most")
+
+
 def _reference(rec: dict) -> str | None:
     turns = rec["conversations"]
     return turns[1]["value"] if len(turns) > 1 and turns[1].get("from") in ("gpt", "assistant") else None
@@ -128,6 +139,7 @@ def build_items(records: list[Located], mode: str, corruptions: list[str | None]
             raise DataError(f"{loc.where}: key 'image': mode {mode!r} needs an image, the record has none")
         if image is None and any(c is not None for c in corruptions):
             raise DataError(f"{loc.where}: key 'image': --corruption needs an image, the record has none")
+        check_placeholders(rec, loc.where)
         prompt = prompt_for(mode, rec, loc.where)
         for ci, corruption in enumerate(corruptions):
             items.append(SampleItem(
@@ -147,22 +159,28 @@ def load_items(data: str | os.PathLike, mode: str, corruptions: list[str | None]
     return build_items(records, mode, corruptions)
 
 
-def image_path(item: SampleItem, image_folder: str | os.PathLike | None) -> Path:
-    return resolve_image_path(item.image, image_folder)
+def image_path(item: SampleItem, image_folder: str | os.PathLike | None, allow_outside: bool = False) -> Path:
+    """Where the item's image lives; ImageLoadError naming the record when the path leaves the
+    image folder without `allow_outside` (sicog.data.images.resolve_image)."""
+    try:
+        return resolve_image(image_folder, item.image, f"{item.where}: record {item.source_id!r}", allow_outside)
+    except DataError as e:
+        raise ImageLoadError(str(e)) from None
 
 
-def check_image_exists(item: SampleItem, image_folder: str | os.PathLike | None) -> None:
-    """Raise ImageLoadError naming the record when its image file does not exist."""
-    if item.image is not None and not image_path(item, image_folder).is_file():
-        raise ImageLoadError(f"{item.where}: record {item.source_id!r}: image not found: "
-                             f"{image_path(item, image_folder)}")
+def check_image_exists(item: SampleItem, image_folder: str | os.PathLike | None, allow_outside: bool = False) -> None:
+    """Raise ImageLoadError naming the record when its image lies outside the folder or does not exist."""
+    if item.image is not None and not (path := image_path(item, image_folder, allow_outside)).is_file():
+        raise ImageLoadError(f"{item.where}: record {item.source_id!r}: image not found: {path}")
 
 
-def load_image(item: SampleItem, image_folder: str | os.PathLike | None, seed: int) -> Image.Image | None:
-    """The item's image as RGB, corrupted (deterministically for `seed`) when it asks for it."""
+def load_image(item: SampleItem, image_folder: str | os.PathLike | None, seed: int,
+               allow_outside: bool = False) -> Image.Image | None:
+    """The item's image as RGB, corrupted (deterministically for `seed`) when it asks for it; its
+    path is checked again here, so no backend ever reads a file outside the image folder."""
     if item.image is None:
         return None
-    path = image_path(item, image_folder)
+    path = image_path(item, image_folder, allow_outside)
     try:
         with Image.open(path) as im:
             img = im.convert("RGB")

@@ -3,8 +3,10 @@
 One request per item asks for `n` choices; images travel as base64 PNG data URLs in the OpenAI
 multimodal message format. A thread pool keeps at most `--concurrency` requests in flight;
 429, 5xx and connection errors are retried with exponential backoff (and jitter, honouring
-Retry-After). The API key is read from the environment variable named by `--api-key-env` and
-only ever placed in the Authorization header: it is never logged nor written anywhere.
+Retry-After). An image is read (and uploaded) only once its path is found inside --image-folder
+(`items.load_image`, unless --allow-images-outside-folder). The API key is read from the
+environment variable named by `--api-key-env` and only ever placed in the Authorization header:
+it is never logged nor written anywhere.
 A server that returns fewer than n choices is asked again for the rest.
 """
 
@@ -156,7 +158,7 @@ def run_openai(cfg, items: list[SampleItem], done: set[str],
 
     def work(item: SampleItem):
         try:
-            img = load_image(item, cfg.image_folder, cfg.seed)
+            img = load_image(item, cfg.image_folder, cfg.seed, cfg.allow_images_outside_folder)
         except ImageLoadError as e:
             if cfg.on_error != "skip":
                 raise

@@ -9,14 +9,22 @@
 4. Items whose image is missing or unreadable raise (naming the record), or under `--on-error
    skip` are listed in `OUT.parts/rank-r.skipped` and in the summary.
 5. After all ranks finish (gloo barrier under torchrun; otherwise rank 0 waits for the parts
-   to cover every id), rank 0 writes OUT atomically in input order and `OUT.summary.json`.
+   to cover every id), rank 0 writes `OUT.summary.json` (with the settings and input
+   fingerprints of `run.json`) and then OUT atomically, in input order.
+
+Before any of this: --out must be apart from every input (sicog.utils.paths) and writable, and
+rank 0 holds `OUT.lock` (sicog.utils.lock) for the whole run, so a second run on the same --out
+fails at once. A finished OUT is kept when its summary records the same settings (a no-op that
+says so); other settings, or an OUT without such a summary, are refused unless --overwrite,
+which clears OUT, its summary and parts of other settings first (rank 0, before any rank
+writes; see sampling/outputs.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,32 +32,27 @@ from pathlib import Path
 from sicog.config_flags import check_config
 from sicog.stages.sampling.config import SampleConfig
 from sicog.stages.sampling.items import SampleItem, candidate_record, check_image_exists, load_items
+from sicog.stages.sampling.outputs import (  # noqa: F401 (summary_path, _check_run_manifest: tests)
+    _check_run_manifest,
+    claim_output,
+    clear_output,
+    finished_summary,
+    run_settings,
+    summary_path,
+)
 from sicog.utils.dist import init_process_group
-from sicog.utils.io import SicogError, file_fingerprint, iter_jsonl, write_json
-from sicog.utils.shards import PartWriter, dist_info, merge_parts, parts_dir, read_completed
+from sicog.utils.io import SicogError, iter_jsonl, write_json
+from sicog.utils.lock import output_lock
+from sicog.utils.shards import (
+    PartWriter,
+    dist_info,
+    drop_unused_parts,
+    merge_parts,
+    parts_dir,
+    read_completed,
+)
 
 logger = logging.getLogger(__name__)
-
-
-def summary_path(out: str | os.PathLike) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + ".summary.json")
-
-
-def _check_run_manifest(cfg: SampleConfig, fingerprint: str) -> None:
-    d = parts_dir(cfg.out)
-    d.mkdir(parents=True, exist_ok=True)
-    manifest = d / "run.json"
-    want = cfg.determining(fingerprint)
-    if manifest.exists():
-        have = json.loads(manifest.read_text(encoding="utf-8"))
-        diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
-        if diff:
-            detail = "; ".join(f"{k}: earlier {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise SicogError(f"{d}: unfinished parts of a run with other settings ({detail}); "
-                             f"rerun with the earlier settings or delete {d} to start over")
-    else:
-        write_json(manifest, want)
 
 
 def _skip_file(out, rank: int) -> Path:
@@ -131,28 +134,52 @@ def _select_backend(cfg: SampleConfig):
 
 def run_sampling(cfg: SampleConfig) -> dict | None:
     """Run (or resume) one sampling job; returns the summary on rank 0, None on other ranks."""
+    check_config(cfg)  # required settings, choices, SampleConfig.validate
+    claim_output(cfg)
+    rank, _world = dist_info()
+    with output_lock(cfg.out) if rank == 0 else contextlib.nullcontext():
+        return _run_claimed(cfg)
+
+
+def _run_claimed(cfg: SampleConfig) -> dict | None:
     from sicog.stages.sampling.items import parse_corruptions
 
     started = time.time()
-    check_config(cfg)  # required settings, choices, SampleConfig.validate
     rank, world = dist_info()
     out = Path(cfg.out)
-    if out.exists() and not parts_dir(out).exists():
-        logger.info("%s already exists: nothing to do (delete it to sample again)", out)
-        return json.loads(summary_path(out).read_text()) if rank == 0 and summary_path(out).exists() else None
     corruptions = parse_corruptions(cfg.corruption)
     items = load_items(cfg.data, cfg.mode, corruptions)  # validates the whole file first
+    want = run_settings(cfg)
+    finished = finished_summary(cfg, want)
+    if finished is not None:
+        logger.info("%s is finished with these settings: nothing to do", out)
+        return finished if rank == 0 else None
     backend = _select_backend(cfg)
+    if cfg.backend == "hf":
+        from sicog.eval.predict import check_weight_files
+
+        check_weight_files(cfg.model)
     grouped = init_process_group(world)
-    _check_run_manifest(cfg, file_fingerprint(cfg.data))
+    if cfg.overwrite and world > 1 and not grouped:
+        raise SicogError("--overwrite with several ranks needs torchrun (a process group), so that rank 0 clears "
+                         f"{out} before the others write; remove it yourself, or run under torchrun")
+    if cfg.overwrite and rank == 0:
+        clear_output(cfg, want)
+    if grouped:
+        import torch.distributed as dist
+
+        dist.barrier()  # nobody writes before rank 0 has cleared (and holds the lock)
+    _check_run_manifest(cfg, want)
 
     failed_marker = parts_dir(out) / f"rank-{rank}.failed"
     failed_marker.unlink(missing_ok=True)
     try:
         _run_rank(cfg, items, rank, world, backend)
     except BaseException as e:
-        # Without a process group, rank 0 learns of a dead rank only through this file.
-        failed_marker.write_text(f"{type(e).__name__}: {e}\n", encoding="utf-8")
+        if world == 1:
+            drop_unused_parts(out)
+        else:  # without a process group, rank 0 learns of a dead rank only through this file
+            failed_marker.write_text(f"{type(e).__name__}: {e}\n", encoding="utf-8")
         raise
 
     ids = [it.id for it in items]
@@ -164,7 +191,7 @@ def run_sampling(cfg: SampleConfig) -> dict | None:
         _wait_for_parts(cfg, ids, world, started)
     summary = None
     if rank == 0:
-        summary = _merge_and_summarise(cfg, items, world)
+        summary = _merge_and_summarise(cfg, items, world, want)
     if grouped:
         import torch.distributed as dist
 
@@ -197,7 +224,7 @@ def _run_rank(cfg: SampleConfig, items: list[SampleItem], rank: int, world: int,
             runnable.append(it)
             continue
         try:
-            check_image_exists(it, cfg.image_folder)  # fail before generating anything
+            check_image_exists(it, cfg.image_folder, cfg.allow_images_outside_folder)  # before generating
             runnable.append(it)
         except SicogError as e:
             if cfg.on_error != "skip":
@@ -234,7 +261,7 @@ def _run_rank(cfg: SampleConfig, items: list[SampleItem], rank: int, world: int,
                 stats["candidates"] / max(seconds, 1e-9), len(skipped))
 
 
-def _merge_and_summarise(cfg: SampleConfig, items: list[SampleItem], world: int) -> dict:
+def _merge_and_summarise(cfg: SampleConfig, items: list[SampleItem], world: int, want: dict) -> dict:
     out = Path(cfg.out)
     skips = _read_skips(out, world)
     done = read_completed(out)
@@ -244,10 +271,15 @@ def _merge_and_summarise(cfg: SampleConfig, items: list[SampleItem], world: int)
         f = parts_dir(out) / f"rank-{r}.stats.json"
         if f.exists():
             per_rank.append(json.loads(f.read_text(encoding="utf-8")))
-    written = merge_parts(out, [it.id for it in items], allow_missing=[s["id"] for s in skips])
     seconds = max((s["seconds"] for s in per_rank), default=0.0)
     cands = sum(s["candidates"] for s in per_rank)
     tokens = sum(s["tokens"] for s in per_rank)
+    ids, missing_ok = [it.id for it in items], {s["id"] for s in skips}
+    missing = [i for i in ids if i not in done and i not in missing_ok]
+    if missing:  # checked before the summary is written (merge_parts checks again)
+        raise SicogError(f"{out}: cannot merge, {len(missing)} record(s) not finished (first: {missing[0]!r}); "
+                         "run the same command again to complete them")
+    written = sum(i in done for i in ids)
     summary = {
         "out": str(out), "data": cfg.data, "mode": cfg.mode, "n": cfg.n,
         "records": len({it.source_id for it in items}), "items": len(items), "written": written,
@@ -255,9 +287,10 @@ def _merge_and_summarise(cfg: SampleConfig, items: list[SampleItem], world: int)
         "this_run": {"candidates": cands, "tokens": tokens, "seconds": round(seconds, 3),
                      "candidates_per_s": round(cands / seconds, 2) if seconds else None,
                      "tokens_per_s": round(tokens / seconds, 2) if seconds else None},
-        "config": asdict(cfg),
+        "config": asdict(cfg), "settings": want,
     }
-    write_json(summary_path(out), summary)
+    write_json(summary_path(out), summary)  # first: an OUT always has its summary beside it
+    merge_parts(out, ids, allow_missing=missing_ok)
     if skips:
         logger.warning("%d item(s) skipped (listed in %s)", len(skips), summary_path(out))
     logger.info("wrote %s: %d records x %d candidates", out, written, cfg.n)
