@@ -73,19 +73,17 @@ _PUNCTUATION = ". , ; : ! ? ' \" ( ) [ ] { } - _ / \\ + = * % # @ & < > | ~ ` ^ 
 
 
 def _format_strings() -> list[str]:
-    """Every string constant (and tuple of strings) defined in sicog.data.formats."""
-    texts: list[str] = []
-    for name in sorted(vars(formats)):
-        value = getattr(formats, name)
-        if name.startswith("_"):
-            continue
-        if isinstance(value, str):
-            texts.append(value)
-        elif isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value):
-            texts.extend(value)
-        elif isinstance(value, dict):
-            texts.extend(v for v in value.values() if isinstance(v, str))
-    return texts
+    """The format texts of sicog.data.formats the tiny tokenizer learns from, in a fixed order.
+
+    Listed by name rather than found by scanning the module, so that adding a constant to formats
+    does not silently change every tiny model; the order (and the two recap-script prompts seen a
+    second time) is the corpus every tiny model and cached stand-in so far was trained with.
+    """
+    f = formats
+    return [*f.BRIEF_CAPTION_PROMPTS, f.CAPTION_PROMPT, f.CAPTION_REQUEST, f.COD_PROMPT, *f.COD_STEP_HEADERS,
+            f.COD_SUFFIX, *f.COT_STEP_HEADERS, f.IMAGE_TOKEN, f.MCQ_LETTER_INSTRUCTION,
+            f.COD_PROMPT, f.CAPTION_PROMPT,  # the recap scripts' "cod-default" and "default" prompts
+            f.SHORT_ANSWER_INSTRUCTION, f.STEP_BY_STEP_INSTRUCTION, f.SYSTEM_PROMPT]
 
 
 def tokenizer_corpus(extra_texts: Iterable[str] = ()) -> list[str]:

@@ -75,3 +75,15 @@ def test_assistant_mask_covers_replies_and_im_end(tok):
     assert supervised == "Step 1: three.<|im_end|>The answer is 3.<|im_end|>"
     unsupervised = tok.decode([i for i, m in zip(ids, mask) if not m])
     assert "Count." in unsupervised and "Sure?" in unsupervised and "three" not in unsupervised
+
+
+def test_tokenizer_corpus_is_pinned():
+    """The tiny tokenizer's fixed corpus decides every tiny model's vocabulary (and the cached
+    demo stand-ins): a new constant in sicog.data.formats must not change it by accident. When
+    the corpus is changed on purpose, update this digest (and expect different demo figures)."""
+    import hashlib
+    import json
+
+    from sicog.model.tokenizer import tokenizer_corpus
+
+    assert hashlib.sha256(json.dumps(tokenizer_corpus()).encode()).hexdigest()[:16] == "d4e5116ff89260d9"
