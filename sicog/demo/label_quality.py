@@ -16,8 +16,8 @@ from pathlib import Path
 from sicog.data.bundle import bundle_files
 from sicog.data.formats import extract_cot_answer
 from sicog.data.records import iter_json_objects
-from sicog.eval.answers import normalize_text
 from sicog.demo.scoring import score_caption, summarize_captions
+from sicog.eval.answers import normalize_text
 
 
 def _jsonl(path: str | Path) -> list[dict]:

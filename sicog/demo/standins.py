@@ -175,9 +175,9 @@ def pretrain_vision(scene_cfg, seed: int, tiny, n_images: int, steps: int, batch
     import numpy as np
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    from sicog.model.build import tiny_image_processor
     from sicog.demo.world.render import render_scene
     from sicog.demo.world.scenes import scene_for
+    from sicog.model.build import tiny_image_processor
 
     if tiny.image_size != scene_cfg.image_size:
         log.info("stand-in vision tower: world images are %d px, the tower sees %d px",

@@ -27,6 +27,7 @@ import torch
 
 from sicog.config import DataConfig, TrainConfig, check_choices, config_to_dict, load_config, save_config
 from sicog.utils.io import SicogError, file_fingerprint, git_commit, write_json
+from sicog.utils.lock import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -121,17 +122,6 @@ def _inputs(cfg: TrainConfig) -> dict[str, str | None]:
     return found
 
 
-def _check_writable(out: Path) -> None:
-    """`training.output_dir` can be created and written: checked before anything is built."""
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise SicogError(f"training.output_dir: {out}: {probe} is not a folder, cannot create the output there")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise SicogError(f"training.output_dir: {out}: {probe} is not writable")
-
-
 def _validate(cfg: TrainConfig) -> None:
     from sicog.utils.paths import check_outputs_apart
 
@@ -141,7 +131,7 @@ def _validate(cfg: TrainConfig) -> None:
     if cfg.training.lora.enabled and cfg.training.deepspeed and "zero3" in Path(cfg.training.deepspeed).name:
         raise SicogError("training.lora with ZeRO-3 is not supported (the merge needs full weights); use zero2")
     check_outputs_apart({"training.output_dir": cfg.training.output_dir}, _inputs(cfg))
-    _check_writable(Path(cfg.training.output_dir))
+    check_writable(cfg.training.output_dir, "training.output_dir:", kind="dir")
 
 
 def data_provenance(data_cfg: DataConfig) -> dict:

@@ -28,6 +28,24 @@ def init_process_group(world_size: int) -> bool:
     return True
 
 
+def join_ranks(world_size: int, rank: int, overwrite: bool, out, clear) -> bool:
+    """Join the process group (torchrun) and, with --overwrite, let rank 0 remove the old output
+    (`clear()`) before any rank writes; returns whether a process group is up."""
+    grouped = init_process_group(world_size)
+    if overwrite and world_size > 1 and not grouped:
+        from sicog.utils.io import SicogError
+
+        raise SicogError("--overwrite with several ranks needs torchrun (a process group), so that rank 0 clears "
+                         f"{out} before the others write; remove it yourself, or run under torchrun")
+    if overwrite and rank == 0:
+        clear()
+    if grouped:
+        import torch.distributed as dist
+
+        dist.barrier()  # nobody writes before rank 0 has cleared (and holds the lock)
+    return grouped
+
+
 def pick_device(device: str = "auto") -> str:
     """`auto` -> this rank's GPU (LOCAL_RANK modulo the visible GPUs) when CUDA is available,
     else the CPU; any other value is returned as it is."""

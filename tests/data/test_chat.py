@@ -14,8 +14,8 @@ from sicog.data.chat import (
     image_token_count,
     to_messages,
 )
-from sicog.data.preflight import preflight_check
 from sicog.data.dataset import DataCollator
+from sicog.data.preflight import preflight_check
 from sicog.data.records import DataError, Located
 from sicog.model import tokenizer as tiny_tok
 from sicog.utils.io import SicogError

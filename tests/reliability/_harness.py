@@ -56,3 +56,23 @@ def assert_clean_failure(case: BadInput, tmp: Path) -> None:
     after = {k: v for k, v in snapshot(tmp).items() if k in before}
     assert after == before, f"{case.name}: an input changed: " + ", ".join(
         k for k in before if after.get(k) != before[k])
+
+
+def with_flags(base: list[str], **changes: str) -> list[str]:
+    """`base` argv with flags replaced (`data="{tmp}/x.jsonl"`) or added (`temperature="-1"`)."""
+    argv = list(base)
+    for key, value in changes.items():
+        flag = "--" + key.replace("_", "-")
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    return argv
+
+
+def run_main(tmp: Path, capsys, *argv: str) -> tuple[int, str]:
+    """`sicog ARGV` in this process ({tmp} filled in): (exit status, stderr)."""
+    from sicog.cli import main
+
+    rc = main([a.replace("{tmp}", str(tmp)) for a in argv])
+    return rc, capsys.readouterr().err

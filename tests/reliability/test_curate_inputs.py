@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from sicog.cli import main
 from sicog.data import formats
 from sicog.stages.curation.outputs import summary_path
 from sicog.utils.lock import output_lock
 from sicog.utils.shards import parts_dir
 
-from ._harness import BadInput, assert_clean_failure, run_sicog
+from ._harness import BadInput, assert_clean_failure, run_main, run_sicog, with_flags
 
 JOB = ["curate", "--candidates", "{tmp}/in/cands.jsonl", "--out", "{tmp}/out/curated.jsonl", "--task", "caption",
        "--pairs-out", "{tmp}/out/pairs.jsonl", "--report-dir", "{tmp}/out/report", "--threshold", "0.5",
@@ -29,14 +28,8 @@ OUT = ["out"]
 
 
 def job(**changes: str) -> list[str]:
-    argv = list(JOB)
-    for key, value in changes.items():
-        flag = "--" + key.replace("_", "-")
-        if flag in argv:
-            argv[argv.index(flag) + 1] = value
-        else:
-            argv += [flag, value]
-    return argv
+    """JOB with flags replaced or added."""
+    return with_flags(JOB, **changes)
 
 
 def cand(i: int, text: str = "A red circle on the left.") -> dict:
@@ -97,9 +90,7 @@ def test_bad_curate_input_fails_cleanly(case, tmp):
     assert_clean_failure(case, tmp)
 
 
-def _main(tmp: Path, capsys, *argv: str) -> tuple[int, str]:
-    rc = main([a.replace("{tmp}", str(tmp)) for a in argv])
-    return rc, capsys.readouterr().err
+_main = run_main
 
 
 def test_a_finished_curation_knows_its_settings(tmp, capsys):

@@ -26,7 +26,7 @@ from sicog.utils.lock import output_lock
 from tests.eval._tsv import MMSTAR_COLUMNS, mmstar_rows, write_tsv
 from tests.eval._world import benchmark_world
 
-from ._harness import BadInput, assert_clean_failure, run_sicog
+from ._harness import BadInput, assert_clean_failure, run_sicog, with_flags
 
 JOB = ["evaluate", "--model", "{tmp}/model", "--benchmark", "{tmp}/bench/bench.tsv", "--out", "{tmp}/eval",
        "--batch-size", "4", "--max-new-tokens", "2", "--captions", "off", "--no-progress"]
@@ -35,14 +35,8 @@ SCENE = {"objects": [{"shape": "circle", "colour": "red", "size": "large", "cell
 
 
 def job(**changes: str) -> list[str]:
-    argv = list(JOB)
-    for key, value in changes.items():
-        flag = "--" + key.replace("_", "-")
-        if flag in argv:
-            argv[argv.index(flag) + 1] = value
-        else:
-            argv += [flag, value]
-    return argv
+    """JOB with flags replaced or added."""
+    return with_flags(JOB, **changes)
 
 
 def caps(name: str) -> list[str]:

@@ -21,13 +21,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sicog.cli import main
 from sicog.stages.sampling.runner import summary_path
 from sicog.utils.shards import parts_dir
 from tests.stages._openai_server import ChatServer
 from tests.stages._sampling import QUESTION, one_torch_thread, read_jsonl, write_records  # noqa: F401
 
-from ._harness import ROOT, BadInput, assert_clean_failure, run_sicog
+from ._harness import ROOT, BadInput, assert_clean_failure, run_main, run_sicog, with_flags
 
 JOB = ["sample", "--model", "{tmp}/model", "--data", "{tmp}/inputs/data.jsonl", "--image-folder", "{tmp}/inputs",
        "--out", "{tmp}/out.jsonl", "--mode", "cot", "--n", "1", "--max-new-tokens", "2", "--no-progress"]
@@ -36,15 +35,8 @@ SECRET_SIZE = (17, 13)  # the image outside the folder: no request may ever carr
 
 
 def job(**changes: str) -> list[str]:
-    """JOB with flags replaced (`data="{tmp}/inputs/x.jsonl"`) or added (`temperature="-1"`)."""
-    argv = list(JOB)
-    for key, value in changes.items():
-        flag = "--" + key.replace("_", "-")
-        if flag in argv:
-            argv[argv.index(flag) + 1] = value
-        else:
-            argv += [flag, value]
-    return argv
+    """JOB with flags replaced or added."""
+    return with_flags(JOB, **changes)
 
 
 def rec(i: int, image: str | None = "img/0.png", question: str = QUESTION) -> str:
@@ -124,9 +116,7 @@ def test_bad_sample_input_fails_cleanly(case, tmp):
     assert_clean_failure(case, tmp)
 
 
-def _main(tmp: Path, capsys, *argv: str) -> tuple[int, str]:
-    rc = main([a.replace("{tmp}", str(tmp)) for a in argv])
-    return rc, capsys.readouterr().err
+_main = run_main
 
 
 def test_a_finished_output_knows_its_settings(tmp, capsys):

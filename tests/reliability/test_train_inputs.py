@@ -65,7 +65,7 @@ CASES = [
                                                   "training.output_dir={tmp}/proj"),
              r"training\.output_dir \(.*/proj\) contains model\.mm_projector", ["proj/config.yaml"]),
     BadInput("out_under_a_file", train("training.output_dir={tmp}/afile/out"),
-             r"training\.output_dir: .*afile/out: .*afile is not a folder", ["afile/out"]),
+             r"training\.output_dir: .*afile/out: .*afile is a file, not a folder", ["afile/out"]),
     # data
     BadInput("data_not_utf8", train(*sources("latin1.jsonl")), r"latin1\.jsonl:3: not UTF-8 text", OUT),
     BadInput("json_list_not_utf8", train(*sources("latin1.json")), r"latin1\.json:4: not UTF-8 text", OUT),

@@ -34,7 +34,7 @@ from sicog.stages.curation.outputs import (
     summary_path,
 )
 from sicog.stages.curation.scoring import ItemScore, score_items
-from sicog.utils.dist import init_process_group
+from sicog.utils.dist import join_ranks
 from sicog.utils.io import SicogError, atomic_write, write_json
 from sicog.utils.lock import output_lock
 from sicog.utils.shards import PartWriter, barrier, dist_info, drop_unused_parts, parts_dir, read_completed
@@ -136,14 +136,7 @@ def _run_claimed(cfg: CurateConfig, encoder) -> dict | None:
         return finished if rank == 0 else None
     if not cfg.overwrite:
         _check_run_key(cfg, key, write=False)
-    grouped = init_process_group(world)
-    if cfg.overwrite and world > 1 and not grouped:
-        raise SicogError("--overwrite with several ranks needs torchrun (a process group), so that rank 0 clears "
-                         f"{cfg.out} before the others write; remove it yourself, or run under torchrun")
-    if cfg.overwrite and rank == 0:
-        clear_outputs(cfg, key)
-    if grouped:
-        barrier()  # nobody writes before rank 0 has cleared (and holds the lock)
+    grouped = join_ranks(world, rank, cfg.overwrite, cfg.out, lambda: clear_outputs(cfg, key))
     done = read_completed(cfg.out) if parts_dir(cfg.out).is_dir() else {}
     pending = [it for it in mine if it.id not in done]
     logger.info("rank %d/%d: %d items (%d finished earlier, %d to curate)", rank, world, len(mine),

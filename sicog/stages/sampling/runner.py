@@ -40,7 +40,7 @@ from sicog.stages.sampling.outputs import (  # noqa: F401 (summary_path, _check_
     run_settings,
     summary_path,
 )
-from sicog.utils.dist import init_process_group
+from sicog.utils.dist import join_ranks
 from sicog.utils.io import SicogError, iter_jsonl, write_json
 from sicog.utils.lock import output_lock
 from sicog.utils.shards import (
@@ -159,16 +159,7 @@ def _run_claimed(cfg: SampleConfig) -> dict | None:
         from sicog.eval.predict import check_weight_files
 
         check_weight_files(cfg.model)
-    grouped = init_process_group(world)
-    if cfg.overwrite and world > 1 and not grouped:
-        raise SicogError("--overwrite with several ranks needs torchrun (a process group), so that rank 0 clears "
-                         f"{out} before the others write; remove it yourself, or run under torchrun")
-    if cfg.overwrite and rank == 0:
-        clear_output(cfg, want)
-    if grouped:
-        import torch.distributed as dist
-
-        dist.barrier()  # nobody writes before rank 0 has cleared (and holds the lock)
+    grouped = join_ranks(world, rank, cfg.overwrite, out, lambda: clear_output(cfg, want))
     _check_run_manifest(cfg, want)
 
     failed_marker = parts_dir(out) / f"rank-{rank}.failed"
