@@ -110,6 +110,9 @@ def to_messages(record: dict | Located, where: str | None = None) -> list[dict]:
         role = ROLES[turn["from"]]
         text = turn["value"]
         if role == "user" and has_image and not image_placed:
+            if text.count(formats.IMAGE_TOKEN) > 1:
+                raise DataError(f"{where}: key 'conversations[{i}].value': {text.count(formats.IMAGE_TOKEN)} "
+                                f"{formats.IMAGE_TOKEN} placeholders; a record carries one image, shown once")
             messages.append({"role": "user", "content": [
                 {"type": "image"}, {"type": "text", "text": formats.strip_image_token(text)}]})
             image_placed = True

@@ -258,3 +258,10 @@ def test_masking_works_with_a_template_without_generation_markers(processor, tmp
     enc = encode_conversation(stock, rec, 512)
     assert labelled_text(stock, enc) == "Hello you." + IM_END + "No." + IM_END
     preflight_check(_batch(stock, [rec], tmp_path), stock, None, [rec])
+
+
+def test_two_image_placeholders_in_one_turn_are_an_error():
+    rec = {"id": "x", "image": "a.png", "conversations": [
+        {"from": "human", "value": "<image>\nWhat is here? <image>"}, {"from": "gpt", "value": "A cat."}]}
+    with pytest.raises(DataError, match=r"conversations\[0\]\.value': 2 <image> placeholders"):
+        to_messages(rec)

@@ -55,7 +55,8 @@ class ChatServer:
                 with server.lock:
                     server.auth_headers.append(auth)
                 if server.api_key and auth != f"Bearer {server.api_key}":
-                    return self._send(401, {"error": {"message": "invalid api key"}})
+                    # like some real endpoints, the error echoes what it received
+                    return self._send(401, {"error": {"message": f"invalid api key: {auth}"}})
                 code, answer = server.answer(body)
                 self._send(code, answer, {"Retry-After": "0"} if code == 429 else None)
 

@@ -72,3 +72,12 @@ def test_unreachable_server_is_retried_then_reported():
         client.post({"model": "x", "messages": []})
     assert chat_url("http://h:1/v1/") == "http://h:1/v1/chat/completions"
     assert chat_url("http://h:1/v1/chat/completions") == "http://h:1/v1/chat/completions"
+
+
+def test_an_endpoint_that_echoes_the_key_never_gets_it_into_an_error():
+    key = "sk-wrong-key-0123456789"
+    with ChatServer(None, None, api_key="the-right-key-0000") as server:
+        client = ChatClient(server.base, key, timeout=10, max_retries=0)
+        with pytest.raises(RequestError) as err:
+            client.post({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    assert "HTTP 401" in str(err.value) and "***" in str(err.value) and key not in str(err.value)

@@ -29,6 +29,7 @@ from PIL import Image
 from sicog.model.generation import batch_seed
 from sicog.stages.sampling.items import ImageLoadError, SampleItem, load_image
 from sicog.utils.io import SicogError
+from sicog.utils.secrets import redact, register_secret
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class ChatClient:
         self.url = chat_url(api_base)
         self._headers = {"Content-Type": "application/json"}
         if api_key:
+            register_secret(api_key)  # an endpoint that echoes it back must not get it into a log or file
             self._headers["Authorization"] = f"Bearer {api_key}"
         self.timeout, self.max_retries, self.retry_delay = timeout, max_retries, retry_delay
 
@@ -93,7 +95,7 @@ class ChatClient:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     return json.loads(resp.read().decode("utf-8"))
             except urllib.error.HTTPError as e:
-                detail = e.read()[:300].decode("utf-8", "replace")
+                detail = redact(e.read()[:300].decode("utf-8", "replace"))
                 e.close()
                 last = f"HTTP {e.code} from {self.url}: {detail}"
                 if e.code not in RETRY_STATUS:
@@ -184,7 +186,7 @@ def run_openai(cfg, items: list[SampleItem], done: set[str],
                 for fut in finished:
                     item, result, reason = fut.result()
                     if result is None:
-                        skip(item, reason)
+                        skip(item, redact(reason))
                         continue
                     cands, tokens = result
                     emit(item, cands)
