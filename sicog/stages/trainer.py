@@ -107,10 +107,14 @@ def build_training_arguments(cfg: TrainingConfig, deepspeed_cfg: dict | None) ->
 
 
 class EpochLengthGroupedSampler(Sampler[int]):
-    """transformers' length-grouped order (random megabatches, each sorted by length), drawn for
-    each epoch from a generator seeded with (seed, epoch) only, so any epoch's order can be
-    rebuilt alone. The Trainer calls `set_epoch` before each epoch (through accelerate's data
-    loader, also after `skip_first_batches`); without it, each full pass moves to the next epoch."""
+    """transformers' length-grouped order (random megabatches, each sorted by length) as a pure
+    function of (seed, epoch), so that a resumed run rebuilds any epoch's order exactly.
+
+    Epoch k's order is the (k+1)-th draw of one generator seeded with `seed` - the very orders
+    transformers' LengthGroupedSampler gives an uninterrupted run - replayed from the seed
+    (k cheap permutations) instead of carried in a generator that a restart loses. The Trainer
+    calls `set_epoch` before each epoch (through accelerate's data loader, also after
+    `skip_first_batches`); without it, each full pass moves to the next epoch."""
 
     def __init__(self, batch_size: int, lengths: list[int], seed: int):
         self.batch_size = batch_size
@@ -126,7 +130,9 @@ class EpochLengthGroupedSampler(Sampler[int]):
 
     def order(self, epoch: int) -> list[int]:
         """The indices of one epoch, in training order."""
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
+        g = torch.Generator().manual_seed(self.seed)
+        for _ in range(epoch):  # the draws of the epochs before
+            get_length_grouped_indices(self.lengths, self.batch_size, generator=g)
         return get_length_grouped_indices(self.lengths, self.batch_size, generator=g)
 
     def __iter__(self):

@@ -81,6 +81,11 @@ def test_length_grouped_order_is_a_function_of_seed_and_epoch():
     b.set_epoch(1)  # a resumed run: a fresh sampler put straight into epoch 1
     assert list(b) == second == a.order(1)
     assert EpochLengthGroupedSampler(8, lengths, seed=4).order(0) != first
+    # the same orders as transformers' sampler gives an uninterrupted run (one generator, epoch after epoch)
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    stock = LengthGroupedSampler(8, lengths=lengths, generator=torch.Generator().manual_seed(3))
+    assert [list(stock) for _ in range(3)] == [a.order(0), a.order(1), a.order(2)]
     # grouped: the longest example leads; each megabatch (here 16 = 2 batches) is sorted by length
     # after its first place (transformers swaps the overall longest into the first megabatch)
     assert lengths[first[0]] == max(lengths)
