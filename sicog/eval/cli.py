@@ -105,13 +105,13 @@ def output_dir(cfg: EvaluateConfig, bench_name: str | None = None) -> Path:
 
 def run_settings(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path | None) -> dict:
     """What decides the replies: a resumed evaluation must match it (sicog.eval.partial)."""
-    from sicog.eval.partial import model_fingerprint
+    from sicog.utils.io import model_files_fingerprint
 
     captions = None
     if caption_path is not None:
         captions = {"file": file_fingerprint(caption_path), "scorer": bench.caption_scorer,
                     "prompt": cfg.caption_prompt, "max_new_tokens": cfg.caption_max_new_tokens}
-    return {"model": model_fingerprint(cfg.model), "benchmark": file_fingerprint(bench.tsv),
+    return {"model": model_files_fingerprint(cfg.model), "benchmark": file_fingerprint(bench.tsv),
             "limit": cfg.limit, "batch_size": cfg.batch_size, "prompt_style": cfg.prompt_style,
             "max_new_tokens": cfg.reply_tokens(), "mcq_scoring": cfg.scorings(),
             "shuffled_image_control": cfg.shuffled_image_control, "captions": captions,

@@ -4,7 +4,7 @@ The benchmark is scored in chunks of --batch-size items, one scoring way after t
 (`generate`, `likelihood`, `shuffled_images`, `captions`). After each chunk, one JSON line per
 scored item (`key` = the item's index or id, plus the model's reply) is appended to
 `.partial/<way>.jsonl`; `.partial/settings.json` records every setting that decides the replies,
-with fingerprints of the benchmark files and of the model (config.json and weight files).
+with fingerprints of the benchmark files and of the model (sicog.utils.io.model_files_fingerprint).
 
 A rerun with the same settings reads the parts back and asks the model only about the rest.
 What it reads back is a prefix of the items in whole chunks (a chunk cut short by a kill is
@@ -23,29 +23,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sicog.utils.io import SicogError, file_fingerprint, iter_jsonl, write_json, write_jsonl
+from sicog.utils.io import SicogError, iter_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
 PARTIAL_DIR = ".partial"
 SETTINGS = "settings.json"
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
-
-
-def model_fingerprint(model: str | os.PathLike, quick: bool = False) -> dict:
-    """Fingerprints of a checkpoint folder's config.json and weight files (sha256; `quick`: size
-    and modification time, for runs that should not read 15 GB of weights to compare settings);
-    a name that is no folder (a served model, a test's stand-in) is recorded as given."""
-    folder = Path(model)
-    if not folder.is_dir():
-        return {"name": str(model)}
-    files = sorted(f for f in folder.iterdir()
-                   if f.is_file() and (f.name == "config.json" or f.suffix in WEIGHT_SUFFIXES))
-    if quick:
-        return {f.name: f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files}
-    return {f.name: file_fingerprint(f) for f in files}
-
-
 class PartialRun:
     """The `.partial` folder of one evaluation output folder.
 

@@ -22,15 +22,12 @@ def check_weight_files(model_path: str | Path, flag: str = "--model") -> None:
     folder = Path(model_path)
     if not folder.is_dir():
         return
-    from safetensors import safe_open
+    from sicog.model.checkpoint import safetensors_error
 
     for f in sorted(folder.glob("*.safetensors")):
-        try:
-            with safe_open(str(f), framework="pt") as fh:
-                fh.keys()
-        except Exception as e:  # SafetensorError, OSError: the file is not a whole safetensors file
-            raise SicogError(f"{flag} {folder}: corrupt weights file {f} ({type(e).__name__}: {e}); "
-                             "expected a complete safetensors file (copy or save the checkpoint again)") from None
+        if err := safetensors_error(f):
+            raise SicogError(f"{flag} {folder}: corrupt weights file {f} ({err}); "
+                             "expected a complete safetensors file (copy or save the checkpoint again)")
 
 
 def load_model(model_path: str | Path, flag: str = "--model", **kwargs):

@@ -119,6 +119,21 @@ def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()[:16]
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def model_files_fingerprint(model: str | os.PathLike) -> dict:
+    """Size and modification time of a checkpoint folder's config.json and weight files: enough to
+    tell a rewritten model, without reading 15 GB of weights on every run that compares settings.
+    A name that is no folder (a served model) is recorded as given."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return {"name": str(model)}
+    files = sorted(f for f in folder.iterdir()
+                   if f.is_file() and (f.name == "config.json" or f.suffix in WEIGHT_SUFFIXES))
+    return {f.name: f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files}
+
+
 def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
     """The current git commit of the sicog source tree, or None outside a git checkout."""
     import subprocess

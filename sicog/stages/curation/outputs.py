@@ -54,13 +54,13 @@ def claim_outputs(cfg: CurateConfig) -> None:
 
 def finished_settings(cfg: CurateConfig) -> dict:
     """See the module docstring (as it reads back from JSON)."""
-    from sicog.eval.partial import model_fingerprint
+    from sicog.utils.io import model_files_fingerprint
 
     folder = _encoder_folder(cfg)
     return as_recorded({**cfg.run_key(),
                         "pairs_out": str(Path(cfg.pairs_out).resolve()) if cfg.pairs_out else None,
                         "report_dir": str(Path(cfg.report_dir).resolve()) if cfg.report_dir else None,
-                        "encoder_files": model_fingerprint(folder, quick=True) if folder else None})
+                        "encoder_files": model_files_fingerprint(folder) if folder else None})
 
 
 def _summary(out: str | os.PathLike) -> dict:

@@ -35,10 +35,10 @@ def summary_path(out: str | os.PathLike) -> Path:
 
 def run_settings(cfg: SampleConfig) -> dict:
     """What decides the candidates, with fingerprints of the data file and the model's files."""
-    from sicog.eval.partial import model_fingerprint
+    from sicog.utils.io import model_files_fingerprint
 
     want = cfg.determining(file_fingerprint(cfg.data))
-    want["model_files"] = model_fingerprint(cfg.model, quick=True) if cfg.backend == "hf" else None
+    want["model_files"] = model_files_fingerprint(cfg.model) if cfg.backend == "hf" else None
     return as_recorded(want)
 
 
