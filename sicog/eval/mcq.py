@@ -294,10 +294,14 @@ def summarize_mcq(preds: Sequence[McqPrediction]) -> dict:
             c = per_cat.setdefault(p.item.category, [0, 0])
             c[0] += p.correct
             c[1] += 1
+    from sicog.eval.stats import bootstrap_interval
+
     return {
         "n": n,
         "correct": correct,
         "accuracy": correct / n if n else 0.0,
+        # 95 % percentile interval over resampled questions (sicog.eval.stats)
+        "ci95": [round(v, 4) for v in bootstrap_interval([float(p.correct) for p in preds])] if n else None,
         "unanswered": sum(p.extracted is None for p in preds),
         "chance_accuracy": sum(1 / len(p.item.options) for p in preds) / n if n else 0.0,
         "per_category": {

@@ -33,3 +33,35 @@ def test_markdown_shows_the_headline_the_other_scoring_and_the_control(tmp_path)
     assert "scored by **likelihood**; also shown: generate" in md
     assert "| sicog | 60.0 | 25.0 | 30.0 | 10 |" in md
     assert "| base, shuffled images | 25.0 |" in md and "| sicog | 90.0 |" in md
+
+
+def _eval_dir(path, hits: list[int]):
+    from sicog.utils.io import write_jsonl
+
+    write_json(path / "summary.json", {"mcq": {"accuracy": sum(hits) / len(hits), "n": len(hits)},
+                                       "files": {"predictions": "mcq_predictions.jsonl"}})
+    write_jsonl(path / "mcq_predictions.jsonl", [{"index": i, "correct": bool(h)} for i, h in enumerate(hits)])
+    return str(path)
+
+
+def test_paired_comparisons_read_per_question_hits_and_skip_missing_arms(tmp_path):
+    from sicog.pipeline.report.compare import paired_comparisons
+
+    base = [1, 0, 0, 1] * 50
+    sicog = [1, 1, 0, 1] * 50  # right on every question base gets, plus a quarter more
+    dirs = {"base": _eval_dir(tmp_path / "b", base), "sicog": _eval_dir(tmp_path / "s", sicog),
+            "uncurated": None, "oracle": str(tmp_path / "missing")}
+    (c,) = paired_comparisons(dirs)
+    assert (c["arm"], c["against"], c["n"]) == ("sicog", "base", 200)
+    assert abs(c["difference"] - 0.25) < 1e-12 and 0.15 < c["ci95"][0] < 0.25 < c["ci95"][1] < 0.35
+    md = render_markdown({"arms": {}, "comparisons": [c], "rounds": [], "steps": []}, "t")
+    assert "| sicog − base | +25.0 | [+" in md
+
+
+def test_markdown_shows_accuracy_intervals(tmp_path):
+    s = _summary(0.6, 0.3, {}, {})
+    s["mcq"]["ci95"], s["mcq_shuffled_images"]["ci95"] = [0.55, 0.65], [0.25, 0.35]
+    write_json(tmp_path / "e" / "summary.json", s)
+    md = render_markdown({"arms": {"base": arm_result("c", str(tmp_path / "e"), tmp_path)}, "rounds": [],
+                          "steps": []}, "t")
+    assert "| base | 60.0 [55.0, 65.0] | 25.0 | 30.0 [25.0, 35.0] |" in md

@@ -16,6 +16,7 @@ from sicog.data.records import iter_json_objects
 from sicog.pipeline.actions import count_lines
 from sicog.pipeline.config import ARMS
 from sicog.pipeline.data_steps import read_eval_summary, read_json_in
+from sicog.pipeline.report.compare import paired_comparisons
 
 
 def _rel(path: str | None, root: Path) -> str | None:
@@ -35,6 +36,7 @@ def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
         mcq = summary.get("mcq", summary)
         out["benchmark"] = {
             "accuracy": mcq.get("accuracy"),
+            "ci95": mcq.get("ci95"),
             "n": mcq.get("n"),
             "per_category": {k: (v["accuracy"] if isinstance(v, dict) else v)
                              for k, v in (mcq.get("per_category") or {}).items()},
@@ -46,6 +48,7 @@ def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
         blind = summary.get("mcq_shuffled_images")
         if blind:
             out["benchmark"]["accuracy_shuffled_images"] = blind.get("accuracy")
+            out["benchmark"]["ci95_shuffled_images"] = blind.get("ci95")
             out["benchmark"]["per_category_shuffled_images"] = {
                 k: (v["accuracy"] if isinstance(v, dict) else v) for k, v in (blind.get("per_category") or {}).items()}
         cap = summary.get("captions") or {}
@@ -123,7 +126,9 @@ def build_report(planner, engine, root: Path, extra: dict | None = None) -> dict
                        "accuracy": res.get("benchmark", {}).get("accuracy"),
                        "object_recall": res.get("captions", {}).get("object_recall"),
                        "hallucination_rate": res.get("captions", {}).get("hallucination_rate")})
+    first_round = {arm: planner.evaluations.get((0 if arm == "base" else 1, arm)) for arm in arms}
     report = {"name": cfg.name, "seed": cfg.seed, "rounds_configured": cfg.rounds, "arms": arms,
+              "comparisons": paired_comparisons(first_round),
               "rounds": rounds, "steps": step_rows(engine), "curation": curation_section(planner, engine)}
     report.update(extra or {})
     return report

@@ -11,6 +11,15 @@ def _fmt(v, pct: bool = True) -> str:
     return f"{100 * v:.1f}" if pct else f"{v:.3g}"
 
 
+def _with_ci(v, ci) -> str:
+    """"35.3 [33.2, 37.4]": an accuracy with its 95 % bootstrap interval, when there is one."""
+    return _fmt(v) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci and None not in ci else "")
+
+
+def _signed(v) -> str:
+    return "–" if v is None else f"{100 * v:+.1f}"
+
+
 def render_markdown(report: dict, title: str, notes: list[str] | None = None,
                     sections: list[str] | None = None) -> str:
     """The report as markdown; `notes` list departures from the real recipe, `sections` are extra lines."""
@@ -34,6 +43,7 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
     if blind:
         lines += ["*shuffled images*: the same questions, each with another item's image — what the question "
                   "alone gives; the gap to the accuracy is what the model reads from the image.", ""]
+    lines += ["Accuracies carry a 95 % bootstrap interval over the questions in brackets.", ""]
     lines += ["| arm | benchmark accuracy % | " + "".join(f"{w} % | " for w in others) +
               ("shuffled images % | " if blind else "") + "n | caption object recall % | hallucination rate % "
               "| checkpoint |", "|---|---|" + "---|" * (len(others) + blind) + "---|---|---|---|"]
@@ -41,9 +51,19 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
         b, c = a.get("benchmark", {}), a.get("captions", {})
         extra = "".join(f"{_fmt(b.get('accuracy_by_scoring', {}).get(w))} | " for w in others)
         if blind:
-            extra += f"{_fmt(b.get('accuracy_shuffled_images'))} | "
-        lines.append(f"| {name} | {_fmt(b.get('accuracy'))} | {extra}{b.get('n', '–')} | "
+            extra += f"{_with_ci(b.get('accuracy_shuffled_images'), b.get('ci95_shuffled_images'))} | "
+        lines.append(f"| {name} | {_with_ci(b.get('accuracy'), b.get('ci95'))} | {extra}{b.get('n', '–')} | "
                      f"{_fmt(c.get('object_recall'))} | {_fmt(c.get('hallucination_rate'))} | `{a['checkpoint']}` |")
+    if report.get("comparisons"):
+        lines += ["", "### Paired differences (same questions)", "",
+                  "Each question scored for both arms; the interval resamples questions in pairs, so it is "
+                  "much tighter than the two arms' own intervals. An interval above 0 means the first arm is "
+                  "better beyond question-sampling noise.", "",
+                  "| arm − against | difference (points) | 95 % interval | questions |", "|---|---|---|---|"]
+        for c in report["comparisons"]:
+            lo, hi = c["ci95"]
+            lines.append(f"| {c['arm']} − {c['against']} | {_signed(c['difference'])} | "
+                         f"[{_signed(lo)}, {_signed(hi)}] | {c['n']} |")
     cats = sorted({k for a in report["arms"].values() for k in a.get("benchmark", {}).get("per_category", {})})
     if cats:
         lines += ["", "### Accuracy per question category (%)", "",

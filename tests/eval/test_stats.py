@@ -1,0 +1,44 @@
+import math
+
+import numpy as np
+import pytest
+
+from sicog.eval.stats import bootstrap_interval, paired_difference
+
+
+def test_interval_brackets_the_mean_and_shrinks_with_n():
+    rng = np.random.default_rng(1)
+    small = rng.random(200) < 0.6
+    large = rng.random(5000) < 0.6
+    lo_s, hi_s = bootstrap_interval(small)
+    lo_l, hi_l = bootstrap_interval(large)
+    assert lo_s <= small.mean() <= hi_s and lo_l <= large.mean() <= hi_l
+    assert hi_l - lo_l < (hi_s - lo_s) / 3      # width ~ 1/sqrt(n): 5000/200 = 25 -> 5x narrower
+    # the normal approximation 1.96 * sqrt(p(1-p)/n) at n = 5000 is about 2.7 points wide
+    assert (hi_l - lo_l) == pytest.approx(2 * 1.96 * math.sqrt(0.24 / 5000), rel=0.15)
+
+
+def test_interval_is_seeded_and_empty_is_nan():
+    assert bootstrap_interval([1, 0, 1, 1], seed=3) == bootstrap_interval([1, 0, 1, 1], seed=3)
+    assert all(math.isnan(v) for v in bootstrap_interval([]))
+
+
+def test_paired_difference_cancels_shared_difficulty():
+    # b is right on the same questions as a plus nothing else; a adds 100 of 2000 -> +5 points, and the
+    # paired interval is far tighter than two independent intervals would suggest
+    rng = np.random.default_rng(0)
+    base = rng.random(2000) < 0.5
+    better = base.copy()
+    better[np.flatnonzero(~base)[:100]] = True
+    a = {str(i): float(v) for i, v in enumerate(better)}
+    b = {str(i): float(v) for i, v in enumerate(base)}
+    d = paired_difference(a, b)
+    assert d["difference"] == pytest.approx(0.05)
+    assert 0.035 < d["ci95"][0] < 0.05 < d["ci95"][1] < 0.065
+    assert d["n"] == 2000 and d["a_only"] == d["b_only"] == 0
+
+
+def test_paired_difference_uses_common_questions_and_counts_the_rest():
+    d = paired_difference({"1": 1, "2": 0, "3": 1}, {"2": 1, "3": 1, "4": 0})
+    assert d["n"] == 2 and d["a_only"] == 1 and d["b_only"] == 1
+    assert d["difference"] == pytest.approx(-0.5)
