@@ -6,8 +6,10 @@
 Each seed runs in its own folder (`OUT/seed<N>`), so an interrupted sweep resumes where it stopped.
 Writes OUT/summary.json and OUT/summary.md: per arm the mean and sample standard deviation of the
 benchmark accuracy, caption object recall and hallucination rate, the per-seed figures, the
-sicog-minus-base and sicog-minus-uncurated differences per seed, wall time per seed, and the label
-quality table (curated vs greedy vs random labels) averaged over seeds.
+sicog-minus-base and sicog-minus-uncurated differences per seed, each with its paired 95 % interval
+over that seed's questions, and pooled over seeds (mean of the seeds' paired differences with a
+stratified bootstrap interval), wall time per seed, and the label quality table (curated vs greedy
+vs random labels) averaged over seeds.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from sicog.eval.stats import pooled_paired_difference
+from sicog.pipeline.report.compare import COMPARISONS, per_question_hits
 
 METRICS = (("accuracy", ("benchmark", "accuracy")),
            ("accuracy_generate", ("benchmark", "accuracy_by_scoring", "generate")),
@@ -41,7 +46,25 @@ def _mean_std(values: list[float]) -> dict:
             "n": len(values)}
 
 
-def aggregate(reports: dict[int, dict]) -> dict:
+def _hits(report: dict, report_dir: Path | None, arm: str) -> dict[str, float] | None:
+    rel = (report["arms"].get(arm) or {}).get("evaluation")
+    return per_question_hits(str(report_dir / rel)) if report_dir is not None and rel else None
+
+
+def paired(reports: dict[int, dict], dirs: dict[int, Path]) -> dict:
+    """Per comparison: each seed's paired difference + interval (report.json) and the pooled one."""
+    out = {}
+    for a, b in COMPARISONS:
+        per_seed = {s: next((c for c in r.get("comparisons", []) if (c["arm"], c["against"]) == (a, b)), None)
+                    for s, r in reports.items()}
+        strata = [(ha, hb) for s, r in reports.items()
+                  if (ha := _hits(r, dirs.get(s), a)) is not None and (hb := _hits(r, dirs.get(s), b)) is not None]
+        if any(per_seed.values()) or strata:
+            out[f"{a}-{b}"] = {"per_seed": per_seed, "pooled": pooled_paired_difference(strata) if strata else None}
+    return out
+
+
+def aggregate(reports: dict[int, dict], dirs: dict[int, Path] | None = None) -> dict:
     arms = sorted({a for r in reports.values() for a in r["arms"]},
                   key=lambda a: ("base", "sicog", "uncurated", "oracle").index(a) if a in
                   ("base", "sicog", "uncurated", "oracle") else 9)
@@ -65,6 +88,7 @@ def aggregate(reports: dict[int, dict]) -> dict:
             rec = {s: (_get(r["arms"].get(a, {}), ("captions", "object_recall")) or 0)
                    - (_get(r["arms"].get(b, {}), ("captions", "object_recall")) or 0) for s, r in reports.items()}
             out["differences"][f"{a}-{b} object_recall"] = {**_mean_std(list(rec.values())), "per_seed": rec}
+    out["paired"] = paired(reports, dirs or {})
     out["wall_seconds"] = {s: r.get("wall_seconds") for s, r in reports.items()}
     out["steps_seconds"] = {s: r.get("steps_seconds") for s, r in reports.items()}
     rows: dict[tuple, list] = {}
@@ -101,6 +125,18 @@ def render(summary: dict, preset: str) -> str:
     for name, d in summary["differences"].items():
         per = ", ".join(f"{100 * v:+.1f}" for v in d["per_seed"].values())
         lines.append(f"| {name} | {_pm(d)} | {per} |")
+    if summary.get("paired"):
+        lines += ["", "Paired differences on the same questions, in points: per seed with its 95 % interval over "
+                  "that seed's questions; pooled = mean over seeds with a stratified bootstrap interval "
+                  "(question-sampling noise only; the spread between seeds is the per-seed column)", "",
+                  "| difference | pooled [95 % interval] | per seed [95 % interval] |", "|---|---|---|"]
+        for name, d in summary["paired"].items():
+            per = "; ".join(f"{s}: {100 * c['difference']:+.1f} [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}]"
+                            for s, c in d["per_seed"].items() if c)
+            p = d.get("pooled")
+            pooled = (f"{100 * p['difference']:+.1f} [{100 * p['ci95'][0]:+.1f}, {100 * p['ci95'][1]:+.1f}]"
+                      if p else "–")
+            lines.append(f"| {name} | {pooled} | {per or '–'} |")
     cats = sorted({c for per in summary.get("per_category", {}).values() for c in per})
     if cats:
         lines += ["", "Accuracy per question category (headline scoring; in brackets: with shuffled images)", "",
@@ -160,15 +196,16 @@ def main(argv: list[str] | None = None) -> int:
                     log.close()
                     print(f"seed {seed}: exit {proc.returncode} after {time.time() - t0:.0f} s", flush=True)
                     del running[seed]
-    reports = {}
+    reports, dirs = {}, {}
     for seed in args.seeds:
         report_path = out / f"seed{seed}" / "report.json"
         if report_path.is_file():
             reports[seed] = json.loads(report_path.read_text(encoding="utf-8"))
+            dirs[seed] = report_path.parent
     if not reports:
         print("no finished seeds", file=sys.stderr)
         return 1
-    summary = aggregate(reports)
+    summary = aggregate(reports, dirs)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     md = render(summary, args.preset)

@@ -41,3 +41,29 @@ def paired_difference(a: Mapping[str, float], b: Mapping[str, float], n_boot: in
     lo, hi = bootstrap_interval(diff, n_boot=n_boot, seed=seed, level=level)
     return {"difference": float(np.mean(diff)) if diff else float("nan"), "ci95": [lo, hi], "n": len(common),
             "a_only": len(set(a) - set(b)), "b_only": len(set(b) - set(a))}
+
+
+def pooled_paired_difference(strata: Sequence[tuple[Mapping[str, float], Mapping[str, float]]],
+                             n_boot: int = N_BOOTSTRAP, seed: int = 0, level: float = 0.95) -> dict:
+    """Mean over strata (e.g. seeds, each its own benchmark) of the paired a − b difference.
+
+    The interval resamples questions within each stratum and averages the strata's means, so
+    every seed keeps its weight (a stratified bootstrap): it covers question-sampling noise,
+    not the spread between seeds (report that separately).
+    """
+    diffs = []
+    for a, b in strata:
+        common = sorted(set(a) & set(b))
+        if common:
+            diffs.append(np.asarray([float(a[k]) - float(b[k]) for k in common], dtype=np.float64))
+    if not diffs:
+        return {"difference": float("nan"), "ci95": [float("nan"), float("nan")], "strata": 0, "n": 0}
+    rng = np.random.default_rng(seed)
+    boots = np.zeros(n_boot)
+    for d in diffs:
+        boots += d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    boots /= len(diffs)
+    tail = (1.0 - level) / 2
+    return {"difference": float(np.mean([d.mean() for d in diffs])),
+            "ci95": [float(np.quantile(boots, tail)), float(np.quantile(boots, 1.0 - tail))],
+            "strata": len(diffs), "n": int(sum(d.size for d in diffs))}

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from sicog.eval.stats import bootstrap_interval, paired_difference
+from sicog.eval.stats import bootstrap_interval, paired_difference, pooled_paired_difference
 
 
 def test_interval_brackets_the_mean_and_shrinks_with_n():
@@ -42,3 +42,14 @@ def test_paired_difference_uses_common_questions_and_counts_the_rest():
     d = paired_difference({"1": 1, "2": 0, "3": 1}, {"2": 1, "3": 1, "4": 0})
     assert d["n"] == 2 and d["a_only"] == 1 and d["b_only"] == 1
     assert d["difference"] == pytest.approx(-0.5)
+
+
+def test_pooled_difference_weighs_every_stratum_equally():
+    # stratum 1: +10 points on 1000 questions; stratum 2: +0 on 100 -> mean of the two = +5, not +9.1
+    a1 = {str(i): float(i % 10 == 0) for i in range(1000)}
+    b1 = {str(i): 0.0 for i in range(1000)}
+    a2 = {str(i): float(i % 2) for i in range(100)}
+    d = pooled_paired_difference([(a1, b1), (a2, a2)])
+    assert d["difference"] == pytest.approx(0.05) and d["strata"] == 2 and d["n"] == 1100
+    assert 0.035 < d["ci95"][0] < 0.05 < d["ci95"][1] < 0.065
+    assert pooled_paired_difference([({"1": 1.0}, {"2": 1.0})])["strata"] == 0

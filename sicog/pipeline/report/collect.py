@@ -31,7 +31,7 @@ def _rel(path: str | None, root: Path) -> str | None:
 def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
     """{checkpoint, benchmark{accuracy, n, per_category}, captions{object_recall, hallucination_rate}}."""
     summary = read_eval_summary(eval_dir) if eval_dir else None
-    out: dict = {"checkpoint": _rel(checkpoint, root)}
+    out: dict = {"checkpoint": _rel(checkpoint, root), "evaluation": _rel(eval_dir, root)}
     if summary:
         mcq = summary.get("mcq", summary)
         out["benchmark"] = {
