@@ -8,7 +8,7 @@ import logging
 from dataclasses import fields
 
 from sicog.demo.world.generate import EXTRA_FILES, SPLITS, WorldSizes, generate_world
-from sicog.demo.world.scenes import ALL_SHAPES, PALETTE, SceneConfig
+from sicog.demo.world.scenes import ALL_SHAPES, PALETTE, QUESTION_KINDS, SceneConfig
 from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"most distractor specks per image (default {_DEFAULT_SCENE.max_specks})")
     parser.add_argument("--noise-sd", type=float, default=_DEFAULT_SCENE.noise_sd, metavar="SD",
                         help=f"per-pixel gaussian noise (default {_DEFAULT_SCENE.noise_sd})")
+    parser.add_argument("--question-kinds", default=",".join(_DEFAULT_SCENE.question_kinds), metavar="LIST",
+                        help="comma-separated kinds of question the world asks (training, unlabeled and benchmark "
+                             f"questions), some of {','.join(QUESTION_KINDS)} (default all)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a world with other settings already in --out, file by file (files you "
                              "added to the folder are kept; a folder that holds no world is never written)")
@@ -88,7 +91,8 @@ def world_config_from_args(args: argparse.Namespace) -> tuple[WorldSizes, SceneC
             shapes=tuple(s.strip() for s in args.shapes.split(",") if s.strip()),
             colours=tuple(c.strip() for c in args.colours.split(",") if c.strip()),
             overlap_prob=args.overlap_prob, max_specks=args.max_specks, noise_sd=args.noise_sd,
-            border_prob=_DEFAULT_SCENE.border_prob, colour_jitter=_DEFAULT_SCENE.colour_jitter)
+            border_prob=_DEFAULT_SCENE.border_prob, colour_jitter=_DEFAULT_SCENE.colour_jitter,
+            question_kinds=tuple(k.strip() for k in args.question_kinds.split(",") if k.strip()))
     except ValueError as e:  # "name must be ...": name the flag that gave the value
         name = str(e).split(" ", 1)[0]
         flag = f"--{name.replace('_', '-')}: " if hasattr(args, name) else ""

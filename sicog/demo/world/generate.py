@@ -253,7 +253,7 @@ def _generate(out: Path, seed: int, sizes: WorldSizes, cfg: SceneConfig, overwri
                                           cfg, sizes, "unlabeled", truth, oracle_reasoning)
             else:  # bench: kinds cycle over rows so categories stay balanced
                 k = sizes.benchmark_questions_per_image
-                for row in benchmark_rows_for_scene(scene, png, rng, k, (i * k) % len(Q.KINDS), cfg):
+                for row in benchmark_rows_for_scene(scene, png, rng, k, (i * k) % len(cfg.question_kinds), cfg):
                     bench_rows.append(row)
                 bench_captions.append({"id": image_id, "image": image, "scene": graph})
             bar.update(1)

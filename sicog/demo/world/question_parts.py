@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from sicog.data import formats
 from sicog.demo.world import vocab as V
+from sicog.demo.world.scenes import QUESTION_KINDS as KINDS  # noqa: F401  (re-exported)
 from sicog.demo.world.scenes import Scene
 
-KINDS = ("count", "attribute", "spatial", "comparison", "existence")
 DIRECTIONS = ("left", "right", "above", "below")
 LETTERS = ("A", "B", "C", "D")
 

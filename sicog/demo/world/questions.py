@@ -305,13 +305,14 @@ def make_question(scene: Scene, rng: random.Random, kind: str, cfg: SceneConfig 
 def make_questions(scene: Scene, rng: random.Random, k: int, cfg: SceneConfig | None = None,
                    mcq: bool = False, first_kind: int | None = None) -> list[Question]:
     """Up to k questions of distinct texts, cycling through the kinds (from `first_kind`, or random)."""
-    start = rng.randrange(len(KINDS)) if first_kind is None else first_kind
+    kinds = (cfg or SceneConfig()).question_kinds
+    start = rng.randrange(len(kinds)) if first_kind is None else first_kind
     out: list[Question] = []
     seen = set()
-    for step in range(len(KINDS) * 3):
+    for step in range(len(kinds) * 3):
         if len(out) >= k:
             break
-        q = make_question(scene, rng, KINDS[(start + step) % len(KINDS)], cfg, mcq)
+        q = make_question(scene, rng, kinds[(start + step) % len(kinds)], cfg, mcq)
         if q is not None and q.text not in seen:
             seen.add(q.text)
             out.append(q)

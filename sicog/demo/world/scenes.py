@@ -62,6 +62,8 @@ CELL_NAMES = (
     "middle left", "center", "middle right",
     "bottom left", "bottom center", "bottom right",
 )
+#: kinds of questions (the benchmark's `category`); `SceneConfig.question_kinds` picks the ones a world asks
+QUESTION_KINDS = ("count", "attribute", "spatial", "comparison", "existence")
 #: a shape counts as occluded when more than this share of it is hidden
 OCCLUSION_MIN = 0.04
 #: placements hiding more than this share of a shape are rejected (it must stay recognisable)
@@ -83,6 +85,7 @@ class SceneConfig:
     border_prob: float = 0.3
     colour_jitter: int = 12         # per-channel jitter of an object's colour (rendering)
     noise_sd: float = 5.0           # per-pixel gaussian noise (rendering)
+    question_kinds: tuple[str, ...] = QUESTION_KINDS  # what the world's questions ask about
 
     def __post_init__(self) -> None:
         if not 48 <= self.image_size <= 128:
@@ -96,6 +99,8 @@ class SceneConfig:
         bad = [c for c in self.colours if c not in PALETTE]
         if bad or len(set(self.colours)) < 4:
             raise ValueError(f"colours must be >= 4 distinct names from {sorted(PALETTE)}, got {self.colours}")
+        if not self.question_kinds or set(self.question_kinds) - set(QUESTION_KINDS):
+            raise ValueError(f"question_kinds must be some of {QUESTION_KINDS}, got {self.question_kinds}")
         for name, top in (("overlap_prob", 1), ("border_prob", 1), ("noise_sd", 64), ("max_specks", 50),
                           ("colour_jitter", 64)):
             if not 0 <= (value := getattr(self, name)) <= top:  # NaN fails too
@@ -328,16 +333,10 @@ def relations(scene: Scene) -> list[tuple[int, str, int]]:
         for b in scene.objects:
             if a.id == b.id:
                 continue
-            if a.col < b.col:
-                out.append((a.id, "left of", b.id))
-            if a.col > b.col:
-                out.append((a.id, "right of", b.id))
-            if a.row < b.row:
-                out.append((a.id, "above", b.id))
-            if a.row > b.row:
-                out.append((a.id, "below", b.id))
-            if a.id in b.occluded_by:
-                out.append((a.id, "covers", b.id))
+            for holds, rel in ((a.col < b.col, "left of"), (a.col > b.col, "right of"), (a.row < b.row, "above"),
+                               (a.row > b.row, "below"), (a.id in b.occluded_by, "covers")):
+                if holds:
+                    out.append((a.id, rel, b.id))
     return out
 
 
