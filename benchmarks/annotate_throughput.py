@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sicog.cli import main  # noqa: E402
-from tests.stages._annotation import annotate_argv, write_caption_records  # noqa: E402
 from sicog.stages.annotation import runner  # noqa: E402, F401 (imported before the timed runs)
+from tests.stages._annotation import annotate_argv, write_caption_records  # noqa: E402
 from tests.stages._cod_server import CodServer  # noqa: E402
 
 

@@ -163,7 +163,7 @@ def print_summary(summary: dict, show: int) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="data_command", metavar="check", required=True)
+    sub = p.add_subparsers(dest="data_command", metavar="check", required=True, help="what to do")
     c = sub.add_parser("check", help="check a data file", description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("file", metavar="FILE", help="the data file to check (.json list or .jsonl)")

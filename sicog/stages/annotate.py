@@ -34,7 +34,7 @@ TASKS = {"cod": "Chain-of-Description captions (+ direct descriptions) from capt
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """`sicog annotate cod`: the flags are the fields of AnnotateConfig."""
-    sub = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    sub = p.add_subparsers(dest="task", metavar="TASK", required=True, help="what to annotate")
     for name, summary in TASKS.items():
         task = sub.add_parser(name, help=summary, description=DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -28,7 +28,7 @@ CONVERTERS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """One sub-command per converter."""
-    sub = p.add_subparsers(dest="converter", metavar="NAME", required=True)
+    sub = p.add_subparsers(dest="converter", metavar="NAME", required=True, help="the source to convert")
     for name, (module_name, summary) in CONVERTERS.items():
         module = importlib.import_module(module_name)
         c = sub.add_parser(name, help=summary, description=module.DESCRIPTION,

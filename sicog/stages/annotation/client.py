@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 
 import openai
 from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from sicog.stages.annotation.config import AnnotateConfig
 from sicog.stages.annotation.prompt import InvalidAnswer, build_messages, parse_answer
