@@ -15,6 +15,8 @@ from sicog.config_flags import add_config_arguments, config_from_args, setting
 from sicog.data.converters.common import Job, Skip, convert_file, relative_image, with_one_placeholder
 from sicog.data.records import DataError, record_id, validate_training_record
 
+KEEP = ("all", "image", "text")
+
 DESCRIPTION = """\
 LLaVA-665K (or any LLaVA SFT mix) -> checked SFT records: schema, image inside --image-folder and
 present, one <image> first for image records and none in text-only ones; skips counted by reason.
@@ -29,10 +31,14 @@ class LlavaSftConfig:
     out: str | None = setting(None, "output SFT records, .jsonl", required=True)
     image_folder: str | None = setting(None, "when given, every image must exist inside it (else the record is "
                                              "skipped and counted)")
+    keep: str = setting("all", "all records, only those with an image, or only text-only ones (e.g. a text-only "
+                               "set for stage 1.5); the others are counted as other-kind", choices=KEEP)
     overwrite: bool = setting(False, "replace an output made with other settings")
 
 
-def convert_record(rec: dict, where: str, image_folder: str | None) -> dict[str, list[dict]]:
+def convert_record(rec: dict, where: str, image_folder: str | None, keep: str = "all") -> dict[str, list[dict]]:
+    if keep != "all" and isinstance(rec, dict) and bool(rec.get("image")) != (keep == "image"):
+        raise Skip("other-kind", f"--keep {keep}")
     try:
         validate_training_record(rec, where, require_answer=True)
     except DataError as e:
@@ -57,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
     job = Job("llava-sft", cfg.data, {"--out": cfg.out},
               settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite")},
               overwrite=cfg.overwrite, inputs={"--image-folder": cfg.image_folder})
-    convert_file(job, lambda rec, where: convert_record(rec, where, cfg.image_folder))
+    convert_file(job, lambda rec, where: convert_record(rec, where, cfg.image_folder, cfg.keep))
     return 0

@@ -91,6 +91,9 @@ def test_llava_sft_checks_the_mix(tmp_path):
     assert [r["id"] for r in recs] == ["a", "t"]
     assert recs[0]["conversations"][0]["value"] == "<image>\nWhat is it?" and "image" not in recs[1]
     assert _summary(out)["skipped"] == {"bad-record": 1, "placeholder-without-image": 1, "duplicate-id": 1}
+    text = tmp_path / "out" / "text.jsonl"
+    assert main(["convert", "llava-sft", "--data", str(src), "--out", str(text), "--keep", "text"]) == 0
+    assert [r["id"] for r in _read(text)] == ["t"] and _summary(text)["skipped"]["other-kind"] == 3
 
 
 def test_questions_strip_answers_one_record_per_question(tmp_path):
