@@ -110,10 +110,11 @@ def test_the_key_appears_in_no_output_log_or_saved_config(tmp_path):
     key = "sk-test-4f9c2b7e1d8a6053"
     data, folder = write_caption_records(tmp_path, 4)
     out = tmp_path / "out"
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "ANNOTATOR_SECRET": key}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "VLM_CREDENTIAL": key}  # not a secret-looking name: only
+    # the registration of what --api-key-env names can keep it out
     with CodServer(faults={"item-1": ["echo-key"], "item-2": ["500", "ok"]}) as server:
         proc = subprocess.run([sys.executable, "-m", "sicog", "-v", *annotate_argv(
-            data, folder, out, server.base_url, "--api-key-env", "ANNOTATOR_SECRET")],
+            data, folder, out, server.base_url, "--api-key-env", "VLM_CREDENTIAL")],
             env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert set(server.auth) == {f"Bearer {key}"}  # read from the variable --api-key-env names

@@ -1,6 +1,7 @@
 """Requests to the annotator: the OpenAI SDK for HTTP, tenacity for retries, aiolimiter for rates.
 
-The SDK's own retries are off (`max_retries=0`) so that one policy decides, for every failure:
+The SDK's own retries are off (`max_retries=0`) so that one policy (sicog.utils.retry, shared with
+`sicog sample --backend openai`) decides, for every failure:
 
 - retried: 408, 409, 429 and 5xx answers, timeouts, connection errors, a body that is not a chat
   completion (malformed JSON, no choices), and an answer that is not a Chain-of-Description
@@ -23,21 +24,15 @@ from dataclasses import dataclass, field
 
 import openai
 from aiolimiter import AsyncLimiter
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from sicog.stages.annotation.config import AnnotateConfig
 from sicog.stages.annotation.prompt import InvalidAnswer, build_messages, parse_answer
+from sicog.utils.retry import backoff_wait, parse_retry_after, retryable_status
 from sicog.utils.secrets import redact, register_secret
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUS = {408, 409, 429}
 #: statuses that say the run, not the item, is wrong (key, permissions, model name): stop at once
 FATAL_STATUS = {401, 403, 404}
 
@@ -78,7 +73,7 @@ class Outcome:
 def is_transient(exc: BaseException) -> bool:
     """Whether another try may succeed (see the module docstring)."""
     if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in RETRY_STATUS or exc.status_code >= 500
+        return retryable_status(exc.status_code)
     return isinstance(exc, (openai.APIConnectionError, MalformedResponse, InvalidAnswer, json.JSONDecodeError))
 
 
@@ -89,19 +84,7 @@ def is_fatal(exc: BaseException) -> bool:
 
 def retry_after_seconds(exc: BaseException | None) -> float | None:
     """The wait a 429/503 asks for (retry-after-ms or Retry-After in seconds), None when it names none."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) / divisor)
-        except ValueError:
-            continue  # an HTTP date: rare from API servers; the exponential wait applies
-    return None
+    return parse_retry_after(getattr(getattr(exc, "response", None), "headers", None))
 
 
 def describe(exc: BaseException) -> str:
@@ -129,13 +112,7 @@ class CodClient:
         self.cfg = cfg
         self._requests = AsyncLimiter(cfg.requests_per_minute, 60) if cfg.requests_per_minute else None
         self._tokens = AsyncLimiter(cfg.tokens_per_minute, 60) if cfg.tokens_per_minute else None
-        base_wait = wait_random_exponential(multiplier=cfg.backoff_initial, max=cfg.backoff_max)
-
-        def wait(state: RetryCallState) -> float:
-            asked = retry_after_seconds(state.outcome.exception() if state.outcome else None)
-            return min(asked, cfg.backoff_max) if asked is not None else base_wait(state)
-
-        self._wait = wait
+        self._wait = backoff_wait(cfg.backoff_initial, cfg.backoff_max, retry_after_seconds)
 
     async def close(self) -> None:
         await self._client.close()

@@ -25,7 +25,7 @@ from dataclasses import asdict
 from sicog.config_flags import check_config
 from sicog.data.records import DataError
 from sicog.stages.annotation import outputs
-from sicog.stages.annotation.client import CodClient, Outcome, Usage, describe
+from sicog.stages.annotation.client import CodClient, Outcome, Usage, describe, is_fatal
 from sicog.stages.annotation.config import AnnotateConfig
 from sicog.stages.annotation.items import CaptionItem, image_data_url, image_size, read_items
 from sicog.stages.annotation.prompt import (
@@ -146,7 +146,7 @@ async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: s
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if isinstance(exc, Exception) and not isinstance(exc, SicogError):
+            if is_fatal(exc):
                 raise SicogError(f"{cfg.base_url} refused the run ({describe(exc)}); check --base-url, --model "
                                  f"and the key in ${cfg.api_key_env}. Finished items are kept: run the same "
                                  "command again to continue") from None
