@@ -151,3 +151,15 @@ def test_retry_after_is_read_in_seconds_and_milliseconds():
     assert retry_after_seconds(Exc({"retry-after-ms": "250"})) == 0.25
     assert retry_after_seconds(Exc({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"})) is None
     assert retry_after_seconds(ValueError()) is None
+
+
+def test_out_is_claimed_apart_from_the_inputs_and_by_one_writer(tmp_path, capsys):
+    from sicog.utils.lock import output_lock
+
+    data, folder = write_caption_records(tmp_path, 2)
+    assert main(annotate_argv(data, folder, folder / "out", "http://127.0.0.1:9/v1")) == 2
+    assert "is inside --image-folder" in capsys.readouterr().err
+    out = tmp_path / "out"
+    with output_lock(out):
+        assert main(annotate_argv(data, folder, out, "http://127.0.0.1:9/v1")) == 2
+    assert "is being written by pid" in capsys.readouterr().err
