@@ -57,6 +57,7 @@ def test_every_item_ends_in_the_output_or_the_failures_file_exactly_once(tmp_pat
     assert (summary["annotated"], summary["failed"]) == (8, 4)
     assert summary["usage"]["prompt_tokens"] == 100 * answered
     assert summary["usage"]["completion_tokens"] == 50 * answered
+    assert summary["usage"]["answered_requests"] == answered
     assert summary["cost"] == pytest.approx((100 * 2.5 + 50 * 10) * answered / 1000)
     assert summary["failures_by_kind"] == {"HTTP 500": 1, "InvalidAnswer": 1, "HTTP 400": 1, "DataError": 1}
 
@@ -163,3 +164,27 @@ def test_out_is_claimed_apart_from_the_inputs_and_by_one_writer(tmp_path, capsys
     with output_lock(out):
         assert main(annotate_argv(data, folder, out, "http://127.0.0.1:9/v1")) == 2
     assert "is being written by pid" in capsys.readouterr().err
+
+
+def test_caption_records_in_both_layouts(tmp_path):
+    from sicog.data.records import DataError
+    from sicog.stages.annotation.items import read_items
+
+    src = tmp_path / "captions.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "flat", "image": "a.jpg", "question": "What is shown?", "caption": "A cat."},
+        {"id": 7, "image": "b.jpg", "caption": "Overrides the turn.", "conversations": [
+            {"from": "human", "value": "Describe.\n<image>"}, {"from": "gpt", "value": "A dog."}]},
+    ]) + "\n")
+    items = read_items(src)
+    assert [(i.id, i.question, i.caption) for i in items] == [
+        ("flat", "What is shown?", "A cat."), ("7", "Describe.", "Overrides the turn.")]
+    for bad, message in (({"id": "x", "question": "Q", "caption": "C"}, ":1: key 'image'"),
+                         ({"id": "x", "image": "a.jpg", "question": "Q"}, ":1: key 'caption'")):
+        src.write_text(json.dumps(bad) + "\n")
+        with pytest.raises(DataError, match=message):
+            read_items(src)
+    src.write_text(json.dumps({"id": "x", "image": "a", "question": "Q", "caption": "C"}) + "\n"
+                   + json.dumps({"id": "x", "image": "b", "question": "Q", "caption": "C"}) + "\n")
+    with pytest.raises(DataError, match=":2: key 'id': 'x' repeats"):
+        read_items(src)

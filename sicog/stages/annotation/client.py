@@ -47,16 +47,16 @@ class Usage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    requests: int = 0
+    answered_requests: int = 0  # tries that got a chat completion back (the ones that are billed)
 
     def add(self, other: "Usage") -> None:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
-        self.requests += other.requests
+        self.answered_requests += other.answered_requests
 
     def as_dict(self) -> dict:
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "requests": self.requests}
+                "answered_requests": self.answered_requests}
 
 
 @dataclass

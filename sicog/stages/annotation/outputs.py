@@ -117,7 +117,7 @@ def failure_kind(error: str) -> str:
 
 def totals(entries: dict[str, dict]) -> dict:
     """Token usage summed over every journal line (all runs)."""
-    keys = ("prompt_tokens", "completion_tokens", "requests")
+    keys = ("prompt_tokens", "completion_tokens", "answered_requests")
     return {k: sum(int(e.get("usage", {}).get(k, 0)) for e in entries.values()) for k in keys}
 
 

@@ -61,6 +61,9 @@ def run_annotation(cfg: AnnotateConfig) -> dict:
     want = as_recorded(cfg.determining(file_fingerprint(cfg.data), prompt_fingerprint()))
     if cfg.dry_run:
         return dry_run(cfg, items, want)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in ("httpx", "httpx2"):  # one INFO line per request would bury the progress bar
+            logging.getLogger(name).setLevel(logging.WARNING)
     with output_lock(cfg.out):
         finished = outputs.prepare(cfg, want)
         if finished is not None:
