@@ -48,6 +48,7 @@ class DataCheckConfig:
     limit: int = setting(0, "check only the first N records (0: all): a quick look at a 665K file")
     unlabeled: bool = setting(False, "records may stop after their human turn (sampling inputs)")
     show: int = setting(20, "problems listed per kind (all are counted)")
+    progress: bool = setting(True, "no progress bar", invert="--no-progress")
 
     def validate(self) -> None:
         for flag, value, low in (("--max-length", self.max_length, 1), ("--limit", self.limit, 0),
@@ -106,7 +107,11 @@ def check_file(cfg: DataCheckConfig) -> dict:
     ids: dict[str, str] = {}
     contents: dict[str, str] = {}
     checked = 0
-    for lineno, rec in iter_json_objects(cfg.file, yield_errors=True):
+    from tqdm.auto import tqdm
+
+    records = tqdm(iter_json_objects(cfg.file, yield_errors=True), unit="rec", desc="check", dynamic_ncols=True,
+                   total=cfg.limit or None, disable=not cfg.progress)
+    for lineno, rec in records:
         if cfg.limit and checked >= cfg.limit:
             break
         checked += 1
@@ -138,6 +143,7 @@ def check_file(cfg: DataCheckConfig) -> dict:
             lengths.append(n)
             if n > cfg.max_length:
                 report.add("too long", f"{where}: {n} tokens, over --max-length {cfg.max_length}")
+    records.close()
     return {"file": cfg.file, "records_checked": checked, "limited": bool(cfg.limit and checked >= cfg.limit),
             "problems": {k: len(v) for k, v in report.problems.items()}, "details": report.problems,
             "token_lengths": ({"max": max(lengths, default=0), "histogram": _histogram(lengths),

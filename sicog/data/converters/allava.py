@@ -31,6 +31,7 @@ class AllavaCaptionConfig:
     image_folder: str | None = setting(None, "when given, every image must exist inside it (else the record is "
                                              "skipped and counted)")
     limit: int = setting(0, "keep the first N usable records (0: all); the rest are counted as over-limit")
+    progress: bool = setting(True, "no progress bar", invert="--no-progress")
     overwrite: bool = setting(False, "replace an output made with other settings")
 
 
@@ -64,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise SicogError(f"--limit must be >= 0, got {cfg.limit}")
     job = Job("allava-caption", cfg.data, {"--out": cfg.out},
-              settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite")},
-              overwrite=cfg.overwrite, inputs={"--image-folder": cfg.image_folder})
+              settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite", "progress")},
+              overwrite=cfg.overwrite, progress=cfg.progress, inputs={"--image-folder": cfg.image_folder})
     state = {"kept": 0}
     convert_file(job, lambda rec, where: convert_record(rec, where, cfg.image_folder, state, cfg.limit))
     return 0

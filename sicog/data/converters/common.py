@@ -50,6 +50,7 @@ class Job:
     outputs: dict[str, str]  # flag -> path, the first one carries the summary and the lock
     settings: dict
     overwrite: bool = False
+    progress: bool = True
     inputs: dict[str, str | None] = field(default_factory=dict)  # other inputs by flag (image folder)
 
     @property
@@ -88,7 +89,11 @@ def convert_file(job: Job, convert: Callable[[dict, str], dict[str, list[dict]]]
         skipped: Counter = Counter()
         examples: dict[str, list[str]] = {}
         read = 0
-        for lineno, rec in iter_json_objects(job.data, yield_errors=True):
+        from tqdm.auto import tqdm
+
+        records = tqdm(iter_json_objects(job.data, yield_errors=True), unit="rec", desc=job.name,
+                       disable=not job.progress, dynamic_ncols=True)
+        for lineno, rec in records:
             read += 1
             where = f"{job.data}:{lineno}"
             try:

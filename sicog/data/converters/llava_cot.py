@@ -47,6 +47,7 @@ class LlavaCotConfig:
     out_short: str | None = setting(None, "short-answer records (the conclusion alone), .jsonl", required=True)
     image_folder: str | None = setting(None, "when given, every image must exist inside it (else the record is "
                                              "skipped as missing-image / image-outside-folder)")
+    progress: bool = setting(True, "no progress bar", invert="--no-progress")
     overwrite: bool = setting(False, "replace outputs made with other settings")
 
 
@@ -114,7 +115,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(LlavaCotConfig, args)
     job = Job("llava-cot", cfg.data, {"--out-cot": cfg.out_cot, "--out-short": cfg.out_short},
-              settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite")},
-              overwrite=cfg.overwrite, inputs={"--image-folder": cfg.image_folder})
+              settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite", "progress")},
+              overwrite=cfg.overwrite, progress=cfg.progress, inputs={"--image-folder": cfg.image_folder})
     convert_file(job, lambda rec, where: convert_record(rec, where, cfg.image_folder))
     return 0

@@ -33,6 +33,7 @@ class LlavaSftConfig:
                                              "skipped and counted)")
     keep: str = setting("all", "all records, only those with an image, or only text-only ones (e.g. a text-only "
                                "set for stage 1.5); the others are counted as other-kind", choices=KEEP)
+    progress: bool = setting(True, "no progress bar", invert="--no-progress")
     overwrite: bool = setting(False, "replace an output made with other settings")
 
 
@@ -61,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(LlavaSftConfig, args)
     job = Job("llava-sft", cfg.data, {"--out": cfg.out},
-              settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite")},
-              overwrite=cfg.overwrite, inputs={"--image-folder": cfg.image_folder})
+              settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite", "progress")},
+              overwrite=cfg.overwrite, progress=cfg.progress, inputs={"--image-folder": cfg.image_folder})
     convert_file(job, lambda rec, where: convert_record(rec, where, cfg.image_folder, cfg.keep))
     return 0

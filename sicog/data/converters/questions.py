@@ -34,6 +34,7 @@ class QuestionsConfig:
     prompt: str = setting("cot", "cot: ask for a step-by-step answer; as-is: keep the question", choices=PROMPTS)
     image_folder: str | None = setting(None, "when given, every image must exist inside it (else the record is "
                                              "skipped and counted)")
+    progress: bool = setting(True, "no progress bar", invert="--no-progress")
     overwrite: bool = setting(False, "replace an output made with other settings")
 
 
@@ -62,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(QuestionsConfig, args)
     job = Job("questions", cfg.data, {"--out": cfg.out},
-              settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite")},
-              overwrite=cfg.overwrite, inputs={"--image-folder": cfg.image_folder})
+              settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite", "progress")},
+              overwrite=cfg.overwrite, progress=cfg.progress, inputs={"--image-folder": cfg.image_folder})
     convert_file(job, lambda rec, where: convert_record(rec, where, cfg.prompt, cfg.image_folder))
     return 0

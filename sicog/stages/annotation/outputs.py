@@ -47,6 +47,14 @@ def _owned(out: Path) -> list[Path]:
         parts_dir(out / JOURNAL)]
 
 
+def recorded_settings(out: str | Path) -> dict | None:
+    """The settings --out was started with (its run.json), None when there is none (or unreadable)."""
+    try:
+        return json.loads((Path(out) / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def prepare(cfg: AnnotateConfig, want: dict) -> dict | None:
     """Check --out against these settings: the summary of a finished run with nothing left to do,
     else None (after --overwrite has cleared another run's files, or after recording `want`)."""

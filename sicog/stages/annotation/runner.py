@@ -87,7 +87,7 @@ def run_annotation(cfg: AnnotateConfig) -> dict:
 
 def dry_run(cfg: AnnotateConfig, items: list[CaptionItem], want: dict) -> dict:
     """Requests, tokens and cost of what a run would do now; calls nothing, writes nothing."""
-    done = outputs.read_journal(cfg.out) if (os.path.isdir(cfg.out)) else {}
+    done = outputs.read_journal(cfg.out) if outputs.recorded_settings(cfg.out) == want else {}
     todo = [it for it in items if it.id not in done or (cfg.retry_failures and not done[it.id]["ok"])]
     tokens_in = sum(input_tokens(it, image_size(it, cfg.image_folder, cfg.allow_images_outside_folder))
                     for it in todo)
