@@ -10,7 +10,7 @@ A LLaVA-CoT answer holds four tagged parts, `<SUMMARY>...</SUMMARY> <CAPTION>...
 - in --out-short: the conclusion alone, its human turn unchanged (id suffixed `-short`).
 
 A record is skipped, whole, when any of its gpt turns has a tag missing, repeated, out of order,
-unclosed, or an empty part, or when the record is not a human/gpt conversation: each skip is
+unclosed, an empty part or text outside the parts, or when the record is not a human/gpt conversation: each skip is
 counted by reason in the summary with file:line examples.
 """
 
@@ -29,7 +29,7 @@ DESCRIPTION = """\
 LLaVA-CoT (<SUMMARY> <CAPTION> <REASONING> <CONCLUSION>) -> structured-CoT records and short answers.
 
 Every turn of a multi-turn record is converted; a record with a missing, repeated, out-of-order or
-unclosed tag (or an empty part) is skipped and counted by reason in OUT_COT.summary.json. The
+unclosed tag (or an empty part, or text outside the parts) is skipped and counted by reason in OUT_COT.summary.json. The
 input is never modified.
 """
 
@@ -62,7 +62,7 @@ def split_tagged(text: str) -> list[str]:
             raise Skip("missing-tag", f"no <{tag}>")
     if opens != list(TAGS):
         raise Skip("out-of-order-tags", f"tags in the order {', '.join(opens)}")
-    parts = []
+    parts, spans = [], []
     for i, tag in enumerate(TAGS):
         start = next(m for t, c, m in found if t == tag and not c)
         close = next((m for t, c, m in found if t == tag and c and m.start() > start.end()), None)
@@ -73,6 +73,10 @@ def split_tagged(text: str) -> list[str]:
         if not body:
             raise Skip("empty-part", f"<{tag}> is empty")
         parts.append(body)
+        spans.append((start.start(), close.end()))
+    outside = "".join(text[a:b] for a, b in zip([0] + [e for _, e in spans], [s for s, _ in spans] + [len(text)]))
+    if outside.strip():
+        raise Skip("text-outside-tags", f"{outside.strip()[:60]!r} is in no part")
     return parts
 
 

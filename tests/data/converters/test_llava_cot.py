@@ -29,6 +29,7 @@ MALFORMED = {
                           "<CONCLUSION>x</CONCLUSION>"),
     "unclosed-tag": _answer().replace("</REASONING>", ""),
     "empty-part": _answer(conclusion="  "),
+    "text-outside-tags": "Let me think. " + _answer(),
 }
 
 
@@ -78,7 +79,7 @@ def test_llava_cot_conversion(tmp_path):
     assert summary["read"] == len(recs) + 1
     assert summary["written"] == {"--out-cot": 2, "--out-short": 2}
     assert summary["skipped"] == {"missing-tag": 2, "repeated-tag": 1, "out-of-order-tags": 1, "unclosed-tag": 1,
-                                  "empty-part": 1, "invalid-json": 1}
-    assert summary["skipped_examples"]["missing-tag"][1].startswith(f"{src}:8: conversations[3]: no <CAPTION>")
+                                  "empty-part": 1, "text-outside-tags": 1, "invalid-json": 1}
+    assert summary["skipped_examples"]["missing-tag"][1].startswith(f"{src}:9: conversations[3]: no <CAPTION>")
     assert main(argv) == 0  # the same command again: nothing to do
     assert main(argv[:-2] + [str(tmp_path / "out" / "short2.jsonl")]) == 2  # other settings refused
