@@ -58,6 +58,7 @@ def test_every_item_ends_in_the_output_or_the_failures_file_exactly_once(tmp_pat
     assert summary["usage"]["prompt_tokens"] == 100 * answered
     assert summary["usage"]["completion_tokens"] == 50 * answered
     assert summary["usage"]["answered_requests"] == answered
+    assert summary["this_run"]["requests_sent"] == sum(tries.values())
     assert summary["cost"] == pytest.approx((100 * 2.5 + 50 * 10) * answered / 1000)
     assert summary["failures_by_kind"] == {"HTTP 500": 1, "InvalidAnswer": 1, "HTTP 400": 1, "DataError": 1}
 

@@ -131,7 +131,10 @@ class CodClient:
         usage = answer.usage
         outcome.usage.add(Usage(int(getattr(usage, "prompt_tokens", 0) or 0),
                                 int(getattr(usage, "completion_tokens", 0) or 0), 1))
-        return parse_answer(answer.choices[0].message.content)
+        content = getattr(getattr(answer.choices[0], "message", None), "content", None)
+        if isinstance(content, list):  # some servers answer in parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return parse_answer(content if isinstance(content, str) else None)
 
     async def annotate(self, item_id: str, question: str, caption: str, image_url: str,
                        est_tokens: int) -> Outcome:

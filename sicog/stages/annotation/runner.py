@@ -116,7 +116,7 @@ async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: s
     from tqdm.auto import tqdm
 
     client = CodClient(cfg, api_key)
-    usage, counts = Usage(), {"annotated": 0, "failed": 0}
+    usage, counts = Usage(), {"annotated": 0, "failed": 0, "requests_sent": 0}
     pending = iter(todo)  # shared by the workers: each item is taken exactly once
     bar = tqdm(total=len(todo), unit="item", desc="annotate", dynamic_ncols=True, disable=not cfg.progress,
                smoothing=0.05)
@@ -136,6 +136,7 @@ async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: s
                 logger.warning("%s (%s) failed after %d request(s): %s", item.id, item.where, outcome.attempts,
                                outcome.error)
             writer.write(entry)
+            counts["requests_sent"] += outcome.attempts  # retries included
             usage.add(outcome.usage)
             bar.update(1)
             bar.set_postfix(ok=counts["annotated"], failed=counts["failed"],
