@@ -31,6 +31,9 @@ SUBCOMMANDS = {
     "sample": ("sicog.stages.sample", "step 2: sample N candidate captions / CoT answers"),
     "curate": ("sicog.stages.curate", "step 3: self-consistency curation of candidates"),
     "evaluate": ("sicog.eval.cli", "evaluate a checkpoint on a multiple-choice / caption benchmark"),
+    "annotate": ("sicog.stages.annotate", "step 1: CoD annotation through an OpenAI-compatible vision API"),
+    "convert": ("sicog.data.converters.cli", "public datasets (LLaVA-CoT, LLaVA-558K, 665K, ...) to sicog's records"),
+    "data": ("sicog.data.check", "check a data file: schema, images, duplicates, token lengths"),
     "run": ("sicog.pipeline.cli", "run the four steps (and rounds) from one pipeline YAML, resumable"),
 }
 

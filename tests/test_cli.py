@@ -19,11 +19,16 @@ def test_every_flag_has_help(name):
     assert module.DESCRIPTION.strip()
     parser = argparse.ArgumentParser(prog=f"sicog {name}")
     module.add_arguments(parser)
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction):
-            continue
-        assert action.help and action.help != argparse.SUPPRESS, \
-            f"sicog {name}: {action.option_strings or action.dest} has no help text"
+    parsers = [(f"sicog {name}", parser)]
+    while parsers:  # sub-commands (`sicog annotate cod`, `sicog convert NAME`) too
+        prog, p = parsers.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and action.help != argparse.SUPPRESS, \
+                f"{prog}: {action.option_strings or action.dest} has no help text"
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += [(f"{prog} {sub}", sp) for sub, sp in action.choices.items()]
 
 
 def test_top_level_help_lists_commands(capsys):
@@ -42,6 +47,7 @@ def test_python_dash_m_help():
 
 def test_shell_scripts_parse():
     scripts = sorted(REPO.glob("*_scripts/*.sh")) + sorted(REPO.glob("quality_evaluation/*.sh"))
+    scripts += sorted(REPO.glob("training_data_annotation/*.sh"))
     scripts += [REPO / ".ci" / "run", REPO / "scripts" / "install.sh"]
     assert len(scripts) >= 5
     for s in scripts:

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("sicog", "configs", "training_scripts", "recap_scripts", "quality_evaluation", "scripts", "benchmarks")
+FOLDERS = ("sicog", "configs", "training_scripts", "recap_scripts", "quality_evaluation", "scripts", "benchmarks",
+           "training_data_annotation")
 SUFFIXES = {".py", ".yaml", ".yml", ".sh", ".json", ".toml", ".md"}
 OUTSIDE = re.compile(r"DESIGN\.md|(?<!docs/)\bMETHOD\.md|DEMO-NOTES|\bissue\s*#?\d+|\bthe (loop |house )?issue\b",
                      re.IGNORECASE)

@@ -52,7 +52,8 @@ class SampleConfig:
                                                  "nor logged)")
     concurrency: int = setting(8, "openai backend: requests in flight")
     max_retries: int = setting(6, "openai backend: retries on 429 / 5xx / connection errors (exponential backoff)")
-    retry_delay: float = setting(1.0, "openai backend: first backoff in seconds (doubles per retry, capped at 60)")
+    retry_delay: float = setting(1.0, "openai backend: backoff scale in seconds (the wait before retry k is drawn from "
+                                            "[0, scale * 2^k], capped at 60; a Retry-After header wins)")
     request_timeout: float = setting(600.0, "openai backend: seconds per request")
     on_error: str = setting("raise", "a missing/unreadable image (or one outside --image-folder): raise, or skip "
                                      "it, counted in the summary", choices=ON_ERROR)

@@ -3,7 +3,7 @@
 One request per item asks for `n` choices; images travel as base64 PNG data URLs in the OpenAI
 multimodal message format. A thread pool keeps at most `--concurrency` requests in flight;
 429, 5xx and connection errors are retried with exponential backoff (and jitter, honouring
-Retry-After). An image is read (and uploaded) only once its path is found inside --image-folder
+Retry-After: the one policy of sicog.utils.retry, run by tenacity). An image is read (and uploaded) only once its path is found inside --image-folder
 (`items.load_image`, unless --allow-images-outside-folder). The API key is read from the
 environment variable named by `--api-key-env` and only ever placed in the Authorization header:
 it is never logged nor written anywhere.
@@ -17,28 +17,35 @@ import io
 import json
 import logging
 import os
-import random
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable
 
 from PIL import Image
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from sicog.model.generation import batch_seed
 from sicog.stages.sampling.items import ImageLoadError, SampleItem, load_image
 from sicog.utils.io import SicogError
+from sicog.utils.retry import backoff_wait, parse_retry_after, retryable_status
 from sicog.utils.secrets import redact, register_secret
 
 logger = logging.getLogger(__name__)
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 MAX_BACKOFF = 60.0
 
 
 class RequestError(SicogError):
     """The server refused a request for good (a 4xx other than 408/409/429, or retries ran out)."""
+
+
+class _Transient(Exception):
+    """A failure another try may fix (sicog.utils.retry), with the wait the server asked for."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def chat_url(api_base: str) -> str:
@@ -76,41 +83,39 @@ class ChatClient:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self.timeout, self.max_retries, self.retry_delay = timeout, max_retries, retry_delay
 
-    def _backoff(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after:
-            try:
-                return min(float(retry_after), MAX_BACKOFF)
-            except ValueError:
-                pass
-        return min(self.retry_delay * 2 ** attempt, MAX_BACKOFF) * (0.5 + random.random() / 2)
-
     def post(self, payload: dict) -> dict:
         """The decoded JSON answer; retries transient failures, raises RequestError otherwise."""
         body = json.dumps(payload).encode("utf-8")
-        last = ""
-        for attempt in range(self.max_retries + 1):
+
+        def once() -> dict:
             req = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
-            retry_after = None
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     return json.loads(resp.read().decode("utf-8"))
             except urllib.error.HTTPError as e:
                 detail = redact(e.read()[:300].decode("utf-8", "replace"))
                 e.close()
-                last = f"HTTP {e.code} from {self.url}: {detail}"
-                if e.code not in RETRY_STATUS:
-                    raise RequestError(last) from None
-                retry_after = e.headers.get("Retry-After") if e.headers else None
+                message = f"HTTP {e.code} from {self.url}: {detail}"
+                if not retryable_status(e.code):
+                    raise RequestError(message) from None
+                raise _Transient(message, parse_retry_after(e.headers)) from None
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
                 reason = getattr(e, "reason", e)
-                last = f"cannot reach {self.url}: {type(reason).__name__}: {reason}"
+                raise _Transient(f"cannot reach {self.url}: {type(reason).__name__}: {reason}") from None
             except json.JSONDecodeError as e:
-                last = f"invalid JSON from {self.url}: {e}"
-            if attempt < self.max_retries:
-                delay = self._backoff(attempt, retry_after)
-                logger.warning("%s; retry %d/%d in %.2fs", last, attempt + 1, self.max_retries, delay)
-                time.sleep(delay)
-        raise RequestError(f"giving up after {self.max_retries + 1} attempts: {last}")
+                raise _Transient(f"invalid JSON from {self.url}: {e}") from None
+
+        def before_sleep(state: RetryCallState) -> None:
+            logger.warning("%s; retry %d/%d in %.2fs", state.outcome.exception(), state.attempt_number,
+                           self.max_retries, state.upcoming_sleep)
+
+        retrying = Retrying(stop=stop_after_attempt(self.max_retries + 1), retry=retry_if_exception_type(_Transient),
+                            wait=backoff_wait(self.retry_delay, MAX_BACKOFF, lambda e: getattr(e, "retry_after", None)),
+                            before_sleep=before_sleep, reraise=True)
+        try:
+            return retrying(once)
+        except _Transient as e:
+            raise RequestError(f"giving up after {self.max_retries + 1} attempts: {e}") from None
 
 
 def _request_candidates(client: ChatClient, cfg, item: SampleItem,

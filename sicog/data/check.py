@@ -1,0 +1,185 @@
+"""`sicog data check FILE`: is a data file ready for training? One summary, file:line for each problem.
+
+Checks every record (or the first --limit): JSON syntax, the LLaVA schema
+(`records.validate_training_record`; --unlabeled accepts records that stop after a human turn),
+one `<image>` per image record and none in a text-only one, the image inside --image-folder,
+present and decodable, repeated ids and repeated records (same image and conversation), and with
+--model the token length of each record with that checkpoint's processor and chat template (image
+tokens included, as training counts them): a histogram and every record over --max-length.
+Exit status 0 when nothing is wrong, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+from sicog.config_flags import add_config_arguments, config_from_args, setting
+from sicog.data.formats import IMAGE_TOKEN
+from sicog.data.images import load_image, resolve_image
+from sicog.data.records import DataError, iter_json_objects, validate_training_record
+from sicog.utils.io import SicogError
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Check a LLaVA data file: usage: sicog data check FILE --image-folder D [--model CKPT] [flags]
+
+Schema, images (inside the folder, present, decodable), <image> placeholders, repeated ids and
+records, and with --model a token-length histogram with that checkpoint's processor and how many
+records exceed --max-length. Every problem is listed as file:line; exit status 1 when there is any.
+"""
+
+BINS = (256, 512, 1024, 2048, 4096, 8192)
+
+
+@dataclass
+class DataCheckConfig:
+    """Settings of `sicog data check`."""
+
+    file: str | None = setting(None, "the data file", cli=False)
+    image_folder: str | None = setting(None, "folder the image paths are relative to")
+    model: str | None = setting(None, "checkpoint folder whose processor counts tokens (none: no length check)")
+    max_length: int = setting(2048, "longest record in tokens (data.max_length of the training config)")
+    limit: int = setting(0, "check only the first N records (0: all): a quick look at a 665K file")
+    unlabeled: bool = setting(False, "records may stop after their human turn (sampling inputs)")
+    show: int = setting(20, "problems listed per kind (all are counted)")
+    progress: bool = setting(True, "no progress bar", invert="--no-progress")
+
+    def validate(self) -> None:
+        for flag, value, low in (("--max-length", self.max_length, 1), ("--limit", self.limit, 0),
+                                 ("--show", self.show, 0)):
+            if value < low:
+                raise SicogError(f"{flag} must be >= {low}, got {value}")
+
+
+class Report:
+    """Problems by kind, with where they are."""
+
+    def __init__(self):
+        self.problems: dict[str, list[str]] = {}
+
+    def add(self, kind: str, message: str) -> None:
+        self.problems.setdefault(kind, []).append(message)
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.problems.values())
+
+
+def _check_images(rec: dict, where: str, cfg: DataCheckConfig, report: Report) -> None:
+    image = rec.get("image")
+    placeholders = sum(t["value"].count(IMAGE_TOKEN) for t in rec["conversations"])
+    if image and placeholders != 1:
+        report.add("placeholders", f"{where}: key 'conversations': an image record needs one {IMAGE_TOKEN}, "
+                                   f"found {placeholders}")
+    if not image and placeholders:
+        report.add("placeholders", f"{where}: key 'conversations': {IMAGE_TOKEN} in a record without 'image'")
+    if image:
+        try:
+            load_image(resolve_image(cfg.image_folder, image, where), where)
+        except DataError as e:
+            report.add("images", str(e))
+
+
+def _histogram(lengths: list[int]) -> dict[str, int]:
+    hist: Counter = Counter()
+    for n in lengths:
+        top = next((b for b in BINS if n <= b), None)
+        hist[f"<= {top}" if top else f"> {BINS[-1]}"] += 1
+    return {k: hist[k] for k in [f"<= {b}" for b in BINS] + [f"> {BINS[-1]}"] if hist[k]}
+
+
+def check_file(cfg: DataCheckConfig) -> dict:
+    """The summary of one file (see the module docstring)."""
+    processor = None
+    if cfg.model:
+        from transformers import AutoProcessor
+
+        from sicog.data.chat import encode_conversation
+
+        processor = AutoProcessor.from_pretrained(cfg.model)
+    report, lengths = Report(), []
+    ids: dict[str, str] = {}
+    contents: dict[str, str] = {}
+    checked = 0
+    from tqdm.auto import tqdm
+
+    records = tqdm(iter_json_objects(cfg.file, yield_errors=True), unit="rec", desc="check", dynamic_ncols=True,
+                   total=cfg.limit or None, disable=not cfg.progress)
+    for lineno, rec in records:
+        if cfg.limit and checked >= cfg.limit:
+            break
+        checked += 1
+        where = f"{cfg.file}:{lineno}"
+        if isinstance(rec, DataError):
+            report.add("json", str(rec))
+            continue
+        try:
+            validate_training_record(rec, where, require_answer=not cfg.unlabeled)
+        except DataError as e:
+            report.add("schema", str(e))
+            continue
+        if "id" in rec:
+            rid = str(rec["id"])
+            if rid in ids:
+                report.add("duplicate ids", f"{where}: key 'id': {rid!r} repeats {ids[rid]}")
+            ids.setdefault(rid, where)
+        digest = hashlib.sha256(json.dumps([rec.get("image"), rec["conversations"]]).encode()).hexdigest()
+        if digest in contents:
+            report.add("duplicate records", f"{where}: same image and conversation as {contents[digest]}")
+        contents.setdefault(digest, where)
+        _check_images(rec, where, cfg, report)
+        if processor is not None:
+            try:
+                n = len(encode_conversation(processor, rec, max_length=1 << 30, where=where).input_ids)
+            except SicogError as e:
+                report.add("tokens", str(e))
+                continue
+            lengths.append(n)
+            if n > cfg.max_length:
+                report.add("too long", f"{where}: {n} tokens, over --max-length {cfg.max_length}")
+    records.close()
+    return {"file": cfg.file, "records_checked": checked, "limited": bool(cfg.limit and checked >= cfg.limit),
+            "problems": {k: len(v) for k, v in report.problems.items()}, "details": report.problems,
+            "token_lengths": ({"max": max(lengths, default=0), "histogram": _histogram(lengths),
+                               "over_max_length": sum(n > cfg.max_length for n in lengths)}
+                              if processor is not None else None)}
+
+
+def print_summary(summary: dict, show: int) -> None:
+    print(f"{summary['file']}: {summary['records_checked']} record(s) checked"
+          + (" (--limit reached)" if summary["limited"] else ""))
+    tokens = summary["token_lengths"]
+    if tokens is not None:
+        bins = ", ".join(f"{k}: {v}" for k, v in tokens["histogram"].items()) or "no record measured"
+        print(f"token lengths: max {tokens['max']}; {bins}; over --max-length: {tokens['over_max_length']}")
+    if not summary["problems"]:
+        print("no problems found")
+    for kind, items in summary["details"].items():
+        print(f"{kind}: {len(items)}")
+        for line in items[:show]:
+            print(f"  {line}")
+        if len(items) > show:
+            print(f"  ... {len(items) - show} more")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="data_command", metavar="check", required=True, help="what to do")
+    c = sub.add_parser("check", help="check a data file", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("file", metavar="FILE", help="the data file to check (.json list or .jsonl)")
+    add_config_arguments(c, DataCheckConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    cfg = dataclasses.replace(config_from_args(DataCheckConfig, args), file=args.file)
+    summary = check_file(cfg)
+    print_summary(summary, cfg.show)
+    return 1 if summary["problems"] else 0

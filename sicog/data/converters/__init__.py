@@ -1,0 +1,1 @@
+"""`sicog convert NAME`: public datasets into sicog's LLaVA JSONL (one module per source)."""

@@ -1,0 +1,42 @@
+"""`sicog convert NAME`: one converter per public source, each a module with the contract of the
+top-level commands (sicog/cli.py): DESCRIPTION, add_arguments(parser), run(args) -> exit status.
+
+Add a converter by adding its module to CONVERTERS. Every converter module is imported to build
+this command's parser, so a converter keeps heavy imports (torch, transformers) inside run().
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+DESCRIPTION = """\
+Convert public datasets into sicog's LLaVA JSONL: usage: sicog convert NAME [flags]
+(sicog convert NAME --help for its flags). Image paths stay relative to an image folder; inputs
+are never modified; every skipped record is counted by reason in OUT.summary.json.
+"""
+
+CONVERTERS = {
+    "llava-cot": ("sicog.data.converters.llava_cot", "LLaVA-CoT -> structured-CoT records + short answers"),
+    "llava-pretrain": ("sicog.data.converters.llava_pretrain", "LLaVA-Pretrain / ReCap-558K -> alignment "
+                                                               "records, or the unlabeled image pool"),
+    "allava-caption": ("sicog.data.converters.allava", "ALLaVA Caption-VFLAN/LAION -> `sicog annotate cod` input"),
+    "llava-sft": ("sicog.data.converters.llava_sft", "LLaVA-665K -> checked SFT records"),
+    "questions": ("sicog.data.converters.questions", "Q&A records -> question pool (answers stripped)"),
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """One sub-command per converter."""
+    sub = p.add_subparsers(dest="converter", metavar="NAME", required=True, help="the source to convert")
+    for name, (module_name, summary) in CONVERTERS.items():
+        module = importlib.import_module(module_name)
+        c = sub.add_parser(name, help=summary, description=module.DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(c)
+        c.set_defaults(_converter=module)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the named converter."""
+    return int(args._converter.run(args) or 0)

@@ -1,0 +1,50 @@
+"""The one retry policy of sicog's HTTP clients (`sicog annotate` and `sicog sample --backend
+openai`), built on tenacity.
+
+- Which answers are worth another try: 408, 409, 429 and every 5xx (`retryable_status`);
+  timeouts, connection errors and malformed bodies are the callers' to classify the same way.
+- How long to wait (`backoff_wait`): what the server asked for in `retry-after-ms` or
+  `Retry-After` (seconds; capped at `maximum`), else a random wait in [0, initial * 2^k] before
+  retry k, capped at `maximum` ("full jitter": many clients that failed together do not retry
+  together).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from tenacity import RetryCallState, wait_random_exponential
+
+RETRY_STATUS = frozenset({408, 409, 429})
+
+
+def retryable_status(code: int) -> bool:
+    """Whether an HTTP status may succeed on another try (the others are the request's fault)."""
+    return code in RETRY_STATUS or code >= 500
+
+
+def parse_retry_after(headers: Mapping[str, Any] | Any | None) -> float | None:
+    """Seconds from `retry-after-ms` or `Retry-After` (a number); None when absent or an HTTP date."""
+    if not headers:
+        return None
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / divisor)
+        except ValueError:
+            continue  # an HTTP date: rare from API servers; the exponential wait applies
+    return None
+
+
+def backoff_wait(initial: float, maximum: float,
+                 retry_after: Callable[[BaseException | None], float | None]) -> Callable[[RetryCallState], float]:
+    """A tenacity `wait`: the server's Retry-After (through `retry_after(exception)`), else full jitter."""
+    exponential = wait_random_exponential(multiplier=initial, max=maximum)
+
+    def wait(state: RetryCallState) -> float:
+        asked = retry_after(state.outcome.exception() if state.outcome else None)
+        return min(asked, maximum) if asked is not None else exponential(state)
+
+    return wait

@@ -1,0 +1,116 @@
+"""A loopback OpenAI-compatible server that plays a vision annotator, with injectable faults.
+
+POST /v1/chat/completions answers a valid Chain-of-Description naming the item (read from the
+request's "Earlier description: caption of <id>" text), after `delay` seconds. `faults` maps an
+item id to the answers of its successive tries, e.g. ["429", "500", "ok"]; the last entry repeats.
+Kinds: ok, 429 (with Retry-After: `retry_after`), 500, 400, timeout (sleeps `hang` seconds
+before answering), malformed (a body that is not JSON), stepless (an answer without step
+headers), echo-key (a 400 whose message quotes the Authorization header, as some servers do).
+`log` holds (item id, kind) of every request, in arrival order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from sicog.data.formats import format_cod
+
+_ITEM = re.compile(r"Earlier description: caption of (\S+)")
+
+
+def cod_answer(item_id: str) -> str:
+    """The server's valid answer for an item (tests compare outputs against it)."""
+    return format_cod([f"Salient {item_id}.", f"Details {item_id}.", f"Relations {item_id}.",
+                       f"Margins {item_id}.", f"Description of {item_id}."])
+
+
+class CodServer:
+    """Serve on 127.0.0.1:<free port> in a background thread (a context manager)."""
+
+    def __init__(self, delay: float = 0.0, faults: dict[str, list[str]] | None = None,
+                 retry_after: str = "0.01", hang: float = 2.0, api_key: str | None = None):
+        self.delay, self.faults, self.retry_after, self.hang = delay, dict(faults or {}), retry_after, hang
+        self.api_key = api_key
+        self.lock = threading.Lock()
+        self.log: list[tuple[str, str]] = []
+        self.bodies: list[dict] = []
+        self.auth: list[str | None] = []  # the Authorization header of every request
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real servers
+            disable_nagle_algorithm = True  # else headers and body wait on a delayed ACK (~40 ms)
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, code: int, data: bytes, headers: dict | None = None) -> None:
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                code, data, headers = server.respond(body, self.headers.get("Authorization"))
+                self._send(code, data, headers)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def requests_for(self, item_id: str) -> int:
+        with self.lock:
+            return sum(1 for i, _ in self.log if i == item_id)
+
+    def respond(self, body: dict, auth: str | None) -> tuple[int, bytes, dict]:
+        text = next(p["text"] for p in body["messages"][-1]["content"] if p["type"] == "text")
+        item = _ITEM.search(text).group(1)
+        with self.lock:
+            self.bodies.append(body)
+            self.auth.append(auth)
+            tries = sum(1 for i, _ in self.log if i == item)
+            plan = self.faults.get(item, ["ok"])
+            kind = plan[min(tries, len(plan) - 1)]
+            if self.api_key and auth != f"Bearer {self.api_key}":
+                kind = "401"
+            self.log.append((item, kind))
+        time.sleep(self.delay)
+        error = {"error": {"message": "injected", "type": "server_error"}}
+        if kind == "401":
+            return 401, json.dumps({"error": {"message": "invalid key"}}).encode(), {}
+        if kind == "429":
+            return 429, json.dumps(error).encode(), {"Retry-After": self.retry_after}
+        if kind in ("500", "400"):
+            return int(kind), json.dumps(error).encode(), {}
+        if kind == "echo-key":
+            return 400, json.dumps({"error": {"message": f"bad request from {auth}"}}).encode(), {}
+        if kind == "timeout":
+            time.sleep(self.hang)
+        if kind == "malformed":
+            return 200, b'{"choices": [{"message": ', {}
+        content = "I looked at the image and it is nice." if kind == "stepless" else cod_answer(item)
+        answer = {"id": "cmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+                  "choices": [{"index": 0, "finish_reason": "stop",
+                               "message": {"role": "assistant", "content": content}}],
+                  "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}}
+        return 200, json.dumps(answer).encode(), {}
+
+    def __enter__(self) -> "CodServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
