@@ -110,7 +110,8 @@ def run_settings(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Pa
     captions = None
     if caption_path is not None:
         captions = {"file": file_fingerprint(caption_path), "scorer": bench.caption_scorer,
-                    "prompt": cfg.caption_prompt, "max_new_tokens": cfg.caption_max_new_tokens}
+                    "prompt": cfg.caption_prompt, "max_new_tokens": cfg.caption_max_new_tokens,
+                    "limit": cfg.caption_limit}
     return {"model": model_files_fingerprint(cfg.model), "benchmark": file_fingerprint(bench.tsv),
             "limit": cfg.limit, "batch_size": cfg.batch_size, "prompt_style": cfg.prompt_style,
             "max_new_tokens": cfg.reply_tokens(), "mcq_scoring": cfg.scorings(),
@@ -166,7 +167,8 @@ def _evaluate(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path 
     # read (and validate) everything before loading a model
     items = read_mcq_tsv(bench.tsv, limit=cfg.limit)
     scorer = get_caption_scorer(bench.caption_scorer) if do_captions else None
-    cap_items = scorer.read(caption_path, limit=cfg.limit) if do_captions else []
+    cap_limit = cfg.caption_limit if cfg.caption_limit is not None else cfg.limit
+    cap_items = scorer.read(caption_path, limit=cap_limit) if do_captions else []
     _check_caption_images(cap_items, caption_path, cfg.allow_images_outside_folder)
     log.info("%s: %d multiple-choice items%s", bench.tsv, len(items),
              f", {len(cap_items)} caption images" if do_captions else "")

@@ -59,6 +59,9 @@ class EvaluateConfig:
                                                   "the real accuracy is what the model reads from the image "
                                                   "(summary: mcq_shuffled_images)")
     limit: int | None = setting(None, "evaluate only the first N items (and N caption images)", metavar="N")
+    caption_limit: int | None = setting(None, "describe only the first N caption images (default: --limit, else "
+                                              "all): captions cost far more per item than multiple choice",
+                                        metavar="N")
     captions: str = setting("auto", "caption evaluation: auto = when the benchmark has caption ground truth (a "
                                     "world with benchmark_captions, or --captions-file); on = require it; off = "
                                     "skip (in YAML quote on/off)", choices=CAPTIONS)
@@ -82,7 +85,8 @@ class EvaluateConfig:
     def validate(self) -> None:
         """Errors that need no data (required settings and choices: sicog.config_flags.check_config)."""
         for flag, value in (("--batch-size", self.batch_size), ("--max-new-tokens", self.max_new_tokens),
-                            ("--limit", self.limit), ("--caption-max-new-tokens", self.caption_max_new_tokens)):
+                            ("--limit", self.limit), ("--caption-limit", self.caption_limit),
+                            ("--caption-max-new-tokens", self.caption_max_new_tokens)):
             if value is not None and value < 1:
                 raise SicogError(f"{flag} must be >= 1, got {value}")
         parse_mcq_scoring(self.mcq_scoring)

@@ -93,17 +93,19 @@ def test_evaluate_command_on_tiny_checkpoint(world, tiny_ckpt, tmp_path, capsys)
     out = tmp_path / "eval"
     rc = main(["evaluate", "--model", str(tiny_ckpt), "--benchmark", f"world:{world}", "--out", str(out),
                "--batch-size", "8", "--max-new-tokens", "3", "--caption-max-new-tokens", "6",
-               "--limit", "6", "--no-progress"])
+               "--limit", "6", "--caption-limit", "3", "--no-progress"])
     assert rc == 0
     assert "accuracy" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mcq"]["n"] == 6 and 0.0 <= summary["mcq"]["accuracy"] <= 1.0
-    assert summary["captions"]["n"] == 4
+    lo, hi = summary["mcq"]["ci95"]
+    assert 0.0 <= lo <= summary["mcq"]["accuracy"] <= hi <= 1.0
+    assert summary["captions"]["n"] == 3   # --caption-limit, not --limit (the world has 4 caption images)
     assert len((out / "mcq_predictions.jsonl").read_text().splitlines()) == 6
     ws = load_workbook(out / "mcq_result.xlsx").active
     assert ws.max_row == 7 and [c.value for c in ws[1]][-1] == "hit"
     assert (out / "mcq_result.csv").read_text().startswith("index,question,")
-    assert len((out / "captions_predictions.jsonl").read_text().splitlines()) == 4
+    assert len((out / "captions_predictions.jsonl").read_text().splitlines()) == 3
 
 
 def test_bad_benchmark_is_a_clean_cli_error(tmp_path, capsys):

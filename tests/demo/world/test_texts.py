@@ -211,3 +211,12 @@ def test_scene_text_corpus_is_deterministic():
     b = list(A.scene_text_corpus(n_scenes=5, seed=3))
     assert a == b and len(a) > 20 and all(isinstance(t, str) and t for t in a)
     assert F.COD_PROMPT in a
+
+
+def test_question_kinds_restrict_every_question():
+    cfg = SceneConfig(question_kinds=("count", "comparison"))
+    kinds = {q.kind for i in range(40) for q in Q.make_questions(scene_for(0, "t", i, cfg, f"t{i}"),
+                                                                 random.Random(i), k=3, cfg=cfg)}
+    assert kinds == {"count", "comparison"}
+    with pytest.raises(ValueError, match="question_kinds"):
+        SceneConfig(question_kinds=("count", "colour"))
