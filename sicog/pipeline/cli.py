@@ -69,7 +69,7 @@ def run_pipeline(cfg: PipelineConfig, dry_run: bool = False, echo=print, write_r
     signal.signal(signal.SIGTERM, on_term)
     t0 = time.time()
     try:
-        engine.run(planner.steps)
+        engine.run(planner.steps, parallel=cfg.parallel_steps)
     finally:
         signal.signal(signal.SIGTERM, previous)
     wall = time.time() - t0

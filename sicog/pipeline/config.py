@@ -181,6 +181,9 @@ class PipelineConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     launchers: dict[str, LauncherConfig] = field(default_factory=dict)  # per kind: train, sample …
+    # steps run at once when their inputs are ready (sicog.pipeline.schedule); > 1 needs commands run as
+    # child processes (launcher.in_process false). For machines one step cannot fill, like the CPU demo.
+    parallel_steps: int = 1
     label_quality: bool = False  # world only: also greedy labels of the warm-up models, scored vs truth
     demo: DemoSpec = field(default_factory=DemoSpec)
 
@@ -234,6 +237,13 @@ def validate(cfg: PipelineConfig) -> None:
             raise ConfigError(f"key {key}: unknown arm(s) {bad} (known: {', '.join(ARMS)})")
     if cfg.rounds < 1:
         raise ConfigError(f"key rounds: must be >= 1, got {cfg.rounds}")
+    if cfg.parallel_steps < 1:
+        raise ConfigError(f"key parallel_steps: must be >= 1, got {cfg.parallel_steps}")
+    in_process = [k for k, lc in [("launcher", cfg.launcher)] + [(f"launchers.{n}", v) for n, v in cfg.launchers.items()]
+                  if lc.in_process]
+    if cfg.parallel_steps > 1 and in_process:
+        raise ConfigError(f"key parallel_steps: {cfg.parallel_steps} steps at once need commands run as child "
+                          f"processes; set {in_process[0]}.in_process: false")
     if cfg.rounds > 1 and "sicog" not in cfg.arms:
         raise ConfigError("key rounds: rounds > 1 needs the 'sicog' arm (its model is the next base)")
     if not 0.0 <= cfg.mixture.text_only_ratio < 1.0:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,13 +182,34 @@ class Engine:
         return "resume", inputs
 
     # ------------------------------------------------------------------ running
-    def run(self, steps: list[Step], dry_run: bool = False) -> list[StepResult]:
-        """Run (or, with dry_run, only plan) the steps in order; returns one result per step."""
+    def run(self, steps: list[Step], dry_run: bool = False, parallel: int = 1) -> list[StepResult]:
+        """Run (or, with dry_run, only plan) the steps in order; returns one result per step.
+
+        With parallel > 1, up to that many steps whose inputs are ready run at once
+        (sicog.pipeline.schedule); results still come back in plan order.
+        """
         names = [s.name for s in steps]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise SicogError(f"pipeline: duplicate step names {sorted(dup)}")
         self.results = []
+        if parallel > 1 and not dry_run:
+            from sicog.pipeline.schedule import run_parallel
+
+            save_lock = threading.Lock()
+
+            def run_one(step: Step, index: int) -> StepResult:
+                result = self._run_one(step, index, len(steps))
+                result.step, result.manifest = step, self.read_manifest(step)
+                with save_lock:
+                    self.fp.save()
+                return result
+
+            try:
+                self.results = run_parallel(self, steps, parallel, run_one)
+            finally:
+                self.fp.save()
+            return self.results
         for i, step in enumerate(steps, 1):
             if dry_run:
                 decision, _ = self.decide(step)

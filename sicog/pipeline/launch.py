@@ -69,6 +69,8 @@ def run_command(step: Step, sub_argv: list[str], launcher: LauncherConfig) -> No
         fh.flush()
         proc = subprocess.Popen(command_argv(launcher, sub_argv), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, env=env)
+        with _LIVE_LOCK:
+            _LIVE.add(proc)
         # the output passes through here so that no secret value reaches the log, not even in a
         # traceback or a library's print
         copier = threading.Thread(target=_copy_redacted, args=(proc.stdout, fh), daemon=True)
@@ -85,8 +87,24 @@ def run_command(step: Step, sub_argv: list[str], launcher: LauncherConfig) -> No
             raise
         finally:
             copier.join(timeout=30)
+            with _LIVE_LOCK:
+                _LIVE.discard(proc)
     if rc != 0:
         raise StepFailed(f"step {step.name} failed (exit {rc}); see {log_path}:\n{_tail(log_path)}")
+
+
+#: the commands' child processes now running (several when steps run side by side)
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def terminate_children() -> None:
+    """SIGTERM every running command's process (a Ctrl-C that reached only the main thread)."""
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
 
 
 def _copy_redacted(pipe, fh) -> None:
