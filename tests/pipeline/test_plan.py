@@ -206,7 +206,7 @@ def test_keep_fraction_selects_the_most_consistent_items(tmp_path):
 
 
 def test_standin_cell_targets_follow_the_scene_graph():
-    from sicog.demo.standins import _head_sizes, cell_targets
+    from sicog.demo.standin_vision import _head_sizes, cell_targets
     from sicog.demo.world.scenes import SceneConfig, scene_for
 
     cfg = SceneConfig()
