@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="pipeline override passed to every seed's demo (repeatable)")
     p.add_argument("--aggregate-only", action="store_true", help="do not run; aggregate finished seeds")
     p.add_argument("--parallel", type=int, default=1,
-                   help="seeds run at once (each demo uses one torch thread; default 1 = one after another)")
+                   help="seeds run at once (each then runs one step at a time on one torch thread; default 1 = one after another)")
     args = p.parse_args(argv)
     out = Path(args.out)
     cmds = {}
@@ -176,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "sicog", "demo", "--preset", args.preset, "--out", str(out / f"seed{seed}"),
                "--seed", str(seed)]
         overrides = list(args.overrides)
-        if args.parallel > 1 and not any(o.startswith("launcher.threads=") for o in overrides):
-            overrides.append("launcher.threads=1")   # seeds side by side: one torch thread each
+        if args.parallel > 1:   # seeds side by side: one step at a time each, one torch thread
+            overrides += [o for o in ("launcher.threads=1", "parallel_steps=1")
+                          if not any(x.startswith(o.split("=")[0] + "=") for x in overrides)]
         for o in overrides:
             cmd += ["--set", o]
         cmds[seed] = cmd
