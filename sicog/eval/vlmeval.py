@@ -105,9 +105,9 @@ def find_run_py(vlmevalkit_dir: str | Path | None = None) -> Path:
         base = Path(vlmevalkit_dir)
         candidates = [base / "run.py", base / "vlmeval" / "run.py"]
     else:
-        import vlmeval
+        from sicog.eval.vlmeval_import import import_vlmeval
 
-        package = Path(vlmeval.__file__).resolve().parent
+        package = Path(import_vlmeval().__file__).resolve().parent
         candidates = [package / "run.py", package.parent / "run.py"]
     for path in candidates:
         if path.is_file():
