@@ -13,7 +13,7 @@ from PIL import Image
 
 from sicog.eval import vlmeval_import, vlmeval_model
 from sicog.eval.mcq import read_mcq_tsv, row_prompt
-from sicog.eval.vlmeval import find_run_py, main, register, run_args, LaunchConfig
+from sicog.eval.vlmeval import LaunchConfig, find_run_py, main, register, run_args
 from sicog.eval.vlmeval_model import image_file, line_prompt
 from sicog.model.generation import generate_texts
 from sicog.utils.io import SicogError
