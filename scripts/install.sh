@@ -5,6 +5,7 @@
 #   - DeepSpeed builds against the installed torch, hence --no-build-isolation.
 # Usage: bash scripts/install.sh            (core + train + dev extras)
 #        SICOG_EXTRAS=train,dev,gpu bash scripts/install.sh
+#        SICOG_EXTRAS=train,dev,vlmeval bash scripts/install.sh   (VLMEvalKit, also on a CPU-only torch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,5 +32,15 @@ fi
 if [[ ",$EXTRAS," == *",train,"* ]]; then
   "${PIP[@]}" --no-build-isolation "deepspeed>=0.15"
 fi
-"${PIP[@]}" -e ".[$EXTRAS]"
+# VLMEvalKit (extra `vlmeval`) requires torchvision, and PyPI has none for a CPU-only torch: there
+# it is installed without its dependencies, plus the ones its run.py imports, torch and
+# transformers held as they are (docs/evaluation.md, "VLMEvalKit"). A CUDA torch takes the extra.
+if [[ ",$EXTRAS," == *",vlmeval,"* ]] && ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.version.cuda else 1)"; then
+  "${PIP[@]}" --no-deps nvidia-vlmeval
+  "${PIP[@]}" -c <(.venv/bin/python -c "import torch, transformers; print(f'torch=={torch.__version__}'); print(f'transformers=={transformers.__version__}')") \
+    validators portalocker tabulate sty timeout-decorator python-dotenv omegaconf "xlsxwriter<=3.2.3" requests \
+    decord imageio opencv-python-headless pandas openai rich huggingface_hub
+  EXTRAS="$(echo ",$EXTRAS," | sed 's/,vlmeval,/,/; s/^,//; s/,$//')"
+fi
+"${PIP[@]}" -e ".${EXTRAS:+[$EXTRAS]}"
 .venv/bin/python -c "import torch, transformers, sicog; print(f'install: torch {torch.__version__}, transformers {transformers.__version__}, sicog {sicog.__version__}')"

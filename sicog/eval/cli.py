@@ -224,8 +224,8 @@ def _evaluate(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path 
                                                done=done, on_chunk=keep)
         prefix = "mcq" if not tag else f"mcq_{tag}"   # the headline keeps the VLMEvalKit-like names
         files.update({(key if not tag else f"{key}_{tag}"): p.name
-                      for key, p in write_mcq_outputs(preds, stage, prefix=prefix).items()})
-        m = summarize_mcq(preds)
+                      for key, p in write_mcq_outputs(preds, stage, prefix, way == "generate").items()})
+        m = summarize_mcq(preds, vlmevalkit=way == "generate")
         log.info("multiple choice (%s%s): accuracy %.4f (%d/%d, %d unanswered, chance %.4f)", way,
                  ", shuffled images" if tag == "shuffled_images" else "", m["accuracy"], m["correct"], m["n"],
                  m["unanswered"], m["chance_accuracy"])

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from sicog.data.formats import mcq_prompt
 from sicog.eval.answers import extract_choice
+from sicog.eval.vlmevalkit_matching import vlmevalkit_choice
 from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,11 @@ class McqPrediction:
     def correct(self) -> bool:
         return self.extracted is not None and self.extracted == self.item.answer
 
+    @property
+    def vlmevalkit_choice(self) -> str:
+        """The letter VLMEvalKit's exact matching reads from the reply ("Z": none)."""
+        return vlmevalkit_choice(self.prediction, self.item.options)
+
 
 def _is_missing(value) -> bool:
     """True for the cells VLMEvalKit treats as missing: None, float NaN, "", "nan"…"""
@@ -94,16 +100,24 @@ def _is_missing(value) -> bool:
     return str(value).strip() in _MISSING
 
 
+def cell_text(value) -> str:
+    """A cell as the TSV wrote it: pandas reads a numeric column with an empty cell as floats,
+    and "3" must not come back as "3.0"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
 def row_options(row) -> dict[str, str]:
     """The options of a benchmark row (a dict or a pandas row) that exist, in letter order."""
-    return {c: str(row[c]).strip() for c in string.ascii_uppercase if c in row and not _is_missing(row[c])}
+    return {c: cell_text(row[c]) for c in string.ascii_uppercase if c in row and not _is_missing(row[c])}
 
 
 def row_prompt(row, style: str = "direct") -> str:
     """The prompt of a benchmark row (dict or pandas row) as `sicog evaluate` builds it; other
     tools (lmms-eval, VLMEvalKit wrappers) use this to ask exactly the same question."""
     hint = row["hint"] if "hint" in row and not _is_missing(row["hint"]) else None
-    return mcq_prompt(str(row["question"]).strip(), row_options(row), None if hint is None else str(hint), style)
+    return mcq_prompt(cell_text(row["question"]), row_options(row), None if hint is None else cell_text(hint), style)
 
 
 def _decode_image(cell: str) -> bytes:
@@ -284,8 +298,9 @@ def with_shuffled_images(items: Sequence[McqItem], seed: int = 0) -> list[McqIte
     return [dataclasses.replace(it, image=swap[it.image]) if it.image is not None else it for it in items]
 
 
-def summarize_mcq(preds: Sequence[McqPrediction]) -> dict:
-    """Overall and per-category accuracy, unanswered count, and the accuracy of random guessing."""
+def summarize_mcq(preds: Sequence[McqPrediction], vlmevalkit: bool = True) -> dict:
+    """Overall and per-category accuracy, unanswered count, and the accuracy of random guessing;
+    with `vlmevalkit` (generated replies), also the accuracy under VLMEvalKit's exact matching."""
     n = len(preds)
     correct = sum(p.correct for p in preds)
     per_cat: dict[str, list[int]] = {}
@@ -296,7 +311,7 @@ def summarize_mcq(preds: Sequence[McqPrediction]) -> dict:
             c[1] += 1
     from sicog.eval.stats import bootstrap_interval
 
-    return {
+    summary = {
         "n": n,
         "correct": correct,
         "accuracy": correct / n if n else 0.0,
@@ -308,3 +323,9 @@ def summarize_mcq(preds: Sequence[McqPrediction]) -> dict:
             cat: {"n": t, "correct": c, "accuracy": c / t} for cat, (c, t) in sorted(per_cat.items())
         },
     }
+    if vlmevalkit:  # the same replies as VLMEvalKit scores them: comparable with its published numbers
+        choices = [p.vlmevalkit_choice for p in preds]
+        hits = sum(c == p.item.answer for c, p in zip(choices, preds))
+        summary["vlmevalkit_exact_matching"] = {"correct": hits, "accuracy": hits / n if n else 0.0,
+                                                "unanswered": choices.count("Z")}
+    return summary

@@ -1,7 +1,8 @@
 """The result files of a multiple-choice evaluation, as VLMEvalKit writes them.
 
 `<prefix>_predictions.jsonl` (one line per item: index, question, options, prediction,
-extracted, answer, correct, category), `<prefix>_result.xlsx` and `<prefix>_result.csv` (the
+extracted, answer, correct, category, and the letter VLMEvalKit's exact matching reads with
+its hit for generated replies: extracted_vlmevalkit, correct_vlmevalkit), `<prefix>_result.xlsx` and `<prefix>_result.csv` (the
 TSV's columns without the image, plus prediction, extracted, hit); each written atomically.
 """
 
@@ -39,14 +40,19 @@ def result_table(preds: Sequence[McqPrediction]) -> tuple[list[str], list[list]]
     return header, rows
 
 
-def prediction_records(preds: Sequence[McqPrediction]) -> list[dict]:
-    """The per-item JSONL records of `mcq_predictions.jsonl`."""
-    return [
+def prediction_records(preds: Sequence[McqPrediction], vlmevalkit: bool = True) -> list[dict]:
+    """The per-item JSONL records of `mcq_predictions.jsonl` (with `vlmevalkit`: VLMEvalKit's reading too)."""
+    records = [
         {"index": _cell(p.item.index), "question": p.item.question, "options": p.item.options,
          "prediction": p.prediction, "extracted": p.extracted, "answer": p.item.answer,
          "correct": p.correct, "category": p.item.category}
         for p in preds
     ]
+    if vlmevalkit:
+        for r, p in zip(records, preds):
+            r["extracted_vlmevalkit"] = p.vlmevalkit_choice
+            r["correct_vlmevalkit"] = p.vlmevalkit_choice == p.item.answer
+    return records
 
 
 def _xlsx_safe(value):
@@ -58,7 +64,8 @@ def _xlsx_safe(value):
     return ILLEGAL_CHARACTERS_RE.sub("", value)[:32767]
 
 
-def write_mcq_outputs(preds: Sequence[McqPrediction], out_dir: str | Path, prefix: str = "mcq") -> dict[str, Path]:
+def write_mcq_outputs(preds: Sequence[McqPrediction], out_dir: str | Path, prefix: str = "mcq",
+                      vlmevalkit: bool = True) -> dict[str, Path]:
     """Write `<prefix>_predictions.jsonl`, `<prefix>_result.xlsx` and `<prefix>_result.csv`, atomically."""
     from openpyxl import Workbook
 
@@ -68,7 +75,7 @@ def write_mcq_outputs(preds: Sequence[McqPrediction], out_dir: str | Path, prefi
         "xlsx": out_dir / f"{prefix}_result.xlsx",
         "csv": out_dir / f"{prefix}_result.csv",
     }
-    write_jsonl(paths["predictions"], prediction_records(preds))
+    write_jsonl(paths["predictions"], prediction_records(preds, vlmevalkit))
     header, rows = result_table(preds)
     wb = Workbook()
     ws = wb.active

@@ -1,20 +1,17 @@
-"""VLMEvalKit model wrapper for sicog checkpoints, and a launcher for VLMEvalKit's run.py.
+"""Evaluate a sicog checkpoint with VLMEvalKit's own `run.py`.
 
-VLMEvalKit's stock classes that can load a plain `LlavaForConditionalGeneration` folder
-(`LLaVA_Next`, only when the path contains "interleave") move the model to CUDA in float16 and
-lay out multiple-choice prompts their own way. `SicogLLaVA` instead:
-  * loads the folder with stock transformers classes on any device (CUDA when available);
-  * renders prompts with the checkpoint's own chat template through
-    `sicog.model.generation.generate_texts` (greedy), exactly as `sicog evaluate` does;
-  * for multiple-choice datasets, asks the question with `sicog.eval.mcq.row_prompt`, so that
-    VLMEvalKit's and sicog's numbers are computed on the same prompts.
+VLMEvalKit builds models from its own registry, so this launcher registers `SicogLLaVA`
+(`sicog.eval.vlmeval_model`) and hands over to run.py; every argument after `--` goes to run.py:
 
-VLMEvalKit builds models from its own registry, so the launcher registers the class before
-handing over to VLMEvalKit's `run.py` (every argument after `--` goes to run.py):
+    python -m sicog.eval.vlmeval --model CKPT --name sicog_ckpt -- \\
+        --data MMStar --work-dir runs/vlmeval --judge exact_matching
 
-    python -m sicog.eval.vlmeval --model CKPT --name sicog_ckpt -- --data MMStar --work-dir runs/vlmeval
+It also makes `"class": "SicogLLaVA"` usable in a run.py `--config` JSON. Without `--judge`,
+`--judge exact_matching` is added (VLMEvalKit's default for multiple choice is an OpenAI judge).
 
-It also makes `"class": "SicogLLaVA"` usable in a run.py `--config` JSON.
+Exit status: 0 when every model x dataset ran; 1 when run.py reported a failed combination (it
+logs them and carries on, e.g. an unknown dataset or a judge without an API key) or itself
+failed; 2 for a bad launcher setting (no checkpoint at --model, no run.py).
 """
 
 from __future__ import annotations
@@ -23,154 +20,170 @@ import argparse
 import logging
 import runpy
 import sys
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from sicog.config import ConfigError
+from sicog.config_flags import add_config_arguments, config_from_args, setting
+from sicog.eval.config import DTYPES
+from sicog.eval.mcq import PROMPT_STYLES
+from sicog.eval.vlmeval_model import CLASS_NAME, message_to_pair, model_class
+from sicog.utils.io import SicogError
+
+__all__ = ["CLASS_NAME", "LaunchConfig", "find_run_py", "main", "message_to_pair", "model_class", "register"]
+
 log = logging.getLogger(__name__)
 
-CLASS_NAME = "SicogLLaVA"
+#: the logger run.py reports a failed model x dataset combination on
+RUN_LOGGER = "RUN"
+DEFAULT_JUDGE = "exact_matching"
 
 
-def message_to_pair(message: list[dict]) -> tuple[str, str | None]:
-    """(user text, first image path) of a VLMEvalKit message (a list of {type, value} dicts).
+@dataclass
+class LaunchConfig:
+    """Settings of `python -m sicog.eval.vlmeval` (run.py's own arguments follow `--`)."""
 
-    Texts are joined with newlines; sicog models take one image, so further images are dropped
-    with a warning.
-    """
-    texts = [m["value"] for m in message if m["type"] == "text"]
-    images = [m["value"] for m in message if m["type"] == "image"]
-    if len(images) > 1:
-        log.warning("%d images in one message; sicog models take one, the first is used", len(images))
-    return "\n".join(texts), (images[0] if images else None)
+    model: str | None = setting(None, "checkpoint folder to register as --name (omit when a run.py --config JSON "
+                                      "names it)", metavar="CKPT")
+    name: str = setting("sicog_llava", "model name given to run.py's --model (default sicog_llava)")
+    max_new_tokens: int | None = setting(None, "new tokens per reply (default 32 for direct, 512 for cot, as "
+                                               "sicog evaluate)", metavar="N")
+    prompt_style: str = setting("direct", "multiple-choice prompt: direct (option letter) or cot (step by step) "
+                                          "(default direct)", choices=PROMPT_STYLES)
+    device: str | None = setting(None, "torch device (default: this rank's GPU when CUDA is available, else cpu)")
+    dtype: str | None = setting(None, "weights dtype (default: the checkpoint's own)", choices=DTYPES)
+    vlmevalkit_dir: str | None = setting(None, "folder holding VLMEvalKit's run.py: a clone, or the installed "
+                                               "vlmeval package (default: found from the installed vlmeval)",
+                                         metavar="DIR")
+    image_dir: str | None = setting(None, "where the benchmark's images are written, byte for byte, named by "
+                                          "their hash (default: a folder in the system temp dir)", metavar="DIR")
 
-
-def model_class():
-    """The VLMEvalKit model class (defined on first use: importing VLMEvalKit is slow)."""
-    global _CLASS
-    if _CLASS is not None:
-        return _CLASS
-    from vlmeval.dataset import DATASET_TYPE
-    from vlmeval.vlm.base import BaseModel
-
-    class SicogLLaVA(BaseModel):
-        """A sicog checkpoint (stock LLaVA-HF folder) as a VLMEvalKit model."""
-
-        INSTALL_REQ = False
-        INTERLEAVE = True
-
-        def __init__(self, model_path: str, max_new_tokens: int = 32, prompt_style: str = "direct",
-                     device: str | None = None, dtype: str | None = None, batch_size: int = 1, **kwargs):
-            super().__init__()
-            import torch
-            from transformers import AutoProcessor, LlavaForConditionalGeneration
-
-            from sicog.utils.dist import pick_device
-
-            if kwargs:
-                log.warning("%s: ignoring unknown arguments %s", CLASS_NAME, sorted(kwargs))
-            self.device = pick_device(device or "auto")
-            torch_dtype = getattr(torch, dtype) if dtype else "auto"
-            self.model = LlavaForConditionalGeneration.from_pretrained(model_path, dtype=torch_dtype)
-            self.model.to(self.device).eval()
-            self.processor = AutoProcessor.from_pretrained(model_path)
-            self.max_new_tokens = int(max_new_tokens)
-            self.prompt_style = prompt_style
-            self.batch_size = batch_size
-
-        def use_custom_prompt(self, dataset):
-            return dataset is not None and DATASET_TYPE(dataset) == "MCQ"
-
-        def build_prompt(self, line, dataset=None):
-            from sicog.eval.mcq import row_prompt
-
-            paths = self.dump_image(line, dataset)
-            paths = paths if isinstance(paths, list) else [paths]
-            return [dict(type="image", value=p) for p in paths] + \
-                [dict(type="text", value=row_prompt(line, self.prompt_style))]
-
-        def generate_inner(self, message, dataset=None):
-            from PIL import Image
-
-            from sicog.model.generation import generate_texts
-
-            text, image_path = message_to_pair(message)
-            image = None
-            if image_path is not None:
-                with Image.open(image_path) as im:
-                    image = im.convert("RGB")
-            out = generate_texts(self.model, self.processor, [text], [image], n=1, temperature=0.0,
-                                 max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
-                                 progress=False)
-            return out[0][0]
-
-    SicogLLaVA.__name__ = SicogLLaVA.__qualname__ = CLASS_NAME
-    _CLASS = SicogLLaVA
-    return _CLASS
+    def validate(self) -> None:
+        if self.model is not None:
+            check_checkpoint(self.model, "--model")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise SicogError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
+        if self.vlmevalkit_dir is not None and not Path(self.vlmevalkit_dir).is_dir():
+            raise SicogError(f"--vlmevalkit-dir {self.vlmevalkit_dir}: no such folder")
 
 
-_CLASS = None
+def check_checkpoint(path: str | Path, what: str = "model_path") -> Path:
+    """`path` resolved, when it is a checkpoint folder (holds config.json); else SicogError."""
+    p = Path(path)
+    if not p.is_dir():
+        raise SicogError(f"{what} {path}: no such folder")
+    if not (p / "config.json").is_file():
+        raise SicogError(f"{what} {path}: not a checkpoint folder (no config.json)")
+    return p.resolve()
 
 
 def register(name: str | None = None, model_path: str | None = None, **kwargs) -> type:
     """Make the class known to VLMEvalKit: as `vlmeval.vlm.SicogLLaVA` (for --config files) and,
-    with `name` and `model_path`, as the model `name` of `vlmeval.config.supported_VLM`."""
+    with `name` and `model_path` (a checkpoint folder), as the model `name` of
+    `vlmeval.config.supported_VLM`."""
+    from sicog.eval.vlmeval_import import import_vlmeval
+
+    import_vlmeval()
     import vlmeval.config
     import vlmeval.vlm
 
+    if name is not None and model_path is None:
+        raise SicogError("register: a model name needs a model_path")
+    path = check_checkpoint(model_path) if name is not None else None
     cls = model_class()
     setattr(vlmeval.vlm, CLASS_NAME, cls)
     if name is not None:
-        if model_path is None:
-            raise ValueError("register: a model name needs a model_path")
-        vlmeval.config.supported_VLM[name] = partial(cls, model_path=str(Path(model_path).resolve()), **kwargs)
+        vlmeval.config.supported_VLM[name] = partial(cls, model_path=str(path), **kwargs)
     return cls
 
 
-def find_run_py(vlmevalkit_dir: str | None = None) -> Path:
-    """VLMEvalKit's run.py: in --vlmevalkit-dir, or beside an editable install's `vlmeval` package."""
+def find_run_py(vlmevalkit_dir: str | Path | None = None) -> Path:
+    """VLMEvalKit's run.py: inside the `vlmeval` package (the PyPI package `nvidia-vlmeval`) or
+    beside it (a clone installed with `pip install -e`); in --vlmevalkit-dir when given."""
     if vlmevalkit_dir:
-        path = Path(vlmevalkit_dir) / "run.py"
+        base = Path(vlmevalkit_dir)
+        candidates = [base / "run.py", base / "vlmeval" / "run.py"]
     else:
-        import vlmeval
+        from sicog.eval.vlmeval_import import import_vlmeval
 
-        path = Path(vlmeval.__file__).resolve().parent.parent / "run.py"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: install VLMEvalKit from a clone (pip install -e VLMEvalKit) or pass "
-            "--vlmevalkit-dir")
-    return path
+        package = Path(import_vlmeval().__file__).resolve().parent
+        candidates = [package / "run.py", package.parent / "run.py"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise SicogError(f"VLMEvalKit's run.py not found (looked for {', '.join(map(str, candidates))}): install "
+                     "VLMEvalKit (pip install 'sicog[vlmeval]', or pip install -e a clone) or pass --vlmevalkit-dir")
+
+
+class _FailureCounter(logging.Handler):
+    """Counts the errors run.py logs (a failed combination is logged, not raised)."""
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage().splitlines()[0])
+
+
+def run_args(rest: list[str], cfg: LaunchConfig) -> list[str]:
+    """run.py's arguments: --model NAME when a checkpoint was registered, and a judge."""
+    rest = list(rest)
+    if cfg.model and "--model" not in rest and "--config" not in rest:
+        rest = ["--model", cfg.name, *rest]
+    if "--judge" not in rest and not any(a.startswith("--judge=") for a in rest):
+        rest += ["--judge", DEFAULT_JUDGE]
+    return rest
+
+
+def run_vlmevalkit(run_py: Path, args: list[str]) -> int:
+    """Run VLMEvalKit's run.py in this process; 1 when it logged a failure, else its own status."""
+    counter = _FailureCounter()
+    run_logger = logging.getLogger(RUN_LOGGER)
+    run_logger.addHandler(counter)
+    saved = sys.argv
+    sys.argv = [str(run_py), *args]
+    try:
+        runpy.run_path(str(run_py), run_name="__main__")
+    except SystemExit as e:  # run.py's argparse, or an explicit exit
+        if e.code not in (None, 0):
+            return e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = saved
+        run_logger.removeHandler(counter)
+    if counter.messages:
+        print(f"python -m sicog.eval.vlmeval: VLMEvalKit reported {len(counter.messages)} failure(s):",
+              file=sys.stderr)
+        for m in counter.messages:
+            print(f"  {m}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m sicog.eval.vlmeval --model CKPT [--name N] -- <run.py arguments>`."""
+    """`python -m sicog.eval.vlmeval [--model CKPT] [flags] -- <run.py arguments>`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     rest: list[str] = []
     if "--" in argv:
         i = argv.index("--")
         argv, rest = argv[:i], argv[i + 1:]
-    p = argparse.ArgumentParser(prog="python -m sicog.eval.vlmeval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, metavar="CKPT",
-                   help="checkpoint folder to register as --name (omit when a --config JSON names it)")
-    p.add_argument("--name", default="sicog_llava",
-                   help="model name given to run.py's --model (default sicog_llava)")
-    p.add_argument("--max-new-tokens", type=int, default=32, help="new tokens per reply (default 32)")
-    p.add_argument("--prompt-style", choices=("direct", "cot"), default="direct",
-                   help="multiple-choice prompt: direct (option letter) or cot (step by step)")
-    p.add_argument("--device", default=None, help="torch device (default: this rank's GPU when CUDA is available, else cpu)")
-    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                   help="weights dtype (default: the checkpoint's own)")
-    p.add_argument("--vlmevalkit-dir", default=None,
-                   help="VLMEvalKit clone holding run.py (default: found from the installed vlmeval)")
+    prog = "python -m sicog.eval.vlmeval"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(p, LaunchConfig)
     args = p.parse_args(argv)
-    register(args.name if args.model else None, args.model, max_new_tokens=args.max_new_tokens,
-             prompt_style=args.prompt_style, device=args.device, dtype=args.dtype)
-    run_py = find_run_py(args.vlmevalkit_dir)
-    if args.model and "--model" not in rest and "--config" not in rest:
-        rest = ["--model", args.name, *rest]
-    sys.argv = [str(run_py), *rest]
-    runpy.run_path(str(run_py), run_name="__main__")
-    return 0
+    try:
+        cfg = config_from_args(LaunchConfig, args)
+        register(cfg.name if cfg.model else None, cfg.model, max_new_tokens=cfg.max_new_tokens,
+                 prompt_style=cfg.prompt_style, device=cfg.device, dtype=cfg.dtype, image_dir=cfg.image_dir)
+        run_py = find_run_py(cfg.vlmevalkit_dir)
+    except (SicogError, ConfigError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        print(f"{prog}: error: VLMEvalKit cannot be imported ({e}); pip install 'sicog[vlmeval]'", file=sys.stderr)
+        return 2
+    return run_vlmevalkit(run_py, run_args(rest, cfg))
 
 
 if __name__ == "__main__":

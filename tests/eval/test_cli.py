@@ -65,6 +65,7 @@ def test_world_oracle_and_constant(world, tmp_path):
         s = evaluate_checkpoint(_cfg(world, tmp_path / letter, captions="off"),
                                 predict=lambda pairs, x=letter: [x] * len(pairs))
         assert s["mcq"]["accuracy"] == pytest.approx(expected)
+        assert s["mcq"]["vlmevalkit_exact_matching"]["accuracy"] == pytest.approx(expected)   # a bare letter
         assert "captions" not in s
 
 
