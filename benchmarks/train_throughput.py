@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attn", default="auto", help="model.attn_implementation (auto, sdpa, flash_attention_2)")
     p.add_argument("--liger", action="store_true", help="training.liger_kernels: true")
     p.add_argument("--gradient-checkpointing", action="store_true", help="training.gradient_checkpointing")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (cpu default 1: a shared machine's other load then slows both runs "
+                        "alike instead of stalling every parallel op)")
     p.add_argument("--out", default=None, help="work folder (default: a temporary one)")
     args = p.parse_args(argv)
     if args.device == "cpu":
@@ -142,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     from sicog.model.kernels import flash_attention_problem
 
     torch.manual_seed(0)
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads or 1)
+    elif args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
         data = write_mixture(root / "data", args.samples, long_words, seed=0)
