@@ -121,10 +121,19 @@ class DataConfig:
     num_samples: int | None = ranged(None, min=1)  # size of one epoch of the mixture (default: sum of sources)
     num_workers: int = ranged(0, min=0)
     allow_images_outside_folder: bool = False  # absolute / `..` / symlinked image paths (sicog.data.images)
+    # padding-free batches (sicog.data.packing): whole samples concatenated into one row per device
+    # batch, attention kept within each sample; exact, same loss and gradients as padded batches
+    packing: bool = False
+    # token budget of one packed device batch, image tokens included (default: per_device_train_batch_size
+    # x max_length, the worst padded batch); must be >= max_length
+    packing_tokens: int | None = ranged(None, min=1)
 
     def cross_check(self, where: str) -> None:
         """Checks across fields, run at load (`_build`) and by `check_choices`."""
         check_shares(self.sources, f"{where}.sources".lstrip("."))
+        if self.packing_tokens is not None and self.packing_tokens < self.max_length:
+            raise ConfigError(f"{where}.packing_tokens".lstrip(".") + f": must be >= max_length "
+                              f"({self.max_length}) so that every sample fits a pack, got {self.packing_tokens}")
 
 
 @dataclass
@@ -159,6 +168,9 @@ class TrainingConfig:
     report_to: list[str] = field(default_factory=list)
     lora: LoraSettings = field(default_factory=LoraSettings)
     save_projector: bool = False  # also write mm_projector.safetensors (stage 1)
+    # Liger kernels (fused linear cross-entropy, RMSNorm, RoPE, SwiGLU) on CUDA; without the liger-kernel
+    # package or a GPU the run falls back to stock transformers and logs why
+    liger_kernels: bool = False
 
 
 @dataclass

@@ -171,6 +171,8 @@ def test_trainer_resolves_bool_and_auto_precision(monkeypatch):
     ("data.max_length=0", "key data.max_length: must be >= 1, got 0"),
     ("data.num_workers=-1", "key data.num_workers: must be >= 0, got -1"),
     ("data.num_samples=0", "key data.num_samples: must be >= 1, got 0"),
+    ("data.packing_tokens=0", "key data.packing_tokens: must be >= 1, got 0"),
+    ("data.packing_tokens=64", "key data.packing_tokens: must be >= max_length (2048) so that every sample fits"),
     ("data.sources=[{path: a.jsonl, weight: 0}]", "key data.sources[0].weight: must be > 0, got 0.0"),
     ("data.sources=[{path: a.jsonl, weight: -2}]", "key data.sources[0].weight: must be > 0, got -2.0"),
     ("data.sources=[{path: a.jsonl, max_samples: 0}]", "key data.sources[0].max_samples: must be >= 1, got 0"),

@@ -14,6 +14,7 @@ from sicog.data.chat import (
     to_messages,
     tokenizer_of,
 )
+from sicog.data.packing import is_packed, packed_problem, unpack_batch
 from sicog.data.records import Located
 from sicog.utils.io import SicogError
 
@@ -88,9 +89,16 @@ def preflight_check(batch: dict, processor: Any, model: Any = None,
     padding tokens and equal to input_ids where set; every labelled span closes with a special
     end-of-turn token; and, when `records` (the batch's source records, in order) are given, the
     masked part decodes to text containing every user/system text and no assistant reply, while
-    the labelled spans decode to exactly the replies. Returns a summary dict for the log.
+    the labelled spans decode to exactly the replies. A packed batch (`sicog.data.packing`) must
+    also have positions restarting per sample and no label on a sample's first token; its samples
+    are then checked one by one. Returns a summary dict for the log.
     """
     tok = tokenizer_of(processor)
+    if is_packed(batch):  # a padding-free row: its layout first, then each sample as a padded row
+        if why := packed_problem(batch):
+            raise SicogError(f"pre-flight: packed batch: {why}")
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        batch = unpack_batch(batch, int(pad if pad is not None else 0))
     ids, labels = batch["input_ids"], batch["labels"]
     attn = batch.get("attention_mask")
     img_id = image_token_id_of(processor)

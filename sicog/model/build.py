@@ -14,7 +14,6 @@ stock transformers (and vLLM / lmms-eval) without importing sicog.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 from typing import Callable
@@ -32,15 +31,21 @@ NUM_ADDITIONAL_IMAGE_TOKENS = 1
 
 
 def resolve_attn_implementation(name: str) -> str:
-    """`auto` -> flash_attention_2 when flash-attn is installed and CUDA is available, else sdpa."""
-    if name != "auto":
-        if name not in ("sdpa", "flash_attention_2", "eager"):
-            raise SicogError(f"model.attn_implementation: unknown value {name!r} (auto, sdpa, flash_attention_2, eager)")
-        return name
-    import torch
+    """`auto` -> flash_attention_2 where it can run, else sdpa; an explicit flash_attention_2 that
+    cannot run falls back to sdpa with a warning (the reason logged, `model.kernels`)."""
+    from sicog.model.kernels import flash_attention_problem
 
-    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+    if name not in ("auto", "sdpa", "flash_attention_2", "eager"):
+        raise SicogError(f"model.attn_implementation: unknown value {name!r} (auto, sdpa, flash_attention_2, eager)")
+    if name in ("sdpa", "eager"):
+        return name
+    why = flash_attention_problem()
+    if why is None:
         return "flash_attention_2"
+    if name == "flash_attention_2":
+        log.warning("model.attn_implementation: flash_attention_2 requested, falling back to sdpa: %s", why)
+    else:
+        log.info("model.attn_implementation: auto -> sdpa (flash_attention_2 unavailable: %s)", why)
     return "sdpa"
 
 

@@ -155,14 +155,12 @@ def train_stage(cfg: TrainConfig) -> Path:
     from transformers import PrinterCallback
 
     from sicog.data.dataset import DataCollator, build_train_dataset, run_preflight
+    from sicog.data.packing import PackingCollator, pack_dataset
     from sicog.model.build import build_model
+    from sicog.model.kernels import use_liger
     from sicog.model.parts import param_groups, parameter_table, set_tunable_parts
-    from sicog.stages.trainer import (
-        SicogTrainer,
-        ThroughputCallback,
-        build_training_arguments,
-        load_deepspeed_config,
-    )
+    from sicog.stages.throughput import ThroughputCallback
+    from sicog.stages.trainer import SicogTrainer, build_training_arguments, load_deepspeed_config
 
     t0 = time.perf_counter()
     tc = cfg.training
@@ -171,7 +169,7 @@ def train_stage(cfg: TrainConfig) -> Path:
     # TrainingArguments first: under DeepSpeed ZeRO-3 it must exist before the model is built
     # so that from_pretrained partitions weights at load time.
     ds_cfg = load_deepspeed_config(tc.deepspeed, drop_optimizer=bool(tc.part_learning_rates))
-    args = build_training_arguments(tc, ds_cfg)
+    args = build_training_arguments(tc, ds_cfg, packed=cfg.data.packing, liger=use_liger(tc.liger_kernels))
     if ds_cfg is not None and args.world_size > 1:
         # ZeRO-3 partitions weights inside from_pretrained (deepspeed.zero.Init), which asks
         # deepspeed.comm for the world size: attach it to the process group the Trainer created.
@@ -190,10 +188,12 @@ def train_stage(cfg: TrainConfig) -> Path:
 
     dataset = build_train_dataset(cfg.data, processor, seed=tc.seed)
     provenance = data_provenance(cfg.data) if args.should_save else {}  # the saving rank's meta
-    collator = DataCollator(processor)
+    collator = PackingCollator(processor) if cfg.data.packing else DataCollator(processor)
     # Fails loudly (never warns) when image tokens != image features, no label is unmasked, or
     # the masked part is not the prompt: a wrong chat template must not train for hours.
     run_preflight(dataset, collator, processor, model, batch_size=tc.per_device_train_batch_size)
+    if cfg.data.packing:  # checked above as a packed batch of the same samples
+        dataset = pack_dataset(dataset, cfg.data, tc.per_device_train_batch_size)
     if rank == 0:  # inputs all read and checked: only now the output folder is made
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -208,10 +208,10 @@ def train_stage(cfg: TrainConfig) -> Path:
         model=model, args=args, train_dataset=dataset, data_collator=collator,
         processing_class=processor.tokenizer,
         param_groups_fn=groups if tc.part_learning_rates else None,
-        lengths=getattr(dataset, "lengths", None), group_by_length=cfg.data.group_by_length,
+        lengths=getattr(dataset, "lengths", None),
+        group_by_length=cfg.data.group_by_length and not cfg.data.packing,  # packs: shuffled, not grouped
     )
-    n_params = sum(p.numel() for p in model.parameters())
-    throughput = ThroughputCallback(trainer, n_params, cfg.stage)
+    throughput = ThroughputCallback(trainer.meter, cfg.stage)
     trainer.add_callback(throughput)
     trainer.remove_callback(PrinterCallback)  # our throughput line already carries loss and lr
 

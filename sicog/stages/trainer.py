@@ -1,5 +1,6 @@
 """HF Trainer pieces shared by every training stage: arguments, per-part learning rates,
-length-grouped sampling over precomputed lengths, and throughput logging.
+length-grouped sampling over precomputed lengths, and the batch counts behind throughput logging
+(`sicog.stages.throughput`).
 
 Exact resume: the Trainer restores weights, optimizer, scheduler and the RNG states
 (`rng_state.pth`: dropout) and skips the batches already trained in the resumed epoch. That
@@ -13,25 +14,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import resource
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import Sampler
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from sicog.config import TrainingConfig
+from sicog.model.flops import TrainingFlops
+from sicog.stages.throughput import BatchMeter
 from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
-
-# Dense bf16 peak FLOP/s per device, for MFU (public spec sheets).
-PEAK_BF16_FLOPS = {"A100": 312e12, "H100": 989e12, "H200": 989e12, "H800": 989e12, "A800": 312e12,
-                   "L40S": 362e12, "A6000": 155e12}
 
 
 def resolve_precision(cfg: TrainingConfig) -> tuple[bool, bool]:
@@ -73,12 +69,15 @@ def load_deepspeed_config(path: str | None, drop_optimizer: bool) -> dict | None
     return cfg
 
 
-def build_training_arguments(cfg: TrainingConfig, deepspeed_cfg: dict | None) -> TrainingArguments:
-    """TrainingArguments for one stage: cosine + warmup ratio, fp32 on CPU, bf16/tf32 on GPU."""
+def build_training_arguments(cfg: TrainingConfig, deepspeed_cfg: dict | None, packed: bool = False,
+                             liger: bool = False) -> TrainingArguments:
+    """TrainingArguments for one stage: cosine + warmup ratio, fp32 on CPU, bf16/tf32 on GPU.
+    `packed`: each device batch is one pack (sicog.data.packing); `liger`: transformers applies
+    the Liger kernels (resolved by sicog.model.kernels.use_liger)."""
     bf16, tf32 = resolve_precision(cfg)
     return TrainingArguments(
         output_dir=cfg.output_dir,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_train_batch_size=1 if packed else cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps,
@@ -103,6 +102,10 @@ def build_training_arguments(cfg: TrainingConfig, deepspeed_cfg: dict | None) ->
         remove_unused_columns=False,  # our collator needs every field
         dataloader_num_workers=0,
         disable_tqdm=not sys.stderr.isatty(),
+        use_liger_kernel=liger,
+        # the loss of an optimizer step: summed over all its label tokens on all ranks, divided by
+        # their count (not a mean of per-micro-batch or per-rank means); the default, pinned
+        average_tokens_across_devices=True,
     )
 
 
@@ -149,7 +152,7 @@ class SicogTrainer(Trainer):
         self._param_groups_fn = param_groups_fn
         self._lengths = lengths
         self._group_by_length = group_by_length
-        self.tokens_seen = 0  # non-padding tokens this process trained on
+        self.meter = BatchMeter(TrainingFlops.of(self.model))  # throughput counts (sicog.stages.throughput)
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and self._param_groups_fn is not None:
@@ -180,76 +183,9 @@ class SicogTrainer(Trainer):
         model.load_state_dict(reference.state_dict(), strict=True)
         log.info("restored model weights from %s", resume_from_checkpoint)
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if "attention_mask" in inputs:
-            self.tokens_seen += int(inputs["attention_mask"].sum())
-        return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                    num_items_in_batch=num_items_in_batch)
-
-
-def peak_memory_gb() -> float:
-    """Peak accelerator memory (GPU) or peak resident set size (CPU) of this process, in GB."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 1e9
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss_kb / 1e6  # Linux reports KiB
-
-
-def device_peak_flops() -> float | None:
-    """Peak bf16 FLOP/s of the current GPU (None on CPU or an unknown GPU)."""
-    if not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
-
-
-class ThroughputCallback(TrainerCallback):
-    """A throughput line per logging step and a summary at the end of the stage."""
-
-    def __init__(self, trainer: SicogTrainer, n_params: int, stage: str):
-        self.trainer = trainer
-        self.n_params = n_params
-        self.stage = stage
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.summary: dict = {}
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.t0 = self.t_last = time.perf_counter()
-        self.step0 = self.step_last = state.global_step
-        self.tok_last = self.trainer.tokens_seen
-
-    def _rates(self, dt: float, steps: int, tokens: int, args) -> dict:
-        samples = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * self.world
-        tok = tokens * self.world  # every rank sees a similar token count
-        out = {"samples_per_s": samples / dt if dt > 0 else 0.0,
-               "tokens_per_s": tok / dt if dt > 0 else 0.0,
-               "peak_mem_gb": peak_memory_gb()}
-        peak = device_peak_flops()
-        if peak:
-            # 6·N·tokens: forward + backward FLOPs of a dense transformer
-            out["mfu"] = 6 * self.n_params * out["tokens_per_s"] / (peak * self.world)
-        return out
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        now = time.perf_counter()
-        steps = state.global_step - self.step_last
-        if steps <= 0 or not state.is_world_process_zero:
-            return
-        r = self._rates(now - self.t_last, steps, self.trainer.tokens_seen - self.tok_last, args)
-        extra = f" mfu {r['mfu']:.1%}" if "mfu" in r else ""
-        loss = (logs or {}).get("loss")
-        log.info("[%s] step %d/%d loss %s lr %.3g | %.1f samples/s %.0f tokens/s peak mem %.2f GB%s",
-                 self.stage, state.global_step, state.max_steps,
-                 f"{loss:.4f}" if isinstance(loss, float) else "-", (logs or {}).get("learning_rate", 0.0),
-                 r["samples_per_s"], r["tokens_per_s"], r["peak_mem_gb"], extra)
-        self.t_last, self.step_last, self.tok_last = now, state.global_step, self.trainer.tokens_seen
-
-    def on_train_end(self, args, state, control, **kwargs):
-        dt = time.perf_counter() - self.t0
-        self.summary = {"stage": self.stage, "steps": state.global_step - self.step0,
-                        "seconds": dt, **self._rates(dt, state.global_step - self.step0,
-                                                     self.trainer.tokens_seen, args)}
-        if state.is_world_process_zero:
-            log.info("[%s] summary: %s", self.stage,
-                     ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                               for k, v in self.summary.items()))
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        # every micro-batch of an optimizer step passes here once: count it, time the wait for it
+        batches, num_items = super().get_batch_samples(self.meter.timed(epoch_iterator), num_batches, device)
+        for batch in batches:
+            self.meter.count(batch)
+        return batches, num_items

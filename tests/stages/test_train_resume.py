@@ -1,5 +1,5 @@
 """Resume: a run killed after a checkpoint and started again ends with exactly (bit for bit) the
-weights of an uninterrupted run - length-grouped order, data order, mixture, dropout RNG - and a
+weights of an uninterrupted run - length-grouped order, data order, mixture, dropout RNG, packing - and a
 corrupt or half-written checkpoint is skipped for the one before it."""
 
 import json
@@ -54,7 +54,9 @@ def _max_diff(a, b):
     # dropout (LoRA) and accumulation: the RNG state and the skipped micro-batches are restored
     ["data.group_by_length=true", "training.gradient_accumulation_steps=2", "training.lora.enabled=true",
      "training.lora.dropout=0.3", "training.lora.r=4"],
-], ids=["grouped", "random", "grouped-lora-dropout-accum2"])
+    # packed: 6 packs of <= 330 tokens an epoch, shuffled per epoch like samples
+    ["data.packing=true", "data.packing_tokens=330"],
+], ids=["grouped", "random", "grouped-lora-dropout-accum2", "packed"])
 def test_killed_and_resumed_run_is_bit_identical(tmp_path, tiny_data, monkeypatch, overrides):
     def cfg(name):
         text = f"{{path: '{tiny_data['text']}', weight: 0.5}}"  # a mixture: quotas, order
