@@ -92,7 +92,7 @@ def test_bf16_tf32_take_true_false_or_auto(tmp_path, text, bf16):
     ("training.tf32='on'", "key training.tf32: must be one of true, false, auto, got 'on'"),
     ("training.bf16=1", "key training.bf16: expected bool | str, got 1"),
     ("data.on_error=ignore", "key data.on_error: must be one of raise, skip, got 'ignore'"),
-    ("model.arch=uhd", "key model.arch: must be one of llava, got 'uhd'"),
+    ("model.arch=uhd2", "key model.arch: must be one of llava, uhd, got 'uhd2'"),
     ("model.preset=small", "key model.preset: must be one of tiny, got 'small'"),
     ("model.attn_implementation=flash", "key model.attn_implementation: must be one of auto, sdpa, "
                                         "flash_attention_2, eager, got 'flash'"),
