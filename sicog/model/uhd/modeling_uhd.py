@@ -187,6 +187,23 @@ class SicogUhdForConditionalGeneration(SicogUhdPreTrainedModel, GenerationMixin)
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=outputs.cache,
                                       hidden_states=outputs.hidden_states, attentions=outputs.attentions)
 
+    def _expand_inputs_for_generation(self, expand_size: int = 1, is_encoder_decoder: bool = False,
+                                      input_ids=None, **model_kwargs):
+        """Repeat each image's group of slices with its sample (their first dimension is slices, not
+        samples, so the stock row-wise repeat would mix images up); the rest as usual."""
+        pixels, sizes, grids = (model_kwargs.pop(k, None) for k in ("pixel_values", "slice_sizes", "image_grids"))
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(expand_size, is_encoder_decoder, input_ids,
+                                                                        **model_kwargs)
+        if pixels is not None and expand_size > 1:
+            counts = [int(c) * int(r) + 1 for c, r in grids.tolist()]
+            order = torch.cat([torch.arange(start, start + n).repeat(expand_size)
+                               for start, n in zip(torch.tensor([0, *counts[:-1]]).cumsum(0).tolist(), counts)])
+            pixels, sizes = pixels[order.to(pixels.device)], sizes[order.to(sizes.device)]
+            grids = grids.repeat_interleave(expand_size, dim=0)
+        if pixels is not None:
+            model_kwargs.update(pixel_values=pixels, slice_sizes=sizes, image_grids=grids)
+        return input_ids, model_kwargs
+
     def prepare_inputs_for_generation(self, *args, is_first_iteration: bool = False, **kwargs):
         inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
         if not is_first_iteration and kwargs.get("use_cache", True):
