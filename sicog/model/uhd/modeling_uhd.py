@@ -74,16 +74,38 @@ class SicogUhdModel(SicogUhdPreTrainedModel):
         return k if k >= 0 else n + 1 + k  # hidden_states[k] is the output of the first k layers
 
     def encode_slices(self, pixel_values: torch.Tensor, slice_sizes: torch.Tensor) -> list[torch.Tensor]:
-        """Features (h*w patches, vision width) of every slice, from one padded tower call."""
+        """Features (h*w patches, vision width) of every slice, from one padded tower call.
+
+        Every submodule runs once per call whatever the number and sizes of the slices (under
+        DeepSpeed ZeRO-3 each module call gathers its weights collectively, so all ranks must make
+        the same calls): the patch convolution over all slices at once, the embedding module once
+        on a blank image of the tower's own size (its output minus the convolution of blank pixels
+        is the position table, plus the class token's embedding for CLIP), each slice's positions
+        resized (bicubic) from that table, then the encoder on the zero-padded, masked sequences.
+        """
         tower = getattr(self.vision_tower, "vision_model", self.vision_tower)  # older layouts nest it
-        patch = self.config.vision_config.patch_size
-        dtype = tower.embeddings.patch_embedding.weight.dtype
+        embeddings = tower.embeddings
+        vcfg = self.config.vision_config
+        patch, native = vcfg.patch_size, vcfg.image_size // vcfg.patch_size
+        dtype = embeddings.patch_embedding.weight.dtype
+        blank = torch.zeros(1, 3, vcfg.image_size, vcfg.image_size, dtype=dtype, device=pixel_values.device)
+        fixed = embeddings(blank)[0]  # (extra + native^2, width)
+        convolved = embeddings.patch_embedding(torch.cat([pixel_values.to(dtype), torch.zeros_like(pixel_values[:1],
+                                                                                                   dtype=dtype)]))
+        bias = convolved[-1, :, 0, 0]  # what the convolution gives blank pixels (SigLIP: its bias)
+        extra = fixed.shape[0] - native * native  # CLIP's class token
+        table = (fixed[extra:] - bias).reshape(1, native, native, -1).permute(0, 3, 1, 2)
         embeds, grids = [], []
         for k, (h, w) in enumerate(slice_sizes.tolist()):
-            crop = pixel_values[k: k + 1, :, :h, :w].to(dtype)
-            embeds.append(tower.embeddings(crop, interpolate_pos_encoding=True)[0])
-            grids.append((h // patch, w // patch))
-        extra = embeds[0].shape[0] - grids[0][0] * grids[0][1]  # CLIP's class token
+            gh, gw = h // patch, w // patch
+            tokens = convolved[k, :, :gh, :gw].flatten(1).T
+            if (gh, gw) != (native, native):
+                pos = nn.functional.interpolate(table.float(), size=(gh, gw), mode="bicubic", align_corners=False)
+                pos = pos.to(dtype)
+            else:
+                pos = table
+            embeds.append(torch.cat([fixed[:extra], tokens + pos[0].flatten(1).T]))
+            grids.append((gh, gw))
         longest = max(e.shape[0] for e in embeds)
         hidden = torch.stack([nn.functional.pad(e, (0, 0, 0, longest - e.shape[0])) for e in embeds])
         mask = None

@@ -112,9 +112,10 @@ class SpatialResampler(nn.Module):
         """`features[k]`: (h_k*w_k, kv_dim) of slice k with `sizes[k]` = (h_k, w_k) patches.
         Returns (len(features), side^2, embed_dim); each slice is resampled independently."""
         n, q = len(features), self.side * self.side
+        # each submodule runs once for all slices (ZeRO-3 gathers weights per module call)
+        projected = self.ln_kv(self.kv_proj(torch.cat(features))).split([f.shape[0] for f in features])
         keys, values = [], []
-        for feat, (h, w) in zip(features, sizes):
-            x = self.ln_kv(self.kv_proj(feat))
+        for x, (h, w) in zip(projected, sizes):
             keys.append(pool_cells(x + self.key_positions(h, w).to(x.dtype), h, w, self.side))
             values.append(pool_cells(x, h, w, self.side))
         window = max(k.shape[1] for k in keys)
