@@ -73,9 +73,11 @@ class UhdSettings:
     max_slices: int = ranged(7, min=1)  # the paper's setting; the slice resolution is the tower's image size
     num_queries: int | None = ranged(None, min=1)  # resampler tokens per slice, a square (default 144; tiny: 16)
     never_split: bool = False  # overview only, no slices (the authors' stage-1 `single` mode)
-    grid_augment_prob: float = ranged(0.0, min=0, max=1)  # training: resize to a 6-slice area (authors: 0.1)
     pad_to_square: bool = False  # pad to a square with the mean colour before slicing (LLaVA-1.5 style)
     max_pixels: int = ranged(50_000_000, min=1)  # larger images are refused with an error naming the size
+    # when answering, resize the longer side to this before slicing (the authors: 1024 at 336 px
+    # slices); None = the slice resolution x 1024/336; 0 = slice the image at its own size
+    inference_longest_side: int | None = ranged(None, min=0)
 
 
 @dataclass

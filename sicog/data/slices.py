@@ -4,7 +4,8 @@ A LLaVA image is one fixed-size tensor and a fixed number of `<image>` tokens; a
 1 to max_slices + 1 tensors of different sizes and a token layout that depends on its size. This
 module is the one place the dataset, collator and pre-flight ask about that:
 - `slices_images(processor)`: does this processor slice (the uhd processor's `layout_text`)?
-- `image_inputs(processor, image)`: the image's tensors and the text that replaces its `<image>`;
+- `image_inputs(processor, image)`: the image's tensors and the text that replaces its `<image>`
+  (training-time preprocessing: no inference resize);
 - `layout_for_size(processor, width, height)`: that text from the size alone (length estimates);
 - `collate_slices(examples)`: one batch's slices zero-padded into one tensor, in batch order;
 - `tokens_per_image(processor, image_grids)`: the `<image>` count each image of a batch must have.
@@ -27,7 +28,7 @@ def image_token_of(processor: Any) -> str:
 
 def image_inputs(processor: Any, image) -> tuple[dict, str]:
     """({"pixel_values": (n, 3, H, W), "slice_sizes": (n, 2), "image_grids": (1, 2)}, layout text)."""
-    out = processor.image_processor([image], return_tensors="pt")
+    out = processor.image_processor([image], return_tensors="pt", training=True)
     tensors = {k: out[k] for k in ("pixel_values", "slice_sizes", "image_grids")}
     return tensors, processor.layout_text(out["image_grids"][0].tolist(), processor.image_processor.query_side)
 
@@ -35,9 +36,7 @@ def image_inputs(processor: Any, image) -> tuple[dict, str]:
 def layout_for_size(processor: Any, width: int, height: int) -> str:
     """The layout text of a `width` x `height` image (as `image_inputs` would give it)."""
     ip = processor.image_processor
-    if ip.pad_to_square:
-        width = height = max(width, height)
-    plan = ip.plan(width, height)
+    plan = ip.plan(*ip.sliced_size(width, height, training=True))
     return processor.layout_text(plan.grid or (0, 0), ip.query_side)
 
 

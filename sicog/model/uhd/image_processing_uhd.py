@@ -38,30 +38,44 @@ class SicogUhdImageProcessor(BaseImageProcessor):
 
     `max_pixels` refuses an image above that many pixels with an error naming its size, rather
     than letting a huge decode or resize exhaust memory; `pad_to_square` first pads the image to a
-    square with the mean colour (LLaVA-1.5's preprocessing) before slicing.
+    square with the mean colour (LLaVA-1.5's preprocessing) before slicing. `inference_longest_side`
+    (the authors: 1024 px at 336 px slices) resizes every image to that longer side before slicing
+    when answering; training data is sliced at its own size (`training=True`), as the authors do.
     """
 
     model_input_names = ["pixel_values", "slice_sizes", "image_grids"]
 
     def __init__(self, max_slices: int = 7, scale_resolution: int = 336, patch_size: int = 14,
                  query_side: int = 12, image_mean=CLIP_MEAN, image_std=CLIP_STD, never_split: bool = False,
-                 pad_to_square: bool = False, max_pixels: int = 50_000_000, **kwargs):
+                 pad_to_square: bool = False, max_pixels: int = 50_000_000,
+                 inference_longest_side: int | None = 1024, **kwargs):
         super().__init__(**kwargs)
         self.max_slices, self.scale_resolution, self.patch_size = max_slices, scale_resolution, patch_size
         self.query_side = query_side
         self.image_mean, self.image_std = list(image_mean), list(image_std)
         self.never_split, self.pad_to_square, self.max_pixels = never_split, pad_to_square, max_pixels
+        self.inference_longest_side = inference_longest_side
 
     def plan(self, width: int, height: int):
         return plan_slices(width, height, self.max_slices, self.scale_resolution, self.patch_size,
                            never_split=self.never_split)
 
-    def num_tokens(self, width: int, height: int) -> int:
-        """Length of an image of this size in the token layout."""
-        return count_tokens(self.plan(width, height), self.query_side)
+    def sliced_size(self, width: int, height: int, training: bool = False) -> tuple[int, int]:
+        """The size the plan is made for: after padding to a square and the inference resize."""
+        if self.pad_to_square:
+            width = height = max(width, height)
+        side = self.inference_longest_side
+        if side and not training:  # longer side to `side`, the other truncated (the authors' rule)
+            width, height = (side, max(int(side / width * height), 1)) if width > height else \
+                (max(int(side / height * width), 1), side)
+        return width, height
 
-    def prepare(self, image: Image.Image) -> Image.Image:
-        """Checked, RGB, optionally padded to a square: the image the plan is made for."""
+    def num_tokens(self, width: int, height: int, training: bool = False) -> int:
+        """Length of an image of this size in the token layout."""
+        return count_tokens(self.plan(*self.sliced_size(width, height, training)), self.query_side)
+
+    def prepare(self, image: Image.Image, training: bool = False) -> Image.Image:
+        """Checked, RGB, padded / resized as configured: the image the plan is made for."""
         w, h = image.size
         if w * h > self.max_pixels:
             raise ValueError(f"image of {w}x{h} = {w * h} pixels is above the limit of {self.max_pixels} "
@@ -73,16 +87,17 @@ class SicogUhdImageProcessor(BaseImageProcessor):
             canvas = Image.new("RGB", (side, side), fill)
             canvas.paste(image, ((side - w) // 2, (side - h) // 2))
             image = canvas
-        return image
+        size = self.sliced_size(w, h, training)
+        return image if size == image.size else image.resize(size, Image.Resampling.BICUBIC)
 
     def _normalise(self, image: Image.Image) -> np.ndarray:
         arr = np.asarray(image, dtype=np.float32) / 255.0
         arr = (arr - np.asarray(self.image_mean, np.float32)) / np.asarray(self.image_std, np.float32)
         return arr.transpose(2, 0, 1)
 
-    def slice_image(self, image: Image.Image) -> tuple[list[np.ndarray], tuple[int, int], int]:
+    def slice_image(self, image: Image.Image, training: bool = False) -> tuple[list[np.ndarray], tuple[int, int], int]:
         """(arrays: slices row-major then the overview, (cols, rows) or (0, 0), token count)."""
-        image = self.prepare(image)
+        image = self.prepare(image, training)
         plan = self.plan(*image.size)
         arrays = []
         if plan.grid is not None:
@@ -98,7 +113,7 @@ class SicogUhdImageProcessor(BaseImageProcessor):
     def __call__(self, images, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
         return self.preprocess(images, return_tensors=return_tensors, **kwargs)
 
-    def preprocess(self, images, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
+    def preprocess(self, images, return_tensors: str | None = "pt", training: bool = False, **kwargs) -> BatchFeature:
         if isinstance(images, Image.Image):
             images = [images]
         images = [im for group in images for im in (group if isinstance(group, (list, tuple)) else [group])]
@@ -106,7 +121,7 @@ class SicogUhdImageProcessor(BaseImageProcessor):
         for image in images:
             if not isinstance(image, Image.Image):
                 image = Image.fromarray(np.asarray(image))
-            parts, grid, count = self.slice_image(image)
+            parts, grid, count = self.slice_image(image, training)
             arrays += parts
             sizes += [a.shape[1:] for a in parts]
             grids.append(grid)

@@ -17,26 +17,38 @@ def _text(processor, messages):
 
 @pytest.mark.parametrize("size,tokens", [((336, 336), 144), ((640, 480), 745), ((336, 2352), 1237)])
 def test_paper_scale_token_counts(size, tokens):
-    assert SicogUhdImageProcessor().num_tokens(*size) == tokens  # 336 px, patch 14, 12x12 queries
+    processor = SicogUhdImageProcessor()  # 336 px, patch 14, 12x12 queries
+    assert processor.num_tokens(*size, training=True) == tokens
+    assert SicogUhdImageProcessor(inference_longest_side=None).num_tokens(*size) == tokens
+
+
+def test_answering_resizes_the_longer_side_first():
+    processor = SicogUhdImageProcessor()
+    assert processor.sliced_size(640, 480) == (1024, 768)
+    assert processor.sliced_size(300, 2000) == (153, 1024)  # the other side truncated
+    assert processor.sliced_size(640, 480, training=True) == (640, 480)
 
 
 def test_processor_expands_each_image_into_its_layout(tiny_uhd):
     model, processor = tiny_uhd
-    side = model.config.query_side
+    side, ip = model.config.query_side, processor.image_processor
     images = [make_image((200, 150)), make_image((64, 64), seed=1)]
     batch = processor(images=images, text=[_text(processor, PROMPT)] * 2, return_tensors="pt", padding=True)
-    grids = batch["image_grids"].tolist()
-    plan = plan_slices(200, 150, model.config.max_slices, model.config.scale_resolution,
-                       model.config.vision_config.patch_size)
-    assert grids == [list(plan.grid), [0, 0]]
-    cols, rows = plan.grid
+    plans = [plan_slices(*ip.sliced_size(*im.size), model.config.max_slices, model.config.scale_resolution,
+                         model.config.vision_config.patch_size) for im in images]
+    assert batch["image_grids"].tolist() == [list(p.grid or (0, 0)) for p in plans]
     ids = batch["input_ids"]
-    assert int((ids[0] == model.config.image_token_id).sum()) == (cols * rows + 1) * side * side
-    assert int((ids[0] == model.config.row_token_id).sum()) == rows * side + (cols == 1)
-    assert int((ids[0] == model.config.slice_token_id).sum()) == int(cols > 1)
-    assert int((ids[1] == model.config.image_token_id).sum()) == side * side
-    assert batch["pixel_values"].shape[0] == cols * rows + 2
-    assert batch["slice_sizes"][: cols * rows].tolist() == [[h, w] for w, h in plan.slice_sizes]
+    for k, plan in enumerate(plans):
+        cols, rows = plan.grid or (0, 0)
+        assert int((ids[k] == model.config.image_token_id).sum()) == (cols * rows + 1) * side * side
+        assert int((ids[k] == model.config.row_token_id).sum()) == rows * side + (cols == 1)
+        assert int((ids[k] == model.config.slice_token_id).sum()) == int(cols > 1)
+    assert batch["pixel_values"].shape[0] == sum(p.num_slices + 1 for p in plans)
+    n = plans[0].num_slices
+    assert batch["slice_sizes"][:n].tolist() == [[h, w] for w, h in plans[0].slice_sizes]
+    assert batch["slice_sizes"][n].tolist() == list(plans[0].source_size[::-1])
+    training = ip(images[1:], training=True)  # training data is sliced at its own size: 64 px, no slices
+    assert training["image_grids"].tolist() == [[0, 0]] and training["pixel_values"].shape[0] == 1
 
 
 def test_slices_are_stitched_row_major_into_one_map(tiny_uhd):
