@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "curate": ("sicog.stages.curate", "step 3: self-consistency curation of candidates"),
     "evaluate": ("sicog.eval.cli", "evaluate a checkpoint on a multiple-choice / caption benchmark"),
     "run": ("sicog.pipeline.cli", "run the four steps (and rounds) from one pipeline YAML, resumable"),
+    "convert-uhd": ("sicog.model.uhd.convert", "the authors' LLaVA-UHD v1 / SICOG checkpoint -> a sicog uhd folder"),
 }
 
 

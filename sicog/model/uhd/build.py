@@ -78,7 +78,7 @@ def make_uhd_processor(tokenizer, cfg: ModelConfig, scale_resolution: int, patch
                              image_token=IMAGE_TOKEN, row_token=ROW_TOKEN, slice_token=SLICE_TOKEN)
 
 
-def _uhd_config(cfg: ModelConfig, vision_config, text_config, tokenizer, num_queries: int, head_dim: int = 128):
+def uhd_config(cfg: ModelConfig, vision_config, text_config, tokenizer, num_queries: int, head_dim: int = 128):
     from sicog.model.tokenizer import IMAGE_TOKEN
     from sicog.model.uhd.configuration_uhd import SicogUhdConfig
 
@@ -121,7 +121,7 @@ def build_uhd_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
         max_position_embeddings=t.max_position_embeddings, tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
     num_queries = cfg.uhd.num_queries or TINY_QUERIES
-    config = _uhd_config(cfg, vision_config, text_config, tokenizer, num_queries, head_dim=t.hidden_size // t.num_heads)
+    config = uhd_config(cfg, vision_config, text_config, tokenizer, num_queries, head_dim=t.hidden_size // t.num_heads)
     config._attn_implementation = resolve_attn_implementation(cfg.attn_implementation)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -152,7 +152,7 @@ def _vision_from_folder(path: str, load_kw: dict):
         hf_logging.set_verbosity(verbosity)
 
 
-def _normalisation_of(path: str) -> tuple[list[float] | None, list[float] | None]:
+def normalisation_of(path: str) -> tuple[list[float] | None, list[float] | None]:
     try:
         pre = json.loads(Path(path, "preprocessor_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -186,7 +186,7 @@ def build_uhd_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
     add_layout_tokens(tokenizer)
     if len(tokenizer) > lm.get_input_embeddings().weight.shape[0]:
         lm.resize_token_embeddings(len(tokenizer))
-    config = _uhd_config(cfg, vision.config, lm.config, tokenizer, cfg.uhd.num_queries or DEFAULT_QUERIES)
+    config = uhd_config(cfg, vision.config, lm.config, tokenizer, cfg.uhd.num_queries or DEFAULT_QUERIES)
     config._attn_implementation = attn
     with torch.device("meta"):  # the shell costs no memory; the loaded parts move in
         model = SicogUhdForConditionalGeneration(config)
@@ -209,7 +209,7 @@ def build_uhd_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
         model.generation_config = default_generation_config(tokenizer)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    mean, std = _normalisation_of(cfg.vision_tower)
+    mean, std = normalisation_of(cfg.vision_tower)
     processor = make_uhd_processor(tokenizer, cfg, vision.config.image_size, vision.config.patch_size,
                                    config.query_side, mean, std)
     return model, processor
