@@ -66,7 +66,8 @@ def test_save_round_trip(cfg_file, tmp_path):
 def test_all_shipped_stage_configs_load():
     from pathlib import Path
     root = Path(__file__).resolve().parents[1] / "configs"
-    files = sorted(list((root / "tiny").glob("*.yaml")) + list((root / "qwen2_7b").glob("*.yaml")))
+    files = sorted(list((root / "tiny").glob("*.yaml")) + list((root / "qwen2_7b").glob("*.yaml"))
+                   + list((root / "qwen2_7b_uhd").glob("*.yaml")))
     stages = {f.stem for f in files}
     for name in ("stage0_warmup_perception", "stage0_warmup_reasoning", "stage1_align",
                  "stage15_pretrain", "stage2_sft"):
