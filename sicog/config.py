@@ -24,7 +24,7 @@ from sicog.utils.io import atomic_write
 T = TypeVar("T")
 
 MODEL_PARTS = ("vision_tower", "projector", "language_model")
-ARCHS = ("llava",)  # one builder per name in sicog.model.build.BUILDERS
+ARCHS = ("llava", "uhd")  # one builder per name in sicog.model.build.BUILDERS
 ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "flash_attention_2", "eager")
 ON_ERROR = ("raise", "skip")
 PRECISION = (True, False, "auto")  # training.bf16 / training.tf32
@@ -67,6 +67,20 @@ class LoraSettings:
 
 
 @dataclass
+class UhdSettings:
+    """`arch: uhd` (LLaVA-UHD v1): slicing, resampler and preprocessing; docs/uhd.md."""
+
+    max_slices: int = ranged(7, min=1)  # the paper's setting; the slice resolution is the tower's image size
+    num_queries: int | None = ranged(None, min=1)  # resampler tokens per slice, a square (default 144; tiny: 16)
+    never_split: bool = False  # overview only, no slices (the authors' stage-1 `single` mode)
+    pad_to_square: bool = False  # pad to a square with the mean colour before slicing (LLaVA-1.5 style)
+    max_pixels: int = ranged(50_000_000, min=1)  # larger images are refused with an error naming the size
+    # when answering, resize the longer side to this before slicing (the authors: 1024 at 336 px
+    # slices); None = the slice resolution x 1024/336; 0 = slice the image at its own size
+    inference_longest_side: int | None = ranged(None, min=0)
+
+
+@dataclass
 class ModelConfig:
     """Which model to build. Exactly one source: `checkpoint`, or `preset`, or the two paths."""
 
@@ -79,6 +93,7 @@ class ModelConfig:
     vision_feature_layer: int = -2
     attn_implementation: str = choices(ATTN_IMPLEMENTATIONS, "auto")
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    uhd: UhdSettings = field(default_factory=UhdSettings)
 
 
 @dataclass

@@ -34,3 +34,20 @@ def tiny(tiny_ckpt):
 
     model, processor = load_checkpoint(tiny_ckpt)
     return model.eval(), processor
+
+
+@pytest.fixture(scope="session")
+def tiny_uhd_ckpt(tmp_path_factory):
+    """A complete random-init tiny `arch: uhd` checkpoint (LLaVA-UHD, 16 resampler queries, seed 0)."""
+    from sicog.model.tiny import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny_uhd") / "ckpt", seed=0, arch="uhd")
+
+
+@pytest.fixture(scope="session")
+def tiny_uhd(tiny_uhd_ckpt):
+    """(model, processor) loaded from `tiny_uhd_ckpt` in eval mode, shared: read it, never change it."""
+    from sicog.model.checkpoint import load_checkpoint
+
+    model, processor = load_checkpoint(tiny_uhd_ckpt)
+    return model.eval(), processor

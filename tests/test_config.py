@@ -66,7 +66,8 @@ def test_save_round_trip(cfg_file, tmp_path):
 def test_all_shipped_stage_configs_load():
     from pathlib import Path
     root = Path(__file__).resolve().parents[1] / "configs"
-    files = sorted(list((root / "tiny").glob("*.yaml")) + list((root / "qwen2_7b").glob("*.yaml")))
+    files = sorted(list((root / "tiny").glob("*.yaml")) + list((root / "qwen2_7b").glob("*.yaml"))
+                   + list((root / "qwen2_7b_uhd").glob("*.yaml")))
     stages = {f.stem for f in files}
     for name in ("stage0_warmup_perception", "stage0_warmup_reasoning", "stage1_align",
                  "stage15_pretrain", "stage2_sft"):
@@ -92,7 +93,7 @@ def test_bf16_tf32_take_true_false_or_auto(tmp_path, text, bf16):
     ("training.tf32='on'", "key training.tf32: must be one of true, false, auto, got 'on'"),
     ("training.bf16=1", "key training.bf16: expected bool | str, got 1"),
     ("data.on_error=ignore", "key data.on_error: must be one of raise, skip, got 'ignore'"),
-    ("model.arch=uhd", "key model.arch: must be one of llava, got 'uhd'"),
+    ("model.arch=uhd2", "key model.arch: must be one of llava, uhd, got 'uhd2'"),
     ("model.preset=small", "key model.preset: must be one of tiny, got 'small'"),
     ("model.attn_implementation=flash", "key model.attn_implementation: must be one of auto, sdpa, "
                                         "flash_attention_2, eager, got 'flash'"),

@@ -173,8 +173,12 @@ def render_segments(processor: Any, messages: list[dict]) -> list[tuple[str, boo
 
 
 def encode_conversation(processor: Any, record: dict | Located, max_length: int,
-                        where: str | None = None) -> EncodedExample:
+                        where: str | None = None, image_text: str | None = None) -> EncodedExample:
     """Tokenize one record: input_ids with the image placeholder expanded, labels on replies only.
+
+    `image_text` replaces the placeholder when an image's tokens depend on the image (a sliced
+    image's layout, `sicog.data.slices`); otherwise it becomes the processor's fixed count of
+    image tokens.
 
     Labels are IGNORE_INDEX (-100) everywhere except the assistant reply tokens including their
     closing end-of-turn token. A record longer than `max_length` is a DataError naming `where`:
@@ -193,13 +197,15 @@ def encode_conversation(processor: Any, record: dict | Located, max_length: int,
         raise SicogError(f"{where}: chat template rendered {n_placeholders} image placeholder(s) {token!r} for a "
                          f"record with {int(has_image)} image(s); the template must render an image part as "
                          f"{token!r}")
-    n_img = image_token_count(processor) if has_image else 0
+    if has_image and image_text is None:
+        image_text = token * image_token_count(processor)
+    n_img = image_text.count(token) if has_image else 0
     tok = tokenizer_of(processor)
     input_ids: list[int] = []
     labels: list[int] = []
     for text, trained in segments:
         if has_image and not trained and token in text:
-            text = text.replace(token, token * n_img)
+            text = text.replace(token, image_text)
         ids = tok(text, add_special_tokens=False)["input_ids"]
         input_ids += ids
         labels += ids if trained else [IGNORE_INDEX] * len(ids)

@@ -35,6 +35,7 @@ from sicog.data.chat import (
 )
 from sicog.data.images import load_image, resolve_image
 from sicog.data.mixture import MixtureDataset, source_weights
+from sicog.data import slices
 from sicog.data.preflight import preflight_check
 from sicog.data.records import (
     DataError,
@@ -88,6 +89,17 @@ def _load_image_checked(path, where: str):
         raise DataError(f"{where}: image {path} is too large to decode safely: {e}") from None
 
 
+def _image_size(path, where: str) -> tuple[int, int]:
+    """(width, height) from the image header alone; DataError naming the record if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"{where}: unreadable image {path}: {type(e).__name__}: {e}") from None
+
+
 class SupervisedDataset(Dataset):
     """Lazy LLaVA dataset: `__getitem__` -> dict(input_ids, labels, pixel_values or None)."""
 
@@ -95,6 +107,8 @@ class SupervisedDataset(Dataset):
                  on_error: str = "raise", name: str | None = None, allow_outside: bool = False):
         _check_on_error(on_error)
         self.processor, self.allow_outside = processor, allow_outside  # image paths may leave image_folder
+        self.sliced = slices.slices_images(processor)  # image tokens depend on each image's size
+        self._sizes: dict[str, tuple[int, int]] = {}  # where -> (width, height), sliced images only
         self.image_folder = image_folder
         self.max_length = max_length
         self.on_error = on_error
@@ -131,6 +145,12 @@ class SupervisedDataset(Dataset):
             if path is not None and not os.path.isfile(path):
                 self._fault("missing_image", DataError(f"{loc.where}: image not found: {path}"))
                 continue
+            if path is not None and self.sliced:  # its size sets its tokens: read the header now
+                try:
+                    self._sizes[loc.where] = _image_size(path, loc.where)
+                except DataError as e:
+                    self._fault("unreadable_image", e)
+                    continue
             kept.append(loc)
         return kept
 
@@ -141,7 +161,9 @@ class SupervisedDataset(Dataset):
         exchanges), so the estimate is close to the exact length for any template.
         """
         tok = tokenizer_of(self.processor)
-        n_img = image_token_count(self.processor) if any(r.record.get("image") for r in self.records) else 0
+        n_img = 0
+        if any(r.record.get("image") for r in self.records) and not self.sliced:
+            n_img = image_token_count(self.processor)
         probe1 = {"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}
         probe2 = {"conversations": probe1["conversations"] * 2}
         over = [len(encode_conversation(self.processor, p, 10**9, "probe").input_ids)
@@ -155,8 +177,17 @@ class SupervisedDataset(Dataset):
             n_text = sum(counts[pos:pos + len(turns)])
             pos += len(turns)
             n = n_text + base + per_exchange * ((len(turns) + 1) // 2)
-            lengths.append(n + (n_img + 1 if r.record.get("image") else 0))
+            if r.record.get("image"):
+                n += 1 + (self._layout(r).count(slices.image_token_of(self.processor)) if self.sliced else n_img)
+            lengths.append(n)
         return lengths
+
+    def _layout(self, loc: Located) -> str | None:
+        """The layout text of a sliced record's image, from its size read at build time; None for
+        other processors and text-only records."""
+        if not self.sliced or not loc.record.get("image"):
+            return None
+        return slices.layout_for_size(self.processor, *self._sizes[loc.where])
 
     def _drop_overlong(self) -> None:
         """Encode exactly the records whose estimate is near or over max_length; drop/raise the
@@ -166,7 +197,8 @@ class SupervisedDataset(Dataset):
         for loc, est in zip(self.records, self._lengths):
             if est > self.max_length - slack:
                 try:
-                    est = len(encode_conversation(self.processor, loc, self.max_length).input_ids)
+                    est = len(encode_conversation(self.processor, loc, self.max_length,
+                                                  image_text=self._layout(loc)).input_ids)
                 except TooLongError as e:
                     self._fault("too_long", e)
                     continue
@@ -195,6 +227,13 @@ class SupervisedDataset(Dataset):
         for attempt in range(n):
             j = (i + attempt) % n
             loc = self.records[j]
+            if self.sliced:
+                example = self._sliced_example(loc)
+                if example is None:
+                    continue
+                if j != i:
+                    self._replaced[i] = j
+                return example
             try:
                 enc = encode_conversation(self.processor, loc, self.max_length)
             except TooLongError as e:  # estimate was below max_length - slack, exact length is not
@@ -213,6 +252,26 @@ class SupervisedDataset(Dataset):
                 self._replaced[i] = j
             return example
         raise DataError(f"{self.name}: every record failed to load (skipped: {dict(self.skip_counts)})")
+
+    def _sliced_example(self, loc: Located) -> dict | None:
+        """A record for a slicing processor: the image is read first (its size sets its tokens)."""
+        tensors, layout = {"pixel_values": None}, None
+        if loc.record.get("image"):
+            try:
+                tensors, layout = slices.image_inputs(
+                    self.processor, _load_image_checked(self.image_path(loc), loc.where))
+            except DataError as e:
+                self._fault("unreadable_image", e)
+                return None
+            except ValueError as e:  # the image processor's refusals (e.g. above its pixel limit)
+                self._fault("unreadable_image", DataError(f"{loc.where}: {e}"))
+                return None
+        try:
+            enc = encode_conversation(self.processor, loc, self.max_length, image_text=layout)
+        except TooLongError as e:
+            self._fault("too_long", e)
+            return None
+        return {"input_ids": enc.input_ids, "labels": enc.labels, **tensors}
 
 
 def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0) -> MixtureDataset:
@@ -264,6 +323,8 @@ class DataCollator:
             labels[i, :n] = torch.as_tensor(e["labels"], dtype=torch.long)
             attn[i, :n] = 1
         batch = {"input_ids": ids, "attention_mask": attn, "labels": labels}
+        if any("slice_sizes" in e for e in examples):  # sliced images: variable tensors per image
+            return {**batch, **slices.collate_slices(examples)}
         pixels = [e["pixel_values"] for e in examples if e.get("pixel_values") is not None]
         if pixels:
             batch["pixel_values"] = torch.stack(pixels)

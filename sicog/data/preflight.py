@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sicog.data import formats
+from sicog.data import formats, slices
 from sicog.data.chat import (
     IGNORE_INDEX,
     image_token_count,
@@ -103,13 +103,23 @@ def preflight_check(batch: dict, processor: Any, model: Any = None,
     attn = batch.get("attention_mask")
     img_id = image_token_id_of(processor)
     pv = batch.get("pixel_values")
-    n_images = 0 if pv is None else int(pv.shape[0])
+    grids = batch.get("image_grids")  # sliced images: several tensors per image (sicog.data.slices)
+    n_images = int(grids.shape[0]) if grids is not None else 0 if pv is None else int(pv.shape[0])
     per_row = (ids == img_id).sum(dim=1).tolist()
     rows_with_image = [i for i, n in enumerate(per_row) if n > 0]
     if len(rows_with_image) != n_images:
         raise SicogError(f"pre-flight: the batch has {n_images} image(s) in pixel_values but {len(rows_with_image)} "
                          f"example(s) contain image tokens (per example: {per_row})")
-    n_feat, source = expected_image_features(processor, model, pv) if n_images else (0, "")
+    if grids is not None:
+        sliced_counts = slices.tokens_per_image(processor, grids)
+        for i, n in zip(rows_with_image, sliced_counts):
+            if per_row[i] != n:
+                raise SicogError(f"pre-flight: example {i} has {per_row[i]} image tokens but its slice grid "
+                                 f"{grids.tolist()} gives {n} image features")
+        rows_with_image = []
+    n_feat, source = expected_image_features(processor, model, pv) if n_images and grids is None else (0, "")
+    if grids is not None:
+        n_feat = sliced_counts  # (reported per image: they differ with the image size)
     for i in rows_with_image:
         if per_row[i] != n_feat:
             raise SicogError(f"pre-flight: example {i} has {per_row[i]} image tokens but {source} gives {n_feat} "

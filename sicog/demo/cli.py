@@ -12,10 +12,12 @@ candidate per item), `oracle` (ground-truth CoD / CoT of the same items).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import time
 from pathlib import Path
 
+from sicog.config import ARCHS, TinyModelConfig
 from sicog.pipeline.checks import check_settings, check_work_dir_apart
 from sicog.pipeline.cli import load_pipeline, run_pipeline
 from sicog.pipeline.config import LauncherConfig, expand_env
@@ -47,8 +49,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "are shared by all seeds, like pretrained models (standins.seed)")
     p.add_argument("--config", default=None, metavar="PIPELINE.yaml",
                    help="a pipeline YAML instead of the preset's sicog/demo/presets/<preset>.yaml")
+    p.add_argument("--arch", choices=ARCHS, default="llava",
+                   help="architecture of every trained model: llava (low resolution) or uhd (LLaVA-UHD slicing, "
+                        "docs/uhd.md; one resampler query per patch of the stand-in tower's own size)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a pipeline config value, e.g. rounds=2 (repeatable)")
+
+
+def arch_overrides(cfg, arch: str) -> list[str]:
+    """`--set` overrides that give every training stage of `cfg` the architecture `arch`."""
+    if arch == "llava":
+        return []
+    tiny = {**dataclasses.asdict(TinyModelConfig()), **(cfg.standins.get("tiny") or {})}
+    side = tiny["image_size"] // tiny["patch_size"]  # the stand-in tower's own patch grid
+    sets = []
+    for f in dataclasses.fields(cfg.stages):
+        sets += [f"stages.{f.name}.set.model.arch={arch}", f"stages.{f.name}.set.model.uhd.num_queries={side * side}"]
+    return sets + ["stages.align.set.model.uhd.never_split=true"]  # the authors align on the overview alone
 
 
 def preset_config_path(preset: str) -> Path:
@@ -70,13 +87,15 @@ def world_step(out: Path, seed: int, world_args: list[str], launcher: LauncherCo
 
 
 def run_demo(preset: str, out: str | Path, seed: int = 0, config: str | None = None,
-             overrides: list[str] | None = None, echo=print) -> dict:
+             overrides: list[str] | None = None, echo=print, arch: str = "llava") -> dict:
     """Run the demo into `out`; returns the report mapping."""
     t0 = time.time()
     out = Path(out).resolve()
     cfg_path = Path(config) if config else preset_config_path(preset)
     sets = [f"work_dir={out / 'run'}", f"data.world={out / 'world'}", f"seed={seed}", *(overrides or [])]
     cfg = load_pipeline(str(cfg_path), sets)
+    if arch != "llava":
+        cfg = load_pipeline(str(cfg_path), [*sets[:3], *arch_overrides(cfg, arch), *sets[3:]])
     # every setting, and work_dir apart from the world, before the world is written
     check_settings(cfg, cfg_path.parent)
     check_work_dir_apart(Path(expand_env(cfg.work_dir, "work_dir")).resolve(),
@@ -102,5 +121,5 @@ def run_demo(preset: str, out: str | Path, seed: int = 0, config: str | None = N
 
 def run(args: argparse.Namespace) -> int:
     out = args.out or f"runs/demo_{args.preset}"
-    run_demo(args.preset, out, seed=args.seed, config=args.config, overrides=args.overrides)
+    run_demo(args.preset, out, seed=args.seed, config=args.config, overrides=args.overrides, arch=args.arch)
     return 0

@@ -102,7 +102,7 @@ def _llava_config(vision_config, text_config, image_token_id: int, vision_featur
     )
 
 
-def _read_corpus_files(paths: list[str]) -> list[str]:
+def read_corpus_files(paths: list[str]) -> list[str]:
     texts = []
     for p in paths:
         if not Path(p).is_file():
@@ -122,7 +122,7 @@ def build_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
     t = cfg.tiny
     if t.image_size % t.patch_size:
         raise SicogError(f"model.tiny.image_size ({t.image_size}) must be a multiple of model.tiny.patch_size ({t.patch_size})")
-    tokenizer = build_tiny_tokenizer(_read_corpus_files(t.tokenizer_corpus), vocab_size=t.vocab_size)
+    tokenizer = build_tiny_tokenizer(read_corpus_files(t.tokenizer_corpus), vocab_size=t.vocab_size)
     vision_config = CLIPVisionConfig(
         hidden_size=t.vision_hidden_size,
         intermediate_size=4 * t.vision_hidden_size,
@@ -158,7 +158,7 @@ def build_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
     return model, processor
 
 
-def _load_lm_tokenizer(path: str):
+def load_lm_tokenizer(path: str):
     """The LM's tokenizer with `<image>` added as one special token and a ChatML template."""
     from tokenizers import AddedToken
     from transformers import AutoTokenizer
@@ -210,7 +210,7 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
     finally:
         hf_logging.set_verbosity(verbosity)
     lm = AutoModelForCausalLM.from_pretrained(cfg.language_model, **load_kw)
-    tokenizer = _load_lm_tokenizer(cfg.language_model)
+    tokenizer = load_lm_tokenizer(cfg.language_model)
     if len(tokenizer) > lm.get_input_embeddings().weight.shape[0]:
         lm.resize_token_embeddings(len(tokenizer))
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
@@ -246,6 +246,10 @@ def build_from_checkpoint(cfg: ModelConfig, seed: int = 0, dtype=None):
     path = Path(cfg.checkpoint)
     if not Path(path, "config.json").is_file():
         raise SicogError(f"model.checkpoint: {path} is not a checkpoint folder (no config.json)")
+    from sicog.model.uhd.build import is_uhd_folder
+
+    if cfg.arch != "uhd" and is_uhd_folder(path):
+        raise SicogError(f"model.checkpoint: {path} is a uhd checkpoint; set model.arch: uhd")
     attn = resolve_attn_implementation(cfg.attn_implementation)
     try:  # refuses a folder with missing or unreadable weights (checkpoint_problems) up front
         return load_checkpoint(path, dtype=dtype, attn_implementation=attn)
@@ -258,7 +262,8 @@ def build_from_checkpoint(cfg: ModelConfig, seed: int = 0, dtype=None):
 _SOURCES = {"checkpoint": build_from_checkpoint, "preset": build_tiny, "parts": build_from_parts}
 
 
-def _build_llava(cfg: ModelConfig, seed: int, dtype):
+def chosen_source(cfg: ModelConfig) -> str:
+    """`checkpoint`, `preset` or `parts`: exactly one source per config, checked."""
     chosen = {
         "checkpoint": cfg.checkpoint is not None,
         "preset": cfg.preset is not None,
@@ -274,19 +279,30 @@ def _build_llava(cfg: ModelConfig, seed: int, dtype):
         raise SicogError(f"model.preset: unknown preset {cfg.preset!r} (known: tiny)")
     if chosen["parts"] and (cfg.vision_tower is None or cfg.language_model is None):
         raise SicogError("model.vision_tower and model.language_model must be given together")
-    source = next(k for k, v in chosen.items() if v)
+    return next(k for k, v in chosen.items() if v)
+
+
+def _build_llava(cfg: ModelConfig, seed: int, dtype):
+    source = chosen_source(cfg)
     model, processor = _SOURCES[source](cfg, seed=seed, dtype=dtype)
     if cfg.mm_projector:
         load_projector(model, cfg.mm_projector)
     return model, processor
 
 
-#: arch -> builder(cfg, seed, dtype); `uhd` is not built by this module
-BUILDERS: dict[str, Callable] = {"llava": _build_llava}
+def _build_uhd(cfg: ModelConfig, seed: int, dtype):
+    from sicog.model.uhd.build import build_uhd  # the uhd builder uses this module's helpers
+
+    return build_uhd(cfg, seed, dtype)
+
+
+#: arch -> builder(cfg, seed, dtype)
+BUILDERS: dict[str, Callable] = {"llava": _build_llava, "uhd": _build_uhd}
 
 
 def build_model(cfg: ModelConfig, seed: int = 0, *, dtype=None):
-    """Build (model, processor) for `cfg`: a stock LlavaForConditionalGeneration + LlavaProcessor.
+    """Build (model, processor) for `cfg`: a stock LlavaForConditionalGeneration + LlavaProcessor,
+    or with `arch: uhd` the LLaVA-UHD model of sicog.model.uhd (remote code in its checkpoints).
 
     `seed` fixes random initialisation (tiny preset, fresh projector). `dtype` (optional torch
     dtype) is the parameter dtype; default float32 for new models, the saved dtype for checkpoints.

@@ -18,6 +18,8 @@ from sicog.utils.io import SicogError, atomic_dir, git_commit, write_json
 log = logging.getLogger(__name__)
 
 META_FILE = "sicog_meta.json"
+#: model types of loadable folders: stock LLaVA, and sicog's LLaVA-UHD (`arch: uhd`, remote code)
+CHECKPOINT_MODEL_TYPES = ("llava", "sicog_uhd")
 PROJECTOR_PREFIX = "multi_modal_projector."
 # LLaVA's original projector names (mm_projector = Sequential(Linear, GELU, Linear))
 _ORIGINAL_PROJECTOR_KEYS = {"0": "linear_1", "2": "linear_2"}
@@ -126,8 +128,8 @@ def checkpoint_problems(path) -> list[str]:
     problems = []
     try:
         model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
-        if model_type != "llava":
-            problems.append(f"config.json has model_type {model_type!r}, not 'llava'")
+        if model_type not in CHECKPOINT_MODEL_TYPES:
+            problems.append(f"config.json has model_type {model_type!r}, not 'llava' (or 'sicog_uhd')")
     except (OSError, ValueError, AttributeError):
         problems.append("no readable config.json")
     weights = _weights_problem(path)
@@ -174,6 +176,10 @@ def load_checkpoint(path, dtype=None, device=None, attn_implementation: str | No
     problems = checkpoint_problems(path)
     if problems:
         raise SicogError(f"{path}: not a complete checkpoint: {'; '.join(problems)}")
+    from sicog.model.uhd.build import is_uhd_folder, load_uhd_folder
+
+    if is_uhd_folder(path):
+        return load_uhd_folder(path, dtype=dtype, device=device, attn_implementation=attn_implementation)
     if not (path / META_FILE).exists():
         log.info("%s has no %s: loading it as a stock LLaVA folder", path, META_FILE)
     return load_llava_folder(path, dtype=dtype, device=device, attn_implementation=attn_implementation)

@@ -149,7 +149,7 @@ class SamplingWarper(LogitsProcessor):
 
 def _can_share_prefill(model) -> bool:
     """Stock LLaVA (and plain causal LMs) accept a pre-filled, expanded DynamicCache."""
-    return getattr(model.config, "model_type", None) in ("llava", "qwen2", "llama")
+    return getattr(model.config, "model_type", None) in ("llava", "sicog_uhd", "qwen2", "llama")
 
 
 def _generate_shared_prefill(model, inputs: dict, gen_kwargs: dict, params: SamplingParams) -> torch.Tensor:

@@ -13,13 +13,13 @@ from sicog.model.build import build_model
 from sicog.model.checkpoint import save_checkpoint
 
 
-def make_tiny_checkpoint(out_dir, seed: int = 0, **tiny_overrides) -> Path:
-    """Build a random-init tiny LLaVA (sizes of `TinyModelConfig`, overridable) and save it
-    as a complete checkpoint folder; returns its path."""
+def make_tiny_checkpoint(out_dir, seed: int = 0, arch: str = "llava", **tiny_overrides) -> Path:
+    """Build a random-init tiny LLaVA (or `arch="uhd"`: LLaVA-UHD) of the sizes of
+    `TinyModelConfig` (overridable) and save it as a complete checkpoint folder; returns its path."""
     unknown = set(tiny_overrides) - {f.name for f in dataclasses.fields(TinyModelConfig)}
     if unknown:
         raise TypeError(f"make_tiny_checkpoint: unknown tiny sizes {sorted(unknown)}")
-    cfg = ModelConfig(preset="tiny", tiny=TinyModelConfig(**tiny_overrides))
+    cfg = ModelConfig(arch=arch, preset="tiny", tiny=TinyModelConfig(**tiny_overrides))
     model, processor = build_model(cfg, seed=seed)
     meta = {"stage": "init", "seed": seed, "config": dataclasses.asdict(cfg)}
     return save_checkpoint(model, processor, out_dir, meta)

@@ -132,7 +132,7 @@ def test_incomplete_folder_is_refused(tiny_ckpt, tmp_path):
     shutil.copytree(tiny_ckpt, other)
     config = json.loads((other / "config.json").read_text())
     (other / "config.json").write_text(json.dumps({**config, "model_type": "qwen2"}))
-    assert checkpoint_problems(other) == ["config.json has model_type 'qwen2', not 'llava'"]
+    assert checkpoint_problems(other) == ["config.json has model_type 'qwen2', not 'llava' (or 'sicog_uhd')"]
 
 
 def _save_stock(model, processor, folder, **kwargs):

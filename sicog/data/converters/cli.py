@@ -23,6 +23,7 @@ CONVERTERS = {
     "allava-caption": ("sicog.data.converters.allava", "ALLaVA Caption-VFLAN/LAION -> `sicog annotate cod` input"),
     "llava-sft": ("sicog.data.converters.llava_sft", "LLaVA-665K -> checked SFT records"),
     "questions": ("sicog.data.converters.questions", "Q&A records -> question pool (answers stripped)"),
+    "llava-uhd": ("sicog.model.uhd.convert", "the authors' LLaVA-UHD v1 / SICOG checkpoint -> a sicog uhd folder"),
 }
 
 

@@ -1,0 +1,62 @@
+"""Images that take a variable number of slices and tokens (`arch: uhd`) in the training data path.
+
+A LLaVA image is one fixed-size tensor and a fixed number of `<image>` tokens; a sliced image is
+1 to max_slices + 1 tensors of different sizes and a token layout that depends on its size. This
+module is the one place the dataset, collator and pre-flight ask about that:
+- `slices_images(processor)`: does this processor slice (the uhd processor's `layout_text`)?
+- `image_inputs(processor, image)`: the image's tensors and the text that replaces its `<image>`
+  (training-time preprocessing: no inference resize);
+- `layout_for_size(processor, width, height)`: that text from the size alone (length estimates);
+- `collate_slices(examples)`: one batch's slices zero-padded into one tensor, in batch order;
+- `tokens_per_image(processor, image_grids)`: the `<image>` count each image of a batch must have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def slices_images(processor: Any) -> bool:
+    return callable(getattr(processor, "layout_text", None))
+
+
+def image_token_of(processor: Any) -> str:
+    return processor.image_token
+
+
+def image_inputs(processor: Any, image) -> tuple[dict, str]:
+    """({"pixel_values": (n, 3, H, W), "slice_sizes": (n, 2), "image_grids": (1, 2)}, layout text)."""
+    out = processor.image_processor([image], return_tensors="pt", training=True)
+    tensors = {k: out[k] for k in ("pixel_values", "slice_sizes", "image_grids")}
+    return tensors, processor.layout_text(out["image_grids"][0].tolist(), processor.image_processor.query_side)
+
+
+def layout_for_size(processor: Any, width: int, height: int) -> str:
+    """The layout text of a `width` x `height` image (as `image_inputs` would give it)."""
+    ip = processor.image_processor
+    plan = ip.plan(*ip.sliced_size(width, height, training=True))
+    return processor.layout_text(plan.grid or (0, 0), ip.query_side)
+
+
+def collate_slices(examples: list[dict]) -> dict:
+    """The slices of the examples that have an image, in batch order, zero-padded to one
+    (N, 3, H_max, W_max) tensor, with their true sizes and each image's grid."""
+    with_image = [e for e in examples if e.get("pixel_values") is not None]
+    if not with_image:
+        return {}
+    height = max(int(e["pixel_values"].shape[-2]) for e in with_image)
+    width = max(int(e["pixel_values"].shape[-1]) for e in with_image)
+    padded = [torch.nn.functional.pad(e["pixel_values"], (0, width - e["pixel_values"].shape[-1],
+                                                         0, height - e["pixel_values"].shape[-2]))
+              for e in with_image]
+    return {"pixel_values": torch.cat(padded), "slice_sizes": torch.cat([e["slice_sizes"] for e in with_image]),
+            "image_grids": torch.cat([e["image_grids"] for e in with_image])}
+
+
+def tokens_per_image(processor: Any, image_grids) -> list[int]:
+    """How many `<image>` tokens each image of a batch takes (its layout's feature count)."""
+    token = processor.image_token
+    side = processor.image_processor.query_side
+    return [processor.layout_text(g, side).count(token) for g in image_grids.tolist()]

@@ -1,0 +1,131 @@
+"""The spatial resampler of LLaVA-UHD v1: any slice's feature map -> a fixed grid of LM tokens.
+
+Self-contained (torch only) because it ships inside every `uhd` checkpoint as remote code.
+
+`side`^2 learned queries, each carrying a fixed 2-D sin-cos position, cross-attend to the slice's
+features projected to the LM width. The keys carry the same position table, bicubically resized to
+the slice's (h, w) patch grid, so query (i, j) and the keys of cell (i, j) of the slice agree on
+where they are. As in the authors' `adapt_spatial_resampler_v1`, each query attends only to its own
+cell: the (h, w) map is cut into side x side equal cells and every cell is bilinearly pooled
+(RoIAlign rules) to a small window of 6 to 12 keys shaped after the slice's aspect. A slice of any
+size therefore yields exactly side^2 tokens. Parameter names follow the authors' module so that
+their checkpoints map one to one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: (w, h) key windows a cell may be pooled to; the one nearest the slice's aspect is used
+POOL_SHAPES = ((4, 2), (3, 2), (4, 3), (3, 3), (2, 4), (2, 3), (3, 4))
+
+
+def sincos_table(dim: int, side: int) -> torch.Tensor:
+    """(side*side, dim) fixed positions, row-major; the first half encodes the column, the second
+    the row, each as [sin, cos] of the position times 10000^(-k/(dim/4))."""
+    if dim % 4:
+        raise ValueError(f"the resampler width must be a multiple of 4, got {dim}")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
+    rows, cols = torch.meshgrid(torch.arange(side, dtype=torch.float64), torch.arange(side, dtype=torch.float64),
+                                indexing="ij")
+
+    def encode(pos):
+        angles = pos.reshape(-1, 1) * omega[None]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    return torch.cat([encode(cols), encode(rows)], dim=1).float()
+
+
+def pool_shape(height: int, width: int) -> tuple[int, int]:
+    """(h, w) of the key window for a slice of `height` x `width` patches."""
+    log_aspect = math.log(width / height)
+    best, best_error = (3, 3), float("inf")
+    for w, h in POOL_SHAPES:
+        error = abs(log_aspect - math.log(w / h))
+        if error < best_error:
+            best, best_error = (h, w), error
+    return best
+
+
+def _cell_weights(length: int, cells: int, out: int, device) -> torch.Tensor:
+    """(cells*out, length) averaging weights of RoIAlign (unaligned, adaptive sampling) along one
+    axis: `length` positions cut into `cells` equal boxes, each pooled to `out` bins."""
+    box = length / cells
+    extent = max(box, 1.0)
+    bin_size = extent / out
+    samples = math.ceil(extent / out)
+    starts = torch.arange(cells, dtype=torch.float64, device=device) * box
+    offsets = (torch.arange(out, dtype=torch.float64, device=device)[:, None] * bin_size
+               + (torch.arange(samples, dtype=torch.float64, device=device)[None] + 0.5) * bin_size / samples)
+    pos = (starts[:, None, None] + offsets[None]).reshape(cells * out, samples)
+    inside = (pos >= -1.0) & (pos <= length)
+    pos = pos.clamp(min=0.0)
+    low = pos.floor().long()
+    at_end = low >= length - 1
+    low = torch.where(at_end, torch.full_like(low, length - 1), low)
+    high = torch.where(at_end, low, low + 1)
+    frac = torch.where(at_end, torch.zeros_like(pos), pos - low.double())
+    weights = torch.zeros(cells * out, length, dtype=torch.float64, device=device)
+    scale = inside.double() / samples
+    weights.scatter_add_(1, low, (1 - frac) * scale)
+    weights.scatter_add_(1, high, frac * scale)
+    return weights
+
+
+def pool_cells(features: torch.Tensor, height: int, width: int, side: int) -> torch.Tensor:
+    """(height*width, C) -> (side*side, window, C): each of the side x side cells pooled to a window."""
+    ph, pw = pool_shape(height, width)
+    wy = _cell_weights(height, side, ph, features.device).float()
+    wx = _cell_weights(width, side, pw, features.device).float()
+    rows = (wy @ features.float().reshape(height, -1)).reshape(side * ph, width, -1)  # pool along y
+    pooled = wx @ rows  # then along x: (side*ph, side*pw, C)
+    pooled = pooled.reshape(side, ph, side, pw, -1).permute(0, 2, 1, 3, 4)
+    return pooled.reshape(side * side, ph * pw, -1).to(features.dtype)
+
+
+class SpatialResampler(nn.Module):
+    """Slices' vision features -> side^2 tokens of the LM width each (see the module docstring)."""
+
+    def __init__(self, side: int, embed_dim: int, num_heads: int, kv_dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.side, self.embed_dim = side, embed_dim
+        self.register_buffer("pos_embed", sincos_table(embed_dim, side), persistent=True)
+        self.query = nn.Parameter(torch.zeros(side * side, embed_dim))
+        self.kv_proj = nn.Linear(kv_dim, embed_dim, bias=False) if kv_dim != embed_dim else nn.Identity()
+        self.attn = nn.MultiheadAttention(embed_dim, num_heads)
+        self.ln_q = nn.LayerNorm(embed_dim, eps=eps)
+        self.ln_kv = nn.LayerNorm(embed_dim, eps=eps)
+        self.ln_post = nn.LayerNorm(embed_dim, eps=eps)
+        self.proj = nn.Parameter(torch.zeros(embed_dim, embed_dim))
+
+    def key_positions(self, height: int, width: int) -> torch.Tensor:
+        """The position table resized (bicubic) to a (height, width) patch grid: (h*w, dim)."""
+        table = self.pos_embed.float().reshape(1, self.side, self.side, -1).permute(0, 3, 1, 2)
+        table = F.interpolate(table, size=(height, width), mode="bicubic", align_corners=False)
+        return table.permute(0, 2, 3, 1).reshape(height * width, -1)
+
+    def forward(self, features: list[torch.Tensor], sizes: list[tuple[int, int]]) -> torch.Tensor:
+        """`features[k]`: (h_k*w_k, kv_dim) of slice k with `sizes[k]` = (h_k, w_k) patches.
+        Returns (len(features), side^2, embed_dim); each slice is resampled independently."""
+        n, q = len(features), self.side * self.side
+        # each submodule runs once for all slices (ZeRO-3 gathers weights per module call)
+        projected = self.ln_kv(self.kv_proj(torch.cat(features))).split([f.shape[0] for f in features])
+        keys, values = [], []
+        for x, (h, w) in zip(projected, sizes):
+            keys.append(pool_cells(x + self.key_positions(h, w).to(x.dtype), h, w, self.side))
+            values.append(pool_cells(x, h, w, self.side))
+        window = max(k.shape[1] for k in keys)
+        pad = torch.ones(n * q, window, dtype=torch.bool, device=self.query.device)
+        for k, key in enumerate(keys):
+            pad[k * q:(k + 1) * q, : key.shape[1]] = False
+        key = torch.cat([F.pad(k, (0, 0, 0, window - k.shape[1])) for k in keys])  # (n*q, window, C)
+        value = torch.cat([F.pad(v, (0, 0, 0, window - v.shape[1])) for v in values])
+        query = (self.ln_q(self.query) + self.pos_embed.to(self.query.dtype)).repeat(n, 1)  # (n*q, C)
+        out, _ = self.attn(query[None], key.transpose(0, 1), value.transpose(0, 1),
+                           key_padding_mask=pad, need_weights=False)
+        out = self.ln_post(out[0].reshape(n, q, -1))
+        return out @ self.proj
