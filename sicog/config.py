@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from sicog.model_settings import LoraSettings, TinyModelConfig, UhdSettings  # noqa: F401 (re-exported)
 from sicog.utils.fields import ConfigError, check_field, choices, ranged  # noqa: F401 (re-exported)
 from sicog.utils.io import atomic_write
 
@@ -34,52 +35,6 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
 
 
 # ------------------------------------------------------------------------ schema
-@dataclass
-class TinyModelConfig:
-    """Sizes of the random-init `tiny` preset (CLIP vision tower + Qwen2 LM)."""
-
-    image_size: int = ranged(64, min=1)
-    patch_size: int = ranged(16, min=1)
-    vision_hidden_size: int = ranged(64, min=1)
-    vision_layers: int = ranged(2, min=1)
-    vision_heads: int = ranged(2, min=1)
-    hidden_size: int = ranged(96, min=1)
-    num_layers: int = ranged(3, min=1)
-    num_heads: int = ranged(4, min=1)
-    num_kv_heads: int = ranged(2, min=1)
-    intermediate_size: int = ranged(256, min=1)
-    max_position_embeddings: int = ranged(1024, min=1)
-    vocab_size: int = ranged(1024, min=1)  # target size of the BPE tokenizer trained offline
-    tokenizer_corpus: list[str] = field(default_factory=list)  # extra text files for the tokenizer
-
-
-@dataclass
-class LoraSettings:
-    """LoRA on the language model (PEFT); merged into the weights on save."""
-
-    enabled: bool = False
-    r: int = ranged(16, min=1)
-    alpha: int = ranged(32, min=0, min_exclusive=True)
-    dropout: float = ranged(0.05, min=0, max=1, max_exclusive=True)
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
-
-
-@dataclass
-class UhdSettings:
-    """`arch: uhd` (LLaVA-UHD v1): slicing, resampler and preprocessing; docs/uhd.md."""
-
-    max_slices: int = ranged(7, min=1)  # the paper's setting; the slice resolution is the tower's image size
-    num_queries: int | None = ranged(None, min=1)  # resampler tokens per slice, a square (default 144; tiny: 16)
-    never_split: bool = False  # overview only, no slices (the authors' stage-1 `single` mode)
-    pad_to_square: bool = False  # pad to a square with the mean colour before slicing (LLaVA-1.5 style)
-    max_pixels: int = ranged(50_000_000, min=1)  # larger images are refused with an error naming the size
-    # when answering, resize the longer side to this before slicing (the authors: 1024 at 336 px
-    # slices); None = the slice resolution x 1024/336; 0 = slice the image at its own size
-    inference_longest_side: int | None = ranged(None, min=0)
-
-
 @dataclass
 class ModelConfig:
     """Which model to build. Exactly one source: `checkpoint`, or `preset`, or the two paths."""
