@@ -62,13 +62,13 @@ def tiny_data(tmp_path):
     return write_tiny_dataset(tmp_path / "data")
 
 
-def write_tiny_pairs(root: Path, data: dict, n: int = 16) -> dict:
+def write_tiny_pairs(root: Path, data: dict, n: int = 8) -> dict:
     """Preference pairs on `write_tiny_dataset`'s images: chosen names the square's colour,
     rejected dodges the question (a preference a few steps can learn); the first n in
     pairs.jsonl, the rest in heldout.jsonl."""
     names = list(COLOURS)
     pairs = []
-    for line in data["captions"].read_text().splitlines():
+    for line in data["captions"].read_text().splitlines()[: n + 4]:
         rec = json.loads(line)
         i = int(rec["id"].split("-")[1])
         pairs.append({"id": rec["id"], "image": rec["image"], "prompt": "What colour is the square?",

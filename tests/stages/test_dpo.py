@@ -65,18 +65,19 @@ def test_dpo_trains_logs_metrics_and_saves_a_stock_checkpoint(tmp_path, tiny_pai
 
     # held-out = the training pairs here: the test checks that training moves the implicit
     # reward the right way, not that a random tiny model generalises
-    cfg = load_config(DPOConfig, dpo_config(tmp_path, tiny_pairs, "dpo", max_steps=8, save_steps=4,
-                                            logging_steps=4, learning_rate=2e-3,
-                                            dpo={"heldout": str(tiny_pairs["pairs"]), "beta": 0.5}))
+    cfg = load_config(DPOConfig, dpo_config(tmp_path, tiny_pairs, "dpo", max_steps=6, save_steps=6,
+                                            logging_steps=3, learning_rate=2e-3,
+                                            dpo={"heldout": str(tiny_pairs["pairs"]), "beta": 0.5,
+                                                 "eval_batch_size": 16}))
     final = dpo_stage(cfg)
     summary = json.loads((tmp_path / "dpo" / "train_summary.json").read_text())
-    assert summary["reference"] == "precomputed" and summary["steps"] == 8
+    assert summary["reference"] == "precomputed" and summary["steps"] == 6
     logged = summary["log_history"]
-    assert [e["step"] for e in logged] == [4, 8]
+    assert [e["step"] for e in logged] == [3, 6]
     for key in ("rewards/accuracy", "rewards/margin", "logps/chosen", "logps/rejected"):
         assert all(key in e for e in logged)
     before, after = summary["heldout_before"], summary["heldout_after"]
-    assert before["rewards/accuracy"] == 0.5 and before["rewards/margin"] == 0.0 and before["pairs"] == 16
+    assert before["rewards/accuracy"] == 0.5 and before["rewards/margin"] == 0.0 and before["pairs"] == 8
     assert after["rewards/accuracy"] > 0.5 and after["rewards/margin"] > 0
     meta = json.loads((final / "sicog_meta.json").read_text())
     assert meta["dpo"]["heldout_after"] == after
@@ -86,9 +87,9 @@ def test_dpo_trains_logs_metrics_and_saves_a_stock_checkpoint(tmp_path, tiny_pai
 
 def test_lora_adapter_reference_with_ipo_and_sft_term(tmp_path, tiny_pairs):
     cfg = load_config(DPOConfig, dpo_config(
-        tmp_path, tiny_pairs, "dpo_lora", max_steps=2, tunable_parts=["language_model"],
+        tmp_path, tiny_pairs, "dpo_lora", max_steps=1, tunable_parts=["language_model"],
         lora={"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0},
-        dpo={"loss_type": "ipo", "sft_weight": 0.5}))
+        dpo={"loss_type": "ipo", "sft_weight": 0.5, "eval_batch_size": 16}))
     final = dpo_stage(cfg)
     summary = json.loads((tmp_path / "dpo_lora" / "train_summary.json").read_text())
     assert summary["reference"] == "adapter" and summary["loss_type"] == "ipo"
@@ -97,15 +98,15 @@ def test_lora_adapter_reference_with_ipo_and_sft_term(tmp_path, tiny_pairs):
 
 
 def test_frozen_model_reference_and_resume(tmp_path, tiny_pairs):
-    path = dpo_config(tmp_path, tiny_pairs, "dpo_ref", max_steps=2, save_steps=2, dpo={"reference": "model"})
+    path = dpo_config(tmp_path, tiny_pairs, "dpo_ref", max_steps=1, save_steps=1,
+                      dpo={"reference": "model", "heldout": None})
     dpo_stage(load_config(DPOConfig, path))
-    # a longer run in the same folder resumes from checkpoint-2 instead of starting over
-    cfg = load_config(DPOConfig, path, ["training.max_steps=4"])
-    dpo_stage(cfg)
-    state = json.loads((tmp_path / "dpo_ref" / "checkpoint-4" / "trainer_state.json").read_text())
-    assert state["global_step"] == 4
+    # a longer run in the same folder resumes from checkpoint-1 instead of starting over
+    dpo_stage(load_config(DPOConfig, path, ["training.max_steps=2"]))
+    state = json.loads((tmp_path / "dpo_ref" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
     summary = json.loads((tmp_path / "dpo_ref" / "train_summary.json").read_text())
-    assert summary["reference"] == "model" and summary["steps"] == 2  # steps trained in this run
+    assert summary["reference"] == "model" and summary["steps"] == 1  # steps trained in this run
 
 
 def test_adapter_reference_needs_lora(tmp_path, tiny_pairs):
