@@ -186,6 +186,24 @@ class PairCollator:
         return batch
 
 
+def check_pair_files(sources: list, heldout: str | None, heldout_folder: str | None, on_error: str,
+                     allow_outside: bool) -> None:
+    """Every pair file's lines and image paths, checked before a model is loaded (cheap: nothing
+    is tokenized or decoded), so a bad file fails in seconds; `PairDataset` checks again."""
+    files = [(f"data.sources[{k}]", src.path, src.image_folder, on_error) for k, src in enumerate(sources)]
+    if heldout:
+        files.append(("dpo.heldout", heldout, heldout_folder, "raise"))
+    for key, path, folder, mode in files:
+        if not path:
+            raise SicogError(f"{key}.path: missing")
+        for loc in read_pairs(path, mode):
+            image = loc.record.get("image")
+            if image and mode == "raise":
+                found = resolve_image(folder, image, loc.where, allow_outside)
+                if not os.path.isfile(found):
+                    raise _field(loc.where, "image", f"image not found: {found}")
+
+
 def build_pair_sources(sources: list, processor: Any, max_length: int, on_error: str,
                        allow_outside: bool) -> list[PairDataset]:
     """One PairDataset per `DataSource` (its `max_samples` first pairs), with disjoint pair ids."""

@@ -109,7 +109,14 @@ def dpo_stage(cfg: DPOConfig) -> Path:
     """Train one DPO stage and write `output_dir/final`; returns that path."""
     from sicog.data.chat import tokenizer_of
     from sicog.data.mixture import MixtureDataset, source_weights
-    from sicog.data.pairs import PairCollator, PairDataset, build_pair_sources, preflight_pairs, read_pairs
+    from sicog.data.pairs import (
+        PairCollator,
+        PairDataset,
+        build_pair_sources,
+        check_pair_files,
+        preflight_pairs,
+        read_pairs,
+    )
     from sicog.model.build import build_model
     from sicog.stages.dpo.trainer import DPOTrainer, Reference, heldout_metrics, score_pairs
 
@@ -117,6 +124,8 @@ def dpo_stage(cfg: DPOConfig) -> Path:
     _validate(cfg, kind)
     t0 = time.perf_counter()
     tc, dc = cfg.training, cfg.data
+    held_folder = cfg.dpo.heldout_image_folder or dc.sources[0].image_folder
+    check_pair_files(dc.sources, cfg.dpo.heldout, held_folder, dc.on_error, dc.allow_images_outside_folder)
     out, rank = Path(tc.output_dir), int(os.environ.get("RANK", "0"))
     args, model, processor = build_for_training(cfg)
 
@@ -124,8 +133,7 @@ def dpo_stage(cfg: DPOConfig) -> Path:
     dataset = MixtureDataset(parts, source_weights(dc.sources), dc.num_samples, tc.seed)
     heldout = None
     if cfg.dpo.heldout:
-        folder = cfg.dpo.heldout_image_folder or dc.sources[0].image_folder
-        heldout = PairDataset(read_pairs(cfg.dpo.heldout), processor, folder, dc.max_length,
+        heldout = PairDataset(read_pairs(cfg.dpo.heldout), processor, held_folder, dc.max_length,
                               name=cfg.dpo.heldout, allow_outside=dc.allow_images_outside_folder)
     tok = tokenizer_of(processor)
     collator = PairCollator(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
