@@ -168,6 +168,9 @@ class PostTrainingConfig:
     corrupted_candidates: int = 2  # candidates sampled per corrupted image (one is drawn as rejected)
     max_pairs: int | None = None  # budget: training pairs per DPO step (a seeded pick)
     heldout_fraction: float = 0.1  # share of records whose pairs are held out for the reward accuracy
+    # no training pair at all: error, or skip (the DPO arms keep their starting model, reported with
+    # 0 pairs; smoke runs of models too weak to write a parseable CoT)
+    on_empty: str = "error"
 
 
 @dataclass
@@ -292,6 +295,8 @@ def validate(cfg: PipelineConfig) -> None:
     pt = cfg.post_training
     if pt.method not in ("none", "dpo"):
         raise ConfigError(f"key post_training.method: none or dpo, got {pt.method!r}")
+    if pt.on_empty not in ("error", "skip"):
+        raise ConfigError(f"key post_training.on_empty: error or skip, got {pt.on_empty!r}")
     if pt.method != "none" and "sicog" not in cfg.arms:
         raise ConfigError("key post_training.method: post-training needs the 'sicog' arm (its curation gives the pairs)")
     if not pt.pair_sources or set(pt.pair_sources) - set(PAIR_SOURCES):

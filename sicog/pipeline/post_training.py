@@ -13,17 +13,19 @@ self-generated pre-training adds under the same post-training.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
 from sicog.config import config_to_dict
-from sicog.pipeline.actions import train_action, train_config
+from sicog.pipeline.actions import count_lines, train_action, train_config
 from sicog.pipeline.config import StageSpec
 from sicog.pipeline.engine import Step
 from sicog.pipeline.launch import describe_command
 from sicog.stages.dpo.config import DPOConfig
 from sicog.stages.pairs import PairsConfig, build_pairs
 
+log = logging.getLogger(__name__)
 HELDOUT_KEYS = ("rewards/accuracy", "rewards/margin", "logps/accuracy", "logps/chosen", "logps/rejected", "pairs")
 
 
@@ -56,7 +58,8 @@ def pairs_step(planner, k: int, curated: str, corrupted: str | None) -> tuple[st
     cfg = PairsConfig(curated=curated, corrupted=corrupted, out=f"{folder}/pairs.jsonl",
                       heldout_out=f"{folder}/heldout.jsonl", heldout_fraction=pt.heldout_fraction,
                       curated_pairs="curated" in pt.pair_sources, max_pairs=pt.max_pairs,
-                      seed=planner.cfg.seed + 1000 * k, overwrite=True)  # the engine decides when to redo
+                      seed=planner.cfg.seed + 1000 * k, allow_empty=pt.on_empty == "skip",
+                      overwrite=True)  # the engine decides when to redo
 
     def action(step, engine) -> dict:
         stats = build_pairs(cfg)
@@ -87,6 +90,8 @@ def dpo_step(planner, name: str, start: str, pairs: str, heldout: str, k: int, a
     run = train_action(train, launcher, command="dpo")
 
     def action(step, engine) -> dict:
+        if pt.on_empty == "skip" and count_lines(pairs) == 0:
+            return keep_start(start, folder)
         counts = run(step, engine)
         summary = json.loads(Path(folder, "train_summary.json").read_text(encoding="utf-8"))
         for when in ("before", "after"):
@@ -100,6 +105,21 @@ def dpo_step(planner, name: str, start: str, pairs: str, heldout: str, k: int, a
         round=k, arm=arm, role="dpo", describe=describe_command(launcher, ["dpo", f"{folder}/train.yaml"])))
 
 
+def keep_start(start: str, folder: str) -> dict:
+    """post_training.on_empty: skip with no pairs - the arm's model is its starting model, copied
+    (atomically) so that the arm is evaluated and reported, with 0 pairs and 0 steps."""
+    import shutil
+
+    from sicog.utils.io import atomic_dir, write_json
+
+    with atomic_dir(Path(folder, "final")) as tmp:
+        shutil.copytree(start, tmp, dirs_exist_ok=True)
+    write_json(Path(folder, "train_summary.json"), {"steps": 0, "train_pairs": 0,
+                                                    "note": "no preference pairs: the starting model, unchanged"})
+    log.warning("%s: no preference pairs (post_training.on_empty: skip): the arm keeps %s", folder, start)
+    return {"steps": 0, "train_pairs": 0}
+
+
 def dpo_result(step: Step | None) -> dict:
     """An arm's DPO figures for the report: the training summary's held-out metrics and loss."""
     if step is None:
@@ -108,6 +128,6 @@ def dpo_result(step: Step | None) -> dict:
         summary = json.loads(Path(step.work_dir, "train_summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return {"reference": summary.get("reference"), "loss_type": summary.get("loss_type"),
+    return {"note": summary.get("note"), "reference": summary.get("reference"), "loss_type": summary.get("loss_type"),
             "beta": summary.get("beta"), "steps": summary.get("steps"), "train_loss": summary.get("train_loss"),
             "heldout_before": summary.get("heldout_before"), "heldout_after": summary.get("heldout_after")}

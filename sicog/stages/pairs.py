@@ -59,6 +59,8 @@ class PairsConfig:
     max_pairs: int | None = setting(None, "keep at most this many training pairs (a seeded pick; the rest "
                                           "counted as over_budget)")
     seed: int = setting(0, "seed of the rejected pick, the split and the budget pick")
+    allow_empty: bool = setting(False, "write empty outputs (and the counts) instead of failing when no "
+                                       "training pair is found")
     overwrite: bool = setting(False, "replace outputs made with other settings")
 
     def validate(self) -> None:
@@ -173,7 +175,7 @@ def _settings(cfg: PairsConfig) -> dict:
             "corrupted": file_fingerprint(cfg.corrupted) if cfg.corrupted else None,
             "heldout_out": str(Path(cfg.heldout_out).resolve()) if cfg.heldout_out else None,
             "heldout_fraction": cfg.heldout_fraction, "curated_pairs": cfg.curated_pairs,
-            "max_pairs": cfg.max_pairs, "seed": cfg.seed}
+            "max_pairs": cfg.max_pairs, "seed": cfg.seed, "allow_empty": cfg.allow_empty}
 
 
 def build_pairs(cfg: PairsConfig) -> dict:
@@ -212,7 +214,7 @@ def build_pairs(cfg: PairsConfig) -> dict:
                        [: cfg.max_pairs])
             skips["over_budget"] += len(train) - len(keep)
             train = [p for i, p in enumerate(train) if i in keep]
-        if not train:
+        if not train and not cfg.allow_empty:
             raise SicogError(f"no training pairs from {cfg.curated}{' and ' + cfg.corrupted if cfg.corrupted else ''} "
                              f"(skipped: {dict(skips) or 'none'}; held out: {len(heldout)})")
         by_source = Counter(p["source"] for p in train)

@@ -99,6 +99,9 @@ def _post_training(arms: dict) -> list[str]:
              "| benchmark accuracy % |", "|---|---|---|---|---|---|---|---|---|"]
     for name, a in dpo.items():
         d = a["dpo"]
+        if d.get("note"):  # post_training.on_empty: skip
+            lines.append(f"| {name} | {d['note']} | | 0 | 0 | | | | {_fmt(a.get('benchmark', {}).get('accuracy'))} |")
+            continue
         before, after = d.get("heldout_before") or {}, d.get("heldout_after") or {}
         lines.append(f"| {name} | {d.get('loss_type')} (beta {d.get('beta')}) | {d.get('reference')} | "
                      f"{d.get('steps')} | {after.get('pairs', '–')} | {_fmt(before.get('rewards/accuracy'))} -> "

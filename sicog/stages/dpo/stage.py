@@ -132,9 +132,12 @@ def dpo_stage(cfg: DPOConfig) -> Path:
     parts = build_pair_sources(dc.sources, processor, dc.max_length, dc.on_error, dc.allow_images_outside_folder)
     dataset = MixtureDataset(parts, source_weights(dc.sources), dc.num_samples, tc.seed)
     heldout = None
-    if cfg.dpo.heldout:
-        heldout = PairDataset(read_pairs(cfg.dpo.heldout), processor, held_folder, dc.max_length,
+    held_records = read_pairs(cfg.dpo.heldout) if cfg.dpo.heldout else []
+    if held_records:
+        heldout = PairDataset(held_records, processor, held_folder, dc.max_length,
                               name=cfg.dpo.heldout, allow_outside=dc.allow_images_outside_folder)
+    elif cfg.dpo.heldout:  # e.g. a split of very few records: training goes on, unscored
+        log.warning("dpo.heldout: %s holds no pairs; no held-out metrics", cfg.dpo.heldout)
     tok = tokenizer_of(processor)
     collator = PairCollator(tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
     preflight_pairs(dataset, processor, model, tc.per_device_train_batch_size)
