@@ -80,8 +80,8 @@ def test_report_shows_the_dpo_arms():
     report = {"arms": {"sicog": {"checkpoint": "a", "benchmark": {"accuracy": 0.4}},
                        "sicog_dpo": {"checkpoint": "b", "benchmark": {"accuracy": 0.45},
                                      "dpo": {"loss_type": "sigmoid", "beta": 0.1, "reference": "precomputed",
-                                             "steps": 10, "heldout_before": held, "heldout_after": after}}},
+                                             "steps": 10, "train_pairs": 20, "heldout_pairs": 6, "heldout_before": held, "heldout_after": after}}},
               "rounds": [], "steps": []}
     text = render_markdown(report, "t")
     assert "## Post-training (DPO)" in text
-    assert "| sicog_dpo | sigmoid (beta 0.1) | precomputed | 10 | 6 | 50.0 -> 83.3 | 0.41 | 25.0 -> 50.0 | 45.0 |" in text
+    assert "| sicog_dpo | sigmoid (beta 0.1) | precomputed | 10 | 20 / 6 | 50.0 -> 83.3 | 0.41 | 25.0 -> 50.0 | 45.0 |" in text

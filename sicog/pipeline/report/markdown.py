@@ -95,7 +95,7 @@ def _post_training(arms: dict) -> list[str]:
              "Held-out preference pairs: *reward accuracy* is the share of pairs whose implicit reward "
              "beta x (log pi - log ref) is higher for chosen (ties one half, so 50 % before training); "
              "*likelihood accuracy* the share the model itself finds likelier for chosen.", "",
-             "| arm | loss | reference | steps | pairs | reward accuracy % | margin | likelihood accuracy % "
+             "| arm | loss | reference | steps | pairs (train / held out) | reward accuracy % | margin | likelihood accuracy % "
              "| benchmark accuracy % |", "|---|---|---|---|---|---|---|---|---|"]
     for name, a in dpo.items():
         d = a["dpo"]
@@ -104,7 +104,7 @@ def _post_training(arms: dict) -> list[str]:
             continue
         before, after = d.get("heldout_before") or {}, d.get("heldout_after") or {}
         lines.append(f"| {name} | {d.get('loss_type')} (beta {d.get('beta')}) | {d.get('reference')} | "
-                     f"{d.get('steps')} | {after.get('pairs', '–')} | {_fmt(before.get('rewards/accuracy'))} -> "
+                     f"{d.get('steps')} | {d.get('train_pairs', '–')} / {d.get('heldout_pairs', '–')} | {_fmt(before.get('rewards/accuracy'))} -> "
                      f"{_fmt(after.get('rewards/accuracy'))} | {_fmt(after.get('rewards/margin'), pct=False)} | "
                      f"{_fmt(before.get('logps/accuracy'))} -> {_fmt(after.get('logps/accuracy'))} | "
                      f"{_fmt(a.get('benchmark', {}).get('accuracy'))} |")

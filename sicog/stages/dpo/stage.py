@@ -166,6 +166,7 @@ def dpo_stage(cfg: DPOConfig) -> Path:
     result, throughput = run_trainer(cfg, trainer, model)
 
     summary = {"reference": kind, "loss_type": cfg.dpo.loss_type, "beta": cfg.dpo.beta,
+               "train_pairs": sum(len(p) for p in parts), "heldout_pairs": len(heldout) if heldout else 0,
                "log_history": [{k: v for k, v in e.items() if k == "step" or k == "loss" or k.startswith(METRIC_PREFIXES)}
                                for e in trainer.state.log_history if "loss" in e]}
     if heldout is not None:
