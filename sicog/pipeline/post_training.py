@@ -81,7 +81,7 @@ def dpo_step(planner, name: str, start: str, pairs: str, heldout: str, k: int, a
     image_folder = planner.data.image_folder
     spec = StageSpec(config=pt.dpo.config, set={**pt.dpo.set, "dpo.heldout": heldout,
                                                  "dpo.heldout_image_folder": image_folder})
-    train = train_config(spec, stage=f"dpo_{arm}", model={"checkpoint": start},
+    train = train_config(spec, stage=arm, model={"checkpoint": start},
                          sources=[{"path": pairs, "image_folder": image_folder}], output_dir=folder,
                          seed=planner.cfg.seed, where="post_training.dpo", config_dir=planner.config_dir,
                          cls=DPOConfig)
