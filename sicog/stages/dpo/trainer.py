@@ -56,6 +56,11 @@ def forward_pairs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, dict]
 class DPOTrainer(SicogTrainer):
     """See the module docstring; `dpo` is the config's `DPOSettings`."""
 
+    # the loss is a mean over the micro-batch's pairs: the Trainer divides it by the
+    # gradient-accumulation steps (LLaVA's forward takes **kwargs, which would make it assume
+    # a loss already normalised over the whole accumulated batch)
+    loss_is_scaled_for_ga = False
+
     def __init__(self, *args, dpo, reference: Reference, **kwargs):
         super().__init__(*args, **kwargs)
         self.dpo = dpo
