@@ -28,6 +28,8 @@ SUBCOMMANDS = {
     "demo": ("sicog.demo.cli", "whole SICOG loop on the synthetic world, with ablation arms"),
     "world": ("sicog.demo.world.cli", "write a synthetic visual world: images, annotations, benchmark"),
     "train": ("sicog.stages.train", "one training stage (warm-up, align, pre-train, SFT) from YAML"),
+    "dpo": ("sicog.stages.dpo.stage", "preference optimisation (DPO / IPO) on preference pairs, from YAML"),
+    "pairs": ("sicog.stages.pairs", "preference pairs from curated records and corrupted-image candidates"),
     "sample": ("sicog.stages.sample", "step 2: sample N candidate captions / CoT answers"),
     "curate": ("sicog.stages.curate", "step 3: self-consistency curation of candidates"),
     "evaluate": ("sicog.eval.cli", "evaluate a checkpoint on a multiple-choice / caption benchmark"),

@@ -72,8 +72,10 @@ def test_all_shipped_stage_configs_load():
     for name in ("stage0_warmup_perception", "stage0_warmup_reasoning", "stage1_align",
                  "stage15_pretrain", "stage2_sft"):
         assert name in stages
-    for f in files:
-        load_config(TrainConfig, f)
+    from sicog.stages.dpo.config import DPOConfig
+
+    for f in files:   # dpo*.yaml: a training stage plus its `dpo:` section
+        load_config(DPOConfig if f.stem.startswith("dpo") else TrainConfig, f)
 
 
 @pytest.mark.parametrize("text, bf16", [("true", True), ("false", False), ("auto", "auto"),

@@ -41,12 +41,13 @@ _MODEL_SOURCE_KEYS = ("preset", "checkpoint", "vision_tower", "language_model", 
 
 
 def train_config(spec: StageSpec, *, stage: str, model: dict, sources: list[dict], output_dir: str,
-                 seed: int, where: str, config_dir: Path | None = None) -> dict:
+                 seed: int, where: str, config_dir: Path | None = None, cls: type = TrainConfig) -> dict:
     """A validated TrainConfig (as a mapping) for one stage of the pipeline.
 
     The stage's YAML and `set` give the hyper-parameters; the pipeline owns the model source, the
     data sources and the output folder (any values for those in the YAML are replaced). A relative
-    `spec.config` is relative to `config_dir` (the pipeline YAML's folder).
+    `spec.config` is relative to `config_dir` (the pipeline YAML's folder). `cls`: the stage's
+    config class (`sicog dpo` stages: DPOConfig).
     """
     raw: dict = {}
     if spec.config:
@@ -66,15 +67,15 @@ def train_config(spec: StageSpec, *, stage: str, model: dict, sources: list[dict
     training = raw.setdefault("training", {})
     training["output_dir"] = output_dir
     training.setdefault("seed", seed)
-    cfg = validate_train_dict(raw, where)
+    cfg = validate_train_dict(raw, where, cls)
     return config_to_dict(cfg)
 
 
-def validate_train_dict(raw: dict, where: str) -> TrainConfig:
-    """Load a mapping as a TrainConfig, with its choices and ranges (errors name the pipeline key the
-    stage came from): a dry run rejects what `sicog train` would reject."""
+def validate_train_dict(raw: dict, where: str, cls: type = TrainConfig) -> TrainConfig:
+    """Load a mapping as a TrainConfig (or `cls`), with its choices and ranges (errors name the
+    pipeline key the stage came from): a dry run rejects what `sicog train` would reject."""
     try:
-        return config_from_mapping(TrainConfig, raw, where)
+        return config_from_mapping(cls, raw, where)
     except ConfigError as e:
         raise StepFailed(str(e)) from None
 
@@ -91,8 +92,9 @@ def check_command_config(cfg, where: str) -> None:
         raise ConfigError(f"key {key}: {message}") from None
 
 
-def train_action(train: dict, launcher: LauncherConfig, source_weights=None):
-    """Action of a training step: write train.yaml into the step folder, run `sicog train`.
+def train_action(train: dict, launcher: LauncherConfig, source_weights=None, command: str = "train"):
+    """Action of a training step: write train.yaml into the step folder, run `sicog train` (or
+    `sicog <command>`: dpo).
 
     `source_weights(sources) -> sources` may set the mixture weights at run time (they depend on
     how many records curation kept).
@@ -104,7 +106,7 @@ def train_action(train: dict, launcher: LauncherConfig, source_weights=None):
             resolved["data"]["sources"] = source_weights(resolved["data"]["sources"])
         cfg_path = Path(step.work_dir) / "train.yaml"
         cfg_path.write_text(yaml.safe_dump(mask_secrets(resolved), sort_keys=False), encoding="utf-8")
-        run_command(step, ["train", str(cfg_path)], launcher)
+        run_command(step, [command, str(cfg_path)], launcher)
         counts: dict = {}
         meta = Path(step.work_dir, "final", "sicog_meta.json")
         if meta.is_file():

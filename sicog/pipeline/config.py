@@ -21,6 +21,8 @@ from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.secrets import is_secret_key, register_secret
 
 ARMS = ("base", "sicog", "uncurated", "oracle")
+POST_TRAINING_ARMS = ("sicog_dpo", "base_dpo")  # added by a post_training section (not listed in arms)
+PAIR_SOURCES = ("curated", "corrupted")
 
 
 @dataclass
@@ -153,6 +155,25 @@ class EvaluationConfig(EvaluateConfig):
 
 
 @dataclass
+class PostTrainingConfig:
+    """`post_training`: preference optimisation after stage 2 of round 1. With method dpo, the
+    round's reasoning curation (and, for `corrupted`, candidates its warm-up model samples from
+    corrupted images) gives pairs (`sicog pairs`), and `sicog dpo` trains the sicog arm's model
+    (arm sicog_dpo) and, when `base` is an arm, the base model on the same pairs (arm base_dpo)."""
+
+    method: str = "none"  # none | dpo
+    dpo: StageSpec = field(default_factory=StageSpec)  # a `sicog dpo` YAML + overrides (model/data/output: the pipeline's)
+    pair_sources: list[str] = field(default_factory=lambda: list(PAIR_SOURCES))  # curated, corrupted
+    corruption: str = "gaussian_blur,mask"  # `sicog sample --corruption` for the corrupted-image negatives
+    corrupted_candidates: int = 2  # candidates sampled per corrupted image (one is drawn as rejected)
+    max_pairs: int | None = None  # budget: training pairs per DPO step (a seeded pick)
+    heldout_fraction: float = 0.1  # share of records whose pairs are held out for the reward accuracy
+    # no training pair at all: error, or skip (the DPO arms keep their starting model, reported with
+    # 0 pairs; smoke runs of models too weak to write a parseable CoT)
+    on_empty: str = "error"
+
+
+@dataclass
 class DemoSpec:
     """Read by a plugin's front end (`sicog demo`): how to write its data, and the report's notes."""
 
@@ -179,6 +200,7 @@ class PipelineConfig:
     curation: CurationConfig = field(default_factory=CurationConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    post_training: PostTrainingConfig = field(default_factory=PostTrainingConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
     launchers: dict[str, LauncherConfig] = field(default_factory=dict)  # per kind: train, sample …
     # steps run at once when their inputs are ready (sicog.pipeline.schedule); > 1 needs commands run as
@@ -280,7 +302,18 @@ def validate(cfg: PipelineConfig) -> None:
         if lc.threads is not None and lc.threads < 1:
             raise ConfigError(f"key {name}.threads: must be >= 1 (or null: torch's default), got {lc.threads}")
         launcher_env(lc, f"{name}.env")  # an unset ${VAR} fails here, at plan time, naming the key
-    kinds = {"train", "sample", "curate", "evaluate", "standins", "data"}
+    pt = cfg.post_training
+    if pt.method not in ("none", "dpo"):
+        raise ConfigError(f"key post_training.method: none or dpo, got {pt.method!r}")
+    if pt.on_empty not in ("error", "skip"):
+        raise ConfigError(f"key post_training.on_empty: error or skip, got {pt.on_empty!r}")
+    if pt.method != "none" and "sicog" not in cfg.arms:
+        raise ConfigError("key post_training.method: post-training needs the 'sicog' arm (its curation gives the pairs)")
+    if not pt.pair_sources or set(pt.pair_sources) - set(PAIR_SOURCES):
+        raise ConfigError(f"key post_training.pair_sources: a non-empty list of {list(PAIR_SOURCES)}, got {pt.pair_sources}")
+    if not 0.0 <= pt.heldout_fraction < 1.0 or pt.corrupted_candidates < 1 or (pt.max_pairs or 1) < 1:
+        raise ConfigError("key post_training: heldout_fraction in [0, 1), corrupted_candidates >= 1, max_pairs >= 1")
+    kinds = {"train", "sample", "curate", "evaluate", "standins", "data", "dpo"}
     bad_kinds = set(cfg.launchers) - kinds
     if bad_kinds:
         raise ConfigError(f"key launchers: unknown step kind(s) {sorted(bad_kinds)} (known: {sorted(kinds)})")

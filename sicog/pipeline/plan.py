@@ -37,6 +37,7 @@ from sicog.pipeline.config import PipelineConfig, PipelineData, expand_env
 from sicog.pipeline.engine import Step
 from sicog.pipeline.hooks import standin_builder
 from sicog.pipeline.launch import describe_command
+from sicog.pipeline.post_training import plan_post_training
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.io import SicogError
@@ -100,6 +101,7 @@ class Planner:
         self.curate_steps: dict[tuple[int, str], Step] = {}  # (round, task) -> the curate step
         self.select_steps: dict[tuple[int, str], Step] = {}  # (round, task) -> its keep_fraction selection
         self.pretrain_steps: dict[tuple[int, str], Step] = {}  # (round, arm) -> stage 1.5
+        self.dpo_steps: dict[tuple[int, str], Step] = {}  # (round, arm) -> post-training (post_training.py)
 
     # ------------------------------------------------------------------ helpers
     def need(self, key: str, why: str) -> str:
@@ -203,6 +205,8 @@ class Planner:
                                       {"checkpoint": pre.outputs["checkpoint"]}, instructions, round=k, arm=arm)
                 self.arm_checkpoints[(k, arm)] = sft.outputs["checkpoint"]
                 self.evaluate_step(f"{r}/evaluate_{arm}", sft.outputs["checkpoint"], round=k, arm=arm)
+            if k == 1 and cfg.post_training.method == "dpo":
+                plan_post_training(self, k)
             if "sicog" in arms:
                 base = self.arm_checkpoints[(k, "sicog")]  # the next round's base model
         return self.steps

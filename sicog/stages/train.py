@@ -122,7 +122,9 @@ def _inputs(cfg: TrainConfig) -> dict[str, str | None]:
     return found
 
 
-def _validate(cfg: TrainConfig) -> None:
+def validate_stage(cfg: TrainConfig, more_inputs: dict[str, str | None] | None = None) -> None:
+    """Settings checked, output_dir apart from every input (the stage's and `more_inputs`) and
+    writable - before anything is loaded."""
     from sicog.utils.paths import check_outputs_apart
 
     check_choices(cfg)  # a config built in code skipped the checks of load_config
@@ -133,7 +135,7 @@ def _validate(cfg: TrainConfig) -> None:
     if cfg.data.packing and cfg.model.arch != "llava":
         # a packed row holds several samples' images; sliced images (uhd) are not packed yet
         raise SicogError(f"data.packing: supported for model.arch llava only, not {cfg.model.arch}; set it false")
-    check_outputs_apart({"training.output_dir": cfg.training.output_dir}, _inputs(cfg))
+    check_outputs_apart({"training.output_dir": cfg.training.output_dir}, {**_inputs(cfg), **(more_inputs or {})})
     check_writable(cfg.training.output_dir, "training.output_dir:", kind="dir")
 
 
@@ -152,23 +154,15 @@ def data_provenance(data_cfg: DataConfig) -> dict:
     return {"data_fingerprint": hashlib.sha256(key.encode("utf-8")).hexdigest()[:16], "data_sources": sources}
 
 
-def train_stage(cfg: TrainConfig) -> Path:
-    """Train one stage and write `output_dir/final`; returns that path."""
-    _validate(cfg)  # settings, output apart from the inputs and writable: before anything is loaded
-    from transformers import PrinterCallback
-
-    from sicog.data.dataset import DataCollator, build_train_dataset, run_preflight
-    from sicog.data.packing import PackingCollator, pack_dataset
+def build_for_training(cfg: TrainConfig):
+    """(TrainingArguments, model with its tunable parts set, processor) for a stage's config; shared
+    by `sicog train` and `sicog dpo`."""
     from sicog.model.build import build_model
     from sicog.model.kernels import use_liger
-    from sicog.model.parts import param_groups, parameter_table, set_tunable_parts
-    from sicog.stages.throughput import ThroughputCallback
-    from sicog.stages.trainer import SicogTrainer, build_training_arguments, load_deepspeed_config
+    from sicog.model.parts import parameter_table, set_tunable_parts
+    from sicog.stages.trainer import build_training_arguments, load_deepspeed_config
 
-    t0 = time.perf_counter()
     tc = cfg.training
-    out = Path(tc.output_dir)
-    rank = int(os.environ.get("RANK", "0"))
     # TrainingArguments first: under DeepSpeed ZeRO-3 it must exist before the model is built
     # so that from_pretrained partitions weights at load time.
     ds_cfg = load_deepspeed_config(tc.deepspeed, drop_optimizer=bool(tc.part_learning_rates))
@@ -186,8 +180,53 @@ def train_stage(cfg: TrainConfig) -> Path:
         model.enable_input_require_grads()  # frozen embeddings + checkpointing need grad inputs
     model = set_tunable_parts(model, tc.tunable_parts, tc.lora if tc.lora.enabled else None,
                               tc.part_learning_rates)
-    if rank == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         log.info("[%s] parameters:\n%s", cfg.stage, parameter_table(model))
+    return args, model, processor
+
+
+def start_output(cfg: TrainConfig) -> None:
+    """Rank 0 makes the output folder and records the config - only once every input was read and
+    checked, so a bad input leaves nothing behind."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    out = Path(cfg.training.output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+    except OSError as e:
+        raise SicogError(f"training.output_dir: cannot write {out}: {e}") from None
+
+
+def run_trainer(cfg: TrainConfig, trainer, model):
+    """Attach the throughput log and train, resuming from the newest complete checkpoint; returns
+    (TrainOutput, ThroughputCallback)."""
+    from transformers import PrinterCallback
+
+    from sicog.stages.throughput import ThroughputCallback
+
+    throughput = ThroughputCallback(trainer.meter, cfg.stage)
+    trainer.add_callback(throughput)
+    trainer.remove_callback(PrinterCallback)  # our throughput line already carries loss and lr
+    resume = newest_complete_checkpoint(cfg.training.output_dir) if cfg.training.resume else None
+    if resume is not None:
+        log.info("[%s] resuming from %s", cfg.stage, resume)
+    return trainer.train(resume_from_checkpoint=str(resume) if resume else None), throughput
+
+
+def train_stage(cfg: TrainConfig) -> Path:
+    """Train one stage and write `output_dir/final`; returns that path."""
+    validate_stage(cfg)  # settings, output apart from the inputs and writable: before anything is loaded
+    from sicog.data.dataset import DataCollator, build_train_dataset, run_preflight
+    from sicog.data.packing import PackingCollator, pack_dataset
+    from sicog.model.parts import param_groups
+    from sicog.stages.trainer import SicogTrainer
+
+    t0 = time.perf_counter()
+    tc = cfg.training
+    out = Path(tc.output_dir)
+    rank = int(os.environ.get("RANK", "0"))
+    args, model, processor = build_for_training(cfg)
 
     dataset = build_train_dataset(cfg.data, processor, seed=tc.seed)
     provenance = data_provenance(cfg.data) if args.should_save else {}  # the saving rank's meta
@@ -197,12 +236,7 @@ def train_stage(cfg: TrainConfig) -> Path:
     run_preflight(dataset, collator, processor, model, batch_size=tc.per_device_train_batch_size)
     if cfg.data.packing:  # checked above as a packed batch of the same samples
         dataset = pack_dataset(dataset, cfg.data, tc.per_device_train_batch_size)
-    if rank == 0:  # inputs all read and checked: only now the output folder is made
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, out / "config.yaml")
-        except OSError as e:
-            raise SicogError(f"training.output_dir: cannot write {out}: {e}") from None
+    start_output(cfg)
 
     def groups(m):
         return param_groups(m, tc.learning_rate, tc.part_learning_rates, tc.weight_decay)
@@ -214,14 +248,7 @@ def train_stage(cfg: TrainConfig) -> Path:
         lengths=getattr(dataset, "lengths", None),
         group_by_length=cfg.data.group_by_length and not cfg.data.packing,  # packs: shuffled, not grouped
     )
-    throughput = ThroughputCallback(trainer.meter, cfg.stage)
-    trainer.add_callback(throughput)
-    trainer.remove_callback(PrinterCallback)  # our throughput line already carries loss and lr
-
-    resume = newest_complete_checkpoint(out) if tc.resume else None
-    if resume is not None:
-        log.info("[%s] resuming from %s", cfg.stage, resume)
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    result, throughput = run_trainer(cfg, trainer, model)
 
     final = out / "final"
     meta = {"stage": cfg.stage, "steps": trainer.state.global_step, **provenance,

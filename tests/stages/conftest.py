@@ -60,3 +60,35 @@ def stage_config(tmp: Path, data: dict, name: str, **training) -> Path:
 @pytest.fixture
 def tiny_data(tmp_path):
     return write_tiny_dataset(tmp_path / "data")
+
+
+def write_tiny_pairs(root: Path, data: dict, n: int = 8) -> dict:
+    """Preference pairs on `write_tiny_dataset`'s images: chosen names the square's colour,
+    rejected dodges the question (a preference a few steps can learn); the first n in
+    pairs.jsonl, the rest in heldout.jsonl."""
+    names = list(COLOURS)
+    pairs = []
+    for line in data["captions"].read_text().splitlines()[: n + 4]:
+        rec = json.loads(line)
+        i = int(rec["id"].split("-")[1])
+        pairs.append({"id": rec["id"], "image": rec["image"], "prompt": "What colour is the square?",
+                      "chosen": f"The square is {names[i % 4]}.", "rejected": "I cannot tell, sorry.",
+                      "source": "curated", "corruption": None})
+    train, heldout = root / "pairs.jsonl", root / "heldout.jsonl"
+    train.write_text("".join(json.dumps(p) + "\n" for p in pairs[:n]))
+    heldout.write_text("".join(json.dumps(p) + "\n" for p in pairs[n:]))
+    return {"pairs": train, "heldout": heldout, "image_folder": data["image_folder"]}
+
+
+def dpo_config(tmp: Path, pairs: dict, name: str, dpo: dict | None = None, **training) -> Path:
+    """Write a DPO stage YAML on the tiny preset over `write_tiny_pairs`' files; returns its path."""
+    path = stage_config(tmp, {"captions": pairs["pairs"], "image_folder": pairs["image_folder"]}, name, **training)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["dpo"] = {"heldout": str(pairs["heldout"]), **(dpo or {})}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+def tiny_pairs(tiny_data, tmp_path):
+    return write_tiny_pairs(tmp_path / "data", tiny_data)

@@ -57,3 +57,27 @@ def test_the_old_text_data_weight_is_refused_with_its_replacement(tmp_path):
     res, argv = _run(tmp_path, TEXT_DATA_PATH="data/text.jsonl", TEXT_DATA_WEIGHT="0.1")
     assert res.returncode == 2 and argv == []
     assert "TEXT_DATA_WEIGHT was replaced by TEXT_ONLY_RATIO, the share of samples" in res.stderr
+
+
+def test_dpo_script_is_the_papers_setting_with_env_overrides(tmp_path):
+    from sicog.stages.dpo.config import DPOConfig
+
+    stub, record = tmp_path / "python-stub", tmp_path / "argv.txt"
+    stub.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{record}"\n')
+    stub.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": str(stub), "OUTPUT_ROOT": str(tmp_path / "out"),
+           "EXPERIMENT_NAME": "exp", "PREV_STAGE_CHECKPOINT": "ckpt/sft/final", "PAIRS_PATH": "pairs/train.jsonl",
+           "IMAGE_FOLDER": "data/images", "HELDOUT_PATH": "pairs/heldout.jsonl", "DPO_BETA": "0.2"}
+    res = subprocess.run(["bash", str(REPO / "training_scripts" / "dpo.sh")], env=env, capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60)
+    assert res.returncode == 0, res.stderr
+    args = record.read_text().splitlines()
+    args = args[args.index("dpo") + 1:]
+    cfg = load_config(DPOConfig, args[0], [args[i + 1] for i, a in enumerate(args) if a == "--set"])
+    assert (cfg.dpo.loss_type, cfg.dpo.beta, cfg.dpo.sft_weight, cfg.dpo.reference) == ("sigmoid", 0.2, 1.0, "model")
+    assert (cfg.model.checkpoint, cfg.dpo.heldout) == ("ckpt/sft/final", "pairs/heldout.jsonl")
+    assert cfg.data.sources[0].path == "pairs/train.jsonl" and cfg.training.deepspeed.endswith("zero3.json")
+    del env["PAIRS_PATH"]  # a missing required variable fails fast, naming it
+    res = subprocess.run(["bash", str(REPO / "training_scripts" / "dpo.sh")], env=env, capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60)
+    assert res.returncode != 0 and "PAIRS_PATH" in res.stderr

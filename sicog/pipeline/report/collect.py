@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sicog.data.records import iter_json_objects
 from sicog.pipeline.actions import count_lines
-from sicog.pipeline.config import ARMS
+from sicog.pipeline.config import ARMS, POST_TRAINING_ARMS
 from sicog.pipeline.data_steps import read_eval_summary, read_json_in
 from sicog.pipeline.report.compare import paired_comparisons
 
@@ -119,6 +119,12 @@ def build_report(planner, engine, root: Path, extra: dict | None = None) -> dict
         if (r, arm) in planner.arm_checkpoints:
             arms[arm] = arm_result(planner.arm_checkpoints[(r, arm)], planner.evaluations.get((r, arm)), root)
             arms[arm]["stage15_data"] = _stage15_data(planner, r, arm, root)
+    for arm in POST_TRAINING_ARMS:  # post_training: after stage 2 of round 1
+        if (1, arm) in planner.arm_checkpoints:
+            from sicog.pipeline.post_training import dpo_result
+
+            arms[arm] = arm_result(planner.arm_checkpoints[(1, arm)], planner.evaluations.get((1, arm)), root)
+            arms[arm]["dpo"] = dpo_result(planner.dpo_steps.get((1, arm)))
     rounds = []
     for (r, arm), ckpt in sorted(planner.arm_checkpoints.items()):
         res = arm_result(ckpt, planner.evaluations.get((r, arm)), root)

@@ -81,6 +81,7 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
         for r in [r for r in report["rounds"] if r["arm"] in ("base", "sicog")]:
             lines.append(f"| {r['round']} | {r['arm']} | {_fmt(r['accuracy'])} | {_fmt(r['object_recall'])} "
                          f"| {_fmt(r['hallucination_rate'])} |")
+    lines += _post_training(report["arms"])
     lines += list(sections or [])  # a caller's own tables (e.g. the demo's label quality)
     cur = report.get("curation") or {}
     if cur:
@@ -103,6 +104,31 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
     if report.get("plots"):
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]]
     return "\n".join(lines) + "\n"
+
+
+def _post_training(arms: dict) -> list[str]:
+    """The DPO arms: held-out pair metrics before -> after, beside the benchmark accuracy."""
+    dpo = {name: a for name, a in arms.items() if a.get("dpo")}
+    if not dpo:
+        return []
+    lines = ["", "## Post-training (DPO)", "",
+             "Held-out preference pairs: *reward accuracy* is the share of pairs whose implicit reward "
+             "beta x (log pi - log ref) is higher for chosen (ties one half, so 50 % before training); "
+             "*likelihood accuracy* the share the model itself finds likelier for chosen.", "",
+             "| arm | loss | reference | steps | pairs (train / held out) | reward accuracy % | margin | likelihood accuracy % "
+             "| benchmark accuracy % |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, a in dpo.items():
+        d = a["dpo"]
+        if d.get("note"):  # post_training.on_empty: skip
+            lines.append(f"| {name} | {d['note']} | | 0 | 0 | | | | {_fmt(a.get('benchmark', {}).get('accuracy'))} |")
+            continue
+        before, after = d.get("heldout_before") or {}, d.get("heldout_after") or {}
+        lines.append(f"| {name} | {d.get('loss_type')} (beta {d.get('beta')}) | {d.get('reference')} | "
+                     f"{d.get('steps')} | {d.get('train_pairs', '–')} / {d.get('heldout_pairs', '–')} | {_fmt(before.get('rewards/accuracy'))} -> "
+                     f"{_fmt(after.get('rewards/accuracy'))} | {_fmt(after.get('rewards/margin'), pct=False)} | "
+                     f"{_fmt(before.get('logps/accuracy'))} -> {_fmt(after.get('logps/accuracy'))} | "
+                     f"{_fmt(a.get('benchmark', {}).get('accuracy'))} |")
+    return lines
 
 
 def _stats_line(stats: dict) -> str:

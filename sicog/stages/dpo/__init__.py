@@ -1,0 +1,1 @@
+"""Preference optimisation (DPO / IPO) on self-consistency pairs: config, objective, trainer."""
