@@ -75,7 +75,6 @@ class DPOTrainer(SicogTrainer):
                 reference.model = self.accelerator.prepare_model(reference.model, evaluation_mode=True)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        self.tokens_seen += int(inputs["attention_mask"].sum())
         pair_ids = inputs["pair_ids"]
         logps, tokens, model_inputs = forward_pairs(model, inputs)
         chosen, rejected = logps.chunk(2)
