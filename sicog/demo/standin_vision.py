@@ -96,32 +96,13 @@ class TowerWithReadout(torch.nn.Module):
 def pretrain_vision(scene_cfg, seed: int, tiny, n_images: int, steps: int, batch_size: int, lr: float,
                     feature_layer: int = -2):
     """(CLIPVisionModel, image processor, cell-attribute accuracy on held-out images, loss)."""
-    import numpy as np
-    from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    from sicog.demo.world.render import render_scene
-    from sicog.demo.world.scenes import scene_for
-    from sicog.model.build import tiny_image_processor
 
     if tiny.image_size != scene_cfg.image_size:
         log.info("stand-in vision tower: world images are %d px, the tower sees %d px",
                  scene_cfg.image_size, tiny.image_size)
-    processor = tiny_image_processor(tiny.image_size)
-    n_eval = max(64, n_images // 10)
-    images, targets = [], []
-    for i in range(n_images + n_eval):
-        scene = scene_for(STANDIN_SEED_BASE + seed, "standin-vision", i, scene_cfg, f"standin-vision-{i:06d}")
-        images.append(render_scene(scene))
-        targets.append(cell_targets(scene, scene_cfg))
-    pixels = torch.tensor(np.asarray(processor(images=images, return_tensors="np")["pixel_values"]))
-    targets_t = torch.tensor(targets, dtype=torch.long)
-    config = CLIPVisionConfig(
-        hidden_size=tiny.vision_hidden_size, intermediate_size=4 * tiny.vision_hidden_size,
-        num_hidden_layers=tiny.vision_layers, num_attention_heads=tiny.vision_heads,
-        image_size=tiny.image_size, patch_size=tiny.patch_size, projection_dim=tiny.vision_hidden_size,
-    )
-    torch.manual_seed(seed)
-    tower = CLIPVisionModel(config)
+    processor, pixels, targets_t, tower = _images_and_tower(
+        scene_cfg, seed, tiny, n_images, lambda scene: cell_targets(scene, scene_cfg))
     n_patches = (tiny.image_size // tiny.patch_size) ** 2
     readout = CellReadout(n_patches, tiny.vision_hidden_size, _head_sizes(scene_cfg))
 
@@ -169,13 +150,8 @@ def word_vectors(lm, tokenizer, words: list[str]):
 def pretrain_vision_words(scene_cfg, seed: int, tiny, n_images: int, steps: int, batch_size: int, lr: float,
                           lm, tokenizer, feature_layer: int = -2):
     """(CLIPVisionModel, image processor, patch-word accuracy on held-out images, loss): `words` targets."""
-    import numpy as np
-    from transformers import CLIPVisionConfig, CLIPVisionModel
 
     from sicog.demo.visual_words import CELL_PATCHES, patch_words, word_vocabulary
-    from sicog.demo.world.render import render_scene
-    from sicog.demo.world.scenes import scene_for
-    from sicog.model.build import tiny_image_processor
 
     if tiny.image_size // tiny.patch_size != 3 * CELL_PATCHES:
         raise SicogError(f"standins.vision_targets words needs a {3 * CELL_PATCHES}x{3 * CELL_PATCHES} patch grid "
@@ -183,22 +159,8 @@ def pretrain_vision_words(scene_cfg, seed: int, tiny, n_images: int, steps: int,
                          f"{tiny.patch_size}")
     vocab = word_vocabulary(scene_cfg)
     index = {w: i for i, w in enumerate(vocab)}
-    processor = tiny_image_processor(tiny.image_size)
-    n_eval = max(64, n_images // 10)
-    images, targets = [], []
-    for i in range(n_images + n_eval):
-        scene = scene_for(STANDIN_SEED_BASE + seed, "standin-vision", i, scene_cfg, f"standin-vision-{i:06d}")
-        images.append(render_scene(scene))
-        targets.append([index[w] for w in patch_words(scene)])
-    pixels = torch.tensor(np.asarray(processor(images=images, return_tensors="np")["pixel_values"]))
-    targets_t = torch.tensor(targets, dtype=torch.long)
-    config = CLIPVisionConfig(
-        hidden_size=tiny.vision_hidden_size, intermediate_size=4 * tiny.vision_hidden_size,
-        num_hidden_layers=tiny.vision_layers, num_attention_heads=tiny.vision_heads,
-        image_size=tiny.image_size, patch_size=tiny.patch_size, projection_dim=tiny.vision_hidden_size,
-    )
-    torch.manual_seed(seed)
-    tower = CLIPVisionModel(config)
+    processor, pixels, targets_t, tower = _images_and_tower(
+        scene_cfg, seed, tiny, n_images, lambda scene: [index[w] for w in patch_words(scene)])
     wrapped = WordAlignedTower(tower, lm.config.hidden_size, word_vectors(lm, tokenizer, vocab), feature_layer)
     loss = train_loop(wrapped, lambda idx: {"pixel_values": pixels[idx], "targets": targets_t[idx]},
                       n_images, steps, batch_size, lr, seed, "stand-in vision tower (words)")
@@ -206,6 +168,32 @@ def pretrain_vision_words(scene_cfg, seed: int, tiny, n_images: int, steps: int,
     with torch.no_grad():
         out = wrapped(pixels[n_images:], targets_t[n_images:])
     return tower, processor, float(out.accuracy), loss
+
+
+def _images_and_tower(scene_cfg, seed: int, tiny, n_images: int, targets_of):
+    """(processor, pixel values, targets, fresh CLIP tower): n_images training images then a held-out
+    tenth (at least 64) of fresh stand-in scenes, with `targets_of(scene)` for each."""
+    import numpy as np
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from sicog.demo.world.render import render_scene
+    from sicog.demo.world.scenes import scene_for
+    from sicog.model.build import tiny_image_processor
+
+    processor = tiny_image_processor(tiny.image_size)
+    images, targets = [], []
+    for i in range(n_images + max(64, n_images // 10)):
+        scene = scene_for(STANDIN_SEED_BASE + seed, "standin-vision", i, scene_cfg, f"standin-vision-{i:06d}")
+        images.append(render_scene(scene))
+        targets.append(targets_of(scene))
+    pixels = torch.tensor(np.asarray(processor(images=images, return_tensors="np")["pixel_values"]))
+    config = CLIPVisionConfig(
+        hidden_size=tiny.vision_hidden_size, intermediate_size=4 * tiny.vision_hidden_size,
+        num_hidden_layers=tiny.vision_layers, num_attention_heads=tiny.vision_heads,
+        image_size=tiny.image_size, patch_size=tiny.patch_size, projection_dim=tiny.vision_hidden_size,
+    )
+    torch.manual_seed(seed)
+    return processor, pixels, torch.tensor(targets, dtype=torch.long), CLIPVisionModel(config)
 
 
 def train_loop(model, batch_fn, n: int, steps: int, batch_size: int, lr: float, seed: int, what: str) -> float:
