@@ -32,7 +32,7 @@ PRESETS = ("smoke", "tiny")
 DESCRIPTION = """Run the whole SICOG loop on the built-in synthetic world (no download, no GPU):
 world -> stand-in CLIP/LLM -> stage 1 -> base SFT -> warm-up (CoD, CoT) -> sample -> curate ->
 stage 1.5 per arm (base / sicog / uncurated / oracle) -> stage 2 SFT -> evaluate -> report.
-smoke: a few minutes, checks that everything runs; tiny: ~15 minutes, the measured comparison.
+smoke: a few minutes, checks that everything runs; tiny: the measured comparison (2,000 questions; tens of minutes on 2 CPU cores).
 Re-running with the same --out skips what is complete and resumes what was interrupted.
 Examples:
   sicog demo --preset tiny --out runs/demo
