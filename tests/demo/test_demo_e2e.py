@@ -82,8 +82,12 @@ def test_smoke_demo_kill_resume_and_rounds(tmp_path):
     # 3. report.json has the documented schema
     report = json.loads((out / "report.json").read_text())
     assert report["preset"] == "smoke" and report["seed"] == 1 and report["wall_seconds"] > 0
-    assert set(report["arms"]) == {"base", "sicog", "uncurated", "oracle"}
-    for name, arm in report["arms"].items():
+    # the four arms of the comparison, plus the post-training arms of the smoke preset's DPO step
+    assert set(report["arms"]) == {"base", "sicog", "uncurated", "oracle", "sicog_dpo", "base_dpo"}
+    assert {(c["arm"], c["against"]) for c in report["comparisons"]} >= {("sicog", "base"), ("sicog", "uncurated")}
+    for name in ("base", "sicog", "uncurated", "oracle"):
+        arm = report["arms"][name]
+        assert len(arm["benchmark"]["ci95"]) == 2
         assert (out / arm["checkpoint"] / "config.json").is_file(), name
         assert 0.0 <= arm["benchmark"]["accuracy"] <= 1.0 and arm["benchmark"]["n"] > 0
         assert arm["benchmark"]["per_category"]
