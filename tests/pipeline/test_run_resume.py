@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SETS = ["stages.warmup_perception.set.training.save_steps=5",  # of 30 steps: a checkpoint early on
-        "arms=[base, sicog, uncurated]", "label_quality=false"]
+        "arms=[base, sicog, uncurated]", "label_quality=false",
+        "post_training.method=none"]  # resume of the DPO step: tests/stages (its own kill test)
 WARMUP = "r1/warmup_perception"
 
 
