@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sicog.config import ON_ERROR, DataConfig
+from sicog.data import slices
 from sicog.data.chat import (
     IGNORE_INDEX,
     TooLongError,
@@ -35,7 +36,6 @@ from sicog.data.chat import (
 )
 from sicog.data.images import load_image, resolve_image
 from sicog.data.mixture import MixtureDataset, source_weights
-from sicog.data import slices
 from sicog.data.preflight import preflight_check
 from sicog.data.records import (
     DataError,

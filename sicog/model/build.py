@@ -76,6 +76,22 @@ def tiny_image_processor(image_size: int):
     )
 
 
+def finish_assembly(model, language_model: str, tokenizer) -> None:
+    """Last step of assembling a model from parts (llava and uhd): no weight left on the meta
+    device, and the LM's own generation config (or greedy defaults) with a pad token."""
+    from transformers import GenerationConfig
+
+    leftover = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
+    if leftover:
+        raise RuntimeError(f"parameters left uninitialised after assembly: {leftover[:5]}")
+    try:
+        model.generation_config = GenerationConfig.from_pretrained(language_model)
+    except OSError:
+        model.generation_config = default_generation_config(tokenizer)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
 def default_generation_config(tokenizer):
     """Greedy by default; eos = the tokenizer's eos (`<|im_end|>`), pad = its pad token."""
     from transformers import GenerationConfig
@@ -186,7 +202,6 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
         AutoModelForCausalLM,
         CLIPImageProcessorPil,
         CLIPVisionModel,
-        GenerationConfig,
         LlavaForConditionalGeneration,
     )
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
@@ -226,15 +241,7 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.model.multi_modal_projector = LlavaMultiModalProjector(config).to(load_kw["dtype"])
-    leftover = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
-    if leftover:
-        raise RuntimeError(f"parameters left uninitialised after assembly: {leftover[:5]}")
-    try:
-        model.generation_config = GenerationConfig.from_pretrained(cfg.language_model)
-    except OSError:
-        model.generation_config = default_generation_config(tokenizer)
-    if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    finish_assembly(model, cfg.language_model, tokenizer)
 
     image_processor = CLIPImageProcessorPil.from_pretrained(cfg.vision_tower)
     processor = make_processor(image_processor, tokenizer, vision.config.patch_size)

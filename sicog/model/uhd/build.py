@@ -163,9 +163,9 @@ def normalisation_of(path: str) -> tuple[list[float] | None, list[float] | None]
 def build_uhd_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
     """A CLIP / SigLIP folder + a causal-LM folder + a fresh resampler (the authors' stage-1 start)."""
     import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig
+    from transformers import AutoModelForCausalLM
 
-    from sicog.model.build import default_generation_config, load_lm_tokenizer, resolve_attn_implementation
+    from sicog.model.build import finish_assembly, load_lm_tokenizer, resolve_attn_implementation
     from sicog.model.checkpoint import safetensors_problem
     from sicog.model.uhd.modeling_uhd import SicogUhdForConditionalGeneration
     from sicog.model.uhd.resampler_uhd import SpatialResampler
@@ -200,15 +200,7 @@ def build_uhd_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
         for module in resampler.modules():
             model._init_weights(module)
     model.model.multi_modal_projector = resampler.to(load_kw["dtype"])
-    leftover = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
-    if leftover:
-        raise RuntimeError(f"parameters left uninitialised after assembly: {leftover[:5]}")
-    try:
-        model.generation_config = GenerationConfig.from_pretrained(cfg.language_model)
-    except OSError:
-        model.generation_config = default_generation_config(tokenizer)
-    if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    finish_assembly(model, cfg.language_model, tokenizer)
     mean, std = normalisation_of(cfg.vision_tower)
     processor = make_uhd_processor(tokenizer, cfg, vision.config.image_size, vision.config.patch_size,
                                    config.query_side, mean, std)

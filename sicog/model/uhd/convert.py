@@ -108,7 +108,7 @@ def _target(cfg: ConvertUhdConfig, their: dict, queries: int | None):
 
     from sicog.config import ModelConfig, UhdSettings
     from sicog.model.build import load_lm_tokenizer
-    from sicog.model.uhd.build import uhd_config, add_layout_tokens, register_uhd
+    from sicog.model.uhd.build import add_layout_tokens, register_uhd, uhd_config
     from sicog.model.uhd.modeling_uhd import SicogUhdForConditionalGeneration
 
     register_uhd()
