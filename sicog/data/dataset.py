@@ -34,7 +34,7 @@ from sicog.data.chat import (
     to_messages,
     tokenizer_of,
 )
-from sicog.data.images import load_image, resolve_image
+from sicog.data.images import image_size, load_image, resolve_image
 from sicog.data.mixture import MixtureDataset, source_weights
 from sicog.data.preflight import preflight_check
 from sicog.data.records import (
@@ -71,33 +71,6 @@ def read_source(path: str, on_error: str = "raise", counts: Counter | None = Non
             counts["malformed_record"] += 1
             logger.warning("skipping malformed record: %s", e)
     return out
-
-
-def _load_image_checked(path, where: str):
-    """`load_image`, with an image too large to decode safely (PIL's decompression-bomb limit,
-    `Image.MAX_IMAGE_PIXELS`; past it PIL warns, past twice it raises) a DataError naming the
-    record (file:line) and the image, before any pixel is decoded."""
-    import warnings
-
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return load_image(path, where)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"{where}: image {path} is too large to decode safely: {e}") from None
-
-
-def _image_size(path, where: str) -> tuple[int, int]:
-    """(width, height) from the image header alone; DataError naming the record if unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"{where}: unreadable image {path}: {type(e).__name__}: {e}") from None
 
 
 class SupervisedDataset(Dataset):
@@ -147,7 +120,7 @@ class SupervisedDataset(Dataset):
                 continue
             if path is not None and self.sliced:  # its size sets its tokens: read the header now
                 try:
-                    self._sizes[loc.where] = _image_size(path, loc.where)
+                    self._sizes[loc.where] = image_size(path, loc.where)
                 except DataError as e:
                     self._fault("unreadable_image", e)
                     continue
@@ -242,7 +215,7 @@ class SupervisedDataset(Dataset):
             pixel_values = None
             if enc.has_image:
                 try:
-                    img = _load_image_checked(self.image_path(loc), loc.where)
+                    img = load_image(self.image_path(loc), loc.where)
                 except DataError as e:
                     self._fault("unreadable_image", e)
                     continue
@@ -258,8 +231,8 @@ class SupervisedDataset(Dataset):
         tensors, layout = {"pixel_values": None}, None
         if loc.record.get("image"):
             try:
-                tensors, layout = slices.image_inputs(
-                    self.processor, _load_image_checked(self.image_path(loc), loc.where))
+                img = load_image(self.image_path(loc), loc.where, slices.max_pixels_of(self.processor))
+                tensors, layout = slices.image_inputs(self.processor, img)
             except DataError as e:
                 self._fault("unreadable_image", e)
                 return None

@@ -10,13 +10,22 @@ symlink to a file elsewhere is a DataError naming the record, unless the run exp
 images outside the folder (`--allow-images-outside-folder`, `data.allow_images_outside_folder`).
 Records are data, and data from elsewhere must not make a run read (or, for an HTTP backend,
 upload) any file the user did not put in the image folder.
+
+Decoding (`open_image`, `load_image`, `to_rgb`): the one way training, sampling and evaluation
+turn a file or bytes into the RGB image a processor gets. PIL's own `convert("RGB")` clips a
+16-bit greyscale image ('I;16', common for medical and scientific scans) to black and white, so
+high-bit-depth modes are scaled to 8 bits first; transparency is composited over white. An image
+above a pixel cap is refused from its header, before any pixel is decoded.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from sicog.data.records import DataError
@@ -46,20 +55,65 @@ def resolve_image(folder: str | os.PathLike | None, rel: str, where: str, allow_
     return path if allow_outside else confine(folder, path, where)
 
 
-def load_image(path: str | os.PathLike, where: str) -> Image.Image:
-    """Open `path` fully decoded as an RGB image; raise DataError naming `where` and the path.
+#: modes whose values go above 255: scaled by their range, not clipped (see `to_rgb`)
+HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+#: the exceptions PIL raises for a file it cannot decode (truncated: OSError; bad headers:
+#: SyntaxError / ValueError in some plugins)
+DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError)
 
-    The pixels are decoded here (not lazily by PIL later) so a truncated or corrupt file fails
-    at this call, where the record is still known, rather than deep inside the image processor.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{where}: image not found: {path}")
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode as 8-bit RGB. 16-bit greyscale is divided by 65535 (32-bit integer and float
+    images by 255, or by 65535 when a value is above 255), so it keeps its grey levels instead of
+    PIL's clip to black / white; RGBA, LA and transparent palettes are composited over white; CMYK,
+    palette, greyscale and 1-bit convert as PIL does. (`sicog/model/uhd/image_processing_uhd.py`
+    carries the same function for checkpoints loaded without sicog; a test keeps them equal.)"""
+    if image.mode in HIGH_BIT_MODES:
+        arr = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or (arr.size and arr.max() > 255) else 255.0
+        image = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int | None, where: str, name: str) -> None:
+    if max_pixels is not None and size[0] * size[1] > max_pixels:
+        raise DataError(f"{where}: image {name} is {size[0]}x{size[1]} = {size[0] * size[1]} pixels, above the "
+                        f"limit of {max_pixels} (raise the model's max_pixels to allow it)")
+
+
+def open_image(source: str | os.PathLike | bytes, where: str, max_pixels: int | None = None) -> Image.Image:
+    """A file or encoded bytes, fully decoded, as RGB (`to_rgb`); DataError naming `where` if it
+    does not decode, or if it holds more than `max_pixels` (read from the header: nothing is
+    decoded) or more than PIL's decompression-bomb limit."""
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
-        with Image.open(path) as img:
-            img.load()
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        # OSError covers truncated files ("image file is truncated"); SyntaxError/ValueError are
-        # what some PIL plugins raise on malformed headers.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+                _check_pixels(img.size, max_pixels, where, name)
+                img.load()  # decoded here, where the record is known, not lazily inside a processor
+                return to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(f"{where}: image {name} is too large to decode safely: {e}") from None
+    except DECODE_ERRORS as e:
+        raise DataError(f"{where}: unreadable image {name}: {type(e).__name__}: {e}") from None
+
+
+def load_image(path: str | os.PathLike, where: str, max_pixels: int | None = None) -> Image.Image:
+    """`open_image` of a file that must exist (DataError naming `where` and the path if not)."""
+    if not Path(path).is_file():
+        raise DataError(f"{where}: image not found: {path}")
+    return open_image(Path(path), where, max_pixels)
+
+
+def image_size(path: str | os.PathLike, where: str) -> tuple[int, int]:
+    """(width, height) from the header alone; DataError naming `where` if it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except DECODE_ERRORS as e:
         raise DataError(f"{where}: unreadable image {path}: {type(e).__name__}: {e}") from None

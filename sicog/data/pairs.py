@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from sicog.data.chat import IGNORE_INDEX, TooLongError, encode_conversation
+from sicog.data import slices
+from sicog.data.chat import IGNORE_INDEX, TooLongError, encode_conversation, image_token_id_of
 from sicog.data.formats import IMAGE_TOKEN, with_image_token
-from sicog.data.images import resolve_image
+from sicog.data.images import image_size, load_image, resolve_image
 from sicog.data.records import DataError, Located, iter_json_objects
 from sicog.utils.io import SicogError
 
@@ -93,7 +94,10 @@ def pair_conversation(rec: dict, reply: str) -> dict:
 
 class PairDataset(Dataset):
     """Pairs of one file: both sides tokenized at build time (so over-long pairs and missing
-    images are found before training), images loaded in `__getitem__`.
+    images are found before training), images loaded in `__getitem__`. With a slicing processor
+    (`arch: uhd`) an image's layout is set from its header's size at build time; its slices are
+    made in `__getitem__` (no training-time grid resize: both sides and the reference log-probs
+    must see the same image every time).
 
     An example: chosen/rejected input_ids and labels, pixel_values (or None) and `pair_id`
     (`offset` + position, unique across the sources of a run: the key of precomputed
@@ -103,6 +107,7 @@ class PairDataset(Dataset):
                  on_error: str = "raise", name: str | None = None, allow_outside: bool = False, offset: int = 0):
         self.processor, self.image_folder, self.allow_outside = processor, image_folder, allow_outside
         self.on_error, self.offset = on_error, offset
+        self.sliced = slices.slices_images(processor)
         self.name = name or (records[0].path if records else "<empty>")
         self.skip_counts: Counter = Counter()
         self.records: list[Located] = []
@@ -112,13 +117,18 @@ class PairDataset(Dataset):
                 path = self.image_path(loc)
                 if path is not None and not os.path.isfile(path):
                     raise _field(loc.where, "image", f"image not found: {path}")
+                layout = None
+                if path is not None and self.sliced:  # its size sets its tokens
+                    layout = slices.layout_for_size(self.processor, *image_size(path, loc.where))
                 sides = tuple(encode_conversation(self.processor, pair_conversation(loc.record, loc.record[k]),
-                                                  max_length, loc.where) for k in ("chosen", "rejected"))
+                                                  max_length, loc.where, image_text=layout)
+                              for k in ("chosen", "rejected"))
             except DataError as e:
                 if on_error == "raise":
                     raise
                 kind = "too_long" if isinstance(e, TooLongError) else (
-                    "missing_image" if "image not found" in str(e) else "malformed_record")
+                    "missing_image" if "image not found" in str(e) else
+                    "unreadable_image" if "unreadable image" in str(e) else "malformed_record")
                 self.skip_counts[kind] += 1
                 logger.warning("skipping pair (%s): %s", kind, e)
                 continue
@@ -146,23 +156,29 @@ class PairDataset(Dataset):
         return self.records[i]
 
     def __getitem__(self, i: int) -> dict:
-        from sicog.data.dataset import _load_image_checked
-
         loc, (chosen, rejected) = self.records[i], self.encoded[i]
-        pixel_values = None
+        images: dict = {"pixel_values": None}
         if chosen.has_image:
             # an image that exists but does not decode is an error even with on_error=skip: the
             # pair was counted as usable (and its reference log-probs keyed) at build time
-            img = _load_image_checked(self.image_path(loc), loc.where)
-            pixel_values = self.processor.image_processor(images=[img], return_tensors="pt")["pixel_values"][0]
+            img = load_image(self.image_path(loc), loc.where, slices.max_pixels_of(self.processor))
+            if self.sliced:
+                images, layout = slices.image_inputs(self.processor, img)
+                expected = list(chosen.input_ids).count(image_token_id_of(self.processor))
+                if layout.count(slices.image_token_of(self.processor)) != expected:
+                    raise DataError(f"{loc.where}: image {self.image_path(loc)} changed size since the pairs were read")
+            else:
+                images["pixel_values"] = self.processor.image_processor(images=[img], return_tensors="pt")[
+                    "pixel_values"][0]
         return {"chosen_input_ids": chosen.input_ids, "chosen_labels": chosen.labels,
                 "rejected_input_ids": rejected.input_ids, "rejected_labels": rejected.labels,
-                "pixel_values": pixel_values, "pair_id": self.offset + i}
+                **images, "pair_id": self.offset + i}
 
 
 class PairCollator:
     """A batch of B pairs as 2B rows: the chosen sides, then the rejected sides (right-padded),
-    pixel_values once per side in row order (LLaVA fills image tokens in order); `pair_ids`."""
+    pixel_values once per side in row order (LLaVA fills image tokens in order); `pair_ids`.
+    Sliced images (`arch: uhd`) are padded into one tensor the same way (`slices.collate_slices`)."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
@@ -180,6 +196,8 @@ class PairCollator:
             attn[i, :len(row_ids)] = 1
         batch = {"input_ids": ids, "attention_mask": attn, "labels": labels,
                  "pair_ids": torch.tensor([e["pair_id"] for e in examples], dtype=torch.long)}
+        if any("slice_sizes" in e for e in examples):
+            return {**batch, **slices.collate_slices(examples + examples)}
         pixels = [e["pixel_values"] for e in examples if e.get("pixel_values") is not None]
         if pixels:
             batch["pixel_values"] = torch.stack(pixels + pixels)
@@ -238,7 +256,7 @@ def preflight_pairs(dataset, processor: Any, model: Any, batch_size: int) -> dic
     for i in idx:
         e, loc = dataset[i], dataset.record_for(i)
         examples.append({"input_ids": e["chosen_input_ids"], "labels": e["chosen_labels"],
-                         "pixel_values": e["pixel_values"]})
+                         **{k: e[k] for k in ("pixel_values", "slice_sizes", "image_grids") if k in e}})
         records.append(Located(pair_conversation(loc.record, loc.record["chosen"]), loc.path, loc.line))
     summary = preflight_check(DataCollator(processor)(examples), processor, model, records)
     logger.info("pre-flight check passed: %s", summary)

@@ -60,3 +60,9 @@ def tokens_per_image(processor: Any, image_grids) -> list[int]:
     token = processor.image_token
     side = processor.image_processor.query_side
     return [processor.layout_text(g, side).count(token) for g in image_grids.tolist()]
+
+
+def max_pixels_of(processor: Any) -> int | None:
+    """The image processor's pixel cap (`model.uhd.max_pixels`), None where it has none: images
+    above it are refused from their header, before decoding (`sicog.data.images.load_image`)."""
+    return getattr(getattr(processor, "image_processor", None), "max_pixels", None)

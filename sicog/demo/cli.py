@@ -65,6 +65,8 @@ def arch_overrides(cfg, arch: str) -> list[str]:
     sets = []
     for f in dataclasses.fields(cfg.stages):
         sets += [f"stages.{f.name}.set.model.arch={arch}", f"stages.{f.name}.set.model.uhd.num_queries={side * side}"]
+    if cfg.post_training.method == "dpo":  # DPO continues from the arms' checkpoints: the same arch
+        sets.append(f"post_training.dpo.set.model.arch={arch}")
     return sets + ["stages.align.set.model.uhd.never_split=true"]  # the authors align on the overview alone
 
 
