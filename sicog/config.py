@@ -46,6 +46,10 @@ class ModelConfig:
     language_model: str | None = None  # local causal-LM folder (e.g. Qwen2-7B-Instruct)
     mm_projector: str | None = None  # stage-1 projector safetensors to load into a fresh model
     vision_feature_layer: int = -2
+    # LLaVA-1.5's preprocessing: pad the image to a square with the image processor's mean colour
+    # (llava: instead of the centre crop; uhd: before slicing). Set when a model is built from a
+    # preset or parts; a checkpoint keeps its processor's setting.
+    pad_to_square: bool = False
     attn_implementation: str = choices(ATTN_IMPLEMENTATIONS, "auto")
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     uhd: UhdSettings = field(default_factory=UhdSettings)

@@ -47,7 +47,9 @@ class UhdSettings:
     max_slices: int = ranged(7, min=1)  # the paper's setting; the slice resolution is the tower's image size
     num_queries: int | None = ranged(None, min=1)  # resampler tokens per slice, a square (default 144; tiny: 16)
     never_split: bool = False  # overview only, no slices (the authors' stage-1 `single` mode)
-    pad_to_square: bool = False  # pad to a square with the mean colour before slicing (LLaVA-1.5 style)
+    # training only: the share of images (drawn per record from the seed) resized to the area of six
+    # slices before slicing when their plan is not six slices (the authors: 0.1 in every uhd stage)
+    grid_resize_prob: float = ranged(0.1, min=0, max=1)
     max_pixels: int = ranged(50_000_000, min=1)  # larger images are refused with an error naming the size
     # when answering, resize the longer side to this before slicing (the authors: 1024 at 336 px
     # slices); None = the slice resolution x 1024/336; 0 = slice the image at its own size

@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Any
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from sicog.config import ON_ERROR, DataConfig
@@ -77,8 +78,10 @@ class SupervisedDataset(Dataset):
     """Lazy LLaVA dataset: `__getitem__` -> dict(input_ids, labels, pixel_values or None)."""
 
     def __init__(self, records: list[Located], processor: Any, image_folder: str | None, max_length: int,
-                 on_error: str = "raise", name: str | None = None, allow_outside: bool = False):
+                 on_error: str = "raise", name: str | None = None, allow_outside: bool = False,
+                 grid_resize_prob: float = 0.0, seed: int = 0):
         _check_on_error(on_error)
+        self.grid_resize_prob, self.seed = grid_resize_prob, seed  # sliced images: slices.grid_resize_target
         self.processor, self.allow_outside = processor, allow_outside  # image paths may leave image_folder
         self.sliced = slices.slices_images(processor)  # image tokens depend on each image's size
         self._sizes: dict[str, tuple[int, int]] = {}  # where -> (width, height), sliced images only
@@ -227,28 +230,39 @@ class SupervisedDataset(Dataset):
         raise DataError(f"{self.name}: every record failed to load (skipped: {dict(self.skip_counts)})")
 
     def _sliced_example(self, loc: Located) -> dict | None:
-        """A record for a slicing processor: the image is read first (its size sets its tokens)."""
-        tensors, layout = {"pixel_values": None}, None
+        """A record for a slicing processor: the image is read first (its size sets its tokens).
+        An image drawn for the grid resize that would then be too long keeps its own size."""
+        tensors, layout, images = {"pixel_values": None}, None, [None]
         if loc.record.get("image"):
             try:
                 img = load_image(self.image_path(loc), loc.where, slices.max_pixels_of(self.processor))
-                tensors, layout = slices.image_inputs(self.processor, img)
             except DataError as e:
                 self._fault("unreadable_image", e)
                 return None
-            except ValueError as e:  # the image processor's refusals (e.g. above its pixel limit)
-                self._fault("unreadable_image", DataError(f"{loc.where}: {e}"))
+            target = slices.grid_resize_target(self.processor, img.size, self.grid_resize_prob, self.seed, loc.where)
+            images = ([img.resize(target, Image.Resampling.BICUBIC)] if target else []) + [img]
+        for k, image in enumerate(images):
+            if image is not None:
+                try:
+                    tensors, layout = slices.image_inputs(self.processor, image)
+                except ValueError as e:  # the image processor's refusals (e.g. above its pixel limit)
+                    self._fault("unreadable_image", DataError(f"{loc.where}: {e}"))
+                    return None
+            try:
+                enc = encode_conversation(self.processor, loc, self.max_length, image_text=layout)
+            except TooLongError as e:
+                if k + 1 < len(images):
+                    continue
+                self._fault("too_long", e)
                 return None
-        try:
-            enc = encode_conversation(self.processor, loc, self.max_length, image_text=layout)
-        except TooLongError as e:
-            self._fault("too_long", e)
-            return None
-        return {"input_ids": enc.input_ids, "labels": enc.labels, **tensors}
+            return {"input_ids": enc.input_ids, "labels": enc.labels, **tensors}
+        return None
 
 
-def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0) -> MixtureDataset:
-    """The training dataset of a `DataConfig`: every source read, validated and mixed by weight."""
+def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0,
+                        grid_resize_prob: float = 0.0) -> MixtureDataset:
+    """The training dataset of a `DataConfig`: every source read, validated and mixed by weight;
+    `grid_resize_prob`: sliced images' training-time resize (`model.uhd.grid_resize_prob`)."""
     _check_on_error(data_cfg.on_error)
     if not data_cfg.sources:
         raise SicogError("data.sources: at least one training file is required")
@@ -261,7 +275,8 @@ def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0) -> 
         if src.max_samples is not None:
             records = records[: src.max_samples]
         part = SupervisedDataset(records, processor, src.image_folder, data_cfg.max_length, data_cfg.on_error,
-                                 name=src.path, allow_outside=data_cfg.allow_images_outside_folder)
+                                 name=src.path, allow_outside=data_cfg.allow_images_outside_folder,
+                                 grid_resize_prob=grid_resize_prob, seed=seed)
         part.skip_counts.update(counts)
         parts.append(part)
     mix = MixtureDataset(parts, weights, data_cfg.num_samples, seed)

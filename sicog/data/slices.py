@@ -8,11 +8,14 @@ module is the one place the dataset, collator and pre-flight ask about that:
   (training-time preprocessing: no inference resize);
 - `layout_for_size(processor, width, height)`: that text from the size alone (length estimates);
 - `collate_slices(examples)`: one batch's slices zero-padded into one tensor, in batch order;
-- `tokens_per_image(processor, image_grids)`: the `<image>` count each image of a batch must have.
+- `tokens_per_image(processor, image_grids)`: the `<image>` count each image of a batch must have;
+- `grid_resize_target(processor, size, prob, seed, key)`: the authors' training-time augmentation.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from typing import Any
 
 import torch
@@ -66,3 +69,30 @@ def max_pixels_of(processor: Any) -> int | None:
     """The image processor's pixel cap (`model.uhd.max_pixels`), None where it has none: images
     above it are refused from their header, before decoding (`sicog.data.images.load_image`)."""
     return getattr(getattr(processor, "image_processor", None), "max_pixels", None)
+
+
+#: the grid the authors' augmentation resizes to (their `resize_as_grid(image, slice_num=6)`)
+GRID_RESIZE_SLICES = 6
+
+
+def grid_resize_target(processor: Any, size: tuple[int, int], prob: float, seed: int, key: str) -> tuple[int, int] | None:
+    """The size a training image is resized to before slicing, or None to slice it as it is.
+
+    The authors' data loader resizes an image, with probability 0.1, to the area of six slices
+    (aspect kept, both sides truncated) when its own plan is not six slices, so that the
+    model sees the six-slice layout often. The draw is a hash of (seed, key) - `key` names the
+    record (file:line) - so every data-loader worker and a resumed run make the same choice
+    without sharing a random state. Never with `never_split` (the overview alone: the resize
+    would change nothing but rounding). With `pad_to_square` the padded square gets the six-slice area.
+    """
+    ip = processor.image_processor
+    if prob <= 0 or ip.never_split:
+        return None
+    draw = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big") / 2.0 ** 64
+    if draw >= prob:
+        return None
+    planned = ip.sliced_size(*size, training=True)
+    if ip.plan(*planned).num_slices == GRID_RESIZE_SLICES:
+        return None
+    r = math.sqrt(GRID_RESIZE_SLICES * ip.scale_resolution ** 2 / (planned[0] * planned[1]))
+    return max(int(size[0] * r), 1), max(int(size[1] * r), 1)

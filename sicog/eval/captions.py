@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from sicog.data.formats import extract_cod_description
+from sicog.data.images import load_image
 from sicog.utils.io import SicogError
 
 #: the scorer used when a benchmark does not name one (the synthetic world's ground truth)
@@ -67,7 +68,6 @@ def evaluate_captions(items: list, predict, prompt: str, scorer: CaptionScorer, 
     `done` holds the replies of an earlier, interrupted run for the first items (scored again,
     not asked again); `on_chunk` receives the records of each finished chunk.
     """
-    from PIL import Image
 
     from sicog.eval.mcq import chunks_with_progress
 
@@ -89,8 +89,7 @@ def evaluate_captions(items: list, predict, prompt: str, scorer: CaptionScorer, 
     for chunk in chunks_with_progress(items, chunk_size, "captions", progress, start=len(done)):
         pairs = []
         for it in chunk:
-            with Image.open(it.image) as im:
-                pairs.append((prompt, im.convert("RGB")))
+            pairs.append((prompt, load_image(it.image, f"caption item {it.id!r}")))
         replies = predict(pairs)
         if len(replies) != len(chunk):
             raise RuntimeError(f"predictor returned {len(replies)} replies for {len(chunk)} prompts")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import sys
 from pathlib import Path
 
@@ -33,11 +32,10 @@ def doc_options(doc) -> dict[str, str]:
 
 def doc_to_visual(doc: dict):
     """The row's image (base64 in the `image` column) as a one-element list of RGB images."""
-    from PIL import Image
+    from sicog.data.images import open_image
 
     data = base64.b64decode("".join(str(doc["image"]).split()))
-    with Image.open(io.BytesIO(data)) as im:
-        return [im.convert("RGB")]
+    return [open_image(data, f"lmms-eval row {doc.get('index', '?')!r}")]
 
 
 def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:

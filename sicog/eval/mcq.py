@@ -71,8 +71,9 @@ class McqItem:
         """The decoded RGB image (None for a text-only row)."""
         if self.image is None:
             return None
-        with Image.open(io.BytesIO(self.image)) as im:
-            return im.convert("RGB")
+        from sicog.data.images import open_image
+
+        return open_image(self.image, f"benchmark row {self.index!r} (line {self.line})")
 
 
 @dataclass

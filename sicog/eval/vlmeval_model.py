@@ -135,15 +135,13 @@ def model_class():
                 [dict(type="text", value=line_prompt(line, self.prompt_style))]
 
         def generate_inner(self, message, dataset=None):
-            from PIL import Image
-
+            from sicog.data.images import load_image
             from sicog.model.generation import generate_texts
 
             text, image_path = message_to_pair(message)
             image = None
             if image_path is not None:
-                with Image.open(image_path) as im:
-                    image = im.convert("RGB")
+                image = load_image(image_path, "VLMEvalKit message")
             out = generate_texts(self.model, self.processor, [text], [image], n=1, temperature=0.0,
                                  max_new_tokens=self.max_new_tokens, batch_size=1, progress=False)
             return out[0][0]

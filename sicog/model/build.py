@@ -67,13 +67,26 @@ def make_processor(image_processor, tokenizer, patch_size: int, chat_template: s
     )
 
 
-def tiny_image_processor(image_size: int):
+def tiny_image_processor(image_size: int, pad_to_square: bool = False):
     """CLIP preprocessing (PIL backend: no torchvision) at `image_size` px square."""
-    from transformers import CLIPImageProcessorPil
+    return llava_image_processor({"size": {"shortest_edge": image_size},
+                                  "crop_size": {"height": image_size, "width": image_size}}, pad_to_square)
 
-    return CLIPImageProcessorPil(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
-    )
+
+def llava_image_processor(settings: dict | str, pad_to_square: bool = False):
+    """CLIP's image processor (PIL backend) from its settings or a tower folder. `pad_to_square`:
+    transformers' LLaVA image processor instead, which first pads to a square with the mean
+    colour (LLaVA-1.5's `expand2square`), then resizes and crops as CLIP's does; both are stock
+    classes, so the checkpoint still loads with `AutoProcessor` alone."""
+    from transformers import CLIPImageProcessorPil, LlavaImageProcessorPil
+
+    if not pad_to_square:
+        cls, extra = CLIPImageProcessorPil, {}
+    else:
+        cls, extra = LlavaImageProcessorPil, {"do_pad": True}
+    if isinstance(settings, str):
+        return cls.from_pretrained(settings, **extra)
+    return cls(**settings, **extra)
 
 
 def finish_assembly(model, language_model: str, tokenizer) -> None:
@@ -170,7 +183,7 @@ def build_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
     if dtype is not None:
         model = model.to(dtype)
     model.generation_config = default_generation_config(tokenizer)
-    processor = make_processor(tiny_image_processor(t.image_size), tokenizer, t.patch_size, CHAT_TEMPLATE)
+    processor = make_processor(tiny_image_processor(t.image_size, cfg.pad_to_square), tokenizer, t.patch_size, CHAT_TEMPLATE)
     return model, processor
 
 
@@ -200,7 +213,6 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
     import torch
     from transformers import (
         AutoModelForCausalLM,
-        CLIPImageProcessorPil,
         CLIPVisionModel,
         LlavaForConditionalGeneration,
     )
@@ -243,7 +255,7 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
         model.model.multi_modal_projector = LlavaMultiModalProjector(config).to(load_kw["dtype"])
     finish_assembly(model, cfg.language_model, tokenizer)
 
-    image_processor = CLIPImageProcessorPil.from_pretrained(cfg.vision_tower)
+    image_processor = llava_image_processor(cfg.vision_tower, cfg.pad_to_square)
     processor = make_processor(image_processor, tokenizer, vision.config.patch_size)
     return model, processor
 

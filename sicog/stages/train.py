@@ -228,7 +228,8 @@ def train_stage(cfg: TrainConfig) -> Path:
     rank = int(os.environ.get("RANK", "0"))
     args, model, processor = build_for_training(cfg)
 
-    dataset = build_train_dataset(cfg.data, processor, seed=tc.seed)
+    dataset = build_train_dataset(cfg.data, processor, seed=tc.seed,
+                                  grid_resize_prob=cfg.model.uhd.grid_resize_prob if cfg.model.arch == "uhd" else 0.0)
     provenance = data_provenance(cfg.data) if args.should_save else {}  # the saving rank's meta
     collator = PackingCollator(processor) if cfg.data.packing else DataCollator(processor)
     # Fails loudly (never warns) when image tokens != image features, no label is unmasked, or

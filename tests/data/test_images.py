@@ -79,3 +79,84 @@ def test_training_data_refuses_or_skips_escaping_images_unless_allowed(tmp_path,
     skipped = build(on_error="skip")
     assert len(skipped.parts[0]) == 1 and skipped.parts[0].skip_counts["malformed_record"] == 4
     assert len(build(allow_images_outside_folder=True).parts[0]) == 5
+
+
+# --- decoding: one loader for training, sampling and evaluation (sicog.data.images.open_image) ---
+
+def _png(image: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG" if image.mode != "CMYK" else "JPEG")
+    return buf.getvalue()
+
+
+def _grey16(value: int, size=(6, 4)) -> Image.Image:
+    import numpy as np
+
+    return Image.fromarray(np.full((size[1], size[0]), value, dtype=np.uint16))
+
+
+def test_16_bit_grey_keeps_its_levels_instead_of_clipping(tmp_path):
+    from sicog.data.images import open_image
+
+    levels = {0: 0, 257: 1, 32768: 128, 65535: 255}
+    for value, expected in levels.items():
+        path = tmp_path / f"g{value}.png"
+        _grey16(value).save(path)
+        assert Image.open(path).mode.startswith("I")  # PNG keeps 16 bits
+        assert Image.open(path).convert("RGB").getpixel((0, 0))[0] in (0, 255)  # what PIL alone would give
+        assert load_image(path, "d.jsonl:1").getpixel((0, 0)) == (expected,) * 3
+        assert open_image(_png(_grey16(value)), "row 3").getpixel((0, 0)) == (expected,) * 3
+
+
+@pytest.mark.parametrize("mode,colour,expected", [
+    ("RGBA", (255, 0, 0, 0), (255, 255, 255)),      # transparent: composited over white
+    ("RGBA", (255, 0, 0, 255), (255, 0, 0)),
+    ("LA", (40, 255), (40, 40, 40)),
+    ("L", 77, (77, 77, 77)),
+    ("1", 1, (255, 255, 255)),
+    ("CMYK", (0, 255, 255, 0), (255, 0, 0)),
+])
+def test_every_mode_becomes_8_bit_rgb(tmp_path, mode, colour, expected):
+    from sicog.data.images import open_image
+
+    img = open_image(_png(Image.new(mode, (8, 8), colour)), "row 1")
+    assert img.mode == "RGB" and img.size == (8, 8)
+    assert all(abs(a - b) <= 2 for a, b in zip(img.getpixel((4, 4)), expected))  # CMYK goes through JPEG
+
+
+@pytest.mark.parametrize("size", [(1, 4000), (4000, 1), (3, 2)])
+def test_strips_and_images_smaller_than_a_patch_load_whole(tmp_path, size):
+    path = tmp_path / "strip.png"
+    Image.new("RGB", size, (9, 8, 7)).save(path)
+    img = load_image(path, "d.jsonl:2")
+    assert img.size == size and img.getpixel((0, 0)) == (9, 8, 7)
+
+
+def test_an_image_over_the_pixel_cap_is_refused_from_its_header(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (300, 200)).save(path)
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(1))
+    with pytest.raises(DataError, match=r"d\.jsonl:5: image .*big\.png is 300x200 = 60000 pixels, above the limit "
+                                        r"of 50000"):
+        load_image(path, "d.jsonl:5", max_pixels=50_000)
+    assert not decoded  # refused before a pixel is decoded
+    monkeypatch.undo()
+    assert load_image(path, "d.jsonl:5", max_pixels=60_000).size == (300, 200)
+
+
+def test_the_uhd_checkpoint_code_converts_like_the_loader():
+    """The remote-code copy (used where sicog is absent) and sicog's loader agree on every mode."""
+    import numpy as np
+
+    from sicog.data.images import to_rgb
+    from sicog.model.uhd.image_processing_uhd import to_rgb as remote_to_rgb
+
+    images = [_grey16(40000), Image.fromarray(np.full((4, 6), 70000, dtype=np.int32)),
+              Image.fromarray(np.full((4, 6), 0.5, dtype=np.float32)), Image.new("RGBA", (6, 4), (1, 2, 3, 100)),
+              Image.new("LA", (6, 4), (50, 60)), Image.new("CMYK", (6, 4), (10, 20, 30, 40)),
+              Image.new("P", (6, 4), 3), Image.new("1", (6, 4), 1), Image.new("RGB", (6, 4), (5, 6, 7))]
+    for img in images:
+        assert np.array_equal(np.asarray(to_rgb(img)), np.asarray(remote_to_rgb(img))), img.mode

@@ -149,7 +149,7 @@ def test_missing_or_unreadable_image_raises_naming_the_record_or_is_skipped(tiny
         run_sampling(_cfg(tiny_ckpt, tmp_path, data))
     assert not (tmp_path / "out.jsonl").exists()
     (img / "1.png").write_bytes((img / "0.png").read_bytes())
-    with pytest.raises(SicogError, match=r"data.jsonl:4: record 'r3': cannot read image"):
+    with pytest.raises(SicogError, match=r"data.jsonl:4: record 'r3': unreadable image"):
         run_sampling(_cfg(tiny_ckpt, tmp_path, data))
     assert not (tmp_path / "out.jsonl").exists()
     (img / "1.png").unlink()

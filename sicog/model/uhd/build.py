@@ -73,7 +73,7 @@ def make_uhd_processor(tokenizer, cfg: ModelConfig, scale_resolution: int, patch
     image_processor = SicogUhdImageProcessor(
         max_slices=u.max_slices, scale_resolution=scale_resolution, patch_size=patch_size, query_side=side,
         image_mean=image_mean or CLIP_MEAN, image_std=image_std or CLIP_STD, never_split=u.never_split,
-        pad_to_square=u.pad_to_square, max_pixels=u.max_pixels, inference_longest_side=longest or None)
+        pad_to_square=cfg.pad_to_square, max_pixels=u.max_pixels, inference_longest_side=longest or None)
     return SicogUhdProcessor(image_processor, tokenizer, chat_template=chat_template or tokenizer.chat_template,
                              image_token=IMAGE_TOKEN, row_token=ROW_TOKEN, slice_token=SLICE_TOKEN)
 

@@ -21,10 +21,11 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode as 8-bit RGB: 16-bit / 32-bit grey scaled to 0-255 by its range (PIL's own
-    conversion clips them), transparency composited over white, CMYK / palette / grey converted."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+    conversion clips them), transparency composited over white, CMYK / palette / grey converted.
+    (sicog.data.images.to_rgb does the same for sicog's loaders; a test keeps the two equal.)"""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        top = 65535.0 if image.mode.startswith("I;16") or (arr.size and arr.max() > 255) else 255.0
         image = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")

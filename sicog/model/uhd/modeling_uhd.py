@@ -95,16 +95,14 @@ class SicogUhdModel(SicogUhdPreTrainedModel):
         bias = convolved[-1, :, 0, 0]  # what the convolution gives blank pixels (SigLIP: its bias)
         extra = fixed.shape[0] - native * native  # CLIP's class token
         table = (fixed[extra:] - bias).reshape(1, native, native, -1).permute(0, 3, 1, 2)
-        embeds, grids = [], []
+        embeds, grids, positions = [], [], {(native, native): table[0].flatten(1).T}
         for k, (h, w) in enumerate(slice_sizes.tolist()):
             gh, gw = h // patch, w // patch
             tokens = convolved[k, :, :gh, :gw].flatten(1).T
-            if (gh, gw) != (native, native):
+            if (gh, gw) not in positions:  # resized once per slice size of the batch
                 pos = nn.functional.interpolate(table.float(), size=(gh, gw), mode="bicubic", align_corners=False)
-                pos = pos.to(dtype)
-            else:
-                pos = table
-            embeds.append(torch.cat([fixed[:extra], tokens + pos[0].flatten(1).T]))
+                positions[(gh, gw)] = pos.to(dtype)[0].flatten(1).T
+            embeds.append(torch.cat([fixed[:extra], tokens + positions[(gh, gw)]]))
             grids.append((gh, gw))
         longest = max(e.shape[0] for e in embeds)
         hidden = torch.stack([nn.functional.pad(e, (0, 0, 0, longest - e.shape[0])) for e in embeds])

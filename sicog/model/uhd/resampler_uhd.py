@@ -76,15 +76,21 @@ def _cell_weights(length: int, cells: int, out: int, device) -> torch.Tensor:
     return weights
 
 
-def pool_cells(features: torch.Tensor, height: int, width: int, side: int) -> torch.Tensor:
-    """(height*width, C) -> (side*side, window, C): each of the side x side cells pooled to a window."""
+def pooling_matrix(height: int, width: int, side: int, device=None) -> torch.Tensor:
+    """(side*side * window, height*width): row (cell, bin) averages the patches RoIAlign samples for
+    that bin, cells row-major, each cell's window row-major (`pool_shape`)."""
     ph, pw = pool_shape(height, width)
-    wy = _cell_weights(height, side, ph, features.device).float()
-    wx = _cell_weights(width, side, pw, features.device).float()
-    rows = (wy @ features.float().reshape(height, -1)).reshape(side * ph, width, -1)  # pool along y
-    pooled = wx @ rows  # then along x: (side*ph, side*pw, C)
-    pooled = pooled.reshape(side, ph, side, pw, -1).permute(0, 2, 1, 3, 4)
-    return pooled.reshape(side * side, ph * pw, -1).to(features.dtype)
+    wy = _cell_weights(height, side, ph, device).float().reshape(side, ph, height)
+    wx = _cell_weights(width, side, pw, device).float().reshape(side, pw, width)
+    return torch.einsum("yph,xqw->yxpqhw", wy, wx).reshape(side * side * ph * pw, height * width)
+
+
+def pool_cells(features: torch.Tensor, height: int, width: int, side: int) -> torch.Tensor:
+    """(..., height*width, C) -> (..., side*side, window, C): each of the side x side cells pooled to a
+    window (one matrix product; leading dimensions are slices of the same size)."""
+    ph, pw = pool_shape(height, width)
+    pooled = pooling_matrix(height, width, side, features.device) @ features.float()
+    return pooled.reshape(*features.shape[:-2], side * side, ph * pw, -1).to(features.dtype)
 
 
 class SpatialResampler(nn.Module):
@@ -114,16 +120,31 @@ class SpatialResampler(nn.Module):
         n, q = len(features), self.side * self.side
         # each submodule runs once for all slices (ZeRO-3 gathers weights per module call)
         projected = self.ln_kv(self.kv_proj(torch.cat(features))).split([f.shape[0] for f in features])
-        keys, values = [], []
-        for x, (h, w) in zip(projected, sizes):
-            keys.append(pool_cells(x + self.key_positions(h, w).to(x.dtype), h, w, self.side))
-            values.append(pool_cells(x, h, w, self.side))
-        window = max(k.shape[1] for k in keys)
-        pad = torch.ones(n * q, window, dtype=torch.bool, device=self.query.device)
-        for k, key in enumerate(keys):
-            pad[k * q:(k + 1) * q, : key.shape[1]] = False
-        key = torch.cat([F.pad(k, (0, 0, 0, window - k.shape[1])) for k in keys])  # (n*q, window, C)
-        value = torch.cat([F.pad(v, (0, 0, 0, window - v.shape[1])) for v in values])
+        # slices of one size share their key positions and pooling weights: pooled in one batch
+        # (a loop per slice made the resampler cost several times the LM on CPU)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, (h, w) in enumerate(sizes):
+            groups.setdefault((int(h), int(w)), []).append(k)
+        window = max(math.prod(pool_shape(h, w)) for h, w in groups)
+        order, keys, values, pads = [], [], [], []
+        for (h, w), idx in groups.items():
+            x = torch.stack([projected[k] for k in idx])  # (m, h*w, C)
+            size = math.prod(pool_shape(h, w))
+            value = pool_cells(x, h, w, self.side)
+            # pooling is linear: the keys' pooled positions are added once per size
+            key = value + pool_cells(self.key_positions(h, w).to(x.dtype), h, w, self.side)
+            keys.append(F.pad(key, (0, 0, 0, window - size)) if size < window else key)
+            values.append(F.pad(value, (0, 0, 0, window - size)) if size < window else value)
+            pads.append((torch.arange(window, device=x.device) >= size).expand(len(idx), q, window))
+            order += idx
+        key, value, pad = torch.cat(keys), torch.cat(values), torch.cat(pads)
+        if order != list(range(n)):  # back to the slices' order
+            inverse = torch.empty(n, dtype=torch.long)
+            inverse[torch.tensor(order)] = torch.arange(n)
+            inverse = inverse.to(key.device)
+            key, value, pad = key[inverse], value[inverse], pad[inverse]
+        key, value = key.reshape(n * q, window, -1), value.reshape(n * q, window, -1)  # (n*q, window, C)
+        pad = pad.reshape(n * q, window)
         query = (self.ln_q(self.query) + self.pos_embed.to(self.query.dtype)).repeat(n, 1)  # (n*q, C)
         out, _ = self.attn(query[None], key.transpose(0, 1), value.transpose(0, 1),
                            key_padding_mask=pad, need_weights=False)

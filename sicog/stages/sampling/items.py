@@ -22,7 +22,7 @@ from PIL import Image
 
 from sicog.data import formats
 from sicog.data.corruptions import apply_corruption, canonical_name, corruption_seed
-from sicog.data.images import resolve_image
+from sicog.data.images import open_image, resolve_image
 from sicog.data.records import (
     DataError,
     Located,
@@ -182,11 +182,9 @@ def load_image(item: SampleItem, image_folder: str | os.PathLike | None, seed: i
         return None
     path = image_path(item, image_folder, allow_outside)
     try:
-        with Image.open(path) as im:
-            img = im.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageLoadError(f"{item.where}: record {item.source_id!r}: cannot read image {path}: "
-                             f"{type(e).__name__}: {e}") from None
+        img = open_image(path, f"{item.where}: record {item.source_id!r}")
+    except DataError as e:
+        raise ImageLoadError(str(e)) from None
     if item.corruption is not None:
         img = apply_corruption(img, item.corruption, corruption_seed(seed, item.record_index, item.corruption))
     return img
