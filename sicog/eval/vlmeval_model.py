@@ -90,7 +90,7 @@ def model_class():
     from vlmeval.vlm.base import BaseModel
 
     class SicogLLaVA(BaseModel):
-        """A sicog checkpoint (stock LLaVA-HF folder) as a VLMEvalKit model."""
+        """A sicog checkpoint (a stock LLaVA-HF folder, or an `arch: uhd` folder) as a VLMEvalKit model."""
 
         INSTALL_REQ = False
         INTERLEAVE = False  # one image per question; VLMEvalKit may give more, the first is used
@@ -100,9 +100,10 @@ def model_class():
                      image_dir: str | None = None, **kwargs):
             super().__init__()
             import torch
-            from transformers import AutoProcessor, LlavaForConditionalGeneration
 
             from sicog.eval.config import DEFAULT_MAX_NEW_TOKENS
+            from sicog.model.checkpoint import load_llava_folder
+            from sicog.model.uhd.build import is_uhd_folder, load_uhd_folder
             from sicog.utils.dist import pick_device
 
             if kwargs:
@@ -113,10 +114,9 @@ def model_class():
             if not (Path(model_path) / "config.json").is_file():
                 raise FileNotFoundError(f"{CLASS_NAME}: {model_path} is not a checkpoint folder (no config.json)")
             self.device = pick_device(device or "auto")
-            torch_dtype = getattr(torch, dtype) if dtype else "auto"
-            self.model = LlavaForConditionalGeneration.from_pretrained(model_path, dtype=torch_dtype)
+            load = load_uhd_folder if is_uhd_folder(model_path) else load_llava_folder
+            self.model, self.processor = load(model_path, dtype=getattr(torch, dtype) if dtype else None)
             self.model.to(self.device).eval()
-            self.processor = AutoProcessor.from_pretrained(model_path)
             # as `sicog evaluate`: a chain of thought needs room to reach its final answer
             self.max_new_tokens = int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS[prompt_style])
             self.prompt_style = prompt_style

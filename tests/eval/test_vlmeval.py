@@ -90,7 +90,10 @@ def test_register_checks_the_checkpoint(tmp_path, fake_vlmeval, tiny_ckpt):
         assert not isinstance(torchvision, vlmeval_import._StandInModule)
 
 
-def test_sicog_llava_asks_and_answers_as_sicog_evaluate(tmp_path, fake_vlmeval, tiny_ckpt, tiny):
+@pytest.mark.parametrize("arch", ["llava", "uhd"])
+def test_sicog_llava_asks_and_answers_as_sicog_evaluate(tmp_path, fake_vlmeval, request, arch):
+    tiny_ckpt = request.getfixturevalue("tiny_ckpt" if arch == "llava" else "tiny_uhd_ckpt")
+    tiny = request.getfixturevalue("tiny" if arch == "llava" else "tiny_uhd")
     cls = register()
     rows = mmstar_rows(2)
     rows[0]["image"] = noisy_png_base64(0)
