@@ -22,7 +22,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode as 8-bit RGB: 16-bit / 32-bit grey scaled to 0-255 by its range (PIL's own
     conversion clips them), transparency composited over white, CMYK / palette / grey converted.
-    (sicog.data.images.to_rgb does the same for sicog's loaders; a test keeps the two equal.)"""
+    (sicog's own loaders, sicog/data/images.py, convert the same way; a test keeps the two equal.)"""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode.startswith("I;16") or (arr.size and arr.max() > 255) else 255.0
