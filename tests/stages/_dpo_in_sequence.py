@@ -13,13 +13,15 @@ import sys
 
 
 def main(configs: list[str]) -> int:
-    import deepspeed.comm.torch
+    import importlib
+
     from accelerate.state import AcceleratorState, GradientState
     from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
     from sicog.cli import main as sicog_main
 
-    deepspeed.comm.torch.build_shm_op = lambda: None
+    # (by module path: deepspeed.comm's attribute `torch` is the torch package)
+    importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
     for config in configs:
         AcceleratorState._reset_state()  # the DeepSpeed plugin of the previous stage
         GradientState._reset_state()
