@@ -179,14 +179,18 @@ def mcq_prompt(question: str, options: dict[str, str], hint: str | None = None,
     """The user text of a multiple-choice item: the laid-out question, then the instruction.
 
     style "direct" asks for the option's letter (`MCQ_LETTER_INSTRUCTION`); "cot" asks for a
-    step-by-step answer (`STEP_BY_STEP_INSTRUCTION`), whose "The answer is X." is then read.
+    step-by-step answer (`STEP_BY_STEP_INSTRUCTION`), whose "The answer is X." is then read;
+    "open_cot" asks the question step by step without listing the options (the reply's answer is
+    matched to the option texts: for models that never learned to pick a letter).
     """
+    if style == "open_cot":
+        return "\n".join([*([hint] if hint else []), question, STEP_BY_STEP_INSTRUCTION])
     body = format_mcq_question(question, options, hint)
     if style == "direct":
         return f"{body}\n{MCQ_LETTER_INSTRUCTION}"
     if style == "cot":
         return f"{body}\n{STEP_BY_STEP_INSTRUCTION}"
-    raise ValueError(f"unknown multiple-choice prompt style {style!r} (direct or cot)")
+    raise ValueError(f"unknown multiple-choice prompt style {style!r} (direct, cot or open_cot)")
 
 
 # ---------------------------------------------------------------- brief captions (stage 1 alignment)

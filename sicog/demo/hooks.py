@@ -36,6 +36,9 @@ class StandinsSpec:
     # cells: a read-out names each cell's attributes; words: each 16-px patch is trained against the LM's
     # word embeddings (CLIP-like; needs a 6x6 patch grid, sicog.demo.visual_words)
     vision_targets: str = choices(("cells", "words"), "cells")
+    # train the tower in a second process while the LM trains (cells targets): the same models, ~half
+    # the wall time on two free cores
+    parallel: bool = False
     text_only_records: int = 400  # text-only records written for stage 1.5 language preservation
     tiny: dict[str, Any] = field(default_factory=dict)  # TinyModelConfig overrides (sizes)
 

@@ -26,9 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import random
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -141,7 +143,7 @@ def standins_key(world_dir: str | Path, spec: dict) -> str:
     """
     scene_cfg, _seed = world_scene_config(world_dir)
     text = json.dumps({"v": STANDINS_VERSION, "scene": repr(scene_cfg),
-                       "spec": {k: v for k, v in spec.items() if k != "cache_dir"}}, sort_keys=True)
+                       "spec": {k: v for k, v in spec.items() if k not in ("cache_dir", "parallel")}}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -165,25 +167,40 @@ def build_standins(world_dir: str | Path, out_dir: str | Path, spec: dict) -> di
     seed = spec["seed"]
     words = spec.get("vision_targets", "cells") == "words"
     t0 = time.time()
-    # the LM first: a word-aligned tower is trained against the LM's word embeddings
-    texts = lm_corpus(scene_cfg, seed, spec["corpus_scenes"], visual_words=words)
-    lm, tokenizer, lm_loss = pretrain_lm(texts, tiny, spec["lm_steps"], spec["lm_batch_size"],
-                                         spec["lm_learning_rate"], spec["seed"])
-    lm.generation_config = default_generation_config(tokenizer)
-    t_lm = time.time() - t0
     vision_args = (scene_cfg, seed, tiny, spec["vision_images"], spec["vision_steps"], spec["vision_batch_size"],
                    spec["vision_learning_rate"])
-    tower, image_processor, vis_acc, vis_loss = (pretrain_vision_words(*vision_args, lm, tokenizer) if words
-                                                 else pretrain_vision(*vision_args))
-    t_vision = time.time() - t0 - t_lm
-    info = {"key": key, "vision_targets": spec.get("vision_targets", "cells"), "vision_accuracy": round(vis_acc, 4), "vision_loss": round(vis_loss, 4),
-            "lm_loss": round(lm_loss, 4), "lm_corpus_texts": len(texts), "vocab_size": len(tokenizer),
-            "vision_seconds": round(t_vision, 1), "lm_seconds": round(t_lm, 1),
-            "vision_parameters": sum(p.numel() for p in tower.parameters()),
-            "lm_parameters": sum(p.numel() for p in lm.parameters())}
-    with atomic_dir(out_dir / "vision_tower") as d:
-        tower.save_pretrained(d)
-        image_processor.save_pretrained(d)
+    # cell targets do not depend on the LM: with `parallel`, a second process trains the tower meanwhile
+    # and saves it (both seed themselves and use as many threads as this one: the result is the serial one)
+    staged = out_dir / "vision_tower.partial"
+    pool = (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),))
+            if spec.get("parallel") and not words else None)
+    vision_job = pool.submit(_train_vision_into, str(staged), vision_args) if pool else None
+    try:
+        # the LM first: a word-aligned tower is trained against the LM's word embeddings
+        texts = lm_corpus(scene_cfg, seed, spec["corpus_scenes"], visual_words=words)
+        lm, tokenizer, lm_loss = pretrain_lm(texts, tiny, spec["lm_steps"], spec["lm_batch_size"],
+                                             spec["lm_learning_rate"], spec["seed"])
+        lm.generation_config = default_generation_config(tokenizer)
+        t_lm = time.time() - t0
+        if vision_job is None:
+            tower, image_processor, vis_acc, vis_loss = (pretrain_vision_words(*vision_args, lm, tokenizer) if words
+                                                         else pretrain_vision(*vision_args))
+            with atomic_dir(out_dir / "vision_tower") as d:
+                vision_parameters = _save_vision(d, tower, image_processor)
+        else:
+            vis_acc, vis_loss, vision_parameters = vision_job.result()
+            with atomic_dir(out_dir / "vision_tower") as d:
+                shutil.copytree(staged, d, dirs_exist_ok=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        shutil.rmtree(staged, ignore_errors=True)
+    t_vision = time.time() - t0 - (0 if vision_job is not None else t_lm)  # wall seconds until the tower was ready
+    info = {"key": key, "vision_targets": spec.get("vision_targets", "cells"), "vision_accuracy": round(vis_acc, 4),
+            "vision_loss": round(vis_loss, 4), "lm_loss": round(lm_loss, 4), "lm_corpus_texts": len(texts),
+            "vocab_size": len(tokenizer), "vision_seconds": round(t_vision, 1), "lm_seconds": round(t_lm, 1),
+            "vision_parameters": vision_parameters, "lm_parameters": sum(p.numel() for p in lm.parameters())}
     with atomic_dir(out_dir / "language_model") as d:
         lm.save_pretrained(d)
         tokenizer.save_pretrained(d)
@@ -193,6 +210,18 @@ def build_standins(world_dir: str | Path, out_dir: str | Path, spec: dict) -> di
         with atomic_dir(cached) as d:
             _copy_into(out_dir, d)
     return info
+
+
+def _save_vision(folder, tower, image_processor) -> int:
+    tower.save_pretrained(folder)
+    image_processor.save_pretrained(folder)
+    return sum(p.numel() for p in tower.parameters())
+
+
+def _train_vision_into(folder: str, vision_args: tuple) -> tuple[float, float, int]:
+    """In the child process: train the cell-target tower and save it (a model with hooks does not pickle)."""
+    tower, image_processor, accuracy, loss = pretrain_vision(*vision_args)
+    return accuracy, loss, _save_vision(folder, tower, image_processor)
 
 
 def _copy_into(src: Path, dst: Path) -> None:

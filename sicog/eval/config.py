@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sicog.config_flags import setting
-from sicog.eval.mcq import PROMPT_STYLES
+from sicog.eval.mcq import EVAL_PROMPT_STYLES
 from sicog.utils.io import SicogError
 
 MCQ_SCORINGS = ("generate", "likelihood")
 CAPTIONS = ("auto", "on", "off")
 CAPTION_PROMPTS = ("caption", "cod")
 DTYPES = ("float32", "bfloat16", "float16")
-DEFAULT_MAX_NEW_TOKENS = {"direct": 32, "cot": 512}
+DEFAULT_MAX_NEW_TOKENS = {"direct": 32, "cot": 512, "open_cot": 512}
 
 
 def parse_mcq_scoring(value: str) -> list[str]:
@@ -44,10 +44,12 @@ class EvaluateConfig:
                               metavar="DIR")
     batch_size: int = setting(16, "prompts generated together (default 16)", metavar="N")
     max_new_tokens: int | None = setting(None, "new tokens per multiple-choice reply (default 32 for direct, "
-                                               "512 for cot)", metavar="N")
+                                               "512 for cot and open_cot)", metavar="N")
     prompt_style: str = setting("direct", "direct: ask for the option's letter (VLMEvalKit's LLaVA instruction); "
-                                          "cot: ask for a step-by-step answer and read its 'The answer is X.' "
-                                          "(default direct)", choices=PROMPT_STYLES)
+                                          "cot: ask for a step-by-step answer and read its 'The answer is X.'; "
+                                          "open_cot: the same without listing the options, the answer matched to "
+                                          "the option texts (models that cannot pick letters) (default direct)",
+                                choices=EVAL_PROMPT_STYLES)
     mcq_scoring: str = setting("generate", "how multiple choice is scored: generate = ask for the option's letter "
                                            "and read the reply (VLMEvalKit); likelihood = ask the open question and "
                                            "pick the option text the model finds most probable (SEED-Bench style; "

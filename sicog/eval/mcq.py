@@ -39,7 +39,9 @@ from sicog.utils.io import SicogError
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("index", "image", "question", "answer", "A", "B")
-PROMPT_STYLES = ("direct", "cot")
+PROMPT_STYLES = ("direct", "cot")  # the ones VLMEvalKit's prompt layout has (sicog vlmeval)
+#: `sicog evaluate` also asks the open question step by step (`open_cot`, sicog.data.formats.mcq_prompt)
+EVAL_PROMPT_STYLES = (*PROMPT_STYLES, "open_cot")
 #: cells pandas writes/reads as missing; VLMEvalKit drops such options (`pd.isna`)
 _MISSING = {"", "nan", "NaN", "NAN", "None", "none", "null", "NULL", "<NA>", "N/A", "n/a"}
 #: an `image` cell this short is a reference to another row's index (MMBench), not base64
@@ -262,8 +264,8 @@ def evaluate_mcq(items: Sequence[McqItem], predict: Predictor, *, prompt_style: 
     `predict` must return exactly one reply per (prompt, image) pair. `done` holds the
     predictions of an earlier, interrupted run for the first items; only the rest are asked.
     """
-    if prompt_style not in PROMPT_STYLES:
-        raise SicogError(f"--prompt-style must be one of {', '.join(PROMPT_STYLES)}, got {prompt_style!r}")
+    if prompt_style not in EVAL_PROMPT_STYLES:
+        raise SicogError(f"--prompt-style must be one of {', '.join(EVAL_PROMPT_STYLES)}, got {prompt_style!r}")
     results: list[McqPrediction] = list(done)
     for chunk in chunks_with_progress(items, chunk_size, "mcq", progress, start=len(done)):
         replies = predict([(it.prompt(prompt_style), it.load_image()) for it in chunk])

@@ -129,6 +129,6 @@ def dpo_result(step: Step | None) -> dict:
     except (OSError, ValueError):
         return {}
     return {"note": summary.get("note"), "reference": summary.get("reference"), "loss_type": summary.get("loss_type"),
-            "beta": summary.get("beta"), "steps": summary.get("steps"),
+            "beta": summary.get("beta"), "steps": summary.get("global_step", summary.get("steps")),
             "train_pairs": summary.get("train_pairs"), "heldout_pairs": summary.get("heldout_pairs"), "train_loss": summary.get("train_loss"),
             "heldout_before": summary.get("heldout_before"), "heldout_after": summary.get("heldout_after")}

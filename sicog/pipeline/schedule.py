@@ -35,15 +35,27 @@ def dependencies(steps: list[Step]) -> dict[str, set[str]]:
     return out
 
 
+def chain_lengths(steps: list[Step], deps: dict[str, set[str]]) -> dict[str, int]:
+    """For each step, the number of steps on the longest chain from it to the end of the plan
+    (itself included): the scheduler starts the ready step with the longest chain first, so the
+    arms' long sample -> curate -> train chain is not kept waiting behind a short side branch."""
+    length: dict[str, int] = {}
+    for step in reversed(steps):  # dependents come later in the plan
+        length[step.name] = 1 + max((length[s.name] for s in steps if step.name in deps[s.name]), default=0)
+    return length
+
+
 def run_parallel(engine, steps: list[Step], width: int, run_one) -> list:
     """Run `steps` with up to `width` at once; `run_one(step, index)` runs one and returns its result.
 
-    Results come back in plan order. The first failure stops new starts; the steps already
+    Among the steps ready to start, the one with the longest chain of dependents goes first (plan
+    order breaks ties). Results come back in plan order. The first failure stops new starts; the steps already
     running finish (or fail) before it is raised. Ctrl-C stops the running commands' processes.
     """
     from sicog.pipeline.launch import terminate_children
 
     deps = dependencies(steps)
+    chain = chain_lengths(steps, deps)
     done: set[str] = set()
     results: dict[str, object] = {}
     pending = list(enumerate(steps, 1))
@@ -58,9 +70,10 @@ def run_parallel(engine, steps: list[Step], width: int, run_one) -> list:
         try:
             while pending or running:
                 while failure is None and len(running) < width:
-                    nxt = next(((i, s) for i, s in pending if ready(s)), None)
-                    if nxt is None:
+                    ready_now = [(i, s) for i, s in pending if ready(s)]
+                    if not ready_now:
                         break
+                    nxt = min(ready_now, key=lambda item: (-chain[item[1].name], item[0]))
                     pending.remove(nxt)
                     running[pool.submit(run_one, nxt[1], nxt[0])] = nxt[1]
                 if not running:

@@ -1,9 +1,11 @@
-"""End to end: `sicog demo --preset smoke`, killed during sampling, resumed, then extended to 2 rounds.
+"""End to end: `sicog demo --preset smoke`, killed during the DPO step, resumed, then extended to 2 rounds.
 
-One test on purpose (the loop is the expensive part): it checks the acceptance points of the loop
-issue that need a real run — the smoke demo completes and writes the report schema; a SIGKILL
-during sampling and a re-run finish without redoing completed steps (the manifests show it);
-`rounds=2` re-uses round 1 and reports accuracy round by round.
+One test on purpose (the loop is the expensive part): it checks the acceptance points that need a
+real run - the smoke demo completes and writes the report schema with every arm (the DPO arms
+included); a SIGKILL of the whole process group while `r1/dpo_sicog` trains and a re-run of the
+same command finish without redoing any completed step, the DPO step continuing from its last
+checkpoint (the manifests, the event log and the step's checkpoints show it); `rounds=2` re-uses
+round 1 and reports accuracy round by round. (A kill during sampling: tests/stages/test_sample_scale.py.)
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
+
+ARMS = {"base", "sicog", "uncurated", "oracle", "sicog_dpo", "base_dpo"}
 
 
 def _manifest(run: Path, step: str) -> dict:
@@ -30,60 +35,74 @@ def _events(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "pipeline_log.jsonl").read_text().splitlines()]
 
 
-def test_smoke_demo_kill_resume_and_rounds(tmp_path):
+def _start_and_kill_during(cmd: list[str], env: dict, step: str, ready: Path) -> list[str]:
+    """Run `cmd` in its own process group and SIGKILL the group once `step` is running and the
+    file `ready` exists; returns the output lines (read on a thread, so the pipe never blocks it)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    seen: list[str] = []
+    running = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            seen.append(line)
+            if f"{step}: running" in line:
+                running.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and not (running.is_set() and ready.is_file()):
+        time.sleep(0.02)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    reader.join(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen[-30:])
+    return seen
+
+
+def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path):
     out = tmp_path / "demo"
     run = out / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "SICOG_CACHE_DIR": str(tmp_path / "cache")}
-    # small sampling batches, so that the kill lands between two of them
-    cmd = [sys.executable, "-m", "sicog", "demo", "--preset", "smoke", "--out", str(out), "--seed", "1",
-           "--set", "sampling.captions.batch_size=2"]
-    part = run / "r1" / "sample_captions" / "candidates.jsonl.parts" / "rank-0.jsonl"
+    cmd = [sys.executable, "-m", "sicog", "demo", "--preset", "smoke", "--out", str(out), "--seed", "1"]
+    dpo = run / "r1" / "dpo_sicog"
+    first_checkpoint = dpo / "checkpoint-5" / "trainer_state.json"  # written last of its checkpoint
 
-    # 1. start, and SIGKILL the whole process group once caption sampling has written some items
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if "r1/sample_captions: running" in line:
-            deadline = time.time() + 300
-            while time.time() < deadline and not (part.is_file() and part.read_text().count("\n") >= 2):
-                time.sleep(0.05)
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    done_before_kill = {json.loads(line)["id"] for line in part.read_text().splitlines() if line.strip()}
-    assert done_before_kill
-    assert proc.returncode == -signal.SIGKILL, "".join(seen[-30:])
-    assert _manifest(run, "r1/sample_captions")["status"] == "pending"
-    warm = _manifest(run, "r1/warmup_perception")
-    assert warm["status"] == "complete"
-    n_events = len(_events(run))
+    # 1. start, and SIGKILL the whole process group once the DPO step has saved its first checkpoint
+    _start_and_kill_during(cmd, env, "r1/dpo_sicog", first_checkpoint)
+    assert _manifest(run, "r1/dpo_sicog")["status"] == "pending"
+    assert not (dpo / "final").exists()
+    before_kill = [e["step"] for e in _events(run)]  # the steps that completed
+    assert {"standins", "sft_base", "r1/sft_sicog", "r1/evaluate_oracle", "r1/pairs"} <= set(before_kill)
+    finished = {name: _manifest(run, name)["finished_at"] for name in before_kill}
 
-    # 2. the same command again finishes; completed steps are skipped, sampling resumes
+    # 2. the same command again finishes; no completed step runs again, the DPO step resumes
     t0 = time.time()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    resumed = {e["step"]: e["status"] for e in _events(run)[n_events:]}
-    for step in ("standins", "align", "sft_base", "evaluate_base", "r1/warmup_perception"):
-        assert resumed[step] == "skipped", (step, resumed)
-    assert resumed["r1/sample_captions"] == "resumed"
-    assert _manifest(run, "r1/warmup_perception")["finished_at"] == warm["finished_at"]
-    sample = _manifest(run, "r1/sample_captions")
-    assert sample["status"] == "complete" and sample["attempts"] == 2
-    n_images = sum(1 for _ in open(out / "world" / "unlabeled_images.jsonl"))
-    ids = [json.loads(line)["id"] for line in open(run / "r1" / "sample_captions" / "candidates.jsonl")]
-    assert len(ids) == len(set(ids)) == n_images == sample["counts"]["items"]  # every item exactly once
-    sample_log = (run / "r1" / "sample_captions" / "log.txt").read_text()
-    earlier = [int(n) for n in re.findall(r"\((\d+) done earlier", sample_log)]
-    assert earlier[-1] >= len(done_before_kill) > 0  # the resumed run did not sample them again
+    rerun = {e["step"]: e["status"] for e in _events(run)[len(before_kill):]}
+    assert {name: rerun[name] for name in before_kill} == {name: "skipped" for name in before_kill}
+    assert {name: _manifest(run, name)["finished_at"] for name in before_kill} == finished
+    assert rerun["r1/dpo_sicog"] == "resumed" and rerun["r1/dpo_base"] == "ran"
+    manifest = _manifest(run, "r1/dpo_sicog")
+    assert manifest["status"] == "complete" and manifest["attempts"] == 2
+    log = (dpo / "log.txt").read_text()
+    (resumed_at,) = [int(n) for n in re.findall(r"resuming from \S+/checkpoint-(\d+)", log)]
+    assert resumed_at >= 5
+    summary = json.loads((dpo / "train_summary.json").read_text())
+    # the rerun trained only the steps after its checkpoint
+    assert summary["global_step"] == 20 and summary["steps"] == 20 - resumed_at
+    assert summary["heldout_before"]["rewards/accuracy"] == 0.5  # policy = reference: every pair a tie
     resume_seconds = time.time() - t0
 
     # 3. report.json has the documented schema
     report = json.loads((out / "report.json").read_text())
     assert report["preset"] == "smoke" and report["seed"] == 1 and report["wall_seconds"] > 0
     # the four arms of the comparison, plus the post-training arms of the smoke preset's DPO step
-    assert set(report["arms"]) == {"base", "sicog", "uncurated", "oracle", "sicog_dpo", "base_dpo"}
+    assert set(report["arms"]) == ARMS
+    assert report["arms"]["sicog_dpo"]["dpo"]["steps"] == 20  # the whole stage, not the resumed part
     assert {(c["arm"], c["against"]) for c in report["comparisons"]} >= {("sicog", "base"), ("sicog", "uncurated")}
     for name in ("base", "sicog", "uncurated", "oracle"):
         arm = report["arms"][name]
@@ -116,5 +135,5 @@ def test_smoke_demo_kill_resume_and_rounds(tmp_path):
     assert {(0, "base"), (1, "sicog"), (2, "sicog")} <= set(by_round)
     assert all(by_round[k]["accuracy"] is not None for k in ((0, "base"), (1, "sicog"), (2, "sicog")))
     assert "Round by round" in (out / "report.md").read_text()
-    assert _manifest(run, "r1/warmup_perception")["finished_at"] == warm["finished_at"]
+    assert _manifest(run, "r1/warmup_perception")["finished_at"] == finished["r1/warmup_perception"]
     print(f"resumed smoke demo: {resume_seconds:.0f} s")

@@ -10,7 +10,7 @@ from openpyxl import load_workbook
 
 from sicog.cli import main
 from sicog.config import save_config
-from sicog.data.formats import mcq_prompt, to_cot_question
+from sicog.data.formats import SHORT_ANSWER_INSTRUCTION, mcq_prompt, to_cot_question
 from sicog.demo.scoring import read_caption_benchmark
 from sicog.eval.cli import evaluate_checkpoint, resolve_benchmark
 from sicog.eval.config import EvaluateConfig
@@ -74,6 +74,16 @@ def test_cot_style_prompt_matches_training_format(world, tmp_path):
     assert it.prompt("cot") == to_cot_question(mcq_prompt(it.question, it.options, style="direct"))
     s = evaluate_checkpoint(_cfg(world, tmp_path, prompt_style="cot", captions="off"),
                             predict=mcq_oracle(world, "cot"))
+    assert s["mcq"]["accuracy"] == 1.0 and s["max_new_tokens"] == 512
+
+
+def test_open_cot_asks_the_training_question_without_options_and_reads_the_option_text(world, tmp_path):
+    it = read_mcq_tsv(world / "benchmark.tsv")[0]
+    prompt = it.prompt("open_cot")
+    assert prompt == to_cot_question(f"{it.question}\n{SHORT_ANSWER_INSTRUCTION}")  # the world's CoT prompt
+    assert not any(f"{letter}. {text}" in prompt for letter, text in it.options.items())
+    s = evaluate_checkpoint(_cfg(world, tmp_path, prompt_style="open_cot", captions="off"),
+                            predict=mcq_oracle(world, "open_cot"))
     assert s["mcq"]["accuracy"] == 1.0 and s["max_new_tokens"] == 512
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sicog.pipeline.engine import Engine, Step, StepFailed
-from sicog.pipeline.schedule import dependencies
+from sicog.pipeline.schedule import chain_lengths, dependencies, run_parallel
 
 
 def _step(tmp_path: Path, name: str, inputs: list[str], log: list, fail: bool = False, hold: float = 0.0) -> Step:
@@ -72,3 +72,13 @@ def test_parallel_steps_need_child_processes():
     with pytest.raises(ConfigError, match="launcher.in_process: false"):
         validate(load_pipeline(None, ["parallel_steps=2", "launcher.in_process=true"]))
     validate(load_pipeline(None, ["parallel_steps=2"]))
+
+
+def test_the_ready_step_with_the_longest_chain_starts_first(tmp_path):
+    # a -> short (a leaf) and a -> long1 -> long2: with one free slot after a, long1 goes first
+    steps = [_step(tmp_path, "a", [], []), _step(tmp_path, "short", ["a"], []),
+             _step(tmp_path, "long1", ["a"], []), _step(tmp_path, "long2", ["long1"], [])]
+    assert chain_lengths(steps, dependencies(steps)) == {"a": 3, "short": 1, "long1": 2, "long2": 1}
+    order: list[str] = []
+    run_parallel(None, steps, 1, lambda step, i: order.append(step.name))
+    assert order == ["a", "long1", "short", "long2"]  # then plan order between equal chains

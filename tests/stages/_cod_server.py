@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from sicog.data.formats import format_cod
+from tests.stages._loopback import LoopbackServer
 
 _ITEM = re.compile(r"Earlier description: caption of (\S+)")
 
@@ -28,53 +27,23 @@ def cod_answer(item_id: str) -> str:
                        f"Margins {item_id}.", f"Description of {item_id}."])
 
 
-class CodServer:
-    """Serve on 127.0.0.1:<free port> in a background thread (a context manager)."""
+class CodServer(LoopbackServer):
+    """The annotator on 127.0.0.1:<free port> (a context manager)."""
 
     def __init__(self, delay: float = 0.0, faults: dict[str, list[str]] | None = None,
                  retry_after: str = "0.01", hang: float = 2.0, api_key: str | None = None):
         self.delay, self.faults, self.retry_after, self.hang = delay, dict(faults or {}), retry_after, hang
         self.api_key = api_key
-        self.lock = threading.Lock()
         self.log: list[tuple[str, str]] = []
         self.bodies: list[dict] = []
         self.auth: list[str | None] = []  # the Authorization header of every request
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as real servers
-            disable_nagle_algorithm = True  # else headers and body wait on a delayed ACK (~40 ms)
-
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code: int, data: bytes, headers: dict | None = None) -> None:
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout test)
-
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                code, data, headers = server.respond(body, self.headers.get("Authorization"))
-                self._send(code, data, headers)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__()
 
     def requests_for(self, item_id: str) -> int:
         with self.lock:
             return sum(1 for i, _ in self.log if i == item_id)
 
-    def respond(self, body: dict, auth: str | None) -> tuple[int, bytes, dict]:
+    def respond(self, path: str, body: dict, auth: str | None) -> tuple[int, bytes, dict]:
         text = next(p["text"] for p in body["messages"][-1]["content"] if p["type"] == "text")
         item = _ITEM.search(text).group(1)
         with self.lock:
@@ -106,11 +75,3 @@ class CodServer:
                                "message": {"role": "assistant", "content": content}}],
                   "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}}
         return 200, json.dumps(answer).encode(), {}
-
-    def __enter__(self) -> "CodServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

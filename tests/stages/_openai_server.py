@@ -10,60 +10,37 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from PIL import Image
 
 from sicog.model.generation import generate_texts
+from tests.stages._loopback import LoopbackServer
 
 
-class ChatServer:
-    """Serve (model, processor) on 127.0.0.1:<free port> in a background thread."""
+class ChatServer(LoopbackServer):
+    """Serve (model, processor) on 127.0.0.1:<free port> (a context manager)."""
 
     def __init__(self, model, processor, api_key: str | None = None, fail_first: int = 0,
                  max_choices: int | None = None):
         self.model, self.processor = model, processor
         self.api_key, self.fail_first, self.max_choices = api_key, fail_first, max_choices
-        self.lock = threading.Lock()
         self.requests: list[dict] = []  # what arrived (decoded), for assertions
         self.auth_headers: list[str | None] = []
         self.failures = 0
         self._seen: dict[str, int] = {}
-        server = self
+        super().__init__()
+        self.base = self.base_url
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def _send(self, code: int, obj: dict, headers: dict | None = None) -> None:
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                auth = self.headers.get("Authorization")
-                with server.lock:
-                    server.auth_headers.append(auth)
-                if server.api_key and auth != f"Bearer {server.api_key}":
-                    # like some real endpoints, the error echoes what it received
-                    return self._send(401, {"error": {"message": f"invalid api key: {auth}"}})
-                code, answer = server.answer(body)
-                self._send(code, answer, {"Retry-After": "0"} if code == 429 else None)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    def respond(self, path: str, body: dict, auth: str | None) -> tuple[int, dict, dict | None]:
+        if path != "/v1/chat/completions":
+            return 404, {"error": {"message": f"no route {path}"}}, None
+        with self.lock:
+            self.auth_headers.append(auth)
+        if self.api_key and auth != f"Bearer {self.api_key}":
+            # like some real endpoints, the error echoes what it received
+            return 401, {"error": {"message": f"invalid api key: {auth}"}}, None
+        code, answer = self.answer(body)
+        return code, answer, {"Retry-After": "0"} if code == 429 else None
 
     def answer(self, body: dict) -> tuple[int, dict]:
         prompt, image = None, None
@@ -97,11 +74,3 @@ class ChatServer:
         return 200, {"id": "cmpl-test", "object": "chat.completion", "model": body["model"],
                      "choices": choices,
                      "usage": {"completion_tokens": n * body["max_tokens"], "prompt_tokens": 0}}
-
-    def __enter__(self) -> "ChatServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

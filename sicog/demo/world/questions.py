@@ -309,7 +309,8 @@ def make_questions(scene: Scene, rng: random.Random, k: int, cfg: SceneConfig | 
     start = rng.randrange(len(kinds)) if first_kind is None else first_kind
     out: list[Question] = []
     seen = set()
-    for step in range(len(kinds) * 3):
+    # a world with one or two kinds repeats a text more often: give it as many tries as five kinds get
+    for step in range(max(len(kinds) * 3, 15)):
         if len(out) >= k:
             break
         q = make_question(scene, rng, kinds[(start + step) % len(kinds)], cfg, mcq)

@@ -16,7 +16,9 @@ from sicog.pipeline.data_steps import read_eval_summary
 
 #: (arm, against): what the demo and the paper compare — does self-generated pre-training help, does
 #: curation help, and how far perfect labels would go
-COMPARISONS = (("sicog", "base"), ("sicog", "uncurated"), ("oracle", "base"), ("sicog", "oracle"))
+COMPARISONS = (("sicog", "base"), ("sicog", "uncurated"), ("oracle", "base"), ("sicog", "oracle"),
+               # post-training arms (when the run has them): what DPO adds, and what stage 1.5 adds under DPO
+               ("sicog_dpo", "sicog"), ("sicog_dpo", "base_dpo"))
 
 
 def per_question_hits(eval_dir: str | None) -> dict[str, float] | None:

@@ -167,8 +167,10 @@ def dpo_stage(cfg: DPOConfig) -> Path:
                                args.device)
     result, throughput = run_trainer(cfg, trainer, model)
 
+    # global_step: every step of the stage, those before a resume included ("steps": this run's)
     summary = {"reference": kind, "loss_type": cfg.dpo.loss_type, "beta": cfg.dpo.beta,
-               "train_pairs": sum(len(p) for p in parts), "heldout_pairs": len(heldout) if heldout else 0,
+               "global_step": trainer.state.global_step, "train_pairs": sum(len(p) for p in parts),
+               "heldout_pairs": len(heldout) if heldout else 0,
                "log_history": [{k: v for k, v in e.items() if k == "step" or k == "loss" or k.startswith(METRIC_PREFIXES)}
                                for e in trainer.state.log_history if "loss" in e]}
     if heldout is not None:
