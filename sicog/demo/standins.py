@@ -41,7 +41,7 @@ from sicog.utils.io import SicogError, atomic_dir, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
-STANDINS_VERSION = 3
+STANDINS_VERSION = 4  # bumped whenever the stand-ins built from the same settings change (4: world question texts)
 #: stand-in scenes come from worlds of seeds 10^6 + standins.seed: never a demo world's own scenes
 _STANDIN_SEED_BASE = 1_000_000
 
