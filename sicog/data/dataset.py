@@ -35,7 +35,7 @@ from sicog.data.chat import (
     to_messages,
     tokenizer_of,
 )
-from sicog.data.images import image_size, load_image, resolve_image
+from sicog.data.images import centre_square_for_crop, image_size, load_image, resolve_image
 from sicog.data.mixture import MixtureDataset, source_weights
 from sicog.data.preflight import preflight_check
 from sicog.data.records import (
@@ -222,6 +222,7 @@ class SupervisedDataset(Dataset):
                 except DataError as e:
                     self._fault("unreadable_image", e)
                     continue
+                img = centre_square_for_crop(self.processor, img)
                 pixel_values = self.processor.image_processor(images=[img], return_tensors="pt")["pixel_values"][0]
             example = {"input_ids": enc.input_ids, "labels": enc.labels, "pixel_values": pixel_values}
             if j != i:

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from sicog.data import slices
 from sicog.data.chat import IGNORE_INDEX, TooLongError, encode_conversation, image_token_id_of
 from sicog.data.formats import IMAGE_TOKEN, with_image_token
-from sicog.data.images import image_size, load_image, resolve_image
+from sicog.data.images import centre_square_for_crop, image_size, load_image, resolve_image
 from sicog.data.records import DataError, Located, iter_json_objects
 from sicog.utils.io import SicogError
 
@@ -168,6 +168,7 @@ class PairDataset(Dataset):
                 if layout.count(slices.image_token_of(self.processor)) != expected:
                     raise DataError(f"{loc.where}: image {self.image_path(loc)} changed size since the pairs were read")
             else:
+                img = centre_square_for_crop(self.processor, img)
                 images["pixel_values"] = self.processor.image_processor(images=[img], return_tensors="pt")[
                     "pixel_values"][0]
         return {"chosen_input_ids": chosen.input_ids, "chosen_labels": chosen.labels,

@@ -17,6 +17,7 @@ from typing import Sequence
 import torch
 
 from sicog.data.formats import SHORT_ANSWER_INSTRUCTION
+from sicog.data.images import centre_square_for_crop
 from sicog.eval.mcq import ChunkCallback, McqItem, McqPrediction, chunks_with_progress
 from sicog.utils.io import SicogError
 
@@ -66,6 +67,8 @@ class OptionScorer:
         flat: list[tuple[int, str, object, str]] = []
         for i, (question, image, candidates) in enumerate(requests):
             prompt = self._render(question, image is not None)
+            if image is not None:
+                image = centre_square_for_crop(self.processor, image)
             flat += [(i, prompt, image, c) for c in candidates]
         scores: list[list[float]] = [[] for _ in requests]
         for start in range(0, len(flat), self.batch_size):

@@ -25,7 +25,7 @@ from PIL import Image
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from sicog.data.formats import strip_image_token
-from sicog.data.images import to_rgb
+from sicog.data.images import centre_square_for_crop, to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def generate_batch(model, processor, prompts: Sequence[str], images: Sequence[Im
     tok = _tokenizer(processor)
     kwargs = {"text": texts, "padding": True, "return_tensors": "pt", "padding_side": "left"}
     if all(has_image) and images:
-        kwargs["images"] = [to_rgb(im) for im in images]
+        kwargs["images"] = [centre_square_for_crop(processor, to_rgb(im)) for im in images]
         inputs = processor(**kwargs)
     else:
         kwargs.pop("images", None)

@@ -160,3 +160,29 @@ def test_the_uhd_checkpoint_code_converts_like_the_loader():
               Image.new("P", (6, 4), 3), Image.new("1", (6, 4), 1), Image.new("RGB", (6, 4), (5, 6, 7))]
     for img in images:
         assert np.array_equal(np.asarray(to_rgb(img)), np.asarray(remote_to_rgb(img))), img.mode
+
+
+@pytest.mark.parametrize("size", [(2, 4000), (4000, 2), (9, 50)])
+def test_a_strip_reaches_a_centre_cropping_processor_as_its_centre_square(size):
+    """The stock resize-then-crop of a 2x4000 strip makes a 96 x 192,000 image first; the centre
+    square gives the same pixels (columns vary along the short side only: no resampling edge)."""
+    import numpy as np
+    from transformers import CLIPImageProcessorPil, LlavaImageProcessorPil
+
+    from sicog.data.images import centre_square_for_crop
+
+    w, h = size
+    ramp = np.linspace(0, 255, min(w, h)).astype(np.uint8)
+    arr = np.repeat(ramp[None, :], max(w, h), 0) if w < h else np.repeat(ramp[:, None], max(w, h), 1)
+    image = Image.fromarray(np.stack([arr, 255 - arr, arr // 2], -1))
+    assert image.size == size
+    ip = CLIPImageProcessorPil(size={"shortest_edge": 96}, crop_size={"height": 96, "width": 96})
+    square = centre_square_for_crop(ip, image)
+    assert square.size == (min(w, h),) * 2
+    stock, ours = (np.asarray(ip(images=[im], return_tensors="np")["pixel_values"]) for im in (image, square))
+    assert stock.shape == ours.shape == (1, 3, 96, 96)
+    assert np.abs(stock - ours).max() < 1e-5
+    # padding processors (pad-to-square) and images within the aspect limit are left alone
+    assert centre_square_for_crop(LlavaImageProcessorPil(do_pad=True), image) is image
+    near_square = Image.new("RGB", (40, 30))
+    assert centre_square_for_crop(ip, near_square) is near_square
