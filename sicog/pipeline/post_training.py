@@ -81,7 +81,7 @@ def dpo_step(planner, name: str, start: str, pairs: str, heldout: str, k: int, a
     image_folder = planner.data.image_folder
     spec = StageSpec(config=pt.dpo.config, set={**pt.dpo.set, "dpo.heldout": heldout,
                                                  "dpo.heldout_image_folder": image_folder})
-    train = train_config(spec, stage=arm, model={"checkpoint": start},
+    train = train_config(spec, stage=arm, model={"checkpoint": start, **_start_architecture(planner, start, pt.dpo.set)},
                          sources=[{"path": pairs, "image_folder": image_folder}], output_dir=folder,
                          seed=planner.cfg.seed, where="post_training.dpo", config_dir=planner.config_dir,
                          cls=DPOConfig)
@@ -103,6 +103,15 @@ def dpo_step(planner, name: str, start: str, pairs: str, heldout: str, k: int, a
         name=name, kind="dpo", inputs={"checkpoint": start, "pairs": pairs, "heldout": heldout},
         outputs={"checkpoint": f"{folder}/final"}, params={"dpo": train}, action=action, work_dir=folder,
         round=k, arm=arm, role="dpo", describe=describe_command(launcher, ["dpo", f"{folder}/train.yaml"])))
+
+
+def _start_architecture(planner, start: str, dpo_set: dict) -> dict:
+    """`model.arch` / `model.uhd` of the step that trained `start` (a uhd arm's DPO is a uhd DPO),
+    unless post_training.dpo sets them itself."""
+    source = next((s for s in planner.steps if s.outputs.get("checkpoint") == start), None)
+    trained = ((source.params.get("train") or {}).get("model") or {}) if source is not None else {}
+    user = set(dpo_set.get("model") or {}) | {k.split(".")[1] for k in dpo_set if k.startswith("model.")}
+    return {k: trained[k] for k in ("arch", "uhd") if k in trained and k not in user}
 
 
 def keep_start(start: str, folder: str) -> dict:
