@@ -1,7 +1,6 @@
 """Real DeepSpeed ZeRO-2 / ZeRO-3 training with two CPU ranks under torchrun (`pytest -k deepspeed`)."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ import pytest
 
 from sicog.config import TrainConfig, load_config
 
+from ._torchrun import free_port, run_torchrun
 from .conftest import stage_config
 from .test_train import _changed_parts, _weights, part_of_key
 
@@ -17,10 +17,6 @@ REPO = Path(__file__).resolve().parents[2]
 pytest.importorskip("deepspeed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.deepspeed
@@ -36,11 +32,8 @@ def test_deepspeed_two_ranks(tmp_path, tiny_data, zero):
 
     cfg = stage_config(tmp_path, tiny_data, f"ds_{zero}", tunable_parts=["projector", "language_model"],
                        max_steps=3, save_steps=2, deepspeed=str(REPO / "configs" / "deepspeed" / f"{zero}.json"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(_free_port())}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", env["MASTER_PORT"], "-m", "sicog", "train", str(cfg),
-           "--set", "model.preset=null", "--set", f"model.checkpoint={tmp_path / 'init_ckpt'}"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420, cwd=tmp_path)
+    proc = run_torchrun(["-m", "sicog", "train", str(cfg), "--set", "model.preset=null",
+                         "--set", f"model.checkpoint={tmp_path / 'init_ckpt'}"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     final = tmp_path / f"ds_{zero}" / "final"
     assert (final / "sicog_meta.json").is_file()
@@ -63,7 +56,7 @@ def test_deepspeed_launcher_module(tmp_path, tiny_data):
     cfg = stage_config(tmp_path, tiny_data, "ds_launcher", tunable_parts=["projector"], max_steps=2,
                        deepspeed=str(REPO / "configs" / "deepspeed" / "zero2.json"))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [launcher, "--num_accelerators", "2", "--master_port", str(_free_port()), "--module", "sicog",
+    cmd = [launcher, "--num_accelerators", "2", "--master_port", str(free_port()), "--module", "sicog",
            "train", str(cfg)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]

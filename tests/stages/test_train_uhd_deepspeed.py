@@ -4,9 +4,6 @@ The ranks see different slice counts and text-only batches in the same step: eve
 still make the same module calls (ZeRO-3 gathers weights collectively per call).
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ from safetensors.torch import load_file
 
 from sicog.config import TrainConfig, load_config
 
-from .test_train_deepspeed import _free_port
+from ._torchrun import run_torchrun
 from .test_train_uhd import _init_checkpoint, changed_parts, uhd_data, uhd_stage, uhd_weights  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,11 +27,8 @@ def test_deepspeed_uhd_two_ranks(tmp_path, uhd_data, zero):  # noqa: F811
                     per_device_train_batch_size=2, max_steps=3, save_steps=2,
                     deepspeed=str(REPO / "configs" / "deepspeed" / f"{zero}.json"))
     load_config(TrainConfig, cfg)  # a valid stage config
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(_free_port())}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", env["MASTER_PORT"], "-m", "sicog", "train", str(cfg),
-           "--set", "model.preset=null", "--set", f"model.checkpoint={init}"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420, cwd=tmp_path)
+    proc = run_torchrun(["-m", "sicog", "train", str(cfg), "--set", "model.preset=null",
+                         "--set", f"model.checkpoint={init}"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     final = tmp_path / f"uhd_{zero}" / "final"
     after = uhd_weights(final)
