@@ -5,7 +5,8 @@ on its Step 5 paragraph): object precision (1 - hallucination rate) and object r
 reasoning the final answer ("The answer is X.") is compared with the question's truth.
 
 Rows compare, on the same items, the teacher's greedy output, a random candidate, the curated
-(most self-consistent) candidate and the ground truth: do curated labels beat what the teacher
+(most self-consistent) candidate and the ground truth (and the uncurated arm's own labels, a random
+candidate of as many random items as curation kept): do curated labels beat what the teacher
 would have said anyway? (Self-training that only re-teaches the teacher's own errors cannot help.)
 """
 
@@ -18,6 +19,7 @@ from sicog.data.formats import extract_cot_answer
 from sicog.data.records import iter_json_objects
 from sicog.demo.scoring import score_caption, summarize_captions
 from sicog.eval.answers import normalize_text
+from sicog.pipeline.data_steps import uncurated_records
 
 
 def _jsonl(path: str | Path) -> list[dict]:
@@ -74,12 +76,15 @@ def label_quality(planner, world_dir: str) -> dict:
             "every candidate": [(r["id"], t) for r in cands for t in r.get("candidates", [])]}
         if (k, task) in planner.greedy:
             sets["greedy"] = [(r["id"], _label_of(r)) for r in _jsonl(planner.greedy[(k, task)])]
+        # one seeded random candidate of every item (the uncurated arm's draw), whatever items that arm kept
+        sets["random candidate"] = [(r["id"], _label_of(r))
+                                    for r in uncurated_records(cand_path, planner.cfg.seed + 1000 * k)]
         if (k, task) in planner.uncurated:
-            sets["random candidate"] = [(r["id"], _label_of(r)) for r in _jsonl(planner.uncurated[(k, task)])]
+            sets["uncurated arm"] = [(r["id"], _label_of(r)) for r in _jsonl(planner.uncurated[(k, task)])]
         if (k, task) in planner.oracle:
             sets["ground truth"] = [(r["id"], _label_of(r)) for r in _jsonl(planner.oracle[(k, task)])]
         if curated:
-            for name in [n for n in sets if n not in ("ground truth",)]:
+            for name in [n for n in sets if n not in ("ground truth", "uncurated arm")]:
                 sets[f"{name}, kept items"] = [(i, t) for i, t in sets[name] if i in curated]
             sets["curated, kept items"] = list(curated.items())
         for name, pairs in sets.items():

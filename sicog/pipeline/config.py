@@ -191,6 +191,9 @@ class PipelineConfig:
     rounds: int = 1
     arms: list[str] = field(default_factory=lambda: ["base", "sicog"])  # compared in round 1
     round_arms: list[str] = field(default_factory=lambda: ["sicog"])  # repeated in rounds >= 2
+    # items of the uncurated arm: `matched` (a seeded random subset as large as what curation keeps:
+    # curation against chance at equal data) or `all` (every item, one random candidate each)
+    uncurated_items: str = "matched"
     data: PipelineData = field(default_factory=PipelineData)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     # settings of the registered stand-in builder (sicog.pipeline.hooks), validated by it at plan time
@@ -287,6 +290,8 @@ def validate(cfg: PipelineConfig) -> None:
     bad_keys = [k for k in cfg.mixture.sft_data if k not in PipelineData.__dataclass_fields__ or k == "world"]
     if bad_keys or not cfg.mixture.sft_data:
         raise ConfigError(f"key mixture.sft_data: data keys expected (e.g. instructions), got {cfg.mixture.sft_data}")
+    if cfg.uncurated_items not in ("matched", "all"):
+        raise ConfigError(f"key uncurated_items: matched or all, got {cfg.uncurated_items!r}")
     if cfg.mixture.on_empty not in ("error", "text_only"):
         raise ConfigError(f"key mixture.on_empty: error or text_only, got {cfg.mixture.on_empty!r}")
     for name, lc in [("launcher", cfg.launcher), *((f"launchers.{k}", v) for k, v in cfg.launchers.items())]:

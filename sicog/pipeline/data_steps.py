@@ -1,7 +1,8 @@
 """Small data steps of `sicog run` and the counts each step records in its manifest.
 
-- `uncurated`: the ablation arm without self-consistency — one seeded random candidate per item,
-  every item kept, in the same training-record layout curation writes;
+- `uncurated`: the ablation arm without self-consistency — one seeded random candidate per item, for
+  every item or for a seeded random subset as large as what curation kept (curation against chance at
+  equal data), in the same training-record layout curation writes;
 - `head`: the first K records of a file (quick runs);
 - counts read back from the outputs of `sicog sample`, `sicog curate` and `sicog evaluate`.
 """
@@ -33,8 +34,11 @@ def candidate_to_record(cand: dict, text: str) -> dict:
     return rec
 
 
-def uncurated_records(candidates_path: str, seed: int) -> list[dict]:
-    """One random non-empty candidate per item (seeded per item id, so order does not matter)."""
+def uncurated_records(candidates_path: str, seed: int, n_items: int | None = None) -> list[dict]:
+    """One random non-empty candidate per item (seeded per item id, so order does not matter).
+
+    `n_items`: keep a seeded random subset of that many items (file order kept); None: every item.
+    """
     out = []
     for cand in _records(candidates_path):
         texts = [t for t in cand.get("candidates", []) if isinstance(t, str) and t.strip()]
@@ -45,14 +49,24 @@ def uncurated_records(candidates_path: str, seed: int) -> list[dict]:
         rec = candidate_to_record(cand, texts[choice])
         rec["chosen_index"] = choice
         out.append(rec)
+    if n_items is not None and n_items < len(out):
+        ids = sorted(str(r["id"]) for r in out)  # drawn from sorted ids: independent of file order
+        keep = set(random.Random(f"{seed}:items").sample(ids, n_items))
+        out = [r for r in out if str(r["id"]) in keep]
     return out
 
 
-def uncurated_action(candidates_path: str, out_path: str, seed: int):
+def count_records(path: str) -> int:
+    return sum(1 for _ in _records(path))
+
+
+def uncurated_action(candidates_path: str, out_path: str, seed: int, match_path: str | None = None):
+    """`match_path`: the curated file whose record count the uncurated arm matches (None: every item)."""
     def action(step, engine) -> dict:
-        records = uncurated_records(candidates_path, seed)
+        n_items = count_records(match_path) if match_path else None
+        records = uncurated_records(candidates_path, seed, n_items)
         write_jsonl(out_path, records)
-        return {"records": len(records)}
+        return {"records": len(records), **({"matched_to": n_items} if match_path else {})}
 
     return action
 

@@ -24,14 +24,8 @@ from sicog.config import config_to_dict
 from sicog.data.bundle import bundle_files, read_manifest
 from sicog.eval.config import EvaluateConfig
 from sicog.pipeline import data_steps
-from sicog.pipeline.actions import (
-    command_config,
-    config_command_action,
-    mixture_weights,
-    record_weights,
-    train_action,
-    train_config,
-)
+from sicog.pipeline.actions import (command_config, config_command_action, mixture_weights, record_weights,
+                                   train_action, train_config)
 from sicog.pipeline.checks import check_settings, check_step_inputs, check_work_dir_apart, missing_input
 from sicog.pipeline.config import PipelineConfig, PipelineData, expand_env
 from sicog.pipeline.engine import Step
@@ -235,11 +229,13 @@ class Planner:
                                                               self.need(unl_key, "sampling"), mode, greedy, k,
                                                               task, role="greedy")
                 self.candidates[(k, task)] = cand[task]
+            matched = "uncurated" in arms and cfg.uncurated_items == "matched"
             for task in ("captions", "reasoning"):
-                if "sicog" in arms:
+                if "sicog" in arms or matched:
                     self.curated[(k, task)] = self.curate_step(task, cand[task], k)
                 if "uncurated" in arms:
-                    self.uncurated[(k, task)] = self.uncurated_step(f"{r}/uncurated_{task}", cand[task], k, task)
+                    self.uncurated[(k, task)] = self.uncurated_step(
+                        f"{r}/uncurated_{task}", cand[task], k, task, self.curated[(k, task)] if matched else None)
             if "sicog" in arms:
                 out["sicog"] = [self.curated[(k, t)] for t in ("captions", "reasoning")]
             if "uncurated" in arms:
@@ -312,13 +308,14 @@ class Planner:
             describe=f"keep the {spec.keep_fraction:.0%} most self-consistent items (by best score)"))
         return selected
 
-    def uncurated_step(self, name: str, candidates: str, k: int, task: str) -> str:
-        out = self.folder(name) + "/records.jsonl"
-        seed = self.cfg.seed + 1000 * k
-        self.add(Step(name=name, kind="data", inputs={"candidates": candidates}, outputs={"records": out},
-                      params={"seed": seed}, action=data_steps.uncurated_action(candidates, out, seed),
+    def uncurated_step(self, name: str, candidates: str, k: int, task: str, match: str | None) -> str:
+        out, seed = self.folder(name) + "/records.jsonl", self.cfg.seed + 1000 * k
+        inputs = {"candidates": candidates, **({"curated": match} if match else {})}
+        self.add(Step(name=name, kind="data", inputs=inputs, outputs={"records": out},
+                      params={"seed": seed, "items": self.cfg.uncurated_items},
+                      action=data_steps.uncurated_action(candidates, out, seed, match),
                       work_dir=self.folder(name), round=k, arm="uncurated", task=task, role="uncurated",
-                      describe="one seeded random candidate per item (no self-consistency)"))
+                      describe="one random candidate per item" + (" of as many items as curation keeps" * bool(match))))
         return out
 
     def evaluate_step(self, name: str, model: str, round: int, arm: str) -> None:

@@ -120,7 +120,12 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path):
         assert any(word in n for n in names), word
     assert all(isinstance(s["seconds"], (int, float)) for s in report["steps"])
     assert report["curation"]["round1"]["captions"]["stats"]
-    assert any(r["labels"] == "greedy" for r in report["label_quality"]["rows"])
+    rows = {(r["task"], r["labels"]): r for r in report["label_quality"]["rows"] if r["round"] == 1}
+    assert ("captions", "greedy") in rows
+    # the uncurated arm trains on as many items as curation kept; "random candidate" covers every item
+    for task in ("captions", "reasoning"):
+        assert rows[(task, "uncurated arm")]["items"] == rows[(task, "curated, kept items")]["items"]
+        assert rows[(task, "random candidate")]["items"] >= rows[(task, "uncurated arm")]["items"]
     md = (out / "report.md").read_text()
     assert "departs from the real recipe" in md
     assert "scored by **likelihood**" in md and "| generate % |" in md

@@ -189,6 +189,26 @@ def test_uncurated_picks_one_seeded_random_candidate_per_item(tmp_path):
     assert a[0]["conversations"][0]["value"] == "<image>\nDescribe."
     assert len({r["chosen_index"] for r in a}) > 1  # not always the same index
     assert a != uncurated_records(str(path), 1)
+    sub = uncurated_records(str(path), 0, n_items=10)  # as many items as curation kept: a seeded subset
+    assert len(sub) == 10 and sub == uncurated_records(str(path), 0, n_items=10)
+    assert all(r in a for r in sub) and sub != a[:10]  # same per-item draws, random items, file order
+    assert [r["id"] for r in sub] == sorted((r["id"] for r in sub), key=lambda i: int(i[1:]))
+    assert uncurated_records(str(path), 0, n_items=99) == a
+
+
+def test_uncurated_arm_matches_the_curated_item_count_unless_all(tmp_path):
+    steps = {s.name: s for s in build_plan(_smoke(tmp_path / "m"), PRESETS).steps}
+    for task in ("captions", "reasoning"):
+        step = steps[f"r1/uncurated_{task}"]
+        assert step.inputs["curated"] == steps[f"r1/curate_{task}"].outputs["curated"]
+    steps = {s.name: s for s in build_plan(_smoke(tmp_path / "a", "uncurated_items=all"), PRESETS).steps}
+    assert "curated" not in steps["r1/uncurated_captions"].inputs
+    # matched needs curation even without the sicog arm
+    steps = {s.name: s for s in build_plan(_smoke(tmp_path / "u", "arms=[base, uncurated]", "post_training.method=none"),
+                                           PRESETS).steps}
+    assert "r1/curate_reasoning" in steps and "r1/pretrain_sicog" not in steps
+    with pytest.raises(ConfigError, match="uncurated_items"):
+        build_plan(_smoke(tmp_path / "x", "uncurated_items=some"))
 
 
 def test_keep_fraction_selects_the_most_consistent_items(tmp_path):
