@@ -5,7 +5,8 @@ every row's last prompt token sits at the same position and one forward pass per
 the whole batch with a KV cache), prompts of similar length share a batch (little padding), the
 N candidates of a prompt come from ONE prefill (the prompt's KV cache is computed once and
 repeated N times; stock `num_return_sequences` would encode image and prompt N times), and the
-nucleus cut-off avoids a full index sort on the CPU (`SamplingWarper`). The samples drawn are
+nucleus cut-off avoids a full index sort on the CPU (`SamplingWarper`), and the KV cache grows
+into a buffer instead of being copied at every step (`kv_cache.py`). The samples drawn are
 exactly those of stock `generate(num_return_sequences=N, temperature, top_p, top_k)` for the
 same seed (tests/model/test_generation.py).
 
