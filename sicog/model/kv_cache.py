@@ -6,7 +6,9 @@ On a CPU that copy was over half of `sicog sample`'s generation time. `GrowingKV
 the keys and values in a buffer with spare room along the sequence axis, writes each step's
 states in place, and hands out views of the filled part; when the room runs out the buffer
 doubles (amortised O(1) copies per token). What attention reads is the same values in the
-same order, so the outputs are bit-identical to a stock `DynamicCache`.
+same order, so the outputs are bit-identical to a stock `DynamicCache`. Measured with
+benchmarks/kv_cache.py (a trained tiny LLaVA, 64 CoD items, n=6, up to 340 new tokens, one
+thread): generation 36.5 s -> 18.1 s, the whole `sicog sample` command 44.2 s -> 25.3 s.
 """
 
 from __future__ import annotations
