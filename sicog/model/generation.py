@@ -5,7 +5,8 @@ every row's last prompt token sits at the same position and one forward pass per
 the whole batch with a KV cache), prompts of similar length share a batch (little padding), the
 N candidates of a prompt come from ONE prefill (the prompt's KV cache is computed once and
 repeated N times; stock `num_return_sequences` would encode image and prompt N times), and the
-nucleus cut-off avoids a full index sort on the CPU (`SamplingWarper`). The samples drawn are
+nucleus cut-off avoids a full index sort on the CPU (`SamplingWarper`), and the KV cache grows
+into a buffer instead of being copied at every step (`kv_cache.py`). The samples drawn are
 exactly those of stock `generate(num_return_sequences=N, temperature, top_p, top_k)` for the
 same seed (tests/model/test_generation.py).
 
@@ -15,6 +16,7 @@ the batch (see `batch_seed`), so the same batch gives the same candidates whatev
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -26,6 +28,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from sicog.data.formats import strip_image_token
 from sicog.data.images import centre_square_for_crop, to_rgb
+from sicog.model.kv_cache import growing_dynamic_cache
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +156,15 @@ def _can_share_prefill(model) -> bool:
     return getattr(model.config, "model_type", None) in ("llava", "sicog_uhd", "qwen2", "llama")
 
 
+def _cache_keyword(model) -> str:
+    """The name under which this model's forward (and generate) takes a KV cache.
+
+    transformers 5.x renamed `past_key_values` to `cache`; a model whose forward names `cache`
+    explicitly (the uhd arch) silently drops a cache passed as `past_key_values`.
+    """
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _generate_shared_prefill(model, inputs: dict, gen_kwargs: dict, params: SamplingParams) -> torch.Tensor:
     """Sample n continuations per prompt from ONE prefill of the prompt.
 
@@ -161,20 +173,19 @@ def _generate_shared_prefill(model, inputs: dict, gen_kwargs: dict, params: Samp
     feeds itself) is encoded once into a KV cache, the cache is repeated n times along the
     batch, and generate continues from it. Same RNG draws, same outputs as the stock path.
     """
-    from transformers import DynamicCache
-
     n = params.n
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     position_ids = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-    cache = DynamicCache(config=model.config)
+    cache = growing_dynamic_cache(model.config)
     extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+    key = _cache_keyword(model)
     model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=position_ids[:, :-1],
-          past_key_values=cache, use_cache=True, **extra)
+          use_cache=True, **{key: cache}, **extra)
     cache.batch_repeat_interleave(n)
     kwargs = dict(gen_kwargs, num_return_sequences=1)
     return model.generate(input_ids=ids.repeat_interleave(n, dim=0),
                           attention_mask=mask.repeat_interleave(n, dim=0),
-                          past_key_values=cache, **kwargs)
+                          **{key: cache}, **kwargs)
 
 
 @torch.inference_mode()
@@ -228,6 +239,9 @@ def generate_batch(model, processor, prompts: Sequence[str], images: Sequence[Im
     if params.do_sample and params.num_beams == 1 and _can_share_prefill(model):
         out = _generate_shared_prefill(model, inputs, gen_kwargs, params)
     else:
+        if _can_share_prefill(model):
+            # generate adopts a cache passed in (and expands it for beams / return sequences).
+            gen_kwargs[_cache_keyword(model)] = growing_dynamic_cache(model.config)
         out = model.generate(**inputs, **gen_kwargs)
     gen = out[:, inputs["input_ids"].shape[1]:]
     eos = gen_kwargs.get("eos_token_id", gc.eos_token_id)
