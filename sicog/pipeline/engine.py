@@ -62,6 +62,7 @@ class Step:
     describe: str = ""  # one line for --dry-run (usually the command line)
     task: str | None = None  # captions | reasoning, for the steps of one task
     role: str | None = None  # its place in the loop (warmup, sample, greedy, curate, select, pretrain, ...)
+    diagnostic: bool = False  # feeds only the report's diagnostics: side-by-side runs start it after the others
 
 
 @dataclass

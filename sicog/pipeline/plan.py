@@ -24,8 +24,14 @@ from sicog.config import config_to_dict
 from sicog.data.bundle import bundle_files, read_manifest
 from sicog.eval.config import EvaluateConfig
 from sicog.pipeline import data_steps
-from sicog.pipeline.actions import (command_config, config_command_action, mixture_weights, record_weights,
-                                   train_action, train_config)
+from sicog.pipeline.actions import (
+    command_config,
+    config_command_action,
+    mixture_weights,
+    record_weights,
+    train_action,
+    train_config,
+)
 from sicog.pipeline.checks import check_settings, check_step_inputs, check_work_dir_apart, missing_input
 from sicog.pipeline.config import PipelineConfig, PipelineData, expand_env
 from sicog.pipeline.engine import Step
@@ -270,7 +276,7 @@ class Planner:
                              action=config_command_action(command, cfg, launcher, counts_fn, where={
                                  "sample": f"sampling.{task}", "curate": f"curation.{task}"}.get(command, "evaluation")),
                              work_dir=self.folder(name), round=round, arm=arm, task=task, role=role or command,
-                             describe=describe_command(launcher, [command, config_path])))
+                             describe=describe_command(launcher, [command, config_path]), diagnostic=role == "greedy"))
 
     def sample_step(self, name: str, model: str, records: str, mode: str, spec, k: int, task: str,
                     role: str = "sample") -> str:
@@ -298,8 +304,7 @@ class Planner:
             lambda step: data_steps.curate_counts(out, report), round=k, task=task)
         if spec.keep_fraction is None:
             return out
-        sel_name = f"r{k}/select_{task}"
-        selected = self.folder(sel_name) + "/curated.jsonl"
+        selected = self.folder(sel_name := f"r{k}/select_{task}") + "/curated.jsonl"
         self.select_steps[(k, task)] = self.add(Step(
             name=sel_name, kind="data", inputs={"curated": out}, outputs={"curated": selected},
             params={"keep_fraction": spec.keep_fraction},
@@ -310,8 +315,8 @@ class Planner:
 
     def uncurated_step(self, name: str, candidates: str, k: int, task: str, match: str | None) -> str:
         out, seed = self.folder(name) + "/records.jsonl", self.cfg.seed + 1000 * k
-        inputs = {"candidates": candidates, **({"curated": match} if match else {})}
-        self.add(Step(name=name, kind="data", inputs=inputs, outputs={"records": out},
+        self.add(Step(name=name, kind="data", inputs={"candidates": candidates} | ({"curated": match} if match else {}),
+                      outputs={"records": out},
                       params={"seed": seed, "items": self.cfg.uncurated_items},
                       action=data_steps.uncurated_action(candidates, out, seed, match),
                       work_dir=self.folder(name), round=k, arm="uncurated", task=task, role="uncurated",

@@ -48,8 +48,9 @@ def chain_lengths(steps: list[Step], deps: dict[str, set[str]]) -> dict[str, int
 def run_parallel(engine, steps: list[Step], width: int, run_one) -> list:
     """Run `steps` with up to `width` at once; `run_one(step, index)` runs one and returns its result.
 
-    Among the steps ready to start, the one with the longest chain of dependents goes first (plan
-    order breaks ties). Results come back in plan order. The first failure stops new starts; the steps already
+    Among the steps ready to start, the one with the longest chain of dependents goes first, a
+    diagnostic step (`Step.diagnostic`) after the others of its chain length, then plan order: the
+    arms' evaluations do not wait behind the label-quality samples at the end of a run. Results come back in plan order. The first failure stops new starts; the steps already
     running finish (or fail) before it is raised. Ctrl-C stops the running commands' processes.
     """
     from sicog.pipeline.launch import terminate_children
@@ -73,7 +74,7 @@ def run_parallel(engine, steps: list[Step], width: int, run_one) -> list:
                     ready_now = [(i, s) for i, s in pending if ready(s)]
                     if not ready_now:
                         break
-                    nxt = min(ready_now, key=lambda item: (-chain[item[1].name], item[0]))
+                    nxt = min(ready_now, key=lambda item: (-chain[item[1].name], item[1].diagnostic, item[0]))
                     pending.remove(nxt)
                     running[pool.submit(run_one, nxt[1], nxt[0])] = nxt[1]
                 if not running:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SETS = ["stages.warmup_perception.set.training.save_steps=5",  # of 30 steps: a checkpoint early on
-        "arms=[base, sicog, uncurated]", "label_quality=false",
+        "arms=[base, sicog]", "label_quality=false",
         "post_training.method=none"]  # resume of the DPO step: tests/stages (its own kill test)
 WARMUP = "r1/warmup_perception"
 
@@ -89,7 +89,7 @@ def test_resume_during_warmup_changes_nothing(tmp_path):
     assert "resuming from" in (warm / "log.txt").read_text()
 
     fig_a, fig_b = _figures(a), _figures(b)
-    assert set(fig_a) == {"base", "sicog", "uncurated"}
+    assert set(fig_a) == {"base", "sicog"}
     for task in ("captions", "reasoning"):
         cand_a, cand_b = _candidates(a, task), _candidates(b, task)
         differ = [x["id"] for x, y in zip(cand_a, cand_b) if x != y]

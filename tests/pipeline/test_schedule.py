@@ -82,3 +82,12 @@ def test_the_ready_step_with_the_longest_chain_starts_first(tmp_path):
     order: list[str] = []
     run_parallel(None, steps, 1, lambda step, i: order.append(step.name))
     assert order == ["a", "long1", "short", "long2"]  # then plan order between equal chains
+
+
+def test_a_diagnostic_step_waits_for_the_others_of_its_chain_length(tmp_path):
+    # a -> (greedy, evaluate): both leaves; the diagnostic label-quality sample goes after the evaluation
+    steps = [_step(tmp_path, "a", [], []), _step(tmp_path, "greedy", ["a"], []), _step(tmp_path, "evaluate", ["a"], [])]
+    steps[1].diagnostic = True
+    order: list[str] = []
+    run_parallel(None, steps, 1, lambda step, i: order.append(step.name))
+    assert order == ["a", "evaluate", "greedy"]

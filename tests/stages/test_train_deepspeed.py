@@ -14,9 +14,8 @@ from .conftest import stage_config
 from .test_train import _changed_parts, _weights, part_of_key
 
 REPO = Path(__file__).resolve().parents[2]
+RANK = str(Path(__file__).with_name("_sicog_rank.py"))  # `sicog` without the shm kernel
 pytest.importorskip("deepspeed")
-
-
 
 
 @pytest.mark.deepspeed
@@ -32,7 +31,7 @@ def test_deepspeed_two_ranks(tmp_path, tiny_data, zero):
 
     cfg = stage_config(tmp_path, tiny_data, f"ds_{zero}", tunable_parts=["projector", "language_model"],
                        max_steps=3, save_steps=2, deepspeed=str(REPO / "configs" / "deepspeed" / f"{zero}.json"))
-    proc = run_torchrun(["-m", "sicog", "train", str(cfg), "--set", "model.preset=null",
+    proc = run_torchrun([RANK, "train", str(cfg), "--set", "model.preset=null",
                          "--set", f"model.checkpoint={tmp_path / 'init_ckpt'}"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     final = tmp_path / f"ds_{zero}" / "final"
@@ -46,8 +45,8 @@ def test_deepspeed_two_ranks(tmp_path, tiny_data, zero):
 
 
 @pytest.mark.deepspeed
-def test_deepspeed_launcher_module(tmp_path, tiny_data):
-    """`deepspeed --module sicog train ...` (the launcher passes --local_rank before the subcommand)."""
+def test_deepspeed_launcher(tmp_path, tiny_data):
+    """The deepspeed launcher (it passes --local_rank before the subcommand) running `sicog train`."""
     import shutil
 
     launcher = shutil.which("deepspeed", path=str(Path(sys.executable).parent)) or shutil.which("deepspeed")
@@ -56,8 +55,7 @@ def test_deepspeed_launcher_module(tmp_path, tiny_data):
     cfg = stage_config(tmp_path, tiny_data, "ds_launcher", tunable_parts=["projector"], max_steps=2,
                        deepspeed=str(REPO / "configs" / "deepspeed" / "zero2.json"))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [launcher, "--num_accelerators", "2", "--master_port", str(free_port()), "--module", "sicog",
-           "train", str(cfg)]
+    cmd = [launcher, "--num_accelerators", "2", "--master_port", str(free_port()), RANK, "train", str(cfg)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert (tmp_path / "ds_launcher" / "final" / "sicog_meta.json").is_file()

@@ -15,6 +15,7 @@ from ._torchrun import run_torchrun
 from .test_train_uhd import _init_checkpoint, changed_parts, uhd_data, uhd_stage, uhd_weights  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
+RANK = str(Path(__file__).with_name("_sicog_rank.py"))  # `sicog` without the shm kernel
 pytest.importorskip("deepspeed")
 
 
@@ -27,7 +28,7 @@ def test_deepspeed_uhd_two_ranks(tmp_path, uhd_data, zero):  # noqa: F811
                     per_device_train_batch_size=2, max_steps=3, save_steps=2,
                     deepspeed=str(REPO / "configs" / "deepspeed" / f"{zero}.json"))
     load_config(TrainConfig, cfg)  # a valid stage config
-    proc = run_torchrun(["-m", "sicog", "train", str(cfg), "--set", "model.preset=null",
+    proc = run_torchrun([RANK, "train", str(cfg), "--set", "model.preset=null",
                          "--set", f"model.checkpoint={init}"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     final = tmp_path / f"uhd_{zero}" / "final"

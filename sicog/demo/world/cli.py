@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from dataclasses import fields
 
 from sicog.demo.world.generate import EXTRA_FILES, SPLITS, WorldSizes, generate_world
@@ -80,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace a world with other settings already in --out, file by file (files you "
                              "added to the folder are kept; a folder that holds no world is never written)")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), metavar="N",
+                        help="processes rendering the images (default: the usable CPU cores); the files do "
+                             "not depend on it")
 
 
 def world_config_from_args(args: argparse.Namespace) -> tuple[WorldSizes, SceneConfig]:
@@ -97,6 +101,8 @@ def world_config_from_args(args: argparse.Namespace) -> tuple[WorldSizes, SceneC
         name = str(e).split(" ", 1)[0]
         flag = f"--{name.replace('_', '-')}: " if hasattr(args, name) else ""
         raise SicogError(f"{flag}{e}") from None
+    if args.workers < 1:
+        raise SicogError(f"--workers: must be >= 1, got {args.workers}")
     return sizes, cfg
 
 
@@ -104,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the world and print the manifest's file keys."""
     sizes, cfg = world_config_from_args(args)
     manifest = generate_world(args.out, seed=args.seed, sizes=sizes, cfg=cfg, overwrite=args.overwrite,
-                              progress=False if args.no_progress else None)
+                              progress=False if args.no_progress else None, workers=args.workers)
     print(json.dumps({k: manifest[k] for k in (*SPLITS, *EXTRA_FILES)} | {"n_records": manifest["n_records"]},
                      indent=2))
     return 0

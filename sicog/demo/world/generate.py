@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -138,12 +139,60 @@ def _question_records(split, image_id, image, scene, rng, k, cfg, sizes, mode, t
     return out
 
 
+def _world_item(out: Path, seed: int, split: str, i: int, cfg: SceneConfig, sizes: WorldSizes) -> dict:
+    """Everything image `i` of `split` adds to the world's files (its PNG is written here)."""
+    image_id = f"{split}-{i:06d}"
+    image = f"images/{split}/{image_id}.png"
+    scene = scene_for(seed, split, i, cfg, image_id)
+    png = png_bytes(render_scene(scene, cfg.colour_jitter, cfg.noise_sd))
+    _write_bytes(out / image, png)
+    graph = scene.to_dict()
+    item = {"scene": {"id": image_id, "split": split, "image": image, "scene": graph}, "records": [],
+            "truth": [], "oracle_captions": [], "oracle_reasoning": [], "bench_rows": [], "bench_captions": []}
+    rng = random.Random(derive_seed("sicog-world-text", seed, split, i))
+    recs, truth = item["records"], item["truth"]
+    if split == "align":
+        prompt = rng.choice(formats.BRIEF_CAPTION_PROMPTS)
+        recs.append({"id": image_id, "image": image, "conversations": [_human(prompt), _gpt(A.brief_caption(scene, rng))]})
+    elif split == "cod":
+        steps = A.cod_steps(scene, rng)
+        recs.append({"id": image_id, "image": image,
+                     "conversations": [_human(formats.COD_PROMPT), _gpt(formats.format_cod(steps))]})
+        recs.append({"id": f"{image_id}-direct", "image": image,
+                     "conversations": [_human(formats.CAPTION_PROMPT), _gpt(steps[-1])]})
+    elif split == "cot":
+        recs += _question_records(split, image_id, image, scene, rng, sizes.reasoning_questions_per_image,
+                                  cfg, sizes, "reasoning", truth)
+    elif split == "sft":
+        recs += _question_records(split, image_id, image, scene, rng, sizes.instruction_questions_per_image,
+                                  cfg, sizes, "instructions", truth)
+    elif split == "ui":
+        recs.append({"id": image_id, "image": image, "conversations": [_human(formats.COD_PROMPT)]})
+        item["oracle_captions"].append({"id": image_id, "image": image, "conversations": [
+            _human(formats.COD_PROMPT), _gpt(A.cod_text(scene, rng))]})
+    elif split == "uq":
+        recs += _question_records(split, image_id, image, scene, rng, sizes.unlabeled_questions_per_image,
+                                  cfg, sizes, "unlabeled", truth, item["oracle_reasoning"])
+    else:  # bench: kinds cycle over rows so categories stay balanced
+        k = sizes.benchmark_questions_per_image
+        item["bench_rows"] += benchmark_rows_for_scene(scene, png, rng, k, (i * k) % len(cfg.question_kinds), cfg)
+        item["bench_captions"].append({"id": image_id, "image": image, "scene": graph})
+    return item
+
+
+def _world_items(chunk: tuple) -> list[dict]:
+    """The items of images lo..hi-1 of one split (a worker's share)."""
+    out, seed, split, lo, hi, cfg, sizes = chunk
+    return [_world_item(out, seed, split, i, cfg, sizes) for i in range(lo, hi)]
+
+
 def _settings(seed: int, sizes: WorldSizes, cfg: SceneConfig) -> dict:
     return {"format_version": WORLD_FORMAT_VERSION, "seed": seed, "sizes": asdict(sizes),
             "scene_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
 
 
 PENDING = ".sicog_world_pending.json"
+ITEMS_PER_CHUNK = 100  # images per task of a worker process
 
 
 def _image_paths(n_images: dict) -> list[str]:
@@ -181,21 +230,22 @@ def _earlier_world(out: Path, settings: dict, overwrite: bool) -> dict | None:
 
 
 def generate_world(out_dir, seed: int = 0, sizes: WorldSizes | None = None, cfg: SceneConfig | None = None,
-                   overwrite: bool = False, progress: bool | None = None) -> dict:
+                   overwrite: bool = False, progress: bool | None = None, workers: int = 1) -> dict:
     """Write a world under `out_dir` and return its manifest (also `out_dir/manifest.json`).
 
     A complete world with the same settings already there is reused as it is; one with other
     settings is an error unless `overwrite` (then it is replaced file by file, see the module
-    docstring). `progress` None shows a bar for large worlds only.
+    docstring). `progress` None shows a bar for large worlds only. `workers` processes render the
+    images (the files do not depend on it).
     """
     out = Path(out_dir)
     check_writable(out, "--out", "dir")
     with output_lock(out):
-        return _generate(out, seed, sizes or WorldSizes(), cfg or SceneConfig(), overwrite, progress)
+        return _generate(out, seed, sizes or WorldSizes(), cfg or SceneConfig(), overwrite, progress, workers)
 
 
 def _generate(out: Path, seed: int, sizes: WorldSizes, cfg: SceneConfig, overwrite: bool,
-              progress: bool | None) -> dict:
+              progress: bool | None, workers: int) -> dict:
     settings = _settings(seed, sizes, cfg)
     earlier = _earlier_world(out, settings, overwrite)
     if earlier and "reuse" in earlier:
@@ -215,48 +265,28 @@ def _generate(out: Path, seed: int, sizes: WorldSizes, cfg: SceneConfig, overwri
     records: dict[str, list] = {s: [] for s in counts}
     scenes_out, truth, bench_rows, bench_captions = [], [], [], []
     oracle_captions, oracle_reasoning = [], []
-    bar = tqdm(total=total, desc="sicog world", unit="img", disable=not show)
-    for split, n in counts.items():
+    for split in counts:
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            image_id = f"{split}-{i:06d}"
-            image = f"images/{split}/{image_id}.png"
-            scene = scene_for(seed, split, i, cfg, image_id)
-            png = png_bytes(render_scene(scene, cfg.colour_jitter, cfg.noise_sd))
-            _write_bytes(out / image, png)
-            graph = scene.to_dict()
-            scenes_out.append({"id": image_id, "split": split, "image": image, "scene": graph})
-            rng = random.Random(derive_seed("sicog-world-text", seed, split, i))
-            recs = records[split]
-            if split == "align":
-                prompt = rng.choice(formats.BRIEF_CAPTION_PROMPTS)
-                recs.append({"id": image_id, "image": image,
-                             "conversations": [_human(prompt), _gpt(A.brief_caption(scene, rng))]})
-            elif split == "cod":
-                steps = A.cod_steps(scene, rng)
-                recs.append({"id": image_id, "image": image,
-                             "conversations": [_human(formats.COD_PROMPT), _gpt(formats.format_cod(steps))]})
-                recs.append({"id": f"{image_id}-direct", "image": image,
-                             "conversations": [_human(formats.CAPTION_PROMPT), _gpt(steps[-1])]})
-            elif split == "cot":
-                recs += _question_records(split, image_id, image, scene, rng, sizes.reasoning_questions_per_image,
-                                          cfg, sizes, "reasoning", truth)
-            elif split == "sft":
-                recs += _question_records(split, image_id, image, scene, rng,
-                                          sizes.instruction_questions_per_image, cfg, sizes, "instructions", truth)
-            elif split == "ui":
-                recs.append({"id": image_id, "image": image, "conversations": [_human(formats.COD_PROMPT)]})
-                oracle_captions.append({"id": image_id, "image": image, "conversations": [
-                    _human(formats.COD_PROMPT), _gpt(A.cod_text(scene, rng))]})
-            elif split == "uq":
-                recs += _question_records(split, image_id, image, scene, rng, sizes.unlabeled_questions_per_image,
-                                          cfg, sizes, "unlabeled", truth, oracle_reasoning)
-            else:  # bench: kinds cycle over rows so categories stay balanced
-                k = sizes.benchmark_questions_per_image
-                for row in benchmark_rows_for_scene(scene, png, rng, k, (i * k) % len(cfg.question_kinds), cfg):
-                    bench_rows.append(row)
-                bench_captions.append({"id": image_id, "image": image, "scene": graph})
-            bar.update(1)
+    # every image depends only on (seed, split, index): chunks go to worker processes, results come
+    # back in order, so the files are the same for any number of workers
+    chunks = [(out, seed, split, lo, min(lo + ITEMS_PER_CHUNK, n), cfg, sizes)
+              for split, n in counts.items() for lo in range(0, n, ITEMS_PER_CHUNK)]
+    bar = tqdm(total=total, desc="sicog world", unit="img", disable=not show)
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(chunks) > 1 else None
+    try:
+        for items in (pool.map(_world_items, chunks) if pool else map(_world_items, chunks)):
+            for item in items:
+                scenes_out.append(item["scene"])
+                records[item["scene"]["split"]] += item["records"]
+                truth += item["truth"]
+                oracle_captions += item["oracle_captions"]
+                oracle_reasoning += item["oracle_reasoning"]
+                bench_rows += item["bench_rows"]
+                bench_captions += item["bench_captions"]
+            bar.update(len(items))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     bar.close()
 
     files = {key: name for key, (_split, name) in SPLITS.items()} | EXTRA_FILES

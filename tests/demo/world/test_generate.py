@@ -45,7 +45,7 @@ def world(tmp_path_factory):
 
 def test_same_seed_gives_byte_identical_files(world, tmp_path):
     out, _ = world
-    generate_world(tmp_path / "again", seed=5, sizes=SMALL, progress=False)
+    generate_world(tmp_path / "again", seed=5, sizes=SMALL, progress=False, workers=2)  # 2 processes, 1 chunk each
     assert _hashes(out) == _hashes(tmp_path / "again")
     generate_world(tmp_path / "other", seed=6, sizes=SMALL, progress=False)
     other = _hashes(tmp_path / "other")
