@@ -149,6 +149,8 @@ class EvaluationConfig(EvaluateConfig):
     """
 
     enabled: bool = True
+    # arms whose evaluation also runs the shuffled-image control (with shuffled_image_control on); empty: every arm
+    control_arms: list[str] = field(default_factory=list)
 
     MOVED_KEYS: ClassVar[dict[str, str]] = {"extra_args": _EXTRA_ARGS_MOVED.format(cmd="evaluate")}
     PIPELINE_KEYS: ClassVar[tuple[str, ...]] = ("model", "out")
@@ -290,6 +292,9 @@ def validate(cfg: PipelineConfig) -> None:
     bad_keys = [k for k in cfg.mixture.sft_data if k not in PipelineData.__dataclass_fields__ or k == "world"]
     if bad_keys or not cfg.mixture.sft_data:
         raise ConfigError(f"key mixture.sft_data: data keys expected (e.g. instructions), got {cfg.mixture.sft_data}")
+    unknown = [a for a in cfg.evaluation.control_arms if a not in ARMS + POST_TRAINING_ARMS]
+    if unknown:
+        raise ConfigError(f"key evaluation.control_arms: unknown arms {unknown} (known: {ARMS + POST_TRAINING_ARMS})")
     if cfg.uncurated_items not in ("matched", "all"):
         raise ConfigError(f"key uncurated_items: matched or all, got {cfg.uncurated_items!r}")
     if cfg.mixture.on_empty not in ("error", "text_only"):

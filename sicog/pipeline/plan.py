@@ -149,8 +149,7 @@ class Planner:
             params={"train": train, "mixture": config_to_dict(self.cfg.mixture) if weights else None},
             action=train_action(train, launcher, weights or (record_weights if len(sources) > 1 else None)),
             work_dir=folder, round=round, arm=arm, task=task, role=stage_key,
-            describe=describe_command(launcher, ["train", f"{folder}/train.yaml"]),
-        ))
+            describe=describe_command(launcher, ["train", f"{folder}/train.yaml"])))
 
     # ------------------------------------------------------------------ the graph
     def build(self) -> list[Step]:
@@ -164,8 +163,7 @@ class Planner:
                 raise SicogError("models.vision_tower and models.language_model are required "
                                  "(stand-ins are built only for a data bundle: data.world)")
             vision_tower, language_model = standin_builder()(self)
-        image_folder = data.image_folder
-        parts = {"vision_tower": vision_tower, "language_model": language_model}
+        image_folder, parts = data.image_folder, {"vision_tower": vision_tower, "language_model": language_model}
 
         align = self.train_step(
             "align", "align", "stage1_align", parts,
@@ -330,7 +328,9 @@ class Planner:
         if not bench:
             raise SicogError("evaluation: no benchmark (set evaluation.benchmark or data.benchmark)")
         out = self.folder(name) + "/result"
-        cfg = command_config(EvaluateConfig, self.cfg.evaluation, model=model, benchmark=bench, out=out)
+        ev = self.cfg.evaluation
+        cfg = command_config(EvaluateConfig, ev, model=model, benchmark=bench, out=out, shuffled_image_control=(
+            ev.shuffled_image_control and (not ev.control_arms or arm in ev.control_arms)))
         # a bundle's manifest records its files' fingerprints: it stands for the whole folder
         bench_input = bench[len("world:"):] + "/manifest.json" if bench.startswith("world:") else bench
         self.check_input(bench_key, bench_input)

@@ -207,6 +207,13 @@ def test_uncurated_arm_matches_the_curated_item_count_unless_all(tmp_path):
     steps = {s.name: s for s in build_plan(_smoke(tmp_path / "u", "arms=[base, uncurated]", "post_training.method=none"),
                                            PRESETS).steps}
     assert "r1/curate_reasoning" in steps and "r1/pretrain_sicog" not in steps
+    # the shuffled-image control only where evaluation.control_arms says (empty: every arm)
+    steps = {s.name: s for s in build_plan(_smoke(tmp_path / "c", "evaluation.shuffled_image_control=true",
+                                                  "evaluation.control_arms=[base]"), PRESETS).steps}
+    assert steps["evaluate_base"].params["evaluate"]["shuffled_image_control"] is True
+    assert steps["r1/evaluate_sicog"].params["evaluate"]["shuffled_image_control"] is False
+    with pytest.raises(ConfigError, match="control_arms"):
+        build_plan(_smoke(tmp_path / "y", "evaluation.control_arms=[nobody]"))
     with pytest.raises(ConfigError, match="uncurated_items"):
         build_plan(_smoke(tmp_path / "x", "uncurated_items=some"))
 
