@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sicog.data.formats import with_image_token
 from sicog.data.records import iter_json_objects
+from sicog.pipeline.actions import count_lines
 from sicog.utils.io import write_jsonl
 
 
@@ -56,14 +57,10 @@ def uncurated_records(candidates_path: str, seed: int, n_items: int | None = Non
     return out
 
 
-def count_records(path: str) -> int:
-    return sum(1 for _ in _records(path))
-
-
 def uncurated_action(candidates_path: str, out_path: str, seed: int, match_path: str | None = None):
     """`match_path`: the curated file whose record count the uncurated arm matches (None: every item)."""
     def action(step, engine) -> dict:
-        n_items = count_records(match_path) if match_path else None
+        n_items = count_lines(match_path) if match_path else None
         records = uncurated_records(candidates_path, seed, n_items)
         write_jsonl(out_path, records)
         return {"records": len(records), **({"matched_to": n_items} if match_path else {})}
