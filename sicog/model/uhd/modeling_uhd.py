@@ -22,6 +22,9 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from .configuration_uhd import SicogUhdConfig
 from .resampler_uhd import SpatialResampler, sincos_table
 
+#: attention implementations that take the tower's 4-D padding mask (`SicogUhdModel.tower_attention`)
+TOWER_ATTENTION = ("eager", "sdpa")
+
 
 class SicogUhdPreTrainedModel(PreTrainedModel):
     config_class = SicogUhdConfig
@@ -57,9 +60,11 @@ class SicogUhdModel(SicogUhdPreTrainedModel):
         super().__init__(config)
         self.vision_tower = AutoModel.from_config(config.vision_config)
         self.multi_modal_projector = SpatialResampler(config.query_side, config.text_config.hidden_size,
-                                                      config.resampler_heads, config.vision_config.hidden_size)
+                                                      config.resampler_heads, config.vision_config.hidden_size,
+                                                      box_rounding=config.resampler_box_rounding)
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
+        self.tower_attention()
 
     def get_input_embeddings(self):
         return self.language_model.get_input_embeddings()
@@ -68,6 +73,16 @@ class SicogUhdModel(SicogUhdPreTrainedModel):
         self.language_model.set_input_embeddings(value)
 
     # ------------------------------------------------------------------ vision
+    def tower_attention(self) -> str:
+        """The attention the tower runs: its slices are padded to one length and masked with a 4-D
+        additive mask, which only eager and sdpa attention take (flash-attention unpads from a 2-D
+        0/1 mask and would mix padding into the slices), so any other choice made for the model
+        (e.g. flash_attention_2 for the LM) runs the tower under sdpa, as the authors' tower does."""
+        tower_config = self.vision_tower.config
+        if tower_config._attn_implementation not in TOWER_ATTENTION:
+            tower_config._attn_implementation_internal = "sdpa"
+        return tower_config._attn_implementation
+
     def _selected_layer(self, encoder) -> int:
         n = len(encoder.layers)
         k = self.config.vision_feature_layer
@@ -83,6 +98,7 @@ class SicogUhdModel(SicogUhdPreTrainedModel):
         is the position table, plus the class token's embedding for CLIP), each slice's positions
         resized (bicubic) from that table, then the encoder on the zero-padded, masked sequences.
         """
+        self.tower_attention()
         tower = getattr(self.vision_tower, "vision_model", self.vision_tower)  # older layouts nest it
         embeddings = tower.embeddings
         vcfg = self.config.vision_config
@@ -117,7 +133,8 @@ class SicogUhdModel(SicogUhdPreTrainedModel):
         for layer in tower.encoder.layers[: self._selected_layer(tower.encoder)]:
             out = layer(hidden, mask)
             hidden = out[0] if isinstance(out, tuple) else out
-        return [hidden[k, extra: extra + h * w] for k, (h, w) in enumerate(grids)]
+        first = 0 if self.config.vision_feature_select == "cls_patch" else extra
+        return [hidden[k, first: first + h * w] for k, (h, w) in enumerate(grids)]
 
     def get_image_features(self, pixel_values, slice_sizes, image_grids) -> torch.Tensor:
         """(all images' visual tokens, LM width) in the order of the token layout."""

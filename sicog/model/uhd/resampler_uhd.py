@@ -14,6 +14,7 @@ their checkpoints map one to one.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -51,54 +52,76 @@ def pool_shape(height: int, width: int) -> tuple[int, int]:
     return best
 
 
-def _cell_weights(length: int, cells: int, out: int, device) -> torch.Tensor:
-    """(cells*out, length) averaging weights of RoIAlign (unaligned, adaptive sampling) along one
-    axis: `length` positions cut into `cells` equal boxes, each pooled to `out` bins."""
+#: how the cells' box edges are rounded before pooling: "none" keeps them exact; "bfloat16" rounds
+#: them as the authors' resampler does (their features, and with them the boxes, are always bf16)
+BOX_ROUNDINGS = ("none", "bfloat16")
+
+
+def _edges(length: int, cells: int, rounding: str) -> tuple[list[float], list[float]]:
+    """Start and end of each of `cells` equal boxes along one axis of `length` patches."""
     box = length / cells
-    extent = max(box, 1.0)
-    bin_size = extent / out
-    samples = math.ceil(extent / out)
-    starts = torch.arange(cells, dtype=torch.float64, device=device) * box
-    offsets = (torch.arange(out, dtype=torch.float64, device=device)[:, None] * bin_size
-               + (torch.arange(samples, dtype=torch.float64, device=device)[None] + 0.5) * bin_size / samples)
-    pos = (starts[:, None, None] + offsets[None]).reshape(cells * out, samples)
-    inside = (pos >= -1.0) & (pos <= length)
-    pos = pos.clamp(min=0.0)
-    low = pos.floor().long()
-    at_end = low >= length - 1
-    low = torch.where(at_end, torch.full_like(low, length - 1), low)
-    high = torch.where(at_end, low, low + 1)
-    frac = torch.where(at_end, torch.zeros_like(pos), pos - low.double())
-    weights = torch.zeros(cells * out, length, dtype=torch.float64, device=device)
-    scale = inside.double() / samples
-    weights.scatter_add_(1, low, (1 - frac) * scale)
-    weights.scatter_add_(1, high, frac * scale)
+    starts = [i * box for i in range(cells)]
+    ends = [s + box for s in starts]
+    if rounding == "bfloat16":  # float64 -> float32 -> bfloat16, the authors' path
+        edges = torch.tensor(starts + ends, dtype=torch.float32).to(torch.bfloat16).double().tolist()
+        starts, ends = edges[:cells], edges[cells:]
+    elif rounding != "none":
+        raise ValueError(f"box rounding must be one of {BOX_ROUNDINGS}, got {rounding!r}")
+    return starts, ends
+
+
+@functools.lru_cache(maxsize=256)
+def _cell_weights(length: int, cells: int, out: int, rounding: str = "none") -> torch.Tensor:
+    """(cells*out, length) averaging weights of RoIAlign (unaligned, adaptive sampling) along one
+    axis: `length` positions cut into `cells` boxes (`_edges`), each pooled to `out` bins. A box
+    narrower than one position is widened to one; each bin takes ceil(box/out) samples; a sample
+    beyond the map counts as zero; the last position is repeated past the end."""
+    starts, ends = _edges(length, cells, rounding)
+    weights = torch.zeros(cells * out, length, dtype=torch.float64)
+    for c in range(cells):
+        extent = max(ends[c] - starts[c], 1.0)
+        bin_size = extent / out
+        samples = math.ceil(extent / out)
+        for b in range(out):
+            for s in range(samples):
+                pos = starts[c] + (b * bin_size + (s + 0.5) * bin_size / samples)
+                if pos < -1.0 or pos > length:
+                    continue
+                pos = max(pos, 0.0)
+                low = int(pos)
+                high, frac = (low + 1, pos - low) if low < length - 1 else (length - 1, 0.0)
+                low = min(low, length - 1)
+                weights[c * out + b, low] += (1 - frac) / samples
+                weights[c * out + b, high] += frac / samples
     return weights
 
 
-def pooling_matrix(height: int, width: int, side: int, device=None) -> torch.Tensor:
+def pooling_matrix(height: int, width: int, side: int, device=None, rounding: str = "none") -> torch.Tensor:
     """(side*side * window, height*width): row (cell, bin) averages the patches RoIAlign samples for
     that bin, cells row-major, each cell's window row-major (`pool_shape`)."""
     ph, pw = pool_shape(height, width)
-    wy = _cell_weights(height, side, ph, device).float().reshape(side, ph, height)
-    wx = _cell_weights(width, side, pw, device).float().reshape(side, pw, width)
-    return torch.einsum("yph,xqw->yxpqhw", wy, wx).reshape(side * side * ph * pw, height * width)
+    wy = _cell_weights(height, side, ph, rounding).float().reshape(side, ph, height)
+    wx = _cell_weights(width, side, pw, rounding).float().reshape(side, pw, width)
+    return torch.einsum("yph,xqw->yxpqhw", wy, wx).reshape(side * side * ph * pw, height * width).to(device)
 
 
-def pool_cells(features: torch.Tensor, height: int, width: int, side: int) -> torch.Tensor:
+def pool_cells(features: torch.Tensor, height: int, width: int, side: int, rounding: str = "none") -> torch.Tensor:
     """(..., height*width, C) -> (..., side*side, window, C): each of the side x side cells pooled to a
     window (one matrix product; leading dimensions are slices of the same size)."""
     ph, pw = pool_shape(height, width)
-    pooled = pooling_matrix(height, width, side, features.device) @ features.float()
+    pooled = pooling_matrix(height, width, side, features.device, rounding) @ features.float()
     return pooled.reshape(*features.shape[:-2], side * side, ph * pw, -1).to(features.dtype)
 
 
 class SpatialResampler(nn.Module):
     """Slices' vision features -> side^2 tokens of the LM width each (see the module docstring)."""
 
-    def __init__(self, side: int, embed_dim: int, num_heads: int, kv_dim: int, eps: float = 1e-6):
+    def __init__(self, side: int, embed_dim: int, num_heads: int, kv_dim: int, eps: float = 1e-6,
+                 box_rounding: str = "none"):
         super().__init__()
-        self.side, self.embed_dim = side, embed_dim
+        if box_rounding not in BOX_ROUNDINGS:
+            raise ValueError(f"box_rounding must be one of {BOX_ROUNDINGS}, got {box_rounding!r}")
+        self.side, self.embed_dim, self.box_rounding = side, embed_dim, box_rounding
         self.register_buffer("pos_embed", sincos_table(embed_dim, side), persistent=True)
         self.query = nn.Parameter(torch.zeros(side * side, embed_dim))
         self.kv_proj = nn.Linear(kv_dim, embed_dim, bias=False) if kv_dim != embed_dim else nn.Identity()
@@ -130,9 +153,9 @@ class SpatialResampler(nn.Module):
         for (h, w), idx in groups.items():
             x = torch.stack([projected[k] for k in idx])  # (m, h*w, C)
             size = math.prod(pool_shape(h, w))
-            value = pool_cells(x, h, w, self.side)
+            value = pool_cells(x, h, w, self.side, self.box_rounding)
             # pooling is linear: the keys' pooled positions are added once per size
-            key = value + pool_cells(self.key_positions(h, w).to(x.dtype), h, w, self.side)
+            key = value + pool_cells(self.key_positions(h, w).to(x.dtype), h, w, self.side, self.box_rounding)
             keys.append(F.pad(key, (0, 0, 0, window - size)) if size < window else key)
             values.append(F.pad(value, (0, 0, 0, window - size)) if size < window else value)
             pads.append((torch.arange(window, device=x.device) >= size).expand(len(idx), q, window))
