@@ -7,12 +7,20 @@ its shape checked against the model the converted config describes; a tensor tha
 placed, or a weight of ours that nothing fills, stops the conversion with its name. Their two
 separators are rows of the embedding table (a newline and a comma id of the LLaMA vocabulary,
 13 and 29892 by default); those rows are copied to our `<uhd_row>` and `<uhd_slice>` tokens.
-Shards are converted one at a time (a 7B model never sits in memory twice).
+Shards are converted one at a time (a 7B model never sits in memory twice); safetensors and
+PyTorch `.bin` shards (read with `weights_only=True`) both convert.
+
+Their config.json is a transformers 4.x `LlavaQwenConfig`, a `Qwen2Config` with their `mm_*`
+settings beside the LM's (a top-level `rope_theta`, `torch_dtype`, ...). The LM's part is parsed
+by transformers' own `Qwen2Config.from_dict`, so every LM setting that release wrote (rope theta
+and scaling, sliding window, norm eps, tying, vocabulary) reaches the converted model as it
+reached theirs; docs/uhd.md lists the rest of what carries over.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -27,6 +35,11 @@ log = logging.getLogger(__name__)
 DESCRIPTION = __doc__
 #: their projector types -> resampler queries
 PROJECTOR_QUERIES = {"adapt_spatial_resampler_v1": 144, "uhd_v1_query64": 64}
+#: their `mm_vision_select_feature` values the uhd model reproduces (the multi-layer ones it does not)
+SELECT_FEATURES = ("patch", "cls_patch")
+#: keys of their config.json that belong to LLaVA's training or multimodal setup, not to the LM
+NOT_LM_KEYS = ("mm_", "image_", "tokenizer_", "tune_", "freeze_", "unfreeze_", "use_mm_proj", "architectures",
+               "model_type", "_name_or_path", "transformers_version")
 #: their tensors that the uhd_v1 model never uses (reported, not converted)
 UNUSED = ("model.image_newline", "model.faster_token")
 META = "sicog_meta.json"
@@ -42,6 +55,8 @@ class ConvertUhdConfig:
     out: str = setting(None, "the sicog uhd checkpoint folder to write", required=True, metavar="DIR")
     row_token_id: int = setting(13, "embedding row of their row separator (their newline id)")
     slice_token_id: int = setting(29892, "embedding row of their separator before the overview (their comma id)")
+    box_rounding: str = setting("bfloat16", "the resampler's cell edges: rounded to bfloat16 as in the authors' "
+                                "resampler (matches their outputs), or exact (none)", choices=("bfloat16", "none"))
     overwrite: bool = setting(False, "replace an --out made with other settings")
 
 
@@ -62,17 +77,51 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def _their_shards(folder: Path) -> list[Path]:
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        names = sorted(set(_read_json(index, "the weight index").get("weight_map", {}).values()))
-        missing = [n for n in names if not (folder / n).is_file()]
-        if missing:
-            raise SicogError(f"{index}: weight shard(s) {', '.join(missing)} missing")
-        return [folder / n for n in names]
-    if (folder / "model.safetensors").is_file():
-        return [folder / "model.safetensors"]
-    raise SicogError(f"{folder}: no model.safetensors or model.safetensors.index.json (convert .bin "
-                     "checkpoints to safetensors first)")
+    """Their weight files: safetensors first, else PyTorch .bin (each alone or listed in an index)."""
+    for single, index_name in (("model.safetensors", "model.safetensors.index.json"),
+                               ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+        index = folder / index_name
+        if index.is_file():
+            weight_map = _read_json(index, "the weight index").get("weight_map")
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise SicogError(f"{index}: key weight_map is missing or empty")
+            names = sorted(set(weight_map.values()))
+            missing = [n for n in names if not (folder / n).is_file()]
+            if missing:
+                raise SicogError(f"{index}: weight shard(s) {', '.join(missing)} missing")
+            return [folder / n for n in names]
+        if (folder / single).is_file():
+            return [folder / single]
+    raise SicogError(f"{folder}: no weights (model.safetensors, pytorch_model.bin or their .index.json)")
+
+
+@contextlib.contextmanager
+def _open_shard(shard: Path):
+    """(names, get) of one shard: `get(name)` reads one tensor (safetensors lazily; a .bin shard is
+    loaded once, memory-mapped where its format allows, with `weights_only=True`)."""
+    if shard.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(shard), framework="pt") as f:
+            yield list(f.keys()), f.get_tensor
+        return
+    import pickle
+
+    import torch
+
+    try:
+        try:
+            state = torch.load(shard, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # the legacy (non-zip) format cannot be memory-mapped
+            state = torch.load(shard, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as e:
+        raise SicogError(f"{shard}: cannot read the weights (weights_only): {e}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SicogError(f"{shard}: not a state dict of tensors")
+    try:
+        yield list(state), state.__getitem__
+    finally:
+        del state
 
 
 def our_name(key: str, expected: dict) -> str | None:
@@ -92,19 +141,26 @@ def our_name(key: str, expected: dict) -> str | None:
 
 def _query_count(shards: list[Path]) -> int | None:
     """The resampler's query count, read from the shape of their `query` tensor."""
-    from safetensors import safe_open
-
     for shard in shards:
-        with safe_open(str(shard), framework="pt") as f:
-            if "model.mm_projector.query" in f.keys():
-                return int(f.get_slice("model.mm_projector.query").get_shape()[0])
+        with _open_shard(shard) as (names, get):
+            if "model.mm_projector.query" in names:
+                return int(get("model.mm_projector.query").shape[0])
     return None
+
+
+def their_text_config(their: dict):
+    """Their LM's settings as transformers parses them: `Qwen2Config.from_dict` on their config
+    without its LLaVA keys (a 4.x top-level `rope_theta` becomes the 5.x `rope_parameters`)."""
+    from transformers import Qwen2Config
+
+    lm = {k: v for k, v in their.items() if not k.startswith(NOT_LM_KEYS)}
+    return Qwen2Config.from_dict(lm)
 
 
 def _target(cfg: ConvertUhdConfig, their: dict, queries: int | None):
     """(our config, tokenizer, expected {name: shape}) for their folder."""
     import torch
-    from transformers import AutoConfig, Qwen2Config
+    from transformers import AutoConfig
 
     from sicog.config import ModelConfig, UhdSettings
     from sicog.model.build import load_lm_tokenizer
@@ -116,8 +172,11 @@ def _target(cfg: ConvertUhdConfig, their: dict, queries: int | None):
     if kind not in PROJECTOR_QUERIES:
         raise SicogError(f"{cfg.checkpoint}/config.json: key mm_projector_type is {kind!r}; only the UHD v1 "
                          f"resampler converts ({', '.join(PROJECTOR_QUERIES)})")
-    known = set(Qwen2Config().to_dict())
-    text_config = Qwen2Config(**{k: v for k, v in their.items() if k in known and k not in ("model_type", "architectures")})
+    select = their.get("mm_vision_select_feature", "patch")
+    if select not in SELECT_FEATURES:
+        raise SicogError(f"{cfg.checkpoint}/config.json: key mm_vision_select_feature is {select!r}; the uhd model "
+                         f"takes {' or '.join(SELECT_FEATURES)}")
+    text_config = their_text_config(their)
     vision = AutoConfig.from_pretrained(cfg.vision_tower)
     vision_config = getattr(vision, "vision_config", vision)
     if their.get("mm_hidden_size") not in (None, vision_config.hidden_size):
@@ -130,6 +189,8 @@ def _target(cfg: ConvertUhdConfig, their: dict, queries: int | None):
     model_cfg = ModelConfig(arch="uhd", vision_feature_layer=int(their.get("mm_vision_select_layer", -2)),
                             uhd=UhdSettings(num_queries=queries))
     config = uhd_config(model_cfg, vision_config, text_config, tokenizer, queries)
+    config.vision_feature_select = select
+    config.resampler_box_rounding = cfg.box_rounding
     with torch.device("meta"):
         shell = SicogUhdForConditionalGeneration(config)
     return config, tokenizer, shell, {k: tuple(v.shape) for k, v in shell.state_dict().items()}
@@ -146,7 +207,6 @@ def _grow_rows(tensor, rows: int):
 
 
 def convert(cfg: ConvertUhdConfig) -> Path:
-    from safetensors import safe_open
     from safetensors.torch import save_file
     from transformers.dynamic_module_utils import custom_object_save
 
@@ -171,8 +231,8 @@ def convert(cfg: ConvertUhdConfig) -> Path:
             weight_map = {}
             for k, shard in enumerate(shards):
                 tensors = {}
-                with safe_open(str(shard), framework="pt") as f:
-                    for key in f.keys():
+                with _open_shard(shard) as (names, get_tensor):
+                    for key in names:
                         if key.startswith(UNUSED):
                             unused.append(key)
                             continue
@@ -180,10 +240,11 @@ def convert(cfg: ConvertUhdConfig) -> Path:
                         if name is None:
                             unplaced.append(f"{shard.name}: {key}")
                             continue
-                        tensor = f.get_tensor(key)
+                        tensor = get_tensor(key)
                         if name in ("model.language_model.embed_tokens.weight", "lm_head.weight"):
                             tensor = _grow_rows(tensor, expected[name][0])
                         if name == "model.language_model.embed_tokens.weight":
+                            tensor = tensor.clone()  # a memory-mapped .bin tensor is never written
                             for theirs, ours in ((cfg.row_token_id, ids("<uhd_row>")), (cfg.slice_token_id, ids("<uhd_slice>"))):
                                 if not 0 <= theirs < tensor.shape[0]:
                                     raise SicogError(f"--row-token-id / --slice-token-id: {theirs} is outside their "
