@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sicog.utils.fields import ranged
+from sicog.utils.fields import choices, ranged
 
 
 @dataclass
@@ -54,3 +54,14 @@ class UhdSettings:
     # when answering, resize the longer side to this before slicing (the authors: 1024 at 336 px
     # slices); None = the slice resolution x 1024/336; 0 = slice the image at its own size
     inference_longest_side: int | None = ranged(None, min=0)
+    # building from parts: the LM embedding rows <uhd_row> and <uhd_slice> start from (the authors'
+    # separators are Qwen rows 13 and 29892, their LLaMA newline and comma ids); [] = fresh rows
+    separator_init_ids: list[int] = ranged(min=0, default_factory=lambda: [13, 29892])
+    # the resampler's cell edges: "bfloat16" rounds them as the authors' resampler does, "none" keeps
+    # them exact (converted checkpoints carry `sicog convert llava-uhd --box-rounding`)
+    box_rounding: str = choices(("bfloat16", "none"), "bfloat16")
+    # training only: images whose file name contains one of these are resized to `long_side_resize`
+    # on their longer side before slicing, never drawn for the six-slice resize (the authors' rule
+    # for TextVQA); [] or 0 switches it off
+    long_side_resize_patterns: list[str] = field(default_factory=lambda: ["TextVQA", "textvqa"])
+    long_side_resize: int = ranged(1024, min=0)

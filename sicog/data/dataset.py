@@ -79,9 +79,9 @@ class SupervisedDataset(Dataset):
 
     def __init__(self, records: list[Located], processor: Any, image_folder: str | None, max_length: int,
                  on_error: str = "raise", name: str | None = None, allow_outside: bool = False,
-                 grid_resize_prob: float = 0.0, seed: int = 0):
+                 training_resize: slices.TrainingResize | None = None, seed: int = 0):
         _check_on_error(on_error)
-        self.grid_resize_prob, self.seed = grid_resize_prob, seed  # sliced images: slices.grid_resize_target
+        self.training_resize, self.seed = training_resize, seed  # sliced images: slices.training_resize_target
         self.processor, self.allow_outside = processor, allow_outside  # image paths may leave image_folder
         self.sliced = slices.slices_images(processor)  # image tokens depend on each image's size
         self._sizes: dict[str, tuple[int, int]] = {}  # where -> (width, height), sliced images only
@@ -163,7 +163,10 @@ class SupervisedDataset(Dataset):
         other processors and text-only records."""
         if not self.sliced or not loc.record.get("image"):
             return None
-        return slices.layout_for_size(self.processor, *self._sizes[loc.where])
+        size = self._sizes[loc.where]
+        if self.training_resize is not None:  # the deterministic long-side rule sets the size it is sliced at
+            size = slices.long_side_target(size, str(loc.record["image"]), self.training_resize) or size
+        return slices.layout_for_size(self.processor, *size)
 
     def _drop_overlong(self) -> None:
         """Encode exactly the records whose estimate is near or over max_length; drop/raise the
@@ -240,7 +243,8 @@ class SupervisedDataset(Dataset):
             except DataError as e:
                 self._fault("unreadable_image", e)
                 return None
-            target = slices.grid_resize_target(self.processor, img.size, self.grid_resize_prob, self.seed, loc.where)
+            target = slices.training_resize_target(self.processor, img.size, str(loc.record["image"]),
+                                                   self.training_resize, self.seed, loc.where)
             images = ([img.resize(target, Image.Resampling.BICUBIC)] if target else []) + [img]
         for k, image in enumerate(images):
             if image is not None:
@@ -261,9 +265,9 @@ class SupervisedDataset(Dataset):
 
 
 def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0,
-                        grid_resize_prob: float = 0.0) -> MixtureDataset:
+                        training_resize: slices.TrainingResize | None = None) -> MixtureDataset:
     """The training dataset of a `DataConfig`: every source read, validated and mixed by weight;
-    `grid_resize_prob`: sliced images' training-time resize (`model.uhd.grid_resize_prob`)."""
+    `training_resize`: sliced images' training-time resizes (`model.uhd`, `slices.TrainingResize`)."""
     _check_on_error(data_cfg.on_error)
     if not data_cfg.sources:
         raise SicogError("data.sources: at least one training file is required")
@@ -277,7 +281,7 @@ def build_train_dataset(data_cfg: DataConfig, processor: Any, seed: int = 0,
             records = records[: src.max_samples]
         part = SupervisedDataset(records, processor, src.image_folder, data_cfg.max_length, data_cfg.on_error,
                                  name=src.path, allow_outside=data_cfg.allow_images_outside_folder,
-                                 grid_resize_prob=grid_resize_prob, seed=seed)
+                                 training_resize=training_resize, seed=seed)
         part.skip_counts.update(counts)
         parts.append(part)
     mix = MixtureDataset(parts, weights, data_cfg.num_samples, seed)

@@ -9,13 +9,15 @@ module is the one place the dataset, collator and pre-flight ask about that:
 - `layout_for_size(processor, width, height)`: that text from the size alone (length estimates);
 - `collate_slices(examples)`: one batch's slices zero-padded into one tensor, in batch order;
 - `tokens_per_image(processor, image_grids)`: the `<image>` count each image of a batch must have;
-- `grid_resize_target(processor, size, prob, seed, key)`: the authors' training-time augmentation.
+- `training_resize_target(processor, size, image_name, rules, seed, key)`: the authors' training-time
+  resizes (`TrainingResize`: the TextVQA long-side rule, else the seeded six-slice augmentation).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -75,6 +77,32 @@ def max_pixels_of(processor: Any) -> int | None:
 GRID_RESIZE_SLICES = 6
 
 
+@dataclass(frozen=True)
+class TrainingResize:
+    """The authors' training-time resizes of a sliced image, from `model.uhd` (docs/uhd.md)."""
+
+    grid_resize_prob: float = 0.0  # share of images resized to the area of six slices
+    long_side_patterns: tuple[str, ...] = ()  # an image whose name contains one of these ...
+    long_side: int = 0  # ... gets this longer side first (0: never)
+
+    @classmethod
+    def of(cls, uhd: Any) -> TrainingResize:
+        return cls(uhd.grid_resize_prob, tuple(uhd.long_side_resize_patterns), uhd.long_side_resize)
+
+
+def long_side_target(size: tuple[int, int], image_name: str, rules: TrainingResize) -> tuple[int, int] | None:
+    """The size an image named `image_name` (the record's `image` value) is resized to when its name
+    matches a long-side pattern: the longer side to `rules.long_side`, the other truncated (their
+    TextVQA rule, small images grow); None otherwise."""
+    if not rules.long_side or not any(p in image_name for p in rules.long_side_patterns):
+        return None
+    width, height = size
+    side = rules.long_side
+    if width > height:
+        return side, max(int(side / width * height), 1)
+    return max(int(side / height * width), 1), side
+
+
 def grid_resize_target(processor: Any, size: tuple[int, int], prob: float, seed: int, key: str) -> tuple[int, int] | None:
     """The size a training image is resized to before slicing, or None to slice it as it is.
 
@@ -82,17 +110,29 @@ def grid_resize_target(processor: Any, size: tuple[int, int], prob: float, seed:
     (aspect kept, both sides truncated) when its own plan is not six slices, so that the
     model sees the six-slice layout often. The draw is a hash of (seed, key) - `key` names the
     record (file:line) - so every data-loader worker and a resumed run make the same choice
-    without sharing a random state. Never with `never_split` (the overview alone: the resize
-    would change nothing but rounding). With `pad_to_square` the padded square gets the six-slice area.
+    without sharing a random state. With `never_split` (stage 1) too, as theirs: the plan is the
+    one the image would have with slices, and the overview is then taken from the resized image.
+    With `pad_to_square` the padded square gets the six-slice area.
     """
     ip = processor.image_processor
-    if prob <= 0 or ip.never_split:
+    if prob <= 0:
         return None
     draw = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big") / 2.0 ** 64
     if draw >= prob:
         return None
     planned = ip.sliced_size(*size, training=True)
-    if ip.plan(*planned).num_slices == GRID_RESIZE_SLICES:
+    if ip.plan(*planned, never_split=False).num_slices == GRID_RESIZE_SLICES:
         return None
     r = math.sqrt(GRID_RESIZE_SLICES * ip.scale_resolution ** 2 / (planned[0] * planned[1]))
     return max(int(size[0] * r), 1), max(int(size[1] * r), 1)
+
+
+def training_resize_target(processor: Any, size: tuple[int, int], image_name: str, rules: TrainingResize | None,
+                           seed: int, key: str) -> tuple[int, int] | None:
+    """The one decision on resizing a training image before slicing: a name matching the long-side
+    patterns is resized that way (and never drawn for the six-slice resize, as theirs); any other
+    image may be drawn for the six-slice resize; None slices the image at its own size."""
+    if rules is None:
+        return None
+    return long_side_target(size, image_name, rules) or grid_resize_target(processor, size, rules.grid_resize_prob,
+                                                                           seed, key)

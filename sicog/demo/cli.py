@@ -67,7 +67,9 @@ def arch_overrides(cfg, arch: str) -> list[str]:
         sets += [f"stages.{f.name}.set.model.arch={arch}", f"stages.{f.name}.set.model.uhd.num_queries={side * side}"]
     if cfg.post_training.method == "dpo":  # DPO continues from the arms' checkpoints: the same arch
         sets.append(f"post_training.dpo.set.model.arch={arch}")
-    return sets + ["stages.align.set.model.uhd.never_split=true"]  # the authors align on the overview alone
+    # the authors align on the overview alone; the stand-in LM's small vocabulary has no rows 13 / 29892
+    # of Qwen2's to start the separators from
+    return sets + ["stages.align.set.model.uhd.never_split=true", "stages.align.set.model.uhd.separator_init_ids=[]"]
 
 
 def preset_config_path(preset: str) -> Path:

@@ -219,6 +219,7 @@ def train_stage(cfg: TrainConfig) -> Path:
     validate_stage(cfg)  # settings, output apart from the inputs and writable: before anything is loaded
     from sicog.data.dataset import DataCollator, build_train_dataset, run_preflight
     from sicog.data.packing import PackingCollator, pack_dataset
+    from sicog.data.slices import TrainingResize
     from sicog.model.parts import param_groups
     from sicog.stages.trainer import SicogTrainer
 
@@ -229,7 +230,7 @@ def train_stage(cfg: TrainConfig) -> Path:
     args, model, processor = build_for_training(cfg)
 
     dataset = build_train_dataset(cfg.data, processor, seed=tc.seed,
-                                  grid_resize_prob=cfg.model.uhd.grid_resize_prob if cfg.model.arch == "uhd" else 0.0)
+                                  training_resize=TrainingResize.of(cfg.model.uhd) if cfg.model.arch == "uhd" else None)
     provenance = data_provenance(cfg.data) if args.should_save else {}  # the saving rank's meta
     collator = PackingCollator(processor) if cfg.data.packing else DataCollator(processor)
     # Fails loudly (never warns) when image tokens != image features, no label is unmasked, or

@@ -25,8 +25,23 @@ def test_grid_resize_target_follows_the_authors_rule(tiny_uhd):
     assert slices.grid_resize_target(processor, target, 1.0, 0, "d.jsonl:1") is None  # already six slices
     assert slices.grid_resize_target(processor, (64, 48), 0.0, 0, "d.jsonl:1") is None
     overview_only = copy.deepcopy(processor)
-    overview_only.image_processor.never_split = True  # stage 1: the resize would change nothing
-    assert slices.grid_resize_target(overview_only, (64, 48), 1.0, 0, "d.jsonl:1") is None
+    overview_only.image_processor.never_split = True  # stage 1 resizes too: the overview comes from it
+    assert slices.grid_resize_target(overview_only, (64, 48), 1.0, 0, "d.jsonl:1") == target
+    assert slices.grid_resize_target(overview_only, target, 1.0, 0, "d.jsonl:1") is None
+
+
+def test_long_side_rule_for_textvqa_images(tiny_uhd):
+    """An image whose name holds a pattern gets the long side first (small ones grow) and is never
+    drawn for the six-slice resize; other images are unaffected; 0 switches the rule off."""
+    processor = tiny_uhd[1]
+    rules = slices.TrainingResize(grid_resize_prob=1.0, long_side_patterns=("TextVQA", "textvqa"), long_side=1024)
+    assert slices.training_resize_target(processor, (500, 375), "TextVQA/train/0001.jpg", rules, 0, "k") == (1024, 768)
+    assert slices.training_resize_target(processor, (300, 1000), "data/textvqa/x.png", rules, 0, "k") == (307, 1024)
+    six = slices.training_resize_target(processor, (64, 48), "coco/0001.jpg", rules, 0, "k")
+    assert six == slices.grid_resize_target(processor, (64, 48), 1.0, 0, "k")
+    off = slices.TrainingResize(grid_resize_prob=0.0, long_side_patterns=("TextVQA",), long_side=0)
+    assert slices.training_resize_target(processor, (500, 375), "TextVQA/a.jpg", off, 0, "k") is None
+    assert slices.training_resize_target(processor, (500, 375), "TextVQA/a.jpg", None, 0, "k") is None
 
 
 def test_grid_resize_draw_is_seeded_per_record_at_its_probability(tiny_uhd):
@@ -55,7 +70,7 @@ def test_dataset_resizes_drawn_images_unless_that_makes_them_too_long(tmp_path, 
 
     def grids(max_length, prob):
         ds = SupervisedDataset(read_source(str(data)), processor, str(tmp_path), max_length,
-                               grid_resize_prob=prob, seed=0)
+                               training_resize=slices.TrainingResize(grid_resize_prob=prob), seed=0)
         return [tuple(ds[i]["image_grids"][0].tolist()) for i in range(len(ds))], ds.skip_counts
 
     resized, skipped = grids(512, 1.0)
@@ -64,3 +79,21 @@ def test_dataset_resizes_drawn_images_unless_that_makes_them_too_long(tmp_path, 
     # six slices need 121 image tokens; at 80 tokens the records keep their own size, none is skipped
     kept, skipped = grids(80, 1.0)
     assert kept == [(0, 0)] * 3 and not skipped
+
+
+def test_dataset_applies_the_long_side_rule_and_counts_its_tokens(tmp_path, tiny_uhd):
+    """A TextVQA image is sliced at its long-side size, and the length estimate knows it."""
+    processor = tiny_uhd[1]
+    (tmp_path / "TextVQA").mkdir()
+    Image.new("RGB", (64, 48), (10, 90, 200)).save(tmp_path / "TextVQA" / "0.png")
+    rec = {"id": 0, "image": "TextVQA/0.png", "conversations": [
+        {"from": "human", "value": "<image>\nWhat is written?"}, {"from": "gpt", "value": "STOP"}]}
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps(rec) + "\n")
+    rules = slices.TrainingResize(long_side_patterns=("TextVQA",), long_side=256)
+    ds = SupervisedDataset(read_source(str(data)), processor, str(tmp_path), 4096, training_resize=rules, seed=0)
+    grid = tuple(ds[0]["image_grids"][0].tolist())
+    assert grid == _plan(processor, (256, 192)).grid  # 64x48 grown to 256x192 before slicing
+    assert ds._layout(ds.records[0]) == slices.layout_for_size(processor, 256, 192)
+    plain = SupervisedDataset(read_source(str(data)), processor, str(tmp_path), 4096, seed=0)
+    assert tuple(plain[0]["image_grids"][0].tolist()) == (0, 0)

@@ -93,7 +93,8 @@ def uhd_config(cfg: ModelConfig, vision_config, text_config, tokenizer, num_quer
         vision_config=vision_config, text_config=text_config, image_token_id=ids(IMAGE_TOKEN),
         row_token_id=ids(ROW_TOKEN), slice_token_id=ids(SLICE_TOKEN), num_queries=num_queries,
         vision_feature_layer=cfg.vision_feature_layer, max_slices=cfg.uhd.max_slices,
-        scale_resolution=vision_config.image_size, resampler_head_dim=head_dim)
+        scale_resolution=vision_config.image_size, resampler_head_dim=head_dim,
+        resampler_box_rounding=cfg.uhd.box_rounding)
 
 
 def build_uhd_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
@@ -160,6 +161,23 @@ def normalisation_of(path: str) -> tuple[list[float] | None, list[float] | None]
     return pre.get("image_mean"), pre.get("image_std")
 
 
+def init_separators(embedding, tokenizer, ids: list[int], own_rows: int, where: str) -> None:
+    """Start the `<uhd_row>` / `<uhd_slice>` embedding rows from the LM's rows `ids` (the authors'
+    separators are those rows of Qwen2's table: 13 and 29892); `[]` keeps the rows as they are."""
+    import torch
+
+    if not ids:
+        return
+    if len(ids) != 2:
+        raise SicogError(f"model.uhd.separator_init_ids: two ids (row separator, slice separator) or [], got {ids}")
+    for token, source in zip((ROW_TOKEN, SLICE_TOKEN), ids):
+        if not 0 <= source < own_rows:
+            raise SicogError(f"model.uhd.separator_init_ids: {source} is outside the vocabulary of {where} "
+                             f"({own_rows} rows); set [] to start {token} from a fresh row")
+        with torch.no_grad():
+            embedding[tokenizer.convert_tokens_to_ids(token)] = embedding[source]
+
+
 def build_uhd_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
     """A CLIP / SigLIP folder + a causal-LM folder + a fresh resampler (the authors' stage-1 start)."""
     import torch
@@ -184,8 +202,11 @@ def build_uhd_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
     lm = AutoModelForCausalLM.from_pretrained(cfg.language_model, **load_kw)
     tokenizer = load_lm_tokenizer(cfg.language_model)
     add_layout_tokens(tokenizer)
-    if len(tokenizer) > lm.get_input_embeddings().weight.shape[0]:
+    own_rows = lm.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > own_rows:
         lm.resize_token_embeddings(len(tokenizer))
+    init_separators(lm.get_input_embeddings().weight, tokenizer, cfg.uhd.separator_init_ids, own_rows,
+                    cfg.language_model)
     config = uhd_config(cfg, vision.config, lm.config, tokenizer, cfg.uhd.num_queries or DEFAULT_QUERIES)
     config._attn_implementation = attn
     with torch.device("meta"):  # the shell costs no memory; the loaded parts move in

@@ -57,9 +57,11 @@ class SicogUhdImageProcessor(BaseImageProcessor):
         self.never_split, self.pad_to_square, self.max_pixels = never_split, pad_to_square, max_pixels
         self.inference_longest_side = inference_longest_side
 
-    def plan(self, width: int, height: int):
+    def plan(self, width: int, height: int, never_split: bool | None = None):
+        """The slice plan of a `width` x `height` image (`never_split=False`: the plan it would have
+        with slices even when this processor keeps the overview alone)."""
         return plan_slices(width, height, self.max_slices, self.scale_resolution, self.patch_size,
-                           never_split=self.never_split)
+                           never_split=self.never_split if never_split is None else never_split)
 
     def sliced_size(self, width: int, height: int, training: bool = False) -> tuple[int, int]:
         """The size the plan is made for: after padding to a square and the inference resize."""

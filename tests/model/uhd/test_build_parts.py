@@ -14,7 +14,7 @@ def test_uhd_builds_from_stand_in_folders_and_reloads(tmp_path):
     clip = write_clip_folder(tmp_path / "clip-vit-large-patch14-336")
     qwen, n_tok = write_qwen_folder(tmp_path / "Qwen2-7B-Instruct")
     model, processor = build_model(ModelConfig(arch="uhd", vision_tower=str(clip), language_model=str(qwen),
-                                               uhd=UhdSettings(num_queries=4)), seed=0)
+                                               uhd=UhdSettings(num_queries=4, separator_init_ids=[13, 29])), seed=0)
     clip_sd, qwen_sd = load_file(str(clip / "model.safetensors")), load_file(str(qwen / "model.safetensors"))
     assert torch.equal(model.model.vision_tower.encoder.layers[0].self_attn.q_proj.weight,
                        clip_sd["vision_model.encoder.layers.0.self_attn.q_proj.weight"])
@@ -33,3 +33,26 @@ def test_uhd_builds_from_stand_in_folders_and_reloads(tmp_path):
     with torch.no_grad():
         assert torch.allclose(model2(**processor2(images=[make_image((90, 60))], text=[prompt],
                                                   return_tensors="pt")).logits, logits, atol=1e-5)
+
+
+def test_separators_start_from_the_lm_rows_of_the_authors_ids(tmp_path):
+    """`<uhd_row>` / `<uhd_slice>` start as the LM's embedding rows of `model.uhd.separator_init_ids`
+    (the authors': 13 and 29892); an id outside the LM's vocabulary is an error naming the key."""
+    import pytest
+
+    from sicog.utils.io import SicogError
+
+    clip = write_clip_folder(tmp_path / "clip")
+    qwen, n_tok = write_qwen_folder(tmp_path / "qwen")
+    embed = load_file(str(qwen / "model.safetensors"))["model.embed_tokens.weight"]
+    model, processor = build_model(ModelConfig(arch="uhd", vision_tower=str(clip), language_model=str(qwen),
+                                               uhd=UhdSettings(num_queries=4, separator_init_ids=[13, 29])))
+    rows = model.get_input_embeddings().weight
+    ids = processor.tokenizer.convert_tokens_to_ids
+    assert torch.equal(rows[ids("<uhd_row>")], embed[13]) and torch.equal(rows[ids("<uhd_slice>")], embed[29])
+    fresh, processor = build_model(ModelConfig(arch="uhd", vision_tower=str(clip), language_model=str(qwen),
+                                               uhd=UhdSettings(num_queries=4, separator_init_ids=[])))
+    assert not torch.equal(fresh.get_input_embeddings().weight[ids("<uhd_row>")], embed[13])
+    with pytest.raises(SicogError, match=rf"model.uhd.separator_init_ids: 29892 is outside .* \({n_tok} rows\)"):
+        build_model(ModelConfig(arch="uhd", vision_tower=str(clip), language_model=str(qwen),
+                                uhd=UhdSettings(num_queries=4)))
