@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from sicog.cli import main
-from sicog.data.formats import COD_STEP_HEADERS, format_cod
+from sicog.data.formats import COD_STEP_HEADERS, format_cod, parse_cod
 from sicog.stages.annotation.client import retry_after_seconds
 from sicog.stages.annotation.prompt import InvalidAnswer, parse_answer
 from tests.stages._annotation import annotate_argv, read_jsonl, write_caption_records
-from tests.stages._cod_server import CodServer, cod_answer
+from tests.stages._cod_server import BARE_ANSWER, CodServer, cod_answer, inline_answer
 
 REPO = Path(__file__).resolve().parents[2]
 FAULTS = {
@@ -138,6 +138,36 @@ def test_answers_are_checked_for_the_five_steps_in_order():
                      (format_cod(bodies[:4] + [" "]), "step 5"), ("", "empty")):
         with pytest.raises(InvalidAnswer, match=why):
             parse_answer(bad)
+
+
+def test_steps_written_on_their_header_lines_are_kept_and_not_asked_again(tmp_path):
+    data, folder = write_caption_records(tmp_path, 4)
+    out = tmp_path / "out"
+    faults = {"item-0": ["inline"], "item-1": ["inline"], "item-2": ["bare"], "item-3": ["bare", "inline"]}
+    with CodServer(faults=faults) as server:
+        assert main(annotate_argv(data, folder, out, server.base_url)) == 0
+        tries = {f"item-{k}": server.requests_for(f"item-{k}") for k in range(4)}
+    assert tries == {"item-0": 1, "item-1": 1, "item-2": 4, "item-3": 2}  # no paid retry for a good answer
+    cod = {r["id"]: r["conversations"][1]["value"] for r in read_jsonl(out / "cod.jsonl")}
+    assert cod == {i: cod_answer(i) for i in ("item-0", "item-1", "item-3")}  # every step's text, canonical
+    assert all(parse_cod(text) for text in cod.values())
+    assert [r["id"] for r in read_jsonl(out / "failures.jsonl")] == ["item-2"]  # bare headers: not a CoD
+    assert "steps 1, 2, 3, 4 empty" in read_jsonl(out / "failures.jsonl")[0]["error"]
+    dd = {r["id"]: r["conversations"][1]["value"] for r in read_jsonl(out / "dd.jsonl")}
+    assert dd["item-0-dd"] == "Description of item-0."
+
+
+def test_the_annotator_and_parse_cod_read_answers_alike():
+    answers = [inline_answer("x"), BARE_ANSWER, cod_answer("x"), "Step 1: a\nStep 2: b", "",
+               "\n".join(f"Step {k}: {k}" for k in (1, 2, 3, 4, 5, 5)), "\n".join(COD_STEP_HEADERS)]
+    for text in answers:
+        try:
+            got = parse_answer(text)
+        except InvalidAnswer:
+            got = None
+        assert (got is None) == (parse_cod(text) is None), text
+        if got is not None:
+            assert got == (format_cod(parse_cod(text)), parse_cod(text)[-1])
 
 
 def test_retry_after_is_read_in_seconds_and_milliseconds():
