@@ -88,6 +88,24 @@ def test_retry_failures_asks_only_for_the_failed_items(tmp_path):
     assert read_jsonl(out / "failures.jsonl") == []
 
 
+def test_the_summary_sums_every_paid_try_after_retry_failures(tmp_path):
+    data, folder = write_caption_records(tmp_path, 4)
+    out = tmp_path / "out"
+    prices = ("--price-per-1k-input", "2.5", "--price-per-1k-output", "10")
+    with CodServer(faults={"item-2": ["stepless"] * 4 + ["ok"]}) as server:
+        assert main(annotate_argv(data, folder, out, server.base_url, *prices)) == 0
+        assert main(annotate_argv(data, folder, out, server.base_url, "--retry-failures", *prices)) == 0
+    journal = read_jsonl(out / "journal.parts" / "rank-0.jsonl")
+    assert len(journal) == 5  # item-2 twice: its 4 paid invalid answers, then its success
+    paid = {k: sum(e["usage"][k] for e in journal) for k in ("prompt_tokens", "completion_tokens",
+                                                               "answered_requests")}
+    assert paid == {"prompt_tokens": 800, "completion_tokens": 400, "answered_requests": 8}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["usage"] == paid
+    assert summary["cost"] == pytest.approx((800 * 2.5 + 400 * 10) / 1000)
+    assert (summary["annotated"], summary["failed"]) == (4, 0)
+
+
 def test_a_refused_key_stops_the_run(tmp_path, capsys, monkeypatch):
     data, folder = write_caption_records(tmp_path, 5)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
