@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from sicog.cli import main
+from sicog.config_flags import parse_config
 from sicog.data.formats import COD_STEP_HEADERS, format_cod, parse_cod
 from sicog.stages.annotation.client import retry_after_seconds
+from sicog.stages.annotation.config import AnnotateConfig
 from sicog.stages.annotation.prompt import InvalidAnswer, parse_answer
+from sicog.stages.annotation.runner import run_annotation
 from tests.stages._annotation import annotate_argv, read_jsonl, write_caption_records
 from tests.stages._cod_server import BARE_ANSWER, CodServer, cod_answer, inline_answer
 
@@ -124,6 +127,20 @@ def test_dry_run_estimates_without_calling_or_writing(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "4 request(s) for 4 item(s)" in printed and "at most 400 output tokens" in printed
     assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_counts_only_the_items_it_could_send(tmp_path, capsys):
+    data, folder = write_caption_records(tmp_path, 5, missing=(1,))
+    (folder / "images" / "3.png").write_bytes(b"not an image")
+    with CodServer() as server:
+        estimate = run_annotation(parse_config(AnnotateConfig, annotate_argv(
+            data, folder, tmp_path / "out", server.base_url, "--dry-run", "--max-tokens", "100")[2:]))
+        assert server.log == []
+    printed = capsys.readouterr().out
+    assert "3 request(s) for 5 item(s)" in printed and "at most 300 output tokens" in printed
+    assert "2 item(s) not sendable (image not found: 1, image unreadable: 1)" in printed
+    assert (estimate["requests"], estimate["not_sendable"]) == (3, {"image not found": 1, "image unreadable": 1})
+    assert estimate["not_sendable_examples"]["image not found"].endswith("captions.jsonl:2")
 
 
 def test_the_key_appears_in_no_output_log_or_saved_config(tmp_path):
