@@ -118,6 +118,36 @@ def test_a_refused_key_stops_the_run(tmp_path, capsys, monkeypatch):
     assert "HTTP 401" in capsys.readouterr().err
 
 
+def test_identical_4xx_in_a_row_stop_the_run_with_the_servers_message(tmp_path, capsys):
+    data, folder = write_caption_records(tmp_path, 25)
+    text_only = {f"item-{k}": ["400"] for k in range(25)}  # e.g. a text-only model refusing every image
+    with CodServer(faults=text_only) as server:
+        assert main(annotate_argv(data, folder, tmp_path / "out", server.base_url, "--concurrency", "1")) == 2
+        assert len(server.log) == 20  # the default: 20 in a row, each asked once (a 400 is not retried)
+    err = capsys.readouterr().err
+    assert "20 requests in a row were refused with the same answer" in err and "injected" in err
+    assert "--stop-after-identical-4xx" in err
+    assert len(read_jsonl(tmp_path / "out" / "journal.parts" / "rank-0.jsonl")) == 20  # kept for a rerun
+
+    # a success between two refusals starts the count again; a missing image is no answer at all
+    data, folder = write_caption_records(tmp_path / "b", 8, missing=(3,))
+    faults = {f"item-{k}": ["400"] for k in (0, 2, 4, 5, 6, 7)}
+    with CodServer(faults=faults) as server:
+        assert main(annotate_argv(data, folder, tmp_path / "b" / "out", server.base_url, "--concurrency", "1",
+                                  "--stop-after-identical-4xx", "3")) == 2
+        assert [i for i, _ in server.log] == ["item-0", "item-1", "item-2", "item-4", "item-5"]  # 2, (3), 4, 5
+    # 0 never stops
+    with CodServer(faults=faults) as server:
+        assert main(annotate_argv(data, folder, tmp_path / "c" / "out", server.base_url, "--concurrency", "1",
+                                  "--stop-after-identical-4xx", "0")) == 0
+    assert main(annotate_argv(data, folder, tmp_path / "d", "http://127.0.0.1:9/v1",
+                              "--stop-after-identical-4xx", "-1")) == 2
+    assert "--stop-after-identical-4xx must be >= 0, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["annotate", "cod", "--help"])
+    assert "--stop-after-identical-4xx" in capsys.readouterr().out
+
+
 def test_dry_run_estimates_without_calling_or_writing(tmp_path, capsys):
     data, folder = write_caption_records(tmp_path, 4)
     with CodServer() as server:

@@ -7,7 +7,9 @@
 3. The items not in the journal are annotated with at most --concurrency requests in flight
    (asyncio; one event loop, so journal lines are written one at a time). Each item ends in the
    journal as a success or as a failure with its error; a missing or unreadable image is a
-   failure without a request. A 401/403/404 stops the run: every other item would fail alike.
+   failure without a request. A 401/403/404 stops the run: every other item would fail alike; so
+   do --stop-after-identical-4xx items in a row refused with the same 4xx (the server's message
+   is quoted).
 4. cod.jsonl, dd.jsonl, failures.jsonl and summary.json are written from the journal.
 
 The API key is read from the variable --api-key-env names, registered as a secret (redacted from
@@ -26,7 +28,7 @@ from dataclasses import asdict
 from sicog.config_flags import check_config
 from sicog.data.records import DataError
 from sicog.stages.annotation import outputs
-from sicog.stages.annotation.client import CodClient, Outcome, Usage, describe, is_fatal
+from sicog.stages.annotation.client import CodClient, Outcome, RefusalStreak, Usage, describe, is_fatal
 from sicog.stages.annotation.config import AnnotateConfig
 from sicog.stages.annotation.items import CaptionItem, image_data_url, image_size, read_items
 from sicog.stages.annotation.prompt import (
@@ -127,6 +129,7 @@ async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: s
     from tqdm.auto import tqdm
 
     client = CodClient(cfg, api_key)
+    streak = RefusalStreak(cfg.stop_after_identical_4xx)
     usage, counts = Usage(), {"annotated": 0, "failed": 0, "requests_sent": 0}
     pending = iter(todo)  # shared by the workers: each item is taken exactly once
     bar = tqdm(total=len(todo), unit="item", desc="annotate", dynamic_ncols=True, disable=not cfg.progress,
@@ -152,6 +155,12 @@ async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: s
             bar.update(1)
             bar.set_postfix(ok=counts["annotated"], failed=counts["failed"],
                             tok=usage.prompt_tokens + usage.completion_tokens, refresh=False)
+            if streak.add(outcome):
+                raise SicogError(
+                    f"{streak.count} requests in a row were refused with the same answer ({outcome.error}); "
+                    f"stopping, as every item would fail alike. Check --model (does it accept images?), "
+                    f"--max-tokens and --base-url; the refused items are in the journal of {cfg.out}: rerun "
+                    "with --retry-failures once fixed (--stop-after-identical-4xx sets the count, 0: never stop)")
 
     with outputs.journal_writer(cfg.out) as writer:
         tasks = [asyncio.create_task(worker(writer)) for _ in range(min(cfg.concurrency, len(todo)))]
