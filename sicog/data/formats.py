@@ -90,7 +90,7 @@ def split_steps(text: str) -> dict[int, str]:
 _COD_HEADER = re.compile(r"^(?P<lead>[ \t>#*_]*)Step\s+(?P<number>\d+)\s*(?P<close>[*_]*)\s*[:.\-](?P<rest>[^\n]*)$",
                          re.MULTILINE | re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*", re.IGNORECASE)
-_SENTENCE_END = ('.', '!', '?', '"', '\u201d')
+_SENTENCE_END = (".", "!", "?", '"', "\u201d")
 _LABEL_WORDS = 12  # a title of its own ("Peripheral details") is short; a sentence ends in . ! ?
 _TITLE_END = " \t.,:;-\u2013\u2014*_"
 
@@ -141,8 +141,8 @@ def cod_blocks(text: str) -> list[tuple[int, str]]:
     header's title on its line (models often start there: "Step 1: The image shows a red bus.") and
     the lines up to the next header. A header line's text is a title, not body, when it is our
     title or its first words, bold or a markdown heading, or a short label without a closing
-    . ! ? above lines of text ("Step 4: Peripheral content"). The one reader of CoD step text (`read_cod`, `parse_cod`,
-    `extract_cod_description`, the annotator's check)."""
+    . ! ? above lines of text ("Step 4: Peripheral content"). The one reader of CoD step text
+    (`read_cod`, `parse_cod`, `extract_cod_description`, the annotator's check)."""
     headers = list(_COD_HEADER.finditer(text))
     blocks = []
     for i, m in enumerate(headers):
