@@ -6,13 +6,15 @@
 #           API_KEY_ENV names).
 # Optional: BASE_URL (https://api.openai.com/v1), MODEL (gpt-4o), API_KEY_ENV (OPENAI_API_KEY),
 #           CONCURRENCY (8), REQUESTS_PER_MINUTE (0: none), TOKENS_PER_MINUTE (0: none),
-#           TEMPERATURE (0.2), MAX_TOKENS (2048), MAX_RETRIES (6), PRICE_PER_1K_INPUT,
-#           PRICE_PER_1K_OUTPUT (for the cost figure), DRY_RUN=1 (estimate only), PYTHON (python).
+#           TEMPERATURE (0.2), MAX_TOKENS (2048), MAX_RETRIES (6), STOP_AFTER_IDENTICAL_4XX (20; 0: never),
+#           PRICE_PER_1K_INPUT, PRICE_PER_1K_OUTPUT (for the cost figure), DRY_RUN=1 (estimate only),
+#           PYTHON (default: the repository's .venv/bin/python when present, else python).
 # Writes $OUTPUT_DIR/{cod,dd,failures}.jsonl and summary.json; run it again to resume after a kill.
 # Example:
 #   DATA_PATH=data/sicog/allava_35k.jsonl IMAGE_FOLDER=data/allava OUTPUT_DIR=data/sicog/cod \
 #     bash training_data_annotation/annotate_cod.sh
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/python.sh"
 
 : "${DATA_PATH:?set DATA_PATH to the caption records (.json/.jsonl)}"
 : "${IMAGE_FOLDER:?set IMAGE_FOLDER to the folder the image paths are relative to}"
@@ -28,6 +30,7 @@ args=(annotate cod --data "$DATA_PATH" --image-folder "$IMAGE_FOLDER" --out "$OU
       --api-key-env "$API_KEY_ENV" --concurrency "${CONCURRENCY:-8}"
       --requests-per-minute "${REQUESTS_PER_MINUTE:-0}" --tokens-per-minute "${TOKENS_PER_MINUTE:-0}"
       --temperature "${TEMPERATURE:-0.2}" --max-tokens "${MAX_TOKENS:-2048}" --max-retries "${MAX_RETRIES:-6}"
+      --stop-after-identical-4xx "${STOP_AFTER_IDENTICAL_4XX:-20}"
       --price-per-1k-input "${PRICE_PER_1K_INPUT:-0}" --price-per-1k-output "${PRICE_PER_1K_OUTPUT:-0}")
 if [ -n "${DRY_RUN:-}" ]; then args+=(--dry-run); fi
-"${PYTHON:-python}" -m sicog "${args[@]}"
+"$PYTHON" -m sicog "${args[@]}"

@@ -85,17 +85,104 @@ def split_steps(text: str) -> dict[int, str]:
     return steps
 
 
+# A CoD header line: "Step 3:", "**Step 3:**", "## Step 3 -", "Step 3. ..." at the start of a line,
+# with the markup models add; `lead`/`close` hold that markup, `rest` what follows the separator
+_COD_HEADER = re.compile(r"^(?P<lead>[ \t>#*_]*)Step\s+(?P<number>\d+)\s*(?P<close>[*_]*)\s*[:.\-](?P<rest>[^\n]*)$",
+                         re.MULTILINE | re.IGNORECASE)
+_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*", re.IGNORECASE)
+_SENTENCE_END = (".", "!", "?", '"', "\u201d")
+_LABEL_WORDS = 12  # a title of its own ("Peripheral details") is short; a sentence ends in . ! ?
+_TITLE_END = " \t.,:;-\u2013\u2014*_"
+
+
+class CodFormatError(ValueError):
+    """A text that is not a Chain-of-Description (the message says why)."""
+
+
+def _after_title(rest: str, title: str) -> str:
+    """What of a header line's `rest` is step text: `rest` without the step's title when it starts
+    with it ("Extract salient content ..." or the whole title, then the text), else all of it."""
+    words = _WORD.findall(title.split(":", 1)[1])
+    pos, matched = 0, 0
+    for m in _WORD.finditer(rest):
+        if matched == len(words) or m.group(0).lower() != words[matched].lower() or (
+                matched and rest[pos:m.start()].strip(" \t,")):
+            break
+        pos, matched = m.end(), matched + 1
+    after = rest[pos:]
+    if matched == 0:
+        return rest.strip()
+    if not after.strip(_TITLE_END):  # the title, or its first words, alone on the line
+        return ""
+    if matched == len(words) or after.lstrip(" \t*_")[:1] in (":", "-", "\u2013", "\u2014"):
+        return after.lstrip(_TITLE_END)
+    return rest.strip()  # a sentence that happens to start with the title's first words
+
+
+def _header_text(m: re.Match, title: str | None) -> str:
+    """The step text on a header line (what models write after "Step k:"), without title or markup."""
+    lead, rest = m.group("lead"), m.group("rest")
+    if "#" in lead:  # a markdown heading is a title
+        return ""
+    bold = lead.strip(" \t>#")
+    if bold and not m.group("close"):  # "**Step 2: Title** text": the bold part is the title
+        end = rest.find(bold)
+        return rest[end + len(bold):].strip() if end >= 0 else ""
+    return _after_title(rest, title) if title else rest.strip()
+
+
+def _is_label(line: str) -> bool:
+    """A short line that is not a sentence (no closing . ! ?): a model's own title for a step."""
+    return len(_WORD.findall(line)) <= _LABEL_WORDS and line.rstrip()[-1:] not in _SENTENCE_END
+
+
+def cod_blocks(text: str) -> list[tuple[int, str]]:
+    """Every "Step k:" block of a CoD text in order, as (k, body): the body is the text after the
+    header's title on its line (models often start there: "Step 1: The image shows a red bus.") and
+    the lines up to the next header. A header line's text is a title, not body, when it is our
+    title or its first words, bold or a markdown heading, or a short label without a closing
+    . ! ? above lines of text ("Step 4: Peripheral content"). The one reader of CoD step text
+    (`read_cod`, `parse_cod`, `extract_cod_description`, the annotator's check)."""
+    headers = list(_COD_HEADER.finditer(text))
+    blocks = []
+    for i, m in enumerate(headers):
+        number = int(m.group("number"))
+        title = COD_STEP_HEADERS[number - 1] if 1 <= number <= len(COD_STEP_HEADERS) else None
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+        first, below = _header_text(m, title), text[m.end():end].strip()
+        if below and _is_label(first):  # "Step 4: Peripheral content" above the text: a title
+            first = ""
+        blocks.append((number, "\n".join(p for p in (first, below) if p)))
+    return blocks
+
+
+def read_cod(text: str | None) -> list[str]:
+    """The five step bodies of a CoD text: headers "Step 1:" to "Step 5:" once each, in order, every
+    body non-empty; CodFormatError naming what is wrong otherwise."""
+    if not text or not text.strip():
+        raise CodFormatError("empty text")
+    blocks = cod_blocks(text)
+    numbers, expected = [k for k, _ in blocks], list(range(1, len(COD_STEP_HEADERS) + 1))
+    if numbers != expected:
+        raise CodFormatError(f"step headers {numbers or 'none'}, expected {expected} in order")
+    empty = [k for k, body in blocks if not body]
+    if empty:
+        raise CodFormatError(f"step{'s' if len(empty) > 1 else ''} {', '.join(map(str, empty))} empty")
+    return [body for _, body in blocks]
+
+
 def parse_cod(text: str) -> list[str] | None:
-    """The five step bodies of a CoD text, or None when steps 1-5 are not all present and non-empty."""
-    steps = split_steps(text)
-    bodies = [steps.get(k, "") for k in range(1, len(COD_STEP_HEADERS) + 1)]
-    return bodies if all(bodies) else None
+    """The five step bodies of a CoD text (`read_cod`), or None when it is not one."""
+    try:
+        return read_cod(text)
+    except CodFormatError:
+        return None
 
 
 def extract_cod_description(text: str) -> str | None:
-    """The Step 5 paragraph of a CoD text (what curation embeds), or None when there is none."""
-    body = split_steps(text).get(len(COD_STEP_HEADERS), "").strip()
-    return body or None
+    """The Step 5 text of a CoD text (what curation embeds; the first Step 5 when a model repeats
+    steps), or None when there is none or it is empty."""
+    return next((body for k, body in cod_blocks(text) if k == len(COD_STEP_HEADERS)), None) or None
 
 
 def parse_cot(text: str) -> list[str] | None:

@@ -23,10 +23,13 @@ error) and summary.json (counts, token usage from the API, cost, settings).
 
 Requests run concurrently (--concurrency) under optional per-minute limits; 429 / 5xx /
 timeouts / connection errors and answers without the five steps in order are retried with
-exponential backoff and jitter (Retry-After honoured); other 4xx are not. A 401/403/404 stops
-the run. Killed at any moment, the same command continues: finished items are never requested
-again, none is lost or written twice. The key is read from $OPENAI_API_KEY (or the variable
---api-key-env names) and never logged or written. --dry-run estimates requests, tokens and cost.
+exponential backoff and jitter (Retry-After honoured); other 4xx are not. A step's text may
+start on its header line ("Step 1: The image shows a red bus."); every step needs text. A
+401/403/404 stops the run, and so do --stop-after-identical-4xx items in a row refused with the
+same 4xx. Killed at any moment, the same command continues: finished items are never requested
+again, none is lost or written twice; summary.json sums every paid try. The key is read from
+$OPENAI_API_KEY (or the variable --api-key-env names) and never logged or written. --dry-run
+estimates requests (sendable items only: missing images are counted apart), tokens and cost.
 """
 
 TASKS = {"cod": "Chain-of-Description captions (+ direct descriptions) from caption records"}

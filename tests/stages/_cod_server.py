@@ -5,7 +5,8 @@ request's "Earlier description: caption of <id>" text), after `delay` seconds. `
 item id to the answers of its successive tries, e.g. ["429", "500", "ok"]; the last entry repeats.
 Kinds: ok, 429 (with Retry-After: `retry_after`), 500, 400, timeout (sleeps `hang` seconds
 before answering), malformed (a body that is not JSON), stepless (an answer without step
-headers), echo-key (a 400 whose message quotes the Authorization header, as some servers do).
+headers), inline (`cod_answer`'s steps written on their header lines, as real models often do),
+bare (the five headers with nothing under steps 1-4: not a CoD), echo-key (a 400 whose message quotes the Authorization header, as some servers do).
 `log` holds (item id, kind) of every request, in arrival order.
 """
 
@@ -15,7 +16,7 @@ import json
 import re
 import time
 
-from sicog.data.formats import format_cod
+from sicog.data.formats import COD_STEP_HEADERS, format_cod
 from tests.stages._loopback import LoopbackServer
 
 _ITEM = re.compile(r"Earlier description: caption of (\S+)")
@@ -25,6 +26,17 @@ def cod_answer(item_id: str) -> str:
     """The server's valid answer for an item (tests compare outputs against it)."""
     return format_cod([f"Salient {item_id}.", f"Details {item_id}.", f"Relations {item_id}.",
                        f"Margins {item_id}.", f"Description of {item_id}."])
+
+
+def inline_answer(item_id: str) -> str:
+    """`cod_answer`'s five steps the way GPT-4o / Qwen2-VL behind vLLM often lay them out: the text
+    on the header line, after a bold header, after the full title, or on the line below a short title."""
+    return "\n".join([f"Step 1: Salient {item_id}.", f"**Step 2:** Details {item_id}.",
+                      f"{COD_STEP_HEADERS[2]} Relations {item_id}.", f"Step 4: Examine marginal content\n"
+                      f"Margins {item_id}.", f"Step 5: Description of {item_id}."])
+
+
+BARE_ANSWER = "Step 1:\n\nStep 2:\n\nStep 3:\n\nStep 4:\n\nStep 5:\nx"
 
 
 class CodServer(LoopbackServer):
@@ -69,7 +81,8 @@ class CodServer(LoopbackServer):
             time.sleep(self.hang)
         if kind == "malformed":
             return 200, b'{"choices": [{"message": ', {}
-        content = "I looked at the image and it is nice." if kind == "stepless" else cod_answer(item)
+        content = {"stepless": "I looked at the image and it is nice.", "inline": inline_answer(item),
+                   "bare": BARE_ANSWER}.get(kind) or cod_answer(item)
         answer = {"id": "cmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
                   "choices": [{"index": 0, "finish_reason": "stop",
                                "message": {"role": "assistant", "content": content}}],

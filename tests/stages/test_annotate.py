@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 
 from sicog.cli import main
-from sicog.data.formats import COD_STEP_HEADERS, format_cod
+from sicog.config_flags import parse_config
+from sicog.data.formats import COD_STEP_HEADERS, format_cod, parse_cod
 from sicog.stages.annotation.client import retry_after_seconds
+from sicog.stages.annotation.config import AnnotateConfig
 from sicog.stages.annotation.prompt import InvalidAnswer, parse_answer
+from sicog.stages.annotation.runner import run_annotation
 from tests.stages._annotation import annotate_argv, read_jsonl, write_caption_records
-from tests.stages._cod_server import CodServer, cod_answer
+from tests.stages._cod_server import BARE_ANSWER, CodServer, cod_answer, inline_answer
 
 REPO = Path(__file__).resolve().parents[2]
 FAULTS = {
@@ -88,6 +91,24 @@ def test_retry_failures_asks_only_for_the_failed_items(tmp_path):
     assert read_jsonl(out / "failures.jsonl") == []
 
 
+def test_the_summary_sums_every_paid_try_after_retry_failures(tmp_path):
+    data, folder = write_caption_records(tmp_path, 4)
+    out = tmp_path / "out"
+    prices = ("--price-per-1k-input", "2.5", "--price-per-1k-output", "10")
+    with CodServer(faults={"item-2": ["stepless"] * 4 + ["ok"]}) as server:
+        assert main(annotate_argv(data, folder, out, server.base_url, *prices)) == 0
+        assert main(annotate_argv(data, folder, out, server.base_url, "--retry-failures", *prices)) == 0
+    journal = read_jsonl(out / "journal.parts" / "rank-0.jsonl")
+    assert len(journal) == 5  # item-2 twice: its 4 paid invalid answers, then its success
+    paid = {k: sum(e["usage"][k] for e in journal) for k in ("prompt_tokens", "completion_tokens",
+                                                               "answered_requests")}
+    assert paid == {"prompt_tokens": 800, "completion_tokens": 400, "answered_requests": 8}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["usage"] == paid
+    assert summary["cost"] == pytest.approx((800 * 2.5 + 400 * 10) / 1000)
+    assert (summary["annotated"], summary["failed"]) == (4, 0)
+
+
 def test_a_refused_key_stops_the_run(tmp_path, capsys, monkeypatch):
     data, folder = write_caption_records(tmp_path, 5)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -95,6 +116,36 @@ def test_a_refused_key_stops_the_run(tmp_path, capsys, monkeypatch):
         assert main(annotate_argv(data, folder, tmp_path / "out", server.base_url, "--concurrency", "1")) == 2
         assert len(server.log) == 1
     assert "HTTP 401" in capsys.readouterr().err
+
+
+def test_identical_4xx_in_a_row_stop_the_run_with_the_servers_message(tmp_path, capsys):
+    data, folder = write_caption_records(tmp_path, 25)
+    text_only = {f"item-{k}": ["400"] for k in range(25)}  # e.g. a text-only model refusing every image
+    with CodServer(faults=text_only) as server:
+        assert main(annotate_argv(data, folder, tmp_path / "out", server.base_url, "--concurrency", "1")) == 2
+        assert len(server.log) == 20  # the default: 20 in a row, each asked once (a 400 is not retried)
+    err = capsys.readouterr().err
+    assert "20 requests in a row were refused with the same answer" in err and "injected" in err
+    assert "--stop-after-identical-4xx" in err
+    assert len(read_jsonl(tmp_path / "out" / "journal.parts" / "rank-0.jsonl")) == 20  # kept for a rerun
+
+    # a success between two refusals starts the count again; a missing image is no answer at all
+    data, folder = write_caption_records(tmp_path / "b", 8, missing=(3,))
+    faults = {f"item-{k}": ["400"] for k in (0, 2, 4, 5, 6, 7)}
+    with CodServer(faults=faults) as server:
+        assert main(annotate_argv(data, folder, tmp_path / "b" / "out", server.base_url, "--concurrency", "1",
+                                  "--stop-after-identical-4xx", "3")) == 2
+        assert [i for i, _ in server.log] == ["item-0", "item-1", "item-2", "item-4", "item-5"]  # 2, (3), 4, 5
+    # 0 never stops
+    with CodServer(faults=faults) as server:
+        assert main(annotate_argv(data, folder, tmp_path / "c" / "out", server.base_url, "--concurrency", "1",
+                                  "--stop-after-identical-4xx", "0")) == 0
+    assert main(annotate_argv(data, folder, tmp_path / "d", "http://127.0.0.1:9/v1",
+                              "--stop-after-identical-4xx", "-1")) == 2
+    assert "--stop-after-identical-4xx must be >= 0, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["annotate", "cod", "--help"])
+    assert "--stop-after-identical-4xx" in capsys.readouterr().out
 
 
 def test_dry_run_estimates_without_calling_or_writing(tmp_path, capsys):
@@ -106,6 +157,20 @@ def test_dry_run_estimates_without_calling_or_writing(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "4 request(s) for 4 item(s)" in printed and "at most 400 output tokens" in printed
     assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_counts_only_the_items_it_could_send(tmp_path, capsys):
+    data, folder = write_caption_records(tmp_path, 5, missing=(1,))
+    (folder / "images" / "3.png").write_bytes(b"not an image")
+    with CodServer() as server:
+        estimate = run_annotation(parse_config(AnnotateConfig, annotate_argv(
+            data, folder, tmp_path / "out", server.base_url, "--dry-run", "--max-tokens", "100")[2:]))
+        assert server.log == []
+    printed = capsys.readouterr().out
+    assert "3 request(s) for 5 item(s)" in printed and "at most 300 output tokens" in printed
+    assert "2 item(s) not sendable (image not found: 1, image unreadable: 1)" in printed
+    assert (estimate["requests"], estimate["not_sendable"]) == (3, {"image not found": 1, "image unreadable": 1})
+    assert estimate["not_sendable_examples"]["image not found"].endswith("captions.jsonl:2")
 
 
 def test_the_key_appears_in_no_output_log_or_saved_config(tmp_path):
@@ -138,6 +203,36 @@ def test_answers_are_checked_for_the_five_steps_in_order():
                      (format_cod(bodies[:4] + [" "]), "step 5"), ("", "empty")):
         with pytest.raises(InvalidAnswer, match=why):
             parse_answer(bad)
+
+
+def test_steps_written_on_their_header_lines_are_kept_and_not_asked_again(tmp_path):
+    data, folder = write_caption_records(tmp_path, 4)
+    out = tmp_path / "out"
+    faults = {"item-0": ["inline"], "item-1": ["inline"], "item-2": ["bare"], "item-3": ["bare", "inline"]}
+    with CodServer(faults=faults) as server:
+        assert main(annotate_argv(data, folder, out, server.base_url)) == 0
+        tries = {f"item-{k}": server.requests_for(f"item-{k}") for k in range(4)}
+    assert tries == {"item-0": 1, "item-1": 1, "item-2": 4, "item-3": 2}  # no paid retry for a good answer
+    cod = {r["id"]: r["conversations"][1]["value"] for r in read_jsonl(out / "cod.jsonl")}
+    assert cod == {i: cod_answer(i) for i in ("item-0", "item-1", "item-3")}  # every step's text, canonical
+    assert all(parse_cod(text) for text in cod.values())
+    assert [r["id"] for r in read_jsonl(out / "failures.jsonl")] == ["item-2"]  # bare headers: not a CoD
+    assert "steps 1, 2, 3, 4 empty" in read_jsonl(out / "failures.jsonl")[0]["error"]
+    dd = {r["id"]: r["conversations"][1]["value"] for r in read_jsonl(out / "dd.jsonl")}
+    assert dd["item-0-dd"] == "Description of item-0."
+
+
+def test_the_annotator_and_parse_cod_read_answers_alike():
+    answers = [inline_answer("x"), BARE_ANSWER, cod_answer("x"), "Step 1: a\nStep 2: b", "",
+               "\n".join(f"Step {k}: {k}" for k in (1, 2, 3, 4, 5, 5)), "\n".join(COD_STEP_HEADERS)]
+    for text in answers:
+        try:
+            got = parse_answer(text)
+        except InvalidAnswer:
+            got = None
+        assert (got is None) == (parse_cod(text) is None), text
+        if got is not None:
+            assert got == (format_cod(parse_cod(text)), parse_cod(text)[-1])
 
 
 def test_retry_after_is_read_in_seconds_and_milliseconds():

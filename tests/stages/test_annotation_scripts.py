@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.stages._annotation import write_caption_records
+from tests.stages._scripts import run_from_copy
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "training_data_annotation"
@@ -44,3 +47,15 @@ def test_convert_cot_writes_both_files(tmp_path):
     short = json.loads((tmp_path / "out" / "short_answers.jsonl").read_text())
     assert short["conversations"][1]["value"] == "x"
     assert (tmp_path / "out" / "structured_cot.jsonl").is_file()
+
+
+@pytest.mark.parametrize("venv", [True, False])
+def test_the_wrappers_use_the_projects_venv_when_present(tmp_path, venv):
+    env = {"DATA_PATH": "in/captions.jsonl", "IMAGE_FOLDER": "in", "OUTPUT_DIR": "out", "DRY_RUN": "1"}
+    res, interpreter, argv = run_from_copy(tmp_path, "training_data_annotation/annotate_cod.sh", env, venv)
+    assert res.returncode == 0, res.stderr
+    assert interpreter == ("venv" if venv else "path") and argv[:3] == ["-m", "sicog", "annotate"]
+    res, interpreter, argv = run_from_copy(tmp_path, "training_data_annotation/convert_cot.sh",
+                                           {"DATA_PATH": "cot.jsonl", "OUTPUT_DIR": "out"}, venv)
+    assert res.returncode == 0, res.stderr
+    assert interpreter == ("venv" if venv else "path") and argv[:3] == ["-m", "sicog", "convert"]

@@ -10,6 +10,7 @@ import pytest
 
 from sicog.cli import build_parser
 from tests.stages._sampling import REPO
+from tests.stages._scripts import run_from_copy
 
 SCRIPTS = REPO / "recap_scripts"
 BASE_ENV = {"EXPERIMENT_NAME": "exp1", "MODEL_PATH": "ckpt/warm", "DATA_PATH": "data/x.jsonl",
@@ -79,3 +80,10 @@ def test_required_variables_are_named(tmp_path, missing):
 def test_unknown_prompt_is_refused(tmp_path):
     res, argv = _run(tmp_path, "caption_inference.sh", **BASE_ENV, PROMPT="cot-default")
     assert res.returncode == 2 and "PROMPT must be" in res.stderr and argv == []
+
+
+@pytest.mark.parametrize("venv", [True, False])
+def test_the_scripts_use_the_projects_venv_when_present(tmp_path, venv):
+    res, interpreter, argv = run_from_copy(tmp_path, "recap_scripts/caption_inference.sh", BASE_ENV, venv)
+    assert res.returncode == 0, res.stderr
+    assert interpreter == ("venv" if venv else "path") and argv[:2] == ["-m", "sicog.pipeline.launch"]

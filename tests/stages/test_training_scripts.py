@@ -11,6 +11,7 @@ import pytest
 from sicog.config import TrainConfig, load_config
 from sicog.data.dataset import source_weights
 from tests.stages._sampling import REPO
+from tests.stages._scripts import run_from_copy
 
 ENV = {"EXPERIMENT_NAME": "exp", "DATA_PATH": "data/curated.jsonl", "IMAGE_FOLDER": "data/images",
        "VISION_TOWER": "models/clip", "LLM_CKPT_DIR": "models/qwen2", "DEEPSPEED_CONFIG": "none",
@@ -81,3 +82,13 @@ def test_dpo_script_is_the_papers_setting_with_env_overrides(tmp_path):
     res = subprocess.run(["bash", str(REPO / "training_scripts" / "dpo.sh")], env=env, capture_output=True,
                          text=True, cwd=tmp_path, timeout=60)
     assert res.returncode != 0 and "PAIRS_PATH" in res.stderr
+
+
+@pytest.mark.parametrize("script", ["stage0_warmup.sh", "stage1_align.sh", "stage15_pretrain.sh", "stage2_sft.sh",
+                                    "dpo.sh"])
+def test_the_stage_scripts_use_the_projects_venv_when_present(tmp_path, script):
+    env = {**ENV, "PREV_STAGE_CHECKPOINT": "ckpt/prev", "PAIRS_PATH": "pairs.jsonl", "OUTPUT_ROOT": "out"}
+    for venv in (True, False):
+        res, interpreter, argv = run_from_copy(tmp_path, f"training_scripts/{script}", env, venv)
+        assert res.returncode == 0, res.stderr
+        assert interpreter == ("venv" if venv else "path") and argv[:2] == ["-m", "sicog.pipeline.launch"]

@@ -6,7 +6,8 @@ The SDK's own retries are off (`max_retries=0`) so that one policy (sicog.utils.
 - retried: 408, 409, 429 and 5xx answers, timeouts, connection errors, a body that is not a chat
   completion (malformed JSON, no choices), and an answer that is not a Chain-of-Description
   (`prompt.InvalidAnswer`);
-- not retried: any other 4xx (the request itself is wrong: retrying cannot help);
+- not retried: any other 4xx (the request itself is wrong: retrying cannot help); the same one
+  for --stop-after-identical-4xx items in a row stops the run (`RefusalStreak`);
 - the wait before retry k is drawn from [0, backoff_initial * 2^k] (full jitter, capped at
   backoff_max), unless the server said how long in Retry-After / retry-after-ms (then that, capped).
 
@@ -68,6 +69,7 @@ class Outcome:
     error: str | None = None
     attempts: int = 0
     usage: Usage = field(default_factory=Usage)
+    status: int | None = None  # the HTTP status of the last try's error, when it was an HTTP answer
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -80,6 +82,32 @@ def is_transient(exc: BaseException) -> bool:
 def is_fatal(exc: BaseException) -> bool:
     """A 401/403/404: every other item would fail the same way."""
     return isinstance(exc, openai.APIStatusError) and exc.status_code in FATAL_STATUS
+
+
+def is_refusal(outcome: Outcome) -> bool:
+    """The item ended in a 4xx that no retry can change (not 408/409/429, not 401/403/404)."""
+    status = outcome.status
+    return status is not None and 400 <= status < 500 and not retryable_status(status) and status not in FATAL_STATUS
+
+
+class RefusalStreak:
+    """The same refusal (`is_refusal`, same message) for `limit` items in a row, in the order they
+    finish, means the run itself is wrong (a text-only model, a --max-tokens the server rejects):
+    `add` says when to stop. A success or another failure starts the count again; an item that
+    sent no request (its image is missing) does not count. limit 0: never."""
+
+    def __init__(self, limit: int):
+        self.limit, self.error, self.count = limit, None, 0
+
+    def add(self, outcome: Outcome) -> bool:
+        if outcome.attempts == 0:
+            return False
+        if not is_refusal(outcome):
+            self.error, self.count = None, 0
+            return False
+        self.count = self.count + 1 if outcome.error == self.error else 1
+        self.error = outcome.error
+        return bool(self.limit) and self.count >= self.limit
 
 
 def retry_after_seconds(exc: BaseException | None) -> float | None:
@@ -158,4 +186,5 @@ class CodClient:
                 raise
             outcome.cod = outcome.description = None
             outcome.error = describe(exc)
+            outcome.status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
         return outcome

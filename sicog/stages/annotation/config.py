@@ -33,6 +33,9 @@ class AnnotateConfig:
     max_tokens: int = setting(2048, "completion budget per request")
     max_retries: int = setting(6, "retries of a request after a 429, 5xx, timeout, connection error or an "
                                   "answer without the five steps (other 4xx: none)")
+    stop_after_identical_4xx: int = setting(20, "stop the run, quoting the server, after this many items in a row "
+                                                "ended in the same non-retryable 4xx (a text-only model refusing "
+                                                "every image, a limit the server rejects); 0: never")
     backoff_initial: float = setting(1.0, "backoff scale in seconds: the wait before retry k is drawn from "
                                           "[0, scale * 2^k] (full jitter); a Retry-After header wins")
     backoff_max: float = setting(60.0, "longest wait between two tries, seconds (caps Retry-After too)")
@@ -52,7 +55,8 @@ class AnnotateConfig:
     def validate(self) -> None:
         """Errors that need no data (required settings: sicog.config_flags.check_config)."""
         for flag, value, low in (("--concurrency", self.concurrency, 1), ("--max-tokens", self.max_tokens, 1),
-                                 ("--max-retries", self.max_retries, 0)):
+                                 ("--max-retries", self.max_retries, 0),
+                                 ("--stop-after-identical-4xx", self.stop_after_identical_4xx, 0)):
             if value < low:
                 raise SicogError(f"{flag} must be >= {low}, got {value}")
         for flag, value in (("--requests-per-minute", self.requests_per_minute),

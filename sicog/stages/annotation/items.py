@@ -95,13 +95,24 @@ def image_file(item: CaptionItem, folder: str | None, allow_outside: bool) -> Pa
     return resolve_image(folder, item.image, item.where, allow_outside)
 
 
-def image_size(item: CaptionItem, folder: str | None, allow_outside: bool) -> tuple[int, int] | None:
-    """(width, height) from the image header, None when it cannot be read (for estimates only)."""
+#: why an item cannot be sent (`unsendable`), as counted by `--dry-run`
+IMAGE_OUTSIDE, IMAGE_NOT_FOUND, IMAGE_UNREADABLE = "image outside --image-folder", "image not found", "image unreadable"
+
+
+def image_size(item: CaptionItem, folder: str | None, allow_outside: bool) -> tuple[tuple[int, int] | None, str | None]:
+    """((width, height) from the image header, None) when the item can be sent, else (None, why:
+    IMAGE_OUTSIDE, IMAGE_NOT_FOUND or IMAGE_UNREADABLE). Reads the header only: an estimate's check."""
     try:
-        with Image.open(image_file(item, folder, allow_outside)) as img:
-            return img.size
-    except (OSError, ValueError, SyntaxError, DataError):
-        return None
+        path = image_file(item, folder, allow_outside)
+    except DataError:
+        return None, IMAGE_OUTSIDE
+    if not path.is_file():
+        return None, IMAGE_NOT_FOUND
+    try:
+        with Image.open(path) as img:
+            return img.size, None
+    except (OSError, ValueError, SyntaxError):
+        return None, IMAGE_UNREADABLE
 
 
 def image_data_url(item: CaptionItem, folder: str | None, allow_outside: bool) -> tuple[str, tuple[int, int]]:

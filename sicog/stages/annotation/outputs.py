@@ -4,11 +4,13 @@
   `{"id", "ok", "cod", "description" | "error", "attempts", "usage"}`. It is the run's memory:
   a rerun skips every id in it, so a kill at any moment loses at most the requests in flight
   (a line torn by the kill is cut off and its item asked again) and never repeats a finished
-  one. An item that failed and later succeeded (--retry-failures) counts as succeeded.
+  one. An item that failed and later succeeded (--retry-failures) counts as succeeded; the tokens
+  of both lines count in the summary (both were paid for).
 - `run.json`: the settings that decide the annotations; a rerun with others is refused unless
   --overwrite, which removes the files named here (nothing else in the folder).
 - `cod.jsonl`, `dd.jsonl`, `failures.jsonl` (in input order, written atomically from the
-  journal) and then `summary.json` (counts, token usage, cost, settings, the masked config):
+  journal) and then `summary.json` (counts, token usage and cost summed over every journal line,
+  settings, the masked config):
   each item is in exactly one of cod/dd (both) or failures.
 """
 
@@ -88,14 +90,19 @@ def prepare(cfg: AnnotateConfig, want: dict) -> dict | None:
     return None
 
 
-def read_journal(out: str | Path) -> dict[str, dict]:
-    """Finished items by id; a success wins over a failure of the same id."""
-    entries: dict[str, dict] = {}
+def _journal_lines(out: str | Path):
     part = parts_dir(Path(out) / JOURNAL) / "rank-0.jsonl"
     if part.exists():
         for _lineno, rec in iter_jsonl(part, torn_tail_ok=True):
-            if rec["ok"] or not entries.get(rec["id"], {}).get("ok"):
-                entries[rec["id"]] = rec
+            yield rec
+
+
+def read_journal(out: str | Path) -> dict[str, dict]:
+    """Finished items by id; a success wins over a failure of the same id."""
+    entries: dict[str, dict] = {}
+    for rec in _journal_lines(out):
+        if rec["ok"] or not entries.get(rec["id"], {}).get("ok"):
+            entries[rec["id"]] = rec
     return entries
 
 
@@ -123,10 +130,15 @@ def failure_kind(error: str) -> str:
     return error.split(":", 1)[0].strip()[:40]
 
 
-def totals(entries: dict[str, dict]) -> dict:
-    """Token usage summed over every journal line (all runs)."""
+def paid_usage(out: str | Path) -> dict:
+    """Token usage summed over every journal line of every run: an item failed and then asked again
+    (--retry-failures) has one line per run, each paid for."""
     keys = ("prompt_tokens", "completion_tokens", "answered_requests")
-    return {k: sum(int(e.get("usage", {}).get(k, 0)) for e in entries.values()) for k in keys}
+    usage = dict.fromkeys(keys, 0)
+    for rec in _journal_lines(out):
+        for k in keys:
+            usage[k] += int(rec.get("usage", {}).get(k, 0))
+    return usage
 
 
 def cost(cfg: AnnotateConfig, prompt_tokens: float, completion_tokens: float) -> float | None:
@@ -152,7 +164,7 @@ def write_outputs(cfg: AnnotateConfig, items: list[CaptionItem], this_run: dict,
     write_jsonl(out / DD_FILE, (dd_record(it, e["description"]) for it, e in ok))
     write_jsonl(out / FAILURES_FILE, ({"id": it.id, "where": it.where, "image": it.image, "error": e["error"],
                                        "attempts": e["attempts"]} for it, e in failed))
-    usage = totals(entries)
+    usage = paid_usage(out)
     summary = {
         "out": str(out), "data": cfg.data, "model": cfg.model, "items": len(items), "annotated": len(ok),
         "failed": len(failed), "failures_by_kind": dict(Counter(failure_kind(e["error"]) for _, e in failed)),

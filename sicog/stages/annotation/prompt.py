@@ -6,17 +6,17 @@ description, only what is visible (the original caption is a hint, not a source 
 worked example of our own shows the layout.
 
 `parse_answer` accepts an answer only when it has the five "Step k:" headers exactly once each,
-in order, with a non-empty step 5; it rewrites the headers to their canonical wording (models
-like to bold them) so every training record is laid out the same way.
+in order, with every step's text non-empty (the text may start on the header line, after the
+title or instead of it: `sicog.data.formats.read_cod`); it rewrites the headers to their canonical
+wording (models like to bold or shorten them) so every training record is laid out the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
 
-from sicog.data.formats import COD_STEP_HEADERS, format_cod
+from sicog.data.formats import COD_STEP_HEADERS, CodFormatError, format_cod, read_cod
 
 _EXAMPLE_BODIES = (
     "A photograph of a small street-side fruit stall on a sunny day, with a vendor standing behind "
@@ -76,25 +76,14 @@ class InvalidAnswer(ValueError):
     """The model's answer is not a Chain-of-Description (the request is tried again)."""
 
 
-# "Step 3:", "**Step 3:**", "## Step 3 -": a header line, with the markup models add around it
-_HEADER = re.compile(r"^[ \t>#*_]*Step\s+(\d+)\s*[*_]*\s*[:.\-][^\n]*$", re.MULTILINE | re.IGNORECASE)
-
-
 def parse_answer(text: str | None) -> tuple[str, str]:
-    """(the CoD text with canonical headers, the step-5 description); InvalidAnswer otherwise."""
-    if not text or not text.strip():
-        raise InvalidAnswer("empty answer")
-    headers = list(_HEADER.finditer(text))
-    numbers = [int(m.group(1)) for m in headers]
-    expected = list(range(1, len(COD_STEP_HEADERS) + 1))
-    if numbers != expected:
-        raise InvalidAnswer(f"step headers {numbers or 'none'}, expected {expected} in order")
-    bodies = []
-    for i, m in enumerate(headers):
-        end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
-        bodies.append(text[m.end():end].strip())
-    if not bodies[-1]:
-        raise InvalidAnswer("step 5 (the description) is empty")
+    """(the CoD text with canonical headers, the step-5 description); InvalidAnswer otherwise.
+
+    The reading is `sicog.data.formats.read_cod`'s, the same that checks CoD records elsewhere."""
+    try:
+        bodies = read_cod(text)
+    except CodFormatError as e:
+        raise InvalidAnswer(str(e)) from None
     return format_cod(bodies), bodies[-1]
 
 

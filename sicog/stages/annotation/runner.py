@@ -7,7 +7,9 @@
 3. The items not in the journal are annotated with at most --concurrency requests in flight
    (asyncio; one event loop, so journal lines are written one at a time). Each item ends in the
    journal as a success or as a failure with its error; a missing or unreadable image is a
-   failure without a request. A 401/403/404 stops the run: every other item would fail alike.
+   failure without a request. A 401/403/404 stops the run: every other item would fail alike; so
+   do --stop-after-identical-4xx items in a row refused with the same 4xx (the server's message
+   is quoted).
 4. cod.jsonl, dd.jsonl, failures.jsonl and summary.json are written from the journal.
 
 The API key is read from the variable --api-key-env names, registered as a secret (redacted from
@@ -20,12 +22,13 @@ import asyncio
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import asdict
 
 from sicog.config_flags import check_config
 from sicog.data.records import DataError
 from sicog.stages.annotation import outputs
-from sicog.stages.annotation.client import CodClient, Outcome, Usage, describe, is_fatal
+from sicog.stages.annotation.client import CodClient, Outcome, RefusalStreak, Usage, describe, is_fatal
 from sicog.stages.annotation.config import AnnotateConfig
 from sicog.stages.annotation.items import CaptionItem, image_data_url, image_size, read_items
 from sicog.stages.annotation.prompt import (
@@ -41,14 +44,9 @@ from sicog.utils.secrets import mask_secrets, register_secret
 
 logger = logging.getLogger(__name__)
 
-#: image tokens assumed when an image's size cannot be read (GPT-4o, a 1024x1024 image)
-DEFAULT_IMAGE_TOKENS = 765
-
-
-def input_tokens(item: CaptionItem, size: tuple[int, int] | None) -> int:
+def input_tokens(item: CaptionItem, size: tuple[int, int]) -> int:
     """Estimated prompt tokens of one request: system prompt, text, image."""
-    image = estimate_image_tokens(*size) if size else DEFAULT_IMAGE_TOKENS
-    return PROMPT_TOKENS + estimate_text_tokens(user_text(item.question, item.caption)) + image
+    return PROMPT_TOKENS + estimate_text_tokens(user_text(item.question, item.caption)) + estimate_image_tokens(*size)
 
 
 def run_annotation(cfg: AnnotateConfig) -> dict:
@@ -86,18 +84,33 @@ def run_annotation(cfg: AnnotateConfig) -> dict:
 
 
 def dry_run(cfg: AnnotateConfig, items: list[CaptionItem], want: dict) -> dict:
-    """Requests, tokens and cost of what a run would do now; calls nothing, writes nothing."""
+    """Requests, tokens and cost of what a run would do now; calls nothing, writes nothing. Only
+    items that could be sent count: one whose image is missing or unreadable would fail without a
+    request, so it is counted apart, by reason (with its first record's file:line)."""
     done = outputs.read_journal(cfg.out) if outputs.recorded_settings(cfg.out) == want else {}
     todo = [it for it in items if it.id not in done or (cfg.retry_failures and not done[it.id]["ok"])]
-    tokens_in = sum(input_tokens(it, image_size(it, cfg.image_folder, cfg.allow_images_outside_folder))
-                    for it in todo)
-    tokens_out = len(todo) * cfg.max_tokens
-    estimate = {"items": len(items), "done_earlier": len(items) - len(todo), "requests": len(todo),
+    tokens_in, sendable = 0, 0
+    not_sendable: Counter = Counter()
+    examples: dict[str, str] = {}
+    for it in todo:
+        size, why = image_size(it, cfg.image_folder, cfg.allow_images_outside_folder)
+        if why is not None:
+            not_sendable[why] += 1
+            examples.setdefault(why, it.where)
+            continue
+        sendable += 1
+        tokens_in += input_tokens(it, size)
+    tokens_out = sendable * cfg.max_tokens
+    estimate = {"items": len(items), "done_earlier": len(items) - len(todo), "requests": sendable,
+                "not_sendable": dict(not_sendable), "not_sendable_examples": examples,
                 "input_tokens_estimate": tokens_in, "output_tokens_at_most": tokens_out,
                 "cost_at_most": outputs.cost(cfg, tokens_in, tokens_out), "settings": want}
-    print(f"dry run: {len(todo)} request(s) for {len(items)} item(s) ({len(items) - len(todo)} done earlier); "
-          f"about {tokens_in} input tokens (4 characters a token, GPT-4o's image rule) and at most {tokens_out} "
-          f"output tokens (--max-tokens {cfg.max_tokens} each), retries not counted"
+    unsent = sum(not_sendable.values())
+    print(f"dry run: {sendable} request(s) for {len(items)} item(s) ({len(items) - len(todo)} done earlier"
+          + (f"; {unsent} item(s) not sendable ({', '.join(f'{k}: {n}' for k, n in not_sendable.items())}), "
+             f"first: {', '.join(f'{k} at {w}' for k, w in examples.items())}" if unsent else "")
+          + f"); about {tokens_in} input tokens (4 characters a token, GPT-4o's image rule) and at most "
+          f"{tokens_out} output tokens (--max-tokens {cfg.max_tokens} each), retries not counted"
           + (f"; cost at most {estimate['cost_at_most']}" if estimate["cost_at_most"] is not None else ""))
     return estimate
 
@@ -116,6 +129,7 @@ async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: s
     from tqdm.auto import tqdm
 
     client = CodClient(cfg, api_key)
+    streak = RefusalStreak(cfg.stop_after_identical_4xx)
     usage, counts = Usage(), {"annotated": 0, "failed": 0, "requests_sent": 0}
     pending = iter(todo)  # shared by the workers: each item is taken exactly once
     bar = tqdm(total=len(todo), unit="item", desc="annotate", dynamic_ncols=True, disable=not cfg.progress,
@@ -141,6 +155,12 @@ async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: s
             bar.update(1)
             bar.set_postfix(ok=counts["annotated"], failed=counts["failed"],
                             tok=usage.prompt_tokens + usage.completion_tokens, refresh=False)
+            if streak.add(outcome):
+                raise SicogError(
+                    f"{streak.count} requests in a row were refused with the same answer ({outcome.error}); "
+                    f"stopping, as every item would fail alike. Check --model (does it accept images?), "
+                    f"--max-tokens and --base-url; the refused items are in the journal of {cfg.out}: rerun "
+                    "with --retry-failures once fixed (--stop-after-identical-4xx sets the count, 0: never stop)")
 
     with outputs.journal_writer(cfg.out) as writer:
         tasks = [asyncio.create_task(worker(writer)) for _ in range(min(cfg.concurrency, len(todo)))]
