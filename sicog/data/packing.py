@@ -2,7 +2,8 @@
 
 A packed batch is one row (`input_ids`, `labels`, `position_ids` of shape (1, T), no
 `attention_mask`) holding whole samples back to back, and the `pixel_values` of their images in
-order (LLaVA fills image tokens in order, so the images follow the samples). What keeps it
+order (LLaVA fills image tokens in order, so the images follow the samples; sliced `uhd` images
+bring their slices, sizes and grids in the same order, `slices.collate_slices`). What keeps it
 exactly equal to the padded batch of the same samples:
 
 - positions restart at 0 with every sample, so RoPE sees each sample as it would alone;
@@ -28,6 +29,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from sicog.data import slices
 from sicog.data.chat import IGNORE_INDEX, tokenizer_of
 from sicog.utils.io import SicogError
 
@@ -125,6 +127,8 @@ class PackingCollator:
             positions.append(torch.arange(n, dtype=torch.long))
         batch = {"input_ids": torch.cat(ids)[None], "labels": torch.cat(labels)[None],
                  "position_ids": torch.cat(positions)[None], "use_cache": False}
+        if any("slice_sizes" in e for e in examples):  # sliced images (uhd): one padded tensor of slices
+            return {**batch, **slices.collate_slices(examples)}
         pixels = [e["pixel_values"] for e in examples if e.get("pixel_values") is not None]
         if pixels:
             batch["pixel_values"] = torch.stack(pixels)
@@ -186,6 +190,7 @@ def unpack_batch(batch: dict, pad_id: int) -> dict:
         attn[i, :n] = 1
         start += n
     out = {"input_ids": ids, "labels": labels, "attention_mask": attn}
-    if batch.get("pixel_values") is not None:
-        out["pixel_values"] = batch["pixel_values"]
+    for key in ("pixel_values", "slice_sizes", "image_grids"):  # images keep their order
+        if batch.get(key) is not None:
+            out[key] = batch[key]
     return out

@@ -132,9 +132,6 @@ def validate_stage(cfg: TrainConfig, more_inputs: dict[str, str | None] | None =
         raise SicogError("data.sources: at least one training file is required")
     if cfg.training.lora.enabled and cfg.training.deepspeed and "zero3" in Path(cfg.training.deepspeed).name:
         raise SicogError("training.lora with ZeRO-3 is not supported (the merge needs full weights); use zero2")
-    if cfg.data.packing and cfg.model.arch != "llava":
-        # a packed row holds several samples' images; sliced images (uhd) are not packed yet
-        raise SicogError(f"data.packing: supported for model.arch llava only, not {cfg.model.arch}; set it false")
     check_outputs_apart({"training.output_dir": cfg.training.output_dir}, {**_inputs(cfg), **(more_inputs or {})})
     check_writable(cfg.training.output_dir, "training.output_dir:", kind="dir")
 
