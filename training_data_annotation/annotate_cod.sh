@@ -7,7 +7,8 @@
 # Optional: BASE_URL (https://api.openai.com/v1), MODEL (gpt-4o), API_KEY_ENV (OPENAI_API_KEY),
 #           CONCURRENCY (8), REQUESTS_PER_MINUTE (0: none), TOKENS_PER_MINUTE (0: none),
 #           TEMPERATURE (0.2), MAX_TOKENS (2048), MAX_RETRIES (6), PRICE_PER_1K_INPUT,
-#           PRICE_PER_1K_OUTPUT (for the cost figure), DRY_RUN=1 (estimate only), PYTHON (python).
+#           PRICE_PER_1K_OUTPUT (for the cost figure), DRY_RUN=1 (estimate only), PYTHON (default: the
+#           project's .venv/bin/python when present, else python3).
 # Writes $OUTPUT_DIR/{cod,dd,failures}.jsonl and summary.json; run it again to resume after a kill.
 # Example:
 #   DATA_PATH=data/sicog/allava_35k.jsonl IMAGE_FOLDER=data/allava OUTPUT_DIR=data/sicog/cod \
@@ -30,4 +31,5 @@ args=(annotate cod --data "$DATA_PATH" --image-folder "$IMAGE_FOLDER" --out "$OU
       --temperature "${TEMPERATURE:-0.2}" --max-tokens "${MAX_TOKENS:-2048}" --max-retries "${MAX_RETRIES:-6}"
       --price-per-1k-input "${PRICE_PER_1K_INPUT:-0}" --price-per-1k-output "${PRICE_PER_1K_OUTPUT:-0}")
 if [ -n "${DRY_RUN:-}" ]; then args+=(--dry-run); fi
-"${PYTHON:-python}" -m sicog "${args[@]}"
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/python.sh"
+"$SICOG_PYTHON" -m sicog "${args[@]}"

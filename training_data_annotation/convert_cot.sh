@@ -3,7 +3,7 @@
 # into the four-step structured CoT and short answers.
 # Required: DATA_PATH (LLaVA-CoT .json/.jsonl), OUTPUT_DIR.
 # Optional: IMAGE_FOLDER (when set, records whose image is missing from it are skipped and counted),
-#           PYTHON (python).
+#           PYTHON (default: the project's .venv/bin/python when present, else python3).
 # Writes $OUTPUT_DIR/structured_cot.jsonl, $OUTPUT_DIR/short_answers.jsonl and
 # structured_cot.jsonl.summary.json (records skipped, per reason, with file:line examples).
 # Example:
@@ -16,4 +16,5 @@ set -euo pipefail
 args=(convert llava-cot --data "$DATA_PATH" --out-cot "$OUTPUT_DIR/structured_cot.jsonl"
       --out-short "$OUTPUT_DIR/short_answers.jsonl")
 if [ -n "${IMAGE_FOLDER:-}" ]; then args+=(--image-folder "$IMAGE_FOLDER"); fi
-"${PYTHON:-python}" -m sicog "${args[@]}"
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/python.sh"
+"$SICOG_PYTHON" -m sicog "${args[@]}"

@@ -11,8 +11,10 @@ CONFIG_ROOT="${CONFIG_ROOT:-$REPO_ROOT/configs/qwen2_7b}"
 
 # sicog_launch ARGS... : `python -m sicog ARGS` alone, or under torchrun for several processes. The
 # launch line and its defaults live in one place, sicog/pipeline/launch.py, shared with `sicog run`.
+# The interpreter: $PYTHON, else the project's .venv/bin/python when present, else python3.
+source "$REPO_ROOT/scripts/python.sh"
 sicog_launch() {
-  "${PYTHON:-python}" -m sicog.pipeline.launch "$@"
+  "$SICOG_PYTHON" -m sicog.pipeline.launch "$@"
 }
 
 # deepspeed_flag : the --set for the DeepSpeed config ("none" trains without DeepSpeed).

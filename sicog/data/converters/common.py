@@ -180,8 +180,10 @@ def _check_paths(job: Job, outs: dict[str, Path]) -> None:
         flags = " and ".join(outs)
         raise SicogError(f"{flags} name the same file ({next(iter(outs.values()))}): each output needs its own")
     folders = {f"the folder of --data's shard {p.name}": str(p.parent) for p in (parquet_files(job.data) or [])}
-    check_outputs_apart({**outs, "the summary": job.summary_path, "--extract-images-to": job.extract_images_to},
-                        {"--data": job.data, **job.inputs, **folders})
+    check_outputs_apart({**outs, "the summary": job.summary_path}, {"--data": job.data, **job.inputs, **folders})
+    # the images may go inside --image-folder (one folder for training), never among the inputs
+    check_outputs_apart({"--extract-images-to": job.extract_images_to},
+                        {"--data": job.data, "--exclude": job.exclude, **folders})
     for flag, p in outs.items():
         check_writable(p, flag, "file")
     if job.extract_images_to:
@@ -309,7 +311,8 @@ def _convert(job: Job, convert: Callable, outs: dict[str, Path], want: dict) -> 
             if pending:
                 _write_pending(job, extractor, pending)
         if not usable:
-            raise SicogError(f"{job.data}: no record could be converted ({dict(skipped.counts) or 'empty file'}); "
+            why = "; ".join(f"{r}: {n}, first {skipped.examples[r][0]}" for r, n in skipped.counts.items())
+            raise SicogError(f"{job.data}: no record could be converted ({why or 'empty file'}); "
                              f"is this a {job.name} file?")
     summary = {"converter": job.name, "data": job.data, "read": read, "written": written,
                "skipped": dict(skipped.counts), "skipped_examples": skipped.examples,
