@@ -221,7 +221,8 @@ def test_a_warm_up_set_and_the_pool_drawn_after_it_are_disjoint(tmp_path, capsys
 
 # ---------------------------------------------------------------- 6. the smaller items
 def test_out_cot_and_out_short_must_differ(tmp_path):
-    src = _write(tmp_path / "in" / "cot.json", [_qa("a")])
+    src = _write(tmp_path / "in" / "cot.json", [_qa("a", a="<SUMMARY>s</SUMMARY><CAPTION>c</CAPTION>"
+                                                     "<REASONING>r</REASONING><CONCLUSION>x</CONCLUSION>")])
     same = tmp_path / "out" / "x.jsonl"
     assert main(["convert", "llava-cot", "--data", str(src), "--out-cot", str(same), "--out-short", str(same)]) == 2
     assert not same.exists()
