@@ -3,8 +3,8 @@ and every change, write as it goes.
 
 `convert_file(job, convert)` reads `job.data` record by record (`sicog.data.sources`: a JSON
 list, JSON Lines or parquet, told from the content), gives each record a unique id (`ids`:
-a repeated id becomes `<id>#2`, ...), and calls `convert(record, ctx)` on a copy of it (the input
-is never written nor changed). The converter returns its output records by output flag, raises
+a repeated id becomes `<id>#2`, ...), and calls `convert(record, ctx)` on it (each record is parsed
+afresh from the input, which is never written: a converter may change the record it gets). The converter returns its output records by output flag, raises
 `Skip(reason, detail)` for a record it cannot use, and reports every change it makes to a record
 that stays (a dropped turn, a moved placeholder) with `ctx.changed(reason, detail)`. A line that
 is not JSON is skipped as `invalid-json`. Outputs are written while reading, each to a temporary
@@ -27,7 +27,6 @@ do), other settings are refused unless --overwrite.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 from collections import Counter
@@ -271,8 +270,6 @@ def _convert(job: Job, convert: Callable, outs: dict[str, Path], want: dict) -> 
                     ctx.changed("id-made-unique", f"id {original!r} repeats: written as {ctx.id!r}")
                 if ctx.id in excluded:
                     raise Skip("excluded", f"id {ctx.id!r} is in --exclude {job.exclude}")
-                rec = copy.deepcopy(rec) if extractor is None or not is_embedded(rec.get("image")) else {
-                    **copy.deepcopy({k: v for k, v in rec.items() if k != "image"}), "image": rec["image"]}
                 stored = rec.get("image") if is_embedded(rec.get("image")) else None
                 if isinstance(rec.get("image"), dict) and stored is None:
                     path = rec["image"].get("path")  # a stored image without bytes: its path alone
@@ -320,7 +317,7 @@ def _convert(job: Job, convert: Callable, outs: dict[str, Path], want: dict) -> 
                "outputs": {flag: str(p) for flag, p in outs.items()}, "settings": want}
     if extractor is not None:
         summary["images"] = {"folder": job.extract_images_to, "written": extractor.written,
-                             "already_there": extractor.present}
+                             "already_there": extractor.present, "rewritten": extractor.rewritten}
     write_json(job.summary_path, summary)
     return summary
 

@@ -150,7 +150,7 @@ def test_recap_parquet_shards_convert_with_their_images(tmp_path):
     for rec, row in zip(got, rows):
         assert (images / rec["image"]).read_bytes() == row["image"]["bytes"]
         assert rec["conversations"] == row["conversations"]
-    assert _summary(out)["images"] == {"folder": str(images), "written": 4, "already_there": 1}
+    assert _summary(out)["images"] == {"folder": str(images), "written": 4, "already_there": 1, "rewritten": 0}
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in images.rglob("*.png")}
     # the same shards named by a glob, the images already there: nothing rewritten
     glob_out = tmp_path / "out" / "glob.jsonl"
@@ -158,6 +158,11 @@ def test_recap_parquet_shards_convert_with_their_images(tmp_path):
     assert _read(glob_out) == got
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in images.rglob("*.png")} == before
     assert _summary(glob_out)["images"]["written"] == 0
+    damaged = images / got[0]["image"]
+    damaged.write_bytes(b"half a file")  # what a crash can leave: found and written again
+    repaired = tmp_path / "out" / "repaired.jsonl"
+    assert main(base + ["--data", str(tmp_path / "recap" / "data"), "--out", str(repaired)]) == 0
+    assert damaged.read_bytes() == rows[0]["image"]["bytes"] and _summary(repaired)["images"]["rewritten"] == 1
     # one shard alone, the images inside --image-folder: the records' paths are relative to it
     one = tmp_path / "out" / "one.jsonl"
     assert main(base + ["--data", str(tmp_path / "recap" / "data" / "train-00001-of-00002.parquet"),
