@@ -106,7 +106,11 @@ def iter_json_records(path: str | os.PathLike, yield_errors: bool = False) -> It
         raise DataError(f"{path}: data file not found")
     if os.path.isdir(path):
         raise DataError(f"{path}: is a folder, expected a .json or .jsonl data file")
-    if sniff_format(path) == "json":
+    fmt = sniff_format(path)
+    if fmt == "parquet":
+        raise DataError(f"{path}: is a parquet file; `sicog convert NAME --data {path}` turns it into JSON Lines "
+                        f"(its images too, with --extract-images-to)")
+    if fmt == "json":
         yield from _iter_json_list(path)
     else:
         yield from iter_jsonl(path, errors="yield" if yield_errors else "raise", error_type=DataError)
