@@ -5,7 +5,9 @@ a record gives one pool record, its first question, as the authors' pool does; l
 (often follow-ups such as "Why?" that mean nothing alone) are counted as
 `later-questions-dropped`. --turns all keeps every question as its own record `<id>-q<k>` (k
 from 0), each with the earlier turns of the conversation, answers included, as its context: the
-record ends with that question. --prompt cot asks for a step-by-step answer
+record ends with that question (`sicog sample` itself asks a record's first human turn alone, so
+it reads such records as their first question: --turns all is for a sampler that takes the
+conversation). --prompt cot asks for a step-by-step answer
 (`formats.to_cot_question`: the short-answer instruction replaced, or the request appended);
 --prompt as-is keeps the question. The image, when there is one, stays with every question.
 """
