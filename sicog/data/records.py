@@ -16,14 +16,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from sicog.utils.io import SicogError
+from sicog.data.errors import DataError  # noqa: F401 (the data layer's error, named here too)
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
          "system": "system"}
-
-
-class DataError(SicogError):
-    """A data file is malformed; the message names file:line and the key at fault."""
 
 
 @dataclass(frozen=True)

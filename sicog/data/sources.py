@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from sicog.data.records import DataError
+from sicog.data.errors import DataError
 from sicog.utils.io import file_fingerprint, iter_jsonl
 
 BOM = b"\xef\xbb\xbf"

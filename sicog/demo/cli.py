@@ -21,8 +21,9 @@ from sicog.config import ARCHS, TinyModelConfig
 from sicog.pipeline.checks import check_settings, check_work_dir_apart
 from sicog.pipeline.cli import load_pipeline, run_pipeline
 from sicog.pipeline.config import LauncherConfig, expand_env
-from sicog.pipeline.engine import Engine, Step
+from sicog.pipeline.engine import Engine
 from sicog.pipeline.launch import command_action, describe_command
+from sicog.pipeline.step import Step
 from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from sicog.config import choices, config_from_mapping, config_to_dict
-from sicog.pipeline.engine import Step
 from sicog.pipeline.launch import python_action
+from sicog.pipeline.step import Step
 
 
 @dataclass

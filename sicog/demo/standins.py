@@ -160,7 +160,7 @@ def build_standins(world_dir: str | Path, out_dir: str | Path, spec: dict) -> di
         log.info("stand-ins: using the cache %s", cached)
         _copy_into(cached, out_dir)
         return {**json.loads((cached / "standins.json").read_text(encoding="utf-8")), "cache_hit": True}
-    from sicog.model.build import default_generation_config
+    from sicog.model.assembly import default_generation_config
 
     scene_cfg, _world_seed = world_scene_config(world_dir)
     tiny = _tiny_config(spec.get("tiny") or {})

@@ -22,7 +22,7 @@ def check_weight_files(model_path: str | Path, flag: str = "--model") -> None:
     folder = Path(model_path)
     if not folder.is_dir():
         return
-    from sicog.model.checkpoint import safetensors_error
+    from sicog.model.weights import safetensors_error
 
     for f in sorted(folder.glob("*.safetensors")):
         if err := safetensors_error(f):

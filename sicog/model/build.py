@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Callable
 
 from sicog.config import ModelConfig
-from sicog.model.checkpoint import load_checkpoint, load_projector, safetensors_problem
+from sicog.model.assembly import (
+    check_part_folders,
+    chosen_source,
+    default_generation_config,
+    finish_assembly,
+    load_lm_tokenizer,
+    read_corpus_files,
+    resolve_attn_implementation,
+)
+from sicog.model.checkpoint import load_checkpoint, load_projector
 from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
@@ -28,25 +37,6 @@ log = logging.getLogger(__name__)
 FEATURE_SELECT_STRATEGY = "default"
 #: CLIP prepends a CLS token; the processor must count it before "default" drops it again
 NUM_ADDITIONAL_IMAGE_TOKENS = 1
-
-
-def resolve_attn_implementation(name: str) -> str:
-    """`auto` -> flash_attention_2 where it can run, else sdpa; an explicit flash_attention_2 that
-    cannot run falls back to sdpa with a warning (the reason logged, `model.kernels`)."""
-    from sicog.model.kernels import flash_attention_problem
-
-    if name not in ("auto", "sdpa", "flash_attention_2", "eager"):
-        raise SicogError(f"model.attn_implementation: unknown value {name!r} (auto, sdpa, flash_attention_2, eager)")
-    if name in ("sdpa", "eager"):
-        return name
-    why = flash_attention_problem()
-    if why is None:
-        return "flash_attention_2"
-    if name == "flash_attention_2":
-        log.warning("model.attn_implementation: flash_attention_2 requested, falling back to sdpa: %s", why)
-    else:
-        log.info("model.attn_implementation: auto -> sdpa (flash_attention_2 unavailable: %s)", why)
-    return "sdpa"
 
 
 def make_processor(image_processor, tokenizer, patch_size: int, chat_template: str | None = None):
@@ -89,33 +79,6 @@ def llava_image_processor(settings: dict | str, pad_to_square: bool = False):
     return cls(**settings, **extra)
 
 
-def finish_assembly(model, language_model: str, tokenizer) -> None:
-    """Last step of assembling a model from parts (llava and uhd): no weight left on the meta
-    device, and the LM's own generation config (or greedy defaults) with a pad token."""
-    from transformers import GenerationConfig
-
-    leftover = [n for n, p in [*model.named_parameters(), *model.named_buffers()] if p.is_meta]
-    if leftover:
-        raise RuntimeError(f"parameters left uninitialised after assembly: {leftover[:5]}")
-    try:
-        model.generation_config = GenerationConfig.from_pretrained(language_model)
-    except OSError:
-        model.generation_config = default_generation_config(tokenizer)
-    if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-
-
-def default_generation_config(tokenizer):
-    """Greedy by default; eos = the tokenizer's eos (`<|im_end|>`), pad = its pad token."""
-    from transformers import GenerationConfig
-
-    return GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        do_sample=False,
-    )
-
-
 def _llava_config(vision_config, text_config, image_token_id: int, vision_feature_layer: int):
     from transformers import LlavaConfig
 
@@ -129,15 +92,6 @@ def _llava_config(vision_config, text_config, image_token_id: int, vision_featur
         vision_feature_select_strategy=FEATURE_SELECT_STRATEGY,
         vision_feature_layer=vision_feature_layer,
     )
-
-
-def read_corpus_files(paths: list[str]) -> list[str]:
-    texts = []
-    for p in paths:
-        if not Path(p).is_file():
-            raise SicogError(f"model.tiny.tokenizer_corpus: file not found: {p}")
-        texts.extend(line for line in Path(p).read_text(encoding="utf-8").splitlines() if line.strip())
-    return texts
 
 
 # --------------------------------------------------------------------------- sources
@@ -187,27 +141,6 @@ def build_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
     return model, processor
 
 
-def load_lm_tokenizer(path: str):
-    """The LM's tokenizer with `<image>` added as one special token and a ChatML template."""
-    from tokenizers import AddedToken
-    from transformers import AutoTokenizer
-
-    from sicog.model.tokenizer import CHAT_TEMPLATE, IM_START, IMAGE_TOKEN
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if IMAGE_TOKEN not in tokenizer.get_vocab():
-        tokenizer.add_tokens([AddedToken(IMAGE_TOKEN, special=True, normalized=False)], special_tokens=True)
-    template = tokenizer.chat_template
-    if template is None or (isinstance(template, str) and IM_START in template):
-        # Qwen's own template renders list content as a Python repr; ours accepts image parts.
-        tokenizer.chat_template = CHAT_TEMPLATE
-    else:
-        log.warning("keeping the non-ChatML chat template of %s; check that it renders image parts", path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
     """CLIP vision folder + causal-LM folder + a fresh (or stage-1) projector."""
     import torch
@@ -221,13 +154,7 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
 
     from sicog.model.tokenizer import IMAGE_TOKEN
 
-    for key in ("vision_tower", "language_model"):
-        path = getattr(cfg, key)
-        if not Path(path, "config.json").is_file():
-            raise SicogError(f"model.{key}: {path} is not a model folder (no config.json)")
-        for f in sorted(Path(path).glob("*.safetensors")):  # a cut-short copy fails here, named
-            if problem := safetensors_problem(f):
-                raise SicogError(f"model.{key}: {path}: {problem}")
+    check_part_folders(cfg)
     attn = resolve_attn_implementation(cfg.attn_implementation)
     load_kw = {"dtype": dtype if dtype is not None else torch.float32, "attn_implementation": attn}
     verbosity = hf_logging.get_verbosity()
@@ -281,26 +208,6 @@ def build_from_checkpoint(cfg: ModelConfig, seed: int = 0, dtype=None):
 _SOURCES = {"checkpoint": build_from_checkpoint, "preset": build_tiny, "parts": build_from_parts}
 
 
-def chosen_source(cfg: ModelConfig) -> str:
-    """`checkpoint`, `preset` or `parts`: exactly one source per config, checked."""
-    chosen = {
-        "checkpoint": cfg.checkpoint is not None,
-        "preset": cfg.preset is not None,
-        "parts": cfg.vision_tower is not None or cfg.language_model is not None,
-    }
-    if sum(chosen.values()) != 1:
-        given = [k for k, v in chosen.items() if v]
-        raise SicogError(
-            "model: give exactly one source: model.checkpoint, or model.preset, or both "
-            f"model.vision_tower and model.language_model (given: {', '.join(given) or 'none'})"
-        )
-    if chosen["preset"] and cfg.preset != "tiny":
-        raise SicogError(f"model.preset: unknown preset {cfg.preset!r} (known: tiny)")
-    if chosen["parts"] and (cfg.vision_tower is None or cfg.language_model is None):
-        raise SicogError("model.vision_tower and model.language_model must be given together")
-    return next(k for k, v in chosen.items() if v)
-
-
 def _build_llava(cfg: ModelConfig, seed: int, dtype):
     source = chosen_source(cfg)
     model, processor = _SOURCES[source](cfg, seed=seed, dtype=dtype)
@@ -310,9 +217,22 @@ def _build_llava(cfg: ModelConfig, seed: int, dtype):
 
 
 def _build_uhd(cfg: ModelConfig, seed: int, dtype):
-    from sicog.model.uhd.build import build_uhd  # the uhd builder uses this module's helpers
+    """`arch: uhd` from its one source: a uhd checkpoint, the tiny preset, or parts."""
+    from sicog.model.uhd.build import build_uhd_from_parts, build_uhd_tiny, is_uhd_folder
 
-    return build_uhd(cfg, seed, dtype)
+    source = chosen_source(cfg)
+    if source == "checkpoint":
+        if not is_uhd_folder(cfg.checkpoint):
+            raise SicogError(f"model.checkpoint: {cfg.checkpoint} is not a uhd checkpoint (config.json model_type "
+                             "is not 'sicog_uhd'); set model.arch: llava for LLaVA folders")
+        model, processor = build_from_checkpoint(cfg, seed=seed, dtype=dtype)
+    elif source == "preset":
+        model, processor = build_uhd_tiny(cfg, seed=seed, dtype=dtype)
+    else:
+        model, processor = build_uhd_from_parts(cfg, seed=seed, dtype=dtype)
+    if cfg.mm_projector:
+        load_projector(model, cfg.mm_projector)
+    return model, processor
 
 
 #: arch -> builder(cfg, seed, dtype)

@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+from sicog.model.weights import safetensors_error, safetensors_problem  # noqa: F401 (importers read them here too)
 from sicog.utils.io import SicogError, atomic_dir, git_commit, write_json
 
 log = logging.getLogger(__name__)
@@ -74,25 +75,6 @@ def read_meta(path) -> dict | None:
 #: weight files a folder may hold, with the index that lists their shards
 _WEIGHT_FILES = (("model.safetensors", "model.safetensors.index.json"),
                  ("pytorch_model.bin", "pytorch_model.bin.index.json"))
-
-
-def safetensors_error(path) -> str | None:
-    """None when `path` is a readable safetensors file: its header parses and its data covers
-    every tensor the header lists (a truncated or overwritten file fails); else the error, as
-    "Type: message". Reads the header only."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt"):
-            return None
-    except Exception as e:  # noqa: BLE001 - SafetensorError (bad header, short file) or OSError
-        return f"{type(e).__name__}: {e}"
-
-
-def safetensors_problem(path) -> str | None:
-    """`safetensors_error` as a sentence naming the file (None when the file is whole)."""
-    err = safetensors_error(path)
-    return None if err is None else f"{Path(path).name} is not a readable safetensors file ({err})"
 
 
 def _weights_problem(path: Path) -> str | None:

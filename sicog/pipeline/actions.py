@@ -28,8 +28,8 @@ from sicog.config import (
 )
 from sicog.config_flags import check_config, flag_names
 from sicog.pipeline.config import LauncherConfig, PipelineConfig, StageSpec
-from sicog.pipeline.engine import Step, StepFailed
 from sicog.pipeline.launch import run_command
+from sicog.pipeline.step import Step, StepFailed
 from sicog.utils.io import SicogError
 from sicog.utils.secrets import mask_secrets
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from sicog.eval.config import EvaluateConfig
 from sicog.pipeline.actions import check_command_config, command_config, train_config
 from sicog.pipeline.config import PipelineConfig, validate
-from sicog.pipeline.engine import Step
+from sicog.pipeline.step import Step
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.io import SicogError

@@ -25,54 +25,16 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
+from sicog.pipeline.step import Step, StepFailed, StepResult
 from sicog.utils.io import SicogError, file_fingerprint, git_commit, write_json
 from sicog.utils.secrets import mask_secrets, redact
 
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
-
-
-class StepFailed(SicogError):
-    """A pipeline step exited with an error; the message names the step and its log file."""
-
-
-@dataclass
-class Step:
-    """One unit of the pipeline: `action(step, engine)` turns `inputs` into `outputs`.
-
-    `params` is everything besides the inputs that determines the outputs (a training config, the
-    sampling temperature …); it must be JSON-serialisable. `work_dir` is the step's own folder
-    (logs, generated configs, partial outputs); it is removed when the step must be redone.
-    """
-
-    name: str
-    kind: str  # what runs it: train | sample | curate | evaluate | data | a plugin's kind (standins, world)
-    inputs: dict[str, str]
-    outputs: dict[str, str]
-    params: dict[str, Any]
-    action: Callable[[Step, Engine], dict | None]
-    work_dir: str
-    round: int = 0
-    arm: str | None = None
-    describe: str = ""  # one line for --dry-run (usually the command line)
-    task: str | None = None  # captions | reasoning, for the steps of one task
-    role: str | None = None  # its place in the loop (warmup, sample, greedy, curate, select, pretrain, ...)
-    diagnostic: bool = False  # feeds only the report's diagnostics: side-by-side runs start it after the others
-
-
-@dataclass
-class StepResult:
-    name: str
-    status: str  # ran | resumed | skipped | planned
-    seconds: float
-    counts: dict = field(default_factory=dict)
-    step: Step | None = None
-    manifest: dict | None = None  # the step's manifest after this run (None when only planned)
 
 
 def _safe(name: str) -> str:
@@ -195,6 +157,7 @@ class Engine:
             raise SicogError(f"pipeline: duplicate step names {sorted(dup)}")
         self.results = []
         if parallel > 1 and not dry_run:
+            from sicog.pipeline.launch import terminate_children
             from sicog.pipeline.schedule import run_parallel
 
             save_lock = threading.Lock()
@@ -207,7 +170,7 @@ class Engine:
                 return result
 
             try:
-                self.results = run_parallel(self, steps, parallel, run_one)
+                self.results = run_parallel(steps, parallel, run_one, interrupt=terminate_children)
             finally:
                 self.fp.save()
             return self.results

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 
 from sicog.pipeline.config import LauncherConfig, launcher_env
-from sicog.pipeline.engine import Step, StepFailed
+from sicog.pipeline.step import Step, StepFailed
 from sicog.utils.secrets import RedactingFilter, redact
 
 log = logging.getLogger(__name__)

@@ -34,10 +34,10 @@ from sicog.pipeline.actions import (
 )
 from sicog.pipeline.checks import check_settings, check_step_inputs, check_work_dir_apart, missing_input
 from sicog.pipeline.config import PipelineConfig, PipelineData, expand_env
-from sicog.pipeline.engine import Step
 from sicog.pipeline.hooks import standin_builder
 from sicog.pipeline.launch import describe_command
 from sicog.pipeline.post_training import plan_post_training
+from sicog.pipeline.step import Step
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.io import SicogError

@@ -20,8 +20,8 @@ from pathlib import Path
 from sicog.config import config_to_dict
 from sicog.pipeline.actions import count_lines, train_action, train_config
 from sicog.pipeline.config import StageSpec
-from sicog.pipeline.engine import Step
 from sicog.pipeline.launch import describe_command
+from sicog.pipeline.step import Step
 from sicog.stages.dpo.config import DPOConfig
 from sicog.stages.pairs import PairsConfig, build_pairs
 

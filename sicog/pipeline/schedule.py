@@ -16,7 +16,7 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from sicog.pipeline.engine import Step, StepFailed
+from sicog.pipeline.step import Step, StepFailed
 
 
 def _within(a: Path, b: Path) -> bool:
@@ -45,16 +45,15 @@ def chain_lengths(steps: list[Step], deps: dict[str, set[str]]) -> dict[str, int
     return length
 
 
-def run_parallel(engine, steps: list[Step], width: int, run_one) -> list:
+def run_parallel(steps: list[Step], width: int, run_one, interrupt=None) -> list:
     """Run `steps` with up to `width` at once; `run_one(step, index)` runs one and returns its result.
 
     Among the steps ready to start, the one with the longest chain of dependents goes first, a
     diagnostic step (`Step.diagnostic`) after the others of its chain length, then plan order: the
     arms' evaluations do not wait behind the label-quality samples at the end of a run. Results come back in plan order. The first failure stops new starts; the steps already
-    running finish (or fail) before it is raised. Ctrl-C stops the running commands' processes.
+    running finish (or fail) before it is raised. On Ctrl-C, `interrupt()` stops the running
+    commands (the engine passes the launcher's `terminate_children`), then the running steps end.
     """
-    from sicog.pipeline.launch import terminate_children
-
     deps = dependencies(steps)
     chain = chain_lengths(steps, deps)
     done: set[str] = set()
@@ -91,7 +90,8 @@ def run_parallel(engine, steps: list[Step], width: int, run_one) -> list:
                     except BaseException as e:  # noqa: BLE001 - re-raised once the others are done
                         failure = failure or e
         except KeyboardInterrupt:
-            terminate_children()
+            if interrupt is not None:
+                interrupt()
             wait(list(running))
             raise
     if failure is not None:

@@ -69,7 +69,7 @@ def checkpoint_problem(ckpt: Path, step: int) -> str | None:
     """
     import zipfile
 
-    from sicog.model.checkpoint import safetensors_problem
+    from sicog.model.weights import safetensors_problem
 
     try:
         state = json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sicog.model import kernels
-from sicog.model.build import resolve_attn_implementation
+from sicog.model.assembly import resolve_attn_implementation
 
 needs_cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback without a GPU")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sicog.pipeline.engine import Engine, Step, StepFailed
+from sicog.pipeline.engine import Engine
+from sicog.pipeline.step import Step, StepFailed
 
 
 def _copy_upper(src: str, dst: str, calls: list):

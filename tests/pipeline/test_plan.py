@@ -252,7 +252,7 @@ def test_standin_cell_targets_follow_the_scene_graph():
 
 def test_plan_checks_inputs_and_keeps_work_dir_apart(tmp_path):
     from sicog.pipeline.checks import check_step_inputs
-    from sicog.pipeline.engine import Step
+    from sicog.pipeline.step import Step
     from sicog.utils.io import SicogError
 
     world = _fake_world(tmp_path)

@@ -16,7 +16,7 @@ from sicog.config import ConfigError
 from sicog.pipeline import launch
 from sicog.pipeline.cli import load_pipeline, run_pipeline
 from sicog.pipeline.config import LauncherConfig, launcher_env
-from sicog.pipeline.engine import StepFailed
+from sicog.pipeline.step import StepFailed
 from sicog.utils import secrets
 
 from .test_plan import PRESETS, _fake_world
@@ -108,7 +108,8 @@ def test_an_unset_variable_fails_the_plan_naming_the_key(tmp_path, monkeypatch):
 
 
 def test_manifest_params_are_masked_and_a_new_key_is_not_a_new_result(tmp_path):
-    from sicog.pipeline.engine import Engine, Step
+    from sicog.pipeline.engine import Engine
+    from sicog.pipeline.step import Step
 
     out = tmp_path / "out.txt"
 

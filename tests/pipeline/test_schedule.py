@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sicog.pipeline.engine import Engine, Step, StepFailed
+from sicog.pipeline.engine import Engine
 from sicog.pipeline.schedule import chain_lengths, dependencies, run_parallel
+from sicog.pipeline.step import Step, StepFailed
 
 
 def _step(tmp_path: Path, name: str, inputs: list[str], log: list, fail: bool = False, hold: float = 0.0) -> Step:
@@ -80,7 +81,7 @@ def test_the_ready_step_with_the_longest_chain_starts_first(tmp_path):
              _step(tmp_path, "long1", ["a"], []), _step(tmp_path, "long2", ["long1"], [])]
     assert chain_lengths(steps, dependencies(steps)) == {"a": 3, "short": 1, "long1": 2, "long2": 1}
     order: list[str] = []
-    run_parallel(None, steps, 1, lambda step, i: order.append(step.name))
+    run_parallel(steps, 1, lambda step, i: order.append(step.name))
     assert order == ["a", "long1", "short", "long2"]  # then plan order between equal chains
 
 
@@ -89,5 +90,5 @@ def test_a_diagnostic_step_waits_for_the_others_of_its_chain_length(tmp_path):
     steps = [_step(tmp_path, "a", [], []), _step(tmp_path, "greedy", ["a"], []), _step(tmp_path, "evaluate", ["a"], [])]
     steps[1].diagnostic = True
     order: list[str] = []
-    run_parallel(None, steps, 1, lambda step, i: order.append(step.name))
+    run_parallel(steps, 1, lambda step, i: order.append(step.name))
     assert order == ["a", "evaluate", "greedy"]

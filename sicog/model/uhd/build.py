@@ -102,7 +102,7 @@ def build_uhd_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
     import torch
     from transformers import CLIPVisionConfig, Qwen2Config
 
-    from sicog.model.build import default_generation_config, read_corpus_files, resolve_attn_implementation
+    from sicog.model.assembly import default_generation_config, read_corpus_files, resolve_attn_implementation
     from sicog.model.tokenizer import CHAT_TEMPLATE, build_tiny_tokenizer
     from sicog.model.uhd.modeling_uhd import SicogUhdForConditionalGeneration
 
@@ -183,19 +183,17 @@ def build_uhd_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from sicog.model.build import finish_assembly, load_lm_tokenizer, resolve_attn_implementation
-    from sicog.model.checkpoint import safetensors_problem
+    from sicog.model.assembly import (
+        check_part_folders,
+        finish_assembly,
+        load_lm_tokenizer,
+        resolve_attn_implementation,
+    )
     from sicog.model.uhd.modeling_uhd import SicogUhdForConditionalGeneration
     from sicog.model.uhd.resampler_uhd import SpatialResampler
 
     register_uhd()
-    for key in ("vision_tower", "language_model"):
-        path = getattr(cfg, key)
-        if not Path(path, "config.json").is_file():
-            raise SicogError(f"model.{key}: {path} is not a model folder (no config.json)")
-        for f in sorted(Path(path).glob("*.safetensors")):
-            if problem := safetensors_problem(f):
-                raise SicogError(f"model.{key}: {path}: {problem}")
+    check_part_folders(cfg)
     attn = resolve_attn_implementation(cfg.attn_implementation)
     load_kw = {"dtype": dtype if dtype is not None else torch.float32, "attn_implementation": attn}
     vision = _vision_from_folder(cfg.vision_tower, load_kw)
@@ -240,23 +238,3 @@ def load_uhd_folder(path, dtype=None, device=None, attn_implementation: str | No
     if device is not None:
         model = model.to(device)
     return model, AutoProcessor.from_pretrained(str(path))
-
-
-def build_uhd(cfg: ModelConfig, seed: int = 0, dtype=None):
-    """`arch: uhd` from its one source (tiny preset, parts, or a uhd checkpoint)."""
-    from sicog.model.build import build_from_checkpoint, chosen_source
-    from sicog.model.checkpoint import load_projector
-
-    source = chosen_source(cfg)
-    if source == "checkpoint":
-        if not is_uhd_folder(cfg.checkpoint):
-            raise SicogError(f"model.checkpoint: {cfg.checkpoint} is not a uhd checkpoint (config.json model_type "
-                             "is not 'sicog_uhd'); set model.arch: llava for LLaVA folders")
-        model, processor = build_from_checkpoint(cfg, seed=seed, dtype=dtype)
-    elif source == "preset":
-        model, processor = build_uhd_tiny(cfg, seed=seed, dtype=dtype)
-    else:
-        model, processor = build_uhd_from_parts(cfg, seed=seed, dtype=dtype)
-    if cfg.mm_projector:
-        load_projector(model, cfg.mm_projector)
-    return model, processor

@@ -163,7 +163,7 @@ def _target(cfg: ConvertUhdConfig, their: dict, queries: int | None):
     from transformers import AutoConfig
 
     from sicog.config import ModelConfig, UhdSettings
-    from sicog.model.build import load_lm_tokenizer
+    from sicog.model.assembly import load_lm_tokenizer
     from sicog.model.uhd.build import add_layout_tokens, register_uhd, uhd_config
     from sicog.model.uhd.modeling_uhd import SicogUhdForConditionalGeneration
 
@@ -286,7 +286,7 @@ def convert(cfg: ConvertUhdConfig) -> Path:
 def _generation_config(src: Path, tokenizer):
     from transformers import GenerationConfig
 
-    from sicog.model.build import default_generation_config
+    from sicog.model.assembly import default_generation_config
 
     try:
         gc = GenerationConfig.from_pretrained(src)
