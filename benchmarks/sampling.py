@@ -1,4 +1,5 @@
-"""Candidate sampling speed: `sicog sample` (hf backend) vs the paper-style batch-1 loop.
+"""Candidate sampling speed: `sicog sample` (hf backend) vs the paper-style batch-1 loop, or with
+`--backend vllm` `sicog sample` through a vLLM server (`sicog serve`) vs its hf backend.
 
 Both sides use the same checkpoint, the same images and prompt, N candidates per image, the same
 sampling settings and the same `max_new_tokens`, in the same process with the same torch thread
@@ -11,6 +12,13 @@ are printed so this can be checked).
 
     python benchmarks/sampling.py                      # tiny random-init checkpoint, N=6
     python benchmarks/sampling.py --model CKPT --images 32 --max-new-tokens 64
+    sicog serve CKPT --port 8000 &    # then, once it answers:
+    python benchmarks/sampling.py --backend vllm --model CKPT --api-base http://127.0.0.1:8000/v1
+
+With --backend vllm the server serves --model (the same folder, so the same weights); its time is
+the wall time of `sicog sample --backend openai` (requests, image upload and the server's work),
+the hf side's is its generation time in this process. The server's own threads are not limited
+by --threads.
 """
 
 from __future__ import annotations
@@ -88,6 +96,18 @@ def sicog_sample(model_path: str, data: Path, out: Path, n: int, temperature: fl
     return {"candidates": run["candidates"], "tokens": run["tokens"], "seconds": run["seconds"]}
 
 
+def sicog_sample_served(model_path: str, data: Path, out: Path, n: int, temperature: float, top_p: float,
+                        max_new_tokens: int, api_base: str, served_name: str, concurrency: int) -> dict:
+    """`sicog sample --mode cod --backend openai` against a vLLM server of the same checkpoint."""
+    summary = run_sampling(SampleConfig(
+        model=served_name, data=str(data), out=str(out), mode="cod", n=n, image_folder=str(data.parent),
+        temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, backend="openai",
+        api_base=api_base, concurrency=concurrency, progress=False))
+    run = summary["this_run"]
+    assert summary["written"] == summary["items"], "sicog sample lost records"
+    return {"candidates": run["candidates"], "tokens": run["tokens"], "seconds": run["seconds"]}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="checkpoint folder (default: a fresh tiny random-init checkpoint)")
@@ -105,7 +125,15 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3,
                    help="rounds, alternating which side goes first; the best time of each side counts")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--backend", choices=("hf", "vllm"), default="hf",
+                   help="hf: sicog sample's hf backend vs the paper-style loop; vllm: sicog sample through the "
+                        "vLLM server at --api-base vs its hf backend")
+    p.add_argument("--api-base", help="--backend vllm: the server, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--served-model-name", help="--backend vllm: the served name (default: --model's folder name)")
+    p.add_argument("--concurrency", type=int, default=8, help="--backend vllm: requests in flight")
     args = p.parse_args()
+    if args.backend == "vllm" and not (args.api_base and args.model):
+        p.error("--backend vllm needs --api-base and --model (the folder the server serves)")
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -120,7 +148,7 @@ def main() -> int:
         data = write_inputs(tmp / "inputs", args.images, args.image_size, seed=0)  # outputs stay outside it
         common = dict(n=args.n, temperature=args.temperature, top_p=args.top_p,
                       max_new_tokens=args.max_new_tokens)
-        ours = paper = None
+        ours = paper = None  # with --backend vllm, `paper` holds the served side
         for r in range(args.repeats):
             # Alternate the order so that a burst of load on the machine hits both sides alike.
             order = ("ours", "paper") if r % 2 == 0 else ("paper", "ours")
@@ -129,13 +157,19 @@ def main() -> int:
                     res = sicog_sample(model, data, tmp / f"cands{r}.jsonl", batch_size=args.batch_size,
                                        **common)
                     ours = res if ours is None or res["seconds"] < ours["seconds"] else ours
+                elif args.backend == "vllm":
+                    res = sicog_sample_served(model, data, tmp / f"served{r}.jsonl", api_base=args.api_base,
+                                              served_name=args.served_model_name or Path(model).name,
+                                              concurrency=args.concurrency, **common)
+                    paper = res if paper is None or res["seconds"] < paper["seconds"] else paper
                 else:
                     res = paper_style_loop(model, data, **common)
                     paper = res if paper is None or res["seconds"] < paper["seconds"] else paper
                 print(f"round {r + 1} {side}: {res['candidates']} candidates in {res['seconds']:.2f}s",
                       file=sys.stderr)
 
-    rows = {"sicog sample (hf)": ours, "paper-style loop": paper}
+    other = "sicog sample (vllm)" if args.backend == "vllm" else "paper-style loop"
+    rows = {"sicog sample (hf)": ours, other: paper}
     print(f"{args.images} images x N={args.n}, max_new_tokens={args.max_new_tokens}, "
           f"torch threads={torch.get_num_threads()}, batch size {args.batch_size}, "
           f"best of {args.repeats} alternating rounds")
@@ -146,11 +180,15 @@ def main() -> int:
         print(f"{name:20s} {r['candidates']:10d} {r['tokens']:8d} {r['seconds']:8.2f} "
               f"{r['candidates_per_s']:8.1f} {r['tokens_per_s']:9.1f}")
     budget = args.images * args.n * args.max_new_tokens
-    print(f"token budget {budget}: sicog generated {ours['tokens']}, paper loop {paper['tokens']} "
+    print(f"token budget {budget}: sicog (hf) generated {ours['tokens']}, {other} {paper['tokens']} "
           "(a random-init model rarely stops early, so both usually use the full budget)")
     ratio = ours["candidates_per_s"] / paper["candidates_per_s"]
     tok_ratio = ours["tokens_per_s"] / paper["tokens_per_s"]
-    print(f"speed-up: {ratio:.1f}x candidates/s, {tok_ratio:.1f}x tokens/s")
+    if args.backend == "vllm":
+        ratio, tok_ratio = 1 / ratio, 1 / tok_ratio
+        print(f"vllm over hf: {ratio:.1f}x candidates/s, {tok_ratio:.1f}x tokens/s")
+    else:
+        print(f"speed-up: {ratio:.1f}x candidates/s, {tok_ratio:.1f}x tokens/s")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "sicog": ours, "paper_loop": paper,
                                                "ratio_candidates": ratio, "ratio_tokens": tok_ratio},

@@ -6,6 +6,8 @@
 #   gaussian_blur color_jitter mirror_rotate mask, plus "none" for the clean image),
 #   MAX_NEW_TOKENS (1200), BATCH_SIZE (32), SEED (0), ON_ERROR (raise|skip),
 #   BACKEND (hf|openai) with API_BASE and API_KEY_ENV (name of the variable holding the key),
+#   e.g. against `sicog serve CKPT --served-model-name NAME` (vLLM, docs/serving.md):
+#   BACKEND=openai API_BASE=http://127.0.0.1:8000/v1 MODEL_PATH=NAME,
 #   OUTPUT_ROOT (outputs), NPROC_PER_NODE (1; >1 runs under torchrun), NNODES, NODE_RANK,
 #   MASTER_ADDR, MASTER_PORT for several nodes.
 # Output: $OUTPUT_ROOT/$EXPERIMENT_NAME/${SPLIT}_${PROMPT}[_${augment}].jsonl (+ .summary.json).

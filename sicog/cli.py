@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "dpo": ("sicog.stages.dpo.stage", "preference optimisation (DPO / IPO) on preference pairs, from YAML"),
     "pairs": ("sicog.stages.pairs", "preference pairs from curated records and corrupted-image candidates"),
     "sample": ("sicog.stages.sample", "step 2: sample N candidate captions / CoT answers"),
+    "serve": ("sicog.serve", "serve a checkpoint through vLLM (OpenAI-compatible API) for sample --backend openai"),
     "curate": ("sicog.stages.curate", "step 3: self-consistency curation of candidates"),
     "evaluate": ("sicog.eval.cli", "evaluate a checkpoint on a multiple-choice / caption benchmark"),
     "annotate": ("sicog.stages.annotate", "step 1: CoD annotation through an OpenAI-compatible vision API"),

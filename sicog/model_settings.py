@@ -19,8 +19,8 @@ class TinyModelConfig:
     vision_heads: int = ranged(2, min=1)
     hidden_size: int = ranged(96, min=1)
     num_layers: int = ranged(3, min=1)
-    num_heads: int = ranged(4, min=1)
-    num_kv_heads: int = ranged(2, min=1)
+    num_heads: int = ranged(3, min=1)  # head size 32, which vLLM's CPU attention runs (sicog.model.serving)
+    num_kv_heads: int = ranged(1, min=1)
     intermediate_size: int = ranged(256, min=1)
     max_position_embeddings: int = ranged(1024, min=1)
     vocab_size: int = ranged(1024, min=1)  # target size of the BPE tokenizer trained offline

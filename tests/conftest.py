@@ -18,6 +18,17 @@ def pytest_configure(config):
     load_plugins()
 
 
+def pytest_collection_modifyitems(config, items):
+    """The `vllm` tests (a real vLLM server, minutes each) run only when asked for by name:
+    `pytest -m vllm`. Any other selection, the plain `pytest` included, leaves them out."""
+    if "vllm" in (config.option.markexpr or ""):
+        return
+    keep = [item for item in items if item.get_closest_marker("vllm") is None]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("vllm")])
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory):
     """A complete random-init tiny checkpoint folder (default sizes, seed 0), built once per

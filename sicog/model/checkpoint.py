@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import struct
 from pathlib import Path
+from typing import Callable
 
 from sicog.model.weights import safetensors_error, safetensors_problem  # noqa: F401 (importers read them here too)
 from sicog.utils.io import SicogError, atomic_dir, git_commit, write_json
@@ -53,6 +56,7 @@ def save_checkpoint(model, processor, out_dir, meta: dict | None = None, state_d
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, state_dict=state_dict)
+        nest_clip_tower_keys(tmp)
         processor.save_pretrained(tmp)
         if not (tmp / "generation_config.json").exists() and getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(tmp)
@@ -62,6 +66,65 @@ def save_checkpoint(model, processor, out_dir, meta: dict | None = None, state_d
         write_json(tmp / META_FILE, record)
     log.info("saved checkpoint %s", out_dir)
     return out_dir
+
+
+#: where vLLM (and transformers 4.x) read a CLIP tower's weights inside a LLaVA checkpoint
+CLIP_TOWER_PREFIX = "vision_tower.vision_model."
+
+
+def _rename_safetensors_keys(path: Path, rename: Callable[[str], str]) -> bool:
+    """Rename the tensors of a safetensors file in place (through a temp file, then an atomic
+    replace): a new header, the data bytes copied unchanged (offsets are relative to the data, so
+    they hold). True when a name changed."""
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+        renamed = {(k if k == "__metadata__" else rename(k)): v for k, v in header.items()}
+        if list(renamed) == list(header):
+            return False
+        if len(renamed) != len(header):
+            raise SicogError(f"{path}: renaming the tower's tensors would merge two of them")
+        raw = json.dumps(renamed, separators=(",", ":")).encode("utf-8")
+        raw += b" " * (-len(raw) % 8)  # the format pads its header with spaces to 8 bytes
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as out:
+            out.write(struct.pack("<Q", len(raw)))
+            out.write(raw)
+            shutil.copyfileobj(f, out, length=16 << 20)
+    tmp.replace(path)
+    return True
+
+
+def nest_clip_tower_keys(folder) -> bool:
+    """Store a LLaVA folder's CLIP tower under `vision_tower.vision_model.*`, the names vLLM reads
+    (and every llava-hf checkpoint uses); transformers 5 writes `vision_tower.embeddings.*` /
+    `vision_tower.encoder.*` but reads both (its CLIPVisionModel conversion strips the
+    `vision_model.` prefix), bit-identically. No-op for other towers, uhd folders and a folder
+    already in that layout; the shard index is rewritten with the files. True when renamed."""
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if config.get("model_type") != "llava" or (config.get("vision_config") or {}).get("model_type") != "clip_vision_model":
+        return False
+
+    def rename(key: str) -> str:
+        if key.startswith("vision_tower.") and not key.startswith(CLIP_TOWER_PREFIX):
+            return CLIP_TOWER_PREFIX + key[len("vision_tower."):]
+        return key
+
+    changed = False
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        data = json.loads(index.read_text(encoding="utf-8"))
+        for shard in sorted({f for k, f in data["weight_map"].items() if rename(k) != k}):
+            changed |= _rename_safetensors_keys(folder / shard, rename)
+        data["weight_map"] = {rename(k): f for k, f in data["weight_map"].items()}
+        write_json(index, data)
+    elif (folder / "model.safetensors").is_file():
+        changed = _rename_safetensors_keys(folder / "model.safetensors", rename)
+    return changed
 
 
 def read_meta(path) -> dict | None:

@@ -134,6 +134,10 @@ def validate_stage(cfg: TrainConfig, more_inputs: dict[str, str | None] | None =
         raise SicogError("training.lora with ZeRO-3 is not supported (the merge needs full weights); use zero2")
     check_outputs_apart({"training.output_dir": cfg.training.output_dir}, {**_inputs(cfg), **(more_inputs or {})})
     check_writable(cfg.training.output_dir, "training.output_dir:", kind="dir")
+    from sicog.model.serving import model_config_problems
+
+    for problem in model_config_problems(cfg.model):  # trainable, but `sicog serve` will refuse it
+        log.warning("vLLM will not serve this model: %s", problem)
 
 
 def data_provenance(data_cfg: DataConfig) -> dict:

@@ -225,3 +225,51 @@ def test_build_from_checkpoint_ours_and_stock(tiny_ckpt, tmp_path):
     (stock / META_FILE).write_text(json.dumps({"stage": "x"}))  # ours, but never completed
     with pytest.raises(SicogError, match="not a complete checkpoint"):
         build_model(ModelConfig(checkpoint=str(stock)))
+
+
+def _tensor_names(folder):
+    from safetensors import safe_open
+
+    names = set()
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            names |= set(fh.keys())
+    return names
+
+
+@pytest.mark.parametrize("shard", [None, "20KB"])
+def test_clip_tower_saved_under_vllm_names_and_reloads_bit_identically(tiny, tmp_path, shard):
+    """The tower is stored as `vision_tower.vision_model.*` (what vLLM and llava-hf folders use);
+    stock transformers reads it back bit-identically, single file or sharded."""
+    from sicog.model.checkpoint import CLIP_TOWER_PREFIX, nest_clip_tower_keys
+
+    model, processor = tiny
+    if shard is None:
+        out = save_checkpoint(model, processor, tmp_path / "ck")
+    else:  # many shards: the index is rewritten with the files. A model built here (one loaded
+        # from the nested layout is written back in it by transformers' reverse conversion)
+        from sicog.config import ModelConfig
+        from sicog.model.build import build_model
+
+        model, processor = build_model(ModelConfig(arch="llava", preset="tiny"))
+        out = tmp_path / "ck"
+        model.save_pretrained(out, max_shard_size=shard)
+        processor.save_pretrained(out)
+        assert nest_clip_tower_keys(out)
+        index = json.loads((out / "model.safetensors.index.json").read_text())
+        assert all(not k.startswith("vision_tower.") or k.startswith(CLIP_TOWER_PREFIX) for k in index["weight_map"])
+        assert set(index["weight_map"]) == _tensor_names(out)
+    names = _tensor_names(out)
+    tower = {n for n in names if n.startswith("vision_tower.")}
+    assert tower and all(n.startswith(CLIP_TOWER_PREFIX) for n in tower)
+    assert {"vision_tower.vision_model.embeddings.patch_embedding.weight",
+            "vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight"} <= tower
+    assert not nest_clip_tower_keys(out)  # already in that layout: nothing to do
+
+    from transformers import LlavaForConditionalGeneration
+
+    again, info = LlavaForConditionalGeneration.from_pretrained(str(out), output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    mine, theirs = model.state_dict(), again.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)

@@ -179,3 +179,17 @@ def test_decompression_bomb_is_a_counted_skip_or_a_located_error(tmp_path, tiny_
     cfg = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "bomb_raise", max_steps=7))
     with pytest.raises(SicogError, match=r"captions.jsonl:1: image .*0.png is too large to decode safely"):
         train_stage(cfg)  # when the record is read (here: during training, after the pre-flight)
+
+
+def test_validation_warns_of_a_shape_vllm_cannot_serve(tmp_path, tiny_data, caplog):
+    from sicog.stages.train import validate_stage
+
+    cfg = load_config(TrainConfig, stage_config(tmp_path, tiny_data, "x"))  # hidden 64 / 4 heads = 16
+    with caplog.at_level(logging.WARNING, logger="sicog.stages.train"):
+        validate_stage(cfg)
+    assert "vLLM will not serve this model: model.tiny: attention head size 16" in caplog.text
+    caplog.clear()
+    cfg.model.tiny.num_heads, cfg.model.tiny.num_kv_heads = 2, 1  # head size 32
+    with caplog.at_level(logging.WARNING, logger="sicog.stages.train"):
+        validate_stage(cfg)
+    assert "vLLM" not in caplog.text
