@@ -43,6 +43,7 @@ from sicog.stages.sampling.outputs import (  # noqa: F401 (summary_path, _check_
 from sicog.utils.dist import join_ranks
 from sicog.utils.io import SicogError, iter_jsonl, write_json
 from sicog.utils.lock import output_lock
+from sicog.utils.secrets import mask_secrets
 from sicog.utils.shards import (
     PartWriter,
     dist_info,
@@ -278,7 +279,7 @@ def _merge_and_summarise(cfg: SampleConfig, items: list[SampleItem], world: int,
         "this_run": {"candidates": cands, "tokens": tokens, "seconds": round(seconds, 3),
                      "candidates_per_s": round(cands / seconds, 2) if seconds else None,
                      "tokens_per_s": round(tokens / seconds, 2) if seconds else None},
-        "config": asdict(cfg), "settings": want,
+        "config": mask_secrets(asdict(cfg)), "settings": want,
     }
     write_json(summary_path(out), summary)  # first: an OUT always has its summary beside it
     merge_parts(out, ids, allow_missing=missing_ok)
