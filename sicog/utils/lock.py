@@ -101,9 +101,12 @@ def output_lock(path: str | os.PathLike, flag: str = "--out") -> Iterator[Path]:
                 break
             os.close(fd)
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.fsync(fd)
+        except OSError as e:  # a full disk, before any work
+            raise SicogError(f"{flag} {path}: cannot write its lock {lock}: {e.strerror or e}") from None
     except BaseException:
         os.close(fd)
         raise
