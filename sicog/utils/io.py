@@ -91,14 +91,18 @@ STALE_TEMP_SECONDS = 24 * 3600
 
 
 def remove_stale_temps(path: str | os.PathLike) -> None:
-    """Remove `.NAME.*.tmp` files beside `path` (atomic_write's own temp files) older than
-    STALE_TEMP_SECONDS: a writer killed before its rename leaves one."""
+    """Remove `.NAME.*.tmp` files and folders beside `path` (atomic_write's and atomic_dir's own) older
+    than STALE_TEMP_SECONDS: a writer killed before its rename leaves one."""
     path = Path(path)
     cutoff = time.time() - STALE_TEMP_SECONDS
     with contextlib.suppress(OSError):
         for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             with contextlib.suppress(OSError):
-                if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                if tmp.lstat().st_mtime >= cutoff:
+                    continue
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp)  # atomic_dir's
+                else:
                     tmp.unlink()
 
 
@@ -110,6 +114,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

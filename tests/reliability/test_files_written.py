@@ -100,3 +100,14 @@ def test_temp_files_of_a_killed_writer_are_cleaned(tmp, capsys):
     os.utime(stale, (old, old))
     assert sicog_main(_pairs(tmp)) == 0
     assert not stale.exists() and fresh.exists()
+
+
+def test_temp_folders_of_a_killed_checkpoint_writer_are_cleaned(tmp_path):
+    stale = tmp_path / ".final.x1y2.tmp"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "w.bin").write_bytes(b"half")
+    old = time.time() - 3 * 24 * 3600
+    os.utime(stale, (old, old))
+    with io.atomic_dir(tmp_path / "final") as d:
+        (d / "ok").write_text("done")
+    assert not stale.exists() and (tmp_path / "final" / "ok").is_file()
