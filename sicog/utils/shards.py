@@ -9,7 +9,6 @@ removes the parts.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -111,7 +110,7 @@ def merge_parts(out: str | os.PathLike, ordered_ids: Sequence[str], key: str = "
     with atomic_write(out) as fh:
         for i in ordered_ids:
             if i in done:
-                fh.write(json.dumps(done[i], ensure_ascii=False) + "\n")
+                fh.write(dumps(done[i]) + "\n")
                 n += 1
     shutil.rmtree(parts_dir(out), ignore_errors=True)
     return n

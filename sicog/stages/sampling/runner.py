@@ -41,7 +41,7 @@ from sicog.stages.sampling.outputs import (  # noqa: F401 (summary_path, _check_
     summary_path,
 )
 from sicog.utils.dist import join_ranks
-from sicog.utils.io import SicogError, iter_jsonl, write_json
+from sicog.utils.io import SicogError, dumps, iter_jsonl, write_json
 from sicog.utils.lock import output_lock
 from sicog.utils.secrets import mask_secrets
 from sicog.utils.shards import (
@@ -207,7 +207,7 @@ def _run_rank(cfg: SampleConfig, items: list[SampleItem], rank: int, world: int,
         logger.warning("skipping %s: %s", item.id, reason)
         entry = {"id": item.id, "where": item.where, "reason": reason}
         skipped.append(entry)
-        skip_fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        skip_fh.write(dumps(entry) + "\n")
         skip_fh.flush()
 
     runnable = []
