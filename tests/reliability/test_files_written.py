@@ -111,3 +111,33 @@ def test_temp_folders_of_a_killed_checkpoint_writer_are_cleaned(tmp_path):
     with io.atomic_dir(tmp_path / "final") as d:
         (d / "ok").write_text("done")
     assert not stale.exists() and (tmp_path / "final" / "ok").is_file()
+
+
+def test_a_full_disk_under_annotate_is_exit_2_naming_its_journal(tmp_path, capsys, monkeypatch):
+    """The journal is where paid answers live: a full disk there stops the run at once, named."""
+    from sicog.utils.shards import PartWriter
+    from tests.stages._annotation import annotate_argv, write_caption_records
+    from tests.stages._cod_server import CodServer
+
+    real_init = PartWriter.__init__
+
+    def full_disk(self, out, rank):
+        real_init(self, out, rank)
+        real = self._fh
+
+        class Full:
+            def write(self, text):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            def __getattr__(self, name):
+                return getattr(real, name)
+        self._fh = Full()
+
+    monkeypatch.setattr(PartWriter, "__init__", full_disk)
+    data, folder = write_caption_records(tmp_path, 3)
+    with CodServer() as server:
+        rc = sicog_main(annotate_argv(data, folder, tmp_path / "out", server.base_url))
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err, err[-2000:]
+    assert re.search(r"journal\.parts/rank-0\.jsonl: cannot write: No space left on device", err), err[-2000:]
+    assert not (tmp_path / "out" / "cod.jsonl").exists()
