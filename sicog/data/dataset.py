@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from typing import Any
 
@@ -35,7 +34,15 @@ from sicog.data.chat import (
     to_messages,
     tokenizer_of,
 )
-from sicog.data.images import centre_square_for_crop, image_size, load_image, resolve_image
+from sicog.data.images import (
+    NOT_FOUND,
+    ImageError,
+    centre_square_for_crop,
+    image_file,
+    image_size,
+    load_image,
+    resolve_image,
+)
 from sicog.data.mixture import MixtureDataset, source_weights
 from sicog.data.preflight import preflight_check
 from sicog.data.records import (
@@ -118,9 +125,12 @@ class SupervisedDataset(Dataset):
             except DataError as e:
                 self._fault("malformed_record", e)
                 continue
-            if path is not None and not os.path.isfile(path):
-                self._fault("missing_image", DataError(f"{loc.where}: image not found: {path}"))
-                continue
+            if path is not None:
+                try:  # a regular file (sicog.data.images.image_file): not missing, a FIFO, a loop ...
+                    image_file(path, loc.where)
+                except ImageError as e:
+                    self._fault("missing_image" if e.kind == NOT_FOUND else "unreadable_image", e)
+                    continue
             if path is not None and self.sliced:  # its size sets its tokens: read the header now
                 try:
                     self._sizes[loc.where] = image_size(path, loc.where)

@@ -15,14 +15,22 @@ Decoding (`open_image`, `load_image`, `to_rgb`): the one way training, sampling 
 turn a file or bytes into the RGB image a processor gets. PIL's own `convert("RGB")` clips a
 16-bit greyscale image ('I;16', common for medical and scientific scans) to black and white, so
 high-bit-depth modes are scaled to 8 bits first; transparency is composited over white. An image
-above a pixel cap is refused from its header, before any pixel is decoded.
+above a pixel cap, or above PIL's decompression-bomb limit, is refused from its header, before
+any pixel is decoded.
+
+Guarding (`image_file`, `ImageError`): every image is opened through this module, which first
+checks the path is a regular file: a NUL byte, a symlink loop, a 300-character name, a folder, a
+FIFO (a reader would block for ever) or a device is an ImageError naming the record and saying
+which (`kind`, for counting), never a traceback or a hang.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -40,23 +48,80 @@ def _resolved_folder(folder: str, cwd: str) -> Path:
     return (Path(cwd) / folder).resolve()
 
 
+class ImageError(DataError):
+    """A record's image cannot be used; `kind` says why, for counting: one of OUTSIDE, NOT_FOUND,
+    BAD_PATH (a NUL, a symlink loop, a name too long), NOT_A_FILE (a folder, a FIFO, a device),
+    TOO_LARGE, UNREADABLE."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+OUTSIDE, NOT_FOUND, BAD_PATH, NOT_A_FILE, TOO_LARGE, UNREADABLE = (
+    "outside the image folder", "not found", "bad path", "not a regular file", "too large", "unreadable")
+
+
+def _path_problem(e: BaseException) -> tuple[str, str]:
+    """(kind, why) of an exception raised while resolving or stat-ing an image path."""
+    if isinstance(e, ValueError):
+        return BAD_PATH, "the path contains a NUL byte"
+    if isinstance(e, RuntimeError) or getattr(e, "errno", None) == errno.ELOOP:
+        return BAD_PATH, "a symlink loop"
+    if getattr(e, "errno", None) == errno.ENAMETOOLONG:
+        return BAD_PATH, "a file name too long for the file system"
+    if getattr(e, "errno", None) in (errno.ENOENT, errno.ENOTDIR):
+        return NOT_FOUND, "image not found"
+    return UNREADABLE, f"cannot be read ({getattr(e, 'strerror', None) or e})"
+
+
+def _resolve(path: Path, where: str) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        kind, why = _path_problem(e)
+        raise ImageError(f"{where}: key 'image': {str(path)!r}: {why}", kind) from None
+
+
+def image_file(path: str | os.PathLike, where: str) -> Path:
+    """`path`, checked to be a regular file (symlinks followed) before anything opens it: a NUL, a
+    symlink loop, a name too long, a missing file, a folder, a FIFO (which would block a reader for
+    ever) or a device is an ImageError naming `where` and the path."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as e:
+        kind, why = _path_problem(e)
+        raise ImageError(f"{where}: image not found: {path}" if kind == NOT_FOUND else
+                         f"{where}: image {str(path)!r}: {why}", kind) from None
+    if not stat.S_ISREG(st.st_mode):
+        what = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "a device")
+        raise ImageError(f"{where}: image {path} is {what}, not a regular file", NOT_A_FILE)
+    return Path(path)
+
+
 def confine(folder: str | os.PathLike | None, path: str | os.PathLike, where: str) -> Path:
     """`path` with symlinks resolved; DataError naming `where` unless it lies inside `folder`
     (None: the working directory)."""
-    base = _resolved_folder(os.fspath(folder if folder is not None else "."), os.getcwd())
-    real = Path(path).resolve()
+    try:  # the folder is resolved once per run (cached); a bad one is reported by _resolve
+        base = _resolved_folder(os.fspath(folder if folder is not None else "."), os.getcwd())
+    except (OSError, RuntimeError, ValueError):
+        base = _resolve(Path(folder if folder is not None else "."), where)
+    real = _resolve(Path(path), where)
     if real != base and base not in real.parents:
-        raise DataError(f"{where}: key 'image': {path} resolves to {real}, outside the image folder {base} "
-                        f"(symlinks followed); image paths must stay inside it (or pass {ALLOW_OUTSIDE})")
+        raise ImageError(f"{where}: key 'image': {path} resolves to {real}, outside the image folder {base} "
+                         f"(symlinks followed); image paths must stay inside it (or pass {ALLOW_OUTSIDE})", OUTSIDE)
     return real
 
 
 def resolve_image(folder: str | os.PathLike | None, rel: str, where: str, allow_outside: bool = False) -> Path:
     """Where a record's image `rel` lives: inside `folder` (see the module docstring)."""
     p = Path(rel)
+    if "\0" in str(rel):
+        raise ImageError(f"{where}: key 'image': {rel!r}: the path contains a NUL byte", BAD_PATH)
     if p.is_absolute() and not allow_outside:
-        raise DataError(f"{where}: key 'image': {rel!r} is an absolute path; image paths are relative to "
-                        f"the image folder (or pass {ALLOW_OUTSIDE})")
+        raise ImageError(f"{where}: key 'image': {rel!r} is an absolute path; image paths are relative to "
+                         f"the image folder (or pass {ALLOW_OUTSIDE})", OUTSIDE)
     path = p if p.is_absolute() or folder is None else Path(folder) / p
     return path if allow_outside else confine(folder, path, where)
 
@@ -110,40 +175,64 @@ def centre_square_for_crop(processor, image: Image.Image) -> Image.Image:
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int | None, where: str, name: str) -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and size[0] * size[1] > limit and (max_pixels is None or max_pixels < size[0] * size[1]):
+        raise ImageError(f"{where}: image {name} is {size[0]}x{size[1]} = {size[0] * size[1]} pixels, above PIL's "
+                         f"decompression-bomb limit of {limit}: refused from its header, nothing decoded", TOO_LARGE)
     if max_pixels is not None and size[0] * size[1] > max_pixels:
-        raise DataError(f"{where}: image {name} is {size[0]}x{size[1]} = {size[0] * size[1]} pixels, above the "
-                        f"limit of {max_pixels} (raise the model's max_pixels to allow it)")
+        raise ImageError(f"{where}: image {name} is {size[0]}x{size[1]} = {size[0] * size[1]} pixels, above the "
+                         f"limit of {max_pixels} (raise the model's max_pixels to allow it)", TOO_LARGE)
+
+
+def _opened(source: str | os.PathLike | bytes, where: str):
+    """Image.open of a checked file (`image_file`) or of bytes, with PIL's bomb warning an error."""
+    if not isinstance(source, bytes):
+        image_file(source, where)
+    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
 
 
 def open_image(source: str | os.PathLike | bytes, where: str, max_pixels: int | None = None) -> Image.Image:
-    """A file or encoded bytes, fully decoded, as RGB (`to_rgb`); DataError naming `where` if it
-    does not decode, or if it holds more than `max_pixels` (read from the header: nothing is
-    decoded) or more than PIL's decompression-bomb limit."""
+    """A file or encoded bytes, fully decoded, as RGB (`to_rgb`); ImageError naming `where` if the
+    file is no regular file (`image_file`), does not decode, or holds more than `max_pixels` or
+    PIL's decompression-bomb limit (read from the header: nothing is decoded)."""
     name = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            with _opened(source, where) as img:
                 _check_pixels(img.size, max_pixels, where, name)
                 img.load()  # decoded here, where the record is known, not lazily inside a processor
                 return to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"{where}: image {name} is too large to decode safely: {e}") from None
+        raise ImageError(f"{where}: image {name} is too large to decode safely: {e}", TOO_LARGE) from None
+    except DataError:
+        raise
     except DECODE_ERRORS as e:
-        raise DataError(f"{where}: unreadable image {name}: {type(e).__name__}: {e}") from None
+        raise ImageError(f"{where}: unreadable image {name}: {type(e).__name__}: {e}", UNREADABLE) from None
 
 
 def load_image(path: str | os.PathLike, where: str, max_pixels: int | None = None) -> Image.Image:
-    """`open_image` of a file that must exist (DataError naming `where` and the path if not)."""
-    if not Path(path).is_file():
-        raise DataError(f"{where}: image not found: {path}")
-    return open_image(Path(path), where, max_pixels)
+    """`open_image` of a file that must exist (ImageError naming `where` and the path if not)."""
+    return open_image(path, where, max_pixels)
+
+
+def image_header(path: str | os.PathLike, where: str, max_pixels: int | None = None) -> tuple[tuple[int, int], str]:
+    """((width, height), format) from the header alone, of a checked file (`image_file`); ImageError
+    naming `where` if it cannot be read or is above `max_pixels` / PIL's decompression-bomb limit."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with _opened(path, where) as im:
+                _check_pixels(im.size, max_pixels, where, str(path))
+                return im.size, im.format
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{where}: image {path} is too large to decode safely: {e}", TOO_LARGE) from None
+    except DataError:
+        raise
+    except DECODE_ERRORS as e:
+        raise ImageError(f"{where}: unreadable image {path}: {type(e).__name__}: {e}", UNREADABLE) from None
 
 
 def image_size(path: str | os.PathLike, where: str) -> tuple[int, int]:
-    """(width, height) from the header alone; DataError naming `where` if it cannot be read."""
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except DECODE_ERRORS as e:
-        raise DataError(f"{where}: unreadable image {path}: {type(e).__name__}: {e}") from None
+    """(width, height) from the header alone (`image_header`)."""
+    return image_header(path, where)[0]

@@ -16,7 +16,6 @@ image: prompt + chosen and prompt + rejected, labels on the reply only.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from typing import Any
 
@@ -26,7 +25,15 @@ from torch.utils.data import Dataset
 from sicog.data import slices
 from sicog.data.chat import IGNORE_INDEX, TooLongError, encode_conversation, image_token_id_of
 from sicog.data.formats import IMAGE_TOKEN, with_image_token
-from sicog.data.images import centre_square_for_crop, image_size, load_image, resolve_image
+from sicog.data.images import (
+    NOT_FOUND,
+    ImageError,
+    centre_square_for_crop,
+    image_file,
+    image_size,
+    load_image,
+    resolve_image,
+)
 from sicog.data.records import DataError, Located, iter_json_objects
 from sicog.utils.io import SicogError
 
@@ -115,8 +122,8 @@ class PairDataset(Dataset):
         for loc in records:
             try:
                 path = self.image_path(loc)
-                if path is not None and not os.path.isfile(path):
-                    raise _field(loc.where, "image", f"image not found: {path}")
+                if path is not None:
+                    image_file(path, f"{loc.where}: key 'image'")
                 layout = None
                 if path is not None and self.sliced:  # its size sets its tokens
                     layout = slices.layout_for_size(self.processor, *image_size(path, loc.where))
@@ -127,6 +134,7 @@ class PairDataset(Dataset):
                 if on_error == "raise":
                     raise
                 kind = "too_long" if isinstance(e, TooLongError) else (
+                    ("missing_image" if e.kind == NOT_FOUND else "unreadable_image") if isinstance(e, ImageError) else
                     "missing_image" if "image not found" in str(e) else
                     "unreadable_image" if "unreadable image" in str(e) else "malformed_record")
                 self.skip_counts[kind] += 1
@@ -218,9 +226,7 @@ def check_pair_files(sources: list, heldout: str | None, heldout_folder: str | N
         for loc in read_pairs(path, mode):
             image = loc.record.get("image")
             if image and mode == "raise":
-                found = resolve_image(folder, image, loc.where, allow_outside)
-                if not os.path.isfile(found):
-                    raise _field(loc.where, "image", f"image not found: {found}")
+                image_file(resolve_image(folder, image, loc.where, allow_outside), f"{loc.where}: key 'image'")
 
 
 def build_pair_sources(sources: list, processor: Any, max_length: int, on_error: str,

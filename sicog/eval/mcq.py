@@ -176,6 +176,10 @@ def read_mcq_tsv(path: str | Path, limit: int | None = None) -> list[McqItem]:
             header = [h.strip() for h in header]
             # VLMEvalKit matches non-letter columns case-insensitively
             canonical = [h if h in string.ascii_uppercase else h.lower() for h in header]
+            for k, col in enumerate(canonical):  # `answer` and `Answer`: dict(zip()) would keep the last
+                if col in canonical[:k]:
+                    raise SicogError(f"{path}:1: columns {header[canonical.index(col)]!r} and {header[k]!r} are the "
+                                     f"same column ({col!r}, matched case-insensitively); keep one")
             for col in REQUIRED_COLUMNS:
                 if col not in canonical:
                     raise SicogError(f"{path}: missing column {col!r} (columns: {', '.join(header)})")

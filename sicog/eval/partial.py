@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sicog.utils.io import SicogError, iter_jsonl, write_json, write_jsonl
+from sicog.utils.io import SicogError, dumps, iter_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class PartialRun:
     def append(self, way: str, records: list[dict]) -> None:
         """Append the records of one finished chunk, durably, in one write."""
         with open(self._file(way), "a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            fh.write("".join(dumps(r) + "\n" for r in records))
             fh.flush()
             os.fsync(fh.fileno())
 

@@ -24,6 +24,7 @@ from sicog.config import (
     config_from_mapping,
     config_to_dict,
     merge_mapping,
+    read_yaml,
     save_config,
 )
 from sicog.config_flags import check_config, flag_names
@@ -56,7 +57,7 @@ def train_config(spec: StageSpec, *, stage: str, model: dict, sources: list[dict
             path = config_dir / path
         if not path.is_file():
             raise StepFailed(f"{where}.config: file not found: {spec.config}")
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path) or {}
     merge_mapping(raw, spec.set, f"{where}.set")
     raw["stage"] = stage
     model_raw = raw.setdefault("model", {})

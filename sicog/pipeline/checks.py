@@ -52,25 +52,32 @@ def check_settings(cfg: PipelineConfig, config_dir: str | Path | None = None) ->
         check_command_config(evaluate, "evaluation")
 
 
-def _within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
+def _written_by(path: Path, written: set[Path]) -> bool:
+    """Whether `path` or a folder holding it is in `written` (resolved paths)."""
+    return path in written or any(parent in written for parent in path.parents)
 
 
-def missing_input(path: str, steps: list[Step]) -> bool:
-    """True when `path` does not exist and no step in `steps` writes it (or a folder holding it)."""
+def _resolved_outputs(steps: list[Step]) -> set[Path]:
+    return {Path(out).resolve() for s in steps for out in s.outputs.values()}
+
+
+def missing_input(path: str, steps: list[Step], written: set[Path] | None = None) -> bool:
+    """True when `path` does not exist and no step in `steps` writes it (or a folder holding it);
+    `written`: those steps' outputs, resolved, when the caller keeps them (linear in the steps)."""
     if Path(path).exists():
         return False
-    p = Path(path).resolve()
-    return not any(_within(p, Path(out).resolve()) for s in steps for out in s.outputs.values())
+    return not _written_by(Path(path).resolve(), _resolved_outputs(steps) if written is None else written)
 
 
 def check_step_inputs(steps: list[Step]) -> None:
     """Every step's inputs exist now or are written by an earlier step (a dry run's last check)."""
-    for i, step in enumerate(steps):
+    written: set[Path] = set()
+    for step in steps:
         for key, path in step.inputs.items():
-            if missing_input(path, steps[:i]):
+            if missing_input(path, [], written):
                 raise SicogError(f"step {step.name}: input {key} {path} does not exist and no earlier step "
                                  "writes it")
+        written |= _resolved_outputs([step])
 
 
 def check_work_dir_apart(work: Path, inputs: dict[str, str | None],

@@ -218,11 +218,13 @@ class PipelineConfig:
         return self.launchers.get(kind, self.launcher)
 
 
+MAX_ROUNDS = 20  # the paper runs 1-3 rounds of self-improvement
+
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def expand_env(value: str | None, where: str, what: str = "PATH") -> str | None:
-    """`${VAR}` / `${VAR:-default}` from the environment; an unset VAR without default is an error.
+    """`${VAR}` / `${VAR:-default}` from the environment; an unset or empty VAR without default is an error.
 
     An empty result is None (so `base: ${BASE_MODEL:-}` means "not given").
     """
@@ -232,6 +234,9 @@ def expand_env(value: str | None, where: str, what: str = "PATH") -> str | None:
     def sub(m: re.Match) -> str:
         name, default = m.group(1), m.group(2)
         if name in os.environ:
+            if os.environ[name] == "" and default is None:  # `${VAR:-}` says "may be empty"; `${VAR}` does not
+                raise ConfigError(f"{where}: environment variable {name} is empty (give it a value, write "
+                                  f"${{{name}:-}} where empty means \"not given\", or --set {where}={what})")
             return os.environ[name]
         if default is not None:
             return default
@@ -264,6 +269,8 @@ def validate(cfg: PipelineConfig) -> None:
             raise ConfigError(f"key {key}: unknown arm(s) {bad} (known: {', '.join(ARMS)})")
     if cfg.rounds < 1:
         raise ConfigError(f"key rounds: must be >= 1, got {cfg.rounds}")
+    if cfg.rounds > MAX_ROUNDS:  # each round retrains every arm: more is a typo, and would take minutes to plan
+        raise ConfigError(f"key rounds: must be <= {MAX_ROUNDS}, got {cfg.rounds}")
     if cfg.parallel_steps < 1:
         raise ConfigError(f"key parallel_steps: must be >= 1, got {cfg.parallel_steps}")
     in_process = [k for k, lc in [("launcher", cfg.launcher)] + [(f"launchers.{n}", v) for n, v in cfg.launchers.items()]

@@ -182,7 +182,7 @@ def build_pairs(cfg: PairsConfig) -> dict:
     """Write OUT (and the held-out file) and OUT.summary.json; returns the summary's stats."""
     import json
 
-    from sicog.utils.lock import check_finished, check_writable, output_lock
+    from sicog.utils.lock import check_finished, check_writable, output_locks
     from sicog.utils.paths import check_outputs_apart
 
     cfg.validate()
@@ -192,7 +192,7 @@ def build_pairs(cfg: PairsConfig) -> dict:
     for flag, path in (("--out", cfg.out), ("--heldout-out", cfg.heldout_out)):
         if path:
             check_writable(path, flag, "file")
-    with output_lock(cfg.out):
+    with output_locks({"--out": cfg.out, "--heldout-out": cfg.heldout_out}):
         want = _settings(cfg)
         if Path(cfg.out).exists():
             try:
@@ -220,10 +220,11 @@ def build_pairs(cfg: PairsConfig) -> dict:
         by_source = Counter(p["source"] for p in train)
         stats = {"curated_records": len(curated), "train_pairs": len(train), "heldout_pairs": len(heldout),
                  "train_by_source": dict(by_source), "skipped": dict(sorted(skips.items()))}
-        if cfg.heldout_out:
+        summary.unlink(missing_ok=True)  # the old summary goes first and the new one comes last: a run
+        if cfg.heldout_out:  # killed in between leaves no summary, never old pairs "up to date"
             write_jsonl(cfg.heldout_out, heldout)
-        write_json(summary, {"settings": want, "stats": stats})  # just before OUT: an OUT always has one
         write_jsonl(cfg.out, train)
+        write_json(summary, {"settings": want, "stats": stats})
     log.info("pairs: %d training, %d held out (by source %s); skipped %s", len(train), len(heldout),
              dict(by_source), dict(skips) or "none")
     return stats

@@ -215,9 +215,26 @@ def run_trainer(cfg: TrainConfig, trainer, model):
     return trainer.train(resume_from_checkpoint=str(resume) if resume else None), throughput
 
 
+def output_dir_lock(cfg: TrainConfig):
+    """Rank 0 holds `output_dir.lock` (sicog.utils.lock) for the whole stage: a second run on the same
+    output_dir (a symlink to it included) stops at once, naming the first one's pid."""
+    import contextlib
+
+    from sicog.utils.lock import output_lock
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return contextlib.nullcontext()
+    return output_lock(cfg.training.output_dir, "training.output_dir:")
+
+
 def train_stage(cfg: TrainConfig) -> Path:
     """Train one stage and write `output_dir/final`; returns that path."""
     validate_stage(cfg)  # settings, output apart from the inputs and writable: before anything is loaded
+    with output_dir_lock(cfg):
+        return _train_stage(cfg)
+
+
+def _train_stage(cfg: TrainConfig) -> Path:
     from sicog.data.dataset import DataCollator, build_train_dataset, run_preflight
     from sicog.data.packing import PackingCollator, pack_dataset
     from sicog.data.slices import TrainingResize

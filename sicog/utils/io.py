@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -17,15 +21,52 @@ class SicogError(Exception):
     traceback and exits with status 2. The message must name the place at fault."""
 
 
+#: errors of a full, read-only or failing disk: a SicogError naming the path, not a traceback
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
+
+
+def disk_error(path: str | os.PathLike, e: OSError) -> SicogError:
+    """The user-facing error of an OSError met while writing `path` (full disk, quota, ...)."""
+    return SicogError(f"{path}: cannot write: {e.strerror or e} (nothing was left half-written; free space or "
+                      "choose another output, then run the same command again)")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    """`json.dumps` (non-ASCII kept) that writes strict JSON: NaN and +-Infinity, which other JSON
+    readers refuse, become null."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False, **kwargs)
+    except ValueError:
+        return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False, **kwargs)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
     """Open a temp file beside `path`; on success fsync and rename it onto `path`, on error delete it.
 
-    Readers therefore see either the old file, or the complete new one, never a partial one.
+    Readers therefore see either the old file, or the complete new one, never a partial one. A
+    full disk (`DISK_ERRNOS`) is a SicogError naming `path`. Temp files of this path left by a
+    killed writer (older than `STALE_TEMP_SECONDS`) are removed first.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        if e.errno in DISK_ERRNOS:
+            raise disk_error(path, e) from None
+        raise
     try:
         kwargs = {} if "b" in mode else {"encoding": encoding}
         with os.fdopen(fd, mode, **kwargs) as fh:
@@ -33,10 +74,36 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if e.errno in DISK_ERRNOS:
+            raise disk_error(path, e) from None
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+#: a temp file of ours this old has no live writer (a write takes seconds, not hours)
+STALE_TEMP_SECONDS = 24 * 3600
+
+
+def remove_stale_temps(path: str | os.PathLike) -> None:
+    """Remove `.NAME.*.tmp` files and folders beside `path` (atomic_write's and atomic_dir's own) older
+    than STALE_TEMP_SECONDS: a writer killed before its rename leaves one."""
+    path = Path(path)
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    with contextlib.suppress(OSError):
+        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.lstat().st_mtime >= cutoff:
+                    continue
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp)  # atomic_dir's
+                else:
+                    tmp.unlink()
 
 
 @contextlib.contextmanager
@@ -47,6 +114,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
@@ -67,8 +135,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 def write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> None:
     """Write JSON atomically (UTF-8, non-ASCII kept)."""
     with atomic_write(path) as fh:
-        json.dump(obj, fh, indent=indent, ensure_ascii=False)
-        fh.write("\n")
+        fh.write(dumps(obj, indent=indent) + "\n")
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
@@ -76,7 +143,7 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     n = 0
     with atomic_write(path) as fh:
         for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.write(dumps(rec) + "\n")
             n += 1
     return n
 
@@ -99,8 +166,8 @@ def iter_jsonl(path: str | os.PathLike, *, errors: str = "raise", torn_tail_ok: 
                 raw = raw[3:]  # a UTF-8 byte-order mark (Windows editors write one)
             if not raw.strip():
                 continue
-            try:
-                yield lineno, json.loads(raw.decode("utf-8"))
+            try:  # a BOM (Windows editors write one) is not part of the first record
+                yield lineno, json.loads(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 if torn_tail_ok and not raw.endswith(b"\n"):
                     return  # only the last line can lack its newline: a torn write

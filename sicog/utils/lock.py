@@ -5,11 +5,14 @@ the output could not be written (its nearest existing ancestor is not a writable
 file stands where a folder must be, or the reverse) - so a command finds out before it spends
 hours, not when it writes its results.
 
-`output_lock(path)` takes an exclusive `fcntl.flock` on `<path>.lock` (beside the output) and
+`output_lock(path)` takes an exclusive `fcntl.flock` on `<path>.lock` (beside the output as it
+resolves: a symlinked output shares its target's lock) and
 writes the holder's pid into it. A second writer of the same output fails at once with
 "<path> is being written by pid N (lock <path>.lock)". The kernel drops a flock when its process
 dies, however it dies (SIGKILL included), so a stale lock file never blocks a later run; a clean
 exit removes the file. Folders the lock had to create are removed again when they stay empty.
+`output_locks({flag: path, ...})` holds the locks of every output of a command (None skipped),
+and refuses an output that is another output's lock file.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ LOCK_SUFFIX = ".lock"
 
 
 def lock_path(path: str | os.PathLike) -> Path:
-    """`<path>.lock`, beside the output (for a folder output too: `DIR.lock`, not inside DIR)."""
-    p = Path(path)
+    """`<path>.lock` beside the output as it resolves (symlinks followed: a link to an output is
+    that output, and shares its lock); for a folder output too: `DIR.lock`, not inside DIR."""
+    p = Path(os.path.expanduser(os.fspath(path))).resolve(strict=False)
     return p.with_name(p.name + LOCK_SUFFIX)
 
 
@@ -97,9 +101,12 @@ def output_lock(path: str | os.PathLike, flag: str = "--out") -> Iterator[Path]:
                 break
             os.close(fd)
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.fsync(fd)
+        except OSError as e:  # a full disk, before any work
+            raise SicogError(f"{flag} {path}: cannot write its lock {lock}: {e.strerror or e}") from None
     except BaseException:
         os.close(fd)
         raise
@@ -112,6 +119,24 @@ def output_lock(path: str | os.PathLike, flag: str = "--out") -> Iterator[Path]:
         for d in reversed(created):
             with contextlib.suppress(OSError):
                 d.rmdir()  # only when empty
+
+
+@contextlib.contextmanager
+def output_locks(outputs: dict[str, str | os.PathLike | None]) -> Iterator[list[Path]]:
+    """Hold `output_lock` of every output (flag -> path; None or "" skipped) for the block."""
+    given = {flag: p for flag, p in outputs.items() if p not in (None, "")}
+    resolved = {flag: Path(os.path.expanduser(os.fspath(p))).resolve(strict=False) for flag, p in given.items()}
+    for flag, p in given.items():
+        for other, q in resolved.items():
+            if lock_path(p) == q:
+                raise SicogError(f"{other} ({outputs[other]}) is the lock file of {flag} ({p}); choose another {other}")
+    with contextlib.ExitStack() as stack:
+        locks, seen = [], set()
+        for flag, p in given.items():
+            if lock_path(p) not in seen:
+                seen.add(lock_path(p))
+                locks.append(stack.enter_context(output_lock(p, flag)))
+        yield locks
 
 
 def as_recorded(settings: dict) -> dict:

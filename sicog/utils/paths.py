@@ -7,7 +7,9 @@ its output paths and its input paths, each keyed by the config key or flag that 
                         {"model.checkpoint": cfg.model.checkpoint,
                          "data.sources[0].path": src.path})
 
-Paths are compared after resolving symlinks (`Path.resolve`; a path that does not exist yet is
+The outputs are checked against each other the same way (two outputs of one command that are the
+same file, or one inside the other, would lose a stream): list every file a command writes, its
+summary included. Paths are compared after resolving symlinks (`Path.resolve`; a path that does not exist yet is
 resolved as far as it exists), so a link to a folder is that folder.
 """
 
@@ -36,8 +38,13 @@ def _relation(out: Path, inp: Path) -> str | None:
     return None
 
 
+def _shown(given: PathLike, resolved: Path) -> str:
+    return f"{given}" if str(resolved) == os.fspath(given) else f"{given} -> {resolved}"
+
+
 def check_outputs_apart(outputs: dict[str, PathLike | None], inputs: dict[str, PathLike | None]) -> None:
-    """Raise SicogError when an output path equals, contains or lies inside an input path.
+    """Raise SicogError when an output path equals, contains or lies inside an input path, or
+    another output path.
 
     `outputs` and `inputs` map a name (the config key or flag that gave the path, used in the
     message) to a path: a file or a folder, existing or not. None or "" values are ignored, so a
@@ -46,16 +53,19 @@ def check_outputs_apart(outputs: dict[str, PathLike | None], inputs: dict[str, P
     model.checkpoint (runs/x/..): ...". Checks only; creates and reads nothing.
     """
     ins = [(name, p, _resolved(p)) for name, p in inputs.items() if p not in (None, "")]
-    for out_name, out_path in outputs.items():
-        if out_path in (None, ""):
-            continue
-        out = _resolved(out_path)
+    outs = [(name, p, _resolved(p)) for name, p in outputs.items() if p not in (None, "")]
+    for i, (out_name, out_path, out) in enumerate(outs):
         for in_name, in_path, inp in ins:
             how = _relation(out, inp)
             if how is not None:
-                shown_in = f"{in_path}" if str(inp) == os.fspath(in_path) else f"{in_path} -> {inp}"
-                shown_out = f"{out_path}" if str(out) == os.fspath(out_path) else f"{out_path} -> {out}"
                 raise SicogError(
-                    f"{out_name} ({shown_out}) {how} {in_name} ({shown_in}): an output must not be, "
-                    f"contain or lie inside an input (it would overwrite or mix with it); choose "
+                    f"{out_name} ({_shown(out_path, out)}) {how} {in_name} ({_shown(in_path, inp)}): an output "
+                    f"must not be, contain or lie inside an input (it would overwrite or mix with it); choose "
                     f"another {out_name}")
+        for other_name, other_path, other in outs[i + 1:]:
+            how = _relation(other, out)
+            if how is not None:
+                raise SicogError(
+                    f"{other_name} ({_shown(other_path, other)}) {how} {out_name} ({_shown(out_path, out)}): two "
+                    f"outputs of one command must be different files, neither inside the other (one would "
+                    f"overwrite the other); choose another {other_name}")

@@ -4,13 +4,15 @@ openai`), built on tenacity.
 - Which answers are worth another try: 408, 409, 429 and every 5xx (`retryable_status`);
   timeouts, connection errors and malformed bodies are the callers' to classify the same way.
 - How long to wait (`backoff_wait`): what the server asked for in `retry-after-ms` or
-  `Retry-After` (seconds; capped at `maximum`), else a random wait in [0, initial * 2^k] before
+  `Retry-After` (seconds or an HTTP date; capped at `maximum`), else a random wait in [0, initial * 2^k] before
   retry k, capped at `maximum` ("full jitter": many clients that failed together do not retry
   together).
 """
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 from typing import Any, Callable, Mapping
 
 from tenacity import RetryCallState, wait_random_exponential
@@ -24,7 +26,7 @@ def retryable_status(code: int) -> bool:
 
 
 def parse_retry_after(headers: Mapping[str, Any] | Any | None) -> float | None:
-    """Seconds from `retry-after-ms` or `Retry-After` (a number); None when absent or an HTTP date."""
+    """Seconds from `retry-after-ms` or `Retry-After` (seconds or an HTTP date); None when absent or unreadable."""
     if not headers:
         return None
     for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
@@ -33,8 +35,16 @@ def parse_retry_after(headers: Mapping[str, Any] | Any | None) -> float | None:
             continue
         try:
             return max(0.0, float(value) / divisor)
-        except ValueError:
-            continue  # an HTTP date: rare from API servers; the exponential wait applies
+        except (TypeError, ValueError):
+            pass
+        if divisor == 1.0:  # Retry-After may also be an HTTP date (RFC 9110 10.2.3)
+            try:
+                when = email.utils.parsedate_to_datetime(str(value))
+            except (TypeError, ValueError, IndexError):
+                continue  # neither: the exponential wait applies
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=datetime.timezone.utc)
+            return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
     return None
 
 

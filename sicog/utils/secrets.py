@@ -9,8 +9,10 @@
   `${VAR}` reference is kept, it holds no secret) and whose other strings are `redact`ed.
 - `redact(text)`: every known secret value replaced by "***": the values of secret-looking
   environment variables, and the values given to `register_secret` (e.g. a key read from the
-  variable an `api_key_env` setting names). Values shorter than 8 characters are never treated as
-  secrets (too likely to occur by chance).
+  variable an `api_key_env` setting names), and the password of every URL written
+  `scheme://user:PASSWORD@host` (the user is kept). A registered value counts whatever its length
+  (a configured key is a secret even when short); an environment variable's value only from 8
+  characters on (a secret-looking name holding `1` or `yes` is a switch, not a key).
 - `RedactingFilter`: a logging filter that redacts every record's message, arguments and traceback.
 """
 
@@ -45,10 +47,29 @@ def is_secret_key(name: str) -> bool:
     return any(w.endswith(_SECRET_WORD_ENDINGS) for w in words)
 
 
+_URL_CREDENTIALS_RE = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):(?P<password>[^\s/@]+)@")
+
+
 def register_secret(value: str | None) -> None:
-    """Treat `value` as a secret from now on (in this process); short or empty values are ignored."""
-    if isinstance(value, str) and len(value) >= MIN_SECRET_LENGTH:
+    """Treat `value` as a secret from now on (in this process), whatever its length; empty is ignored."""
+    if isinstance(value, str) and value.strip():
         _registered.add(value)
+
+
+def register_url_secret(url: str | None) -> None:
+    """Treat the password of `url` (`scheme://user:PASSWORD@host/...`), and the Basic credentials made
+    of it, as secrets, if it has one."""
+    match = _URL_CREDENTIALS_RE.search(url) if isinstance(url, str) else None
+    if match:
+        import base64
+        from urllib.parse import unquote
+
+        user = unquote(match.group("head").rsplit("/", 1)[-1])
+        password = unquote(match.group("password"))
+        register_secret(match.group("password"))
+        register_secret(password)
+        # the Basic Authorization header an HTTP client makes of them, which a server may echo
+        register_secret(base64.b64encode(f"{user}:{password}".encode()).decode("ascii"))
 
 
 def known_secrets() -> list[str]:
@@ -61,6 +82,8 @@ def known_secrets() -> list[str]:
 def redact(text: Any) -> str:
     """`text` (str() of it) with every known secret value replaced by "***"."""
     out = text if isinstance(text, str) else str(text)
+    if "@" in out:
+        out = _URL_CREDENTIALS_RE.sub(lambda m: f"{m.group('head')}:{MASK}@", out)
     for secret in known_secrets():
         if secret in out:
             out = out.replace(secret, MASK)

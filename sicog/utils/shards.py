@@ -9,13 +9,12 @@ removes the parts.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from sicog.utils.io import SicogError, atomic_write, iter_jsonl
+from sicog.utils.io import DISK_ERRNOS, SicogError, atomic_write, disk_error, dumps, iter_jsonl
 
 
 def dist_info() -> tuple[int, int]:
@@ -73,8 +72,13 @@ class PartWriter:
                 fh.truncate(cut)
 
     def write(self, rec: dict) -> None:
-        self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(dumps(rec) + "\n")
+            self._fh.flush()
+        except OSError as e:  # a torn line is cut off by the next run (`_repair_torn_tail`)
+            if e.errno in DISK_ERRNOS:
+                raise disk_error(self.path, e) from None
+            raise
 
     def close(self) -> None:
         self._fh.flush()
@@ -107,7 +111,7 @@ def merge_parts(out: str | os.PathLike, ordered_ids: Sequence[str], key: str = "
     with atomic_write(out) as fh:
         for i in ordered_ids:
             if i in done:
-                fh.write(json.dumps(done[i], ensure_ascii=False) + "\n")
+                fh.write(dumps(done[i]) + "\n")
                 n += 1
     shutil.rmtree(parts_dir(out), ignore_errors=True)
     return n

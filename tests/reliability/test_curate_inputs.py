@@ -47,6 +47,9 @@ CASES = [
              r"empty\.jsonl: no candidate records \(expected one JSON object per line", OUT),
     BadInput("candidates_is_a_folder", job(candidates="{tmp}/in"), r"in: is a folder", OUT),
     BadInput("threshold_not_a_number", job(threshold="nan"), r"--threshold must be a number in \[-1, 1\]", OUT),
+    BadInput("pairs_out_is_the_summary", job(pairs_out="{tmp}/out/curated.jsonl.summary.json"),
+             r"--pairs-out \(.*curated\.jsonl\.summary\.json\) is --out \(its summary\)", OUT),
+    BadInput("report_dir_contains_out", job(report_dir="{tmp}/out"), r"--report-dir \(.*/out\) contains --out", OUT),
     BadInput("out_is_the_candidates", job(out="{tmp}/in/cands.jsonl"),
              r"--out \(.*in/cands\.jsonl\) is --candidates \(.*in/cands\.jsonl\)", OUT),
     BadInput("pairs_out_is_the_candidates", job(pairs_out="{tmp}/in/cands.jsonl"),
@@ -131,3 +134,12 @@ def test_a_second_writer_is_refused_while_one_holds_the_output(tmp):
     assert res.returncode == 2
     assert re.search(rf"curated\.jsonl is being written by pid {os.getpid()} \(lock .*curated\.jsonl\.lock\)",
                      res.stderr)
+
+
+def test_a_second_writer_of_the_pairs_file_is_refused(tmp):
+    """Every output is locked, not only --out: another run writing --pairs-out stops this one."""
+    with output_lock(tmp / "out" / "pairs.jsonl"):
+        res = run_sicog(JOB, tmp)
+    assert res.returncode == 2
+    assert re.search(rf"pairs\.jsonl is being written by pid {os.getpid()}", res.stderr), res.stderr[-2000:]
+    assert not (tmp / "out" / "curated.jsonl").exists()

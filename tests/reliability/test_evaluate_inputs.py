@@ -45,6 +45,8 @@ def caps(name: str) -> list[str]:
 
 CASES = [
     BadInput("tsv_not_utf8", job(benchmark="{tmp}/bench/latin1.tsv"), r"latin1\.tsv:3:\d+: not UTF-8 text", OUT),
+    BadInput("tsv_answer_and_Answer", job(benchmark="{tmp}/bench/two_answers.tsv"),
+             r"two_answers\.tsv:1: columns 'answer' and 'Answer' are the same column", OUT),
     BadInput("captions_file_not_utf8", caps("latin1.jsonl"), r"latin1\.jsonl:2: not UTF-8 text", OUT),
     BadInput("caption_image_dotdot_escape", caps("dotdot.jsonl"),
              r"dotdot\.jsonl:2: key 'image': .*\.\./secret\.png resolves to .*secret\.png, outside the image folder",
@@ -82,6 +84,9 @@ def tmp(tmp_path, tiny_ckpt) -> Path:
     text = (tmp_path / "bench" / "bench.tsv").read_text().splitlines()
     text[2] = text[2].replace("What colour", "Quelle couleur \xe0")
     (tmp_path / "bench" / "latin1.tsv").write_bytes(("\n".join(text) + "\n").encode("latin-1"))
+    lines = (tmp_path / "bench" / "bench.tsv").read_text().splitlines()  # a second answer column, all "A"
+    (tmp_path / "bench" / "two_answers.tsv").write_text("\n".join(
+        [lines[0] + "\tAnswer"] + [row + "\tA" for row in lines[1:]]) + "\n")
     d = tmp_path / "caps"
     (d / "img").mkdir(parents=True)
     Image.new("RGB", (32, 32), (200, 30, 30)).save(d / "img" / "a.png")

@@ -20,6 +20,7 @@ BASE = ["run", SMOKE, "--set", "data.world={tmp}/world", "--set", "work_dir={tmp
 DRY = [*BASE, "--dry-run"]
 DEMO = ["demo", "--preset", "smoke", "--out", "{tmp}/demo"]
 UNSET = "SICOG_RELIABILITY_UNSET_VAR"
+EMPTY = "SICOG_RELIABILITY_EMPTY_VAR"
 
 
 def _dry(*sets: str) -> list[str]:
@@ -34,6 +35,15 @@ CASES = [
              r"curation\.reasoning\.keep_fraction: must be in \(0, 1\]"),
     BadInput("text_only_ratio_one", _dry("mixture.text_only_ratio=1.0"), r"mixture\.text_only_ratio: must be in \[0, 1\)"),
     BadInput("rounds_zero", _dry("rounds=0"), r"key rounds: must be >= 1"),
+    BadInput("rounds_huge", _dry("rounds=100000"), r"key rounds: must be <= 20, got 100000"),
+    BadInput("empty_env_var", _dry(f"data.alignment=${{{EMPTY}}}"),
+             rf"data\.alignment: environment variable {EMPTY} is empty", env={EMPTY: ""}),
+    BadInput("stage_config_not_utf8", _dry("stages.sft.config={tmp}/latin1.yaml"),
+             r"latin1\.yaml:2: not UTF-8 text \(byte 0xe9 at byte offset 17\)"),
+    BadInput("stage_config_duplicate_key", _dry("stages.sft.config={tmp}/dup.yaml"),
+             r"dup\.yaml:3: key 'training' appears twice \(lines 1 and 3\)"),
+    BadInput("pipeline_duplicate_key", ["run", "{tmp}/dup.yaml", "--dry-run"],
+             r"dup\.yaml:3: key 'training' appears twice"),
     BadInput("unknown_arm", _dry("arms=[base, curated]"), r"key arms: unknown arm.*curated"),
     BadInput("train_max_steps_zero", _dry("stages.warmup_perception.set.training.max_steps=0"),
              r"stages\.warmup_perception.*training\.max_steps"),
@@ -86,6 +96,8 @@ def tmp(tmp_path, world, monkeypatch) -> Path:
     broken = tmp_path / "broken_world"
     shutil.copytree(world, broken)
     (broken / "instructions.jsonl").unlink()
+    (tmp_path / "latin1.yaml").write_bytes(b"training:\n  # caf\xe9 au lait\n  max_steps: 2\n")
+    (tmp_path / "dup.yaml").write_text("training:\n  max_steps: 2\ntraining:\n  max_steps: 3\n")
     return tmp_path
 
 

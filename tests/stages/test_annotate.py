@@ -246,7 +246,8 @@ def test_retry_after_is_read_in_seconds_and_milliseconds():
 
     assert retry_after_seconds(Exc({"retry-after": "3"})) == 3.0
     assert retry_after_seconds(Exc({"retry-after-ms": "250"})) == 0.25
-    assert retry_after_seconds(Exc({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"})) is None
+    assert retry_after_seconds(Exc({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0  # a date past
+    assert retry_after_seconds(Exc({"retry-after": "soon"})) is None
     assert retry_after_seconds(ValueError()) is None
 
 

@@ -23,7 +23,8 @@ def test_statuses_worth_another_try():
 def test_retry_after_in_seconds_or_milliseconds():
     assert parse_retry_after({"retry-after": "3"}) == 3.0
     assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # an HTTP date, past
+    assert parse_retry_after({"retry-after": "soon"}) is None
     assert parse_retry_after(None) is None and parse_retry_after({}) is None
 
 

@@ -3,7 +3,8 @@
 The SDK's own retries are off (`max_retries=0`) so that one policy (sicog.utils.retry, shared with
 `sicog sample --backend openai`) decides, for every failure:
 
-- retried: 408, 409, 429 and 5xx answers, timeouts, connection errors, a body that is not a chat
+- retried: 408, 409, 429 and 5xx answers, timeouts (`--request-timeout` is the deadline of the
+  whole request, sicog.utils.http.within: a server dripping bytes cannot hold it longer), connection errors, a body that is not a chat
   completion (malformed JSON, no choices), and an answer that is not a Chain-of-Description
   (`prompt.InvalidAnswer`);
 - not retried: any other 4xx (the request itself is wrong: retrying cannot help); the same one
@@ -29,8 +30,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from sicog.stages.annotation.config import AnnotateConfig
 from sicog.stages.annotation.prompt import InvalidAnswer, build_messages, parse_answer
+from sicog.utils.http import DeadlineExceeded, within
 from sicog.utils.retry import backoff_wait, parse_retry_after, retryable_status
-from sicog.utils.secrets import redact, register_secret
+from sicog.utils.secrets import redact, register_secret, register_url_secret
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,8 @@ def is_transient(exc: BaseException) -> bool:
     """Whether another try may succeed (see the module docstring)."""
     if isinstance(exc, openai.APIStatusError):
         return retryable_status(exc.status_code)
-    return isinstance(exc, (openai.APIConnectionError, MalformedResponse, InvalidAnswer, json.JSONDecodeError))
+    return isinstance(exc, (openai.APIConnectionError, DeadlineExceeded, MalformedResponse, InvalidAnswer,
+                            json.JSONDecodeError))
 
 
 def is_fatal(exc: BaseException) -> bool:
@@ -119,7 +122,7 @@ def describe(exc: BaseException) -> str:
     """One line naming the failure, redacted (a server may echo the key it was given)."""
     if isinstance(exc, openai.APIStatusError):
         text = f"HTTP {exc.status_code}: {exc.message}"
-    elif isinstance(exc, openai.APITimeoutError):
+    elif isinstance(exc, (openai.APITimeoutError, DeadlineExceeded)):
         text = "timeout"
     elif isinstance(exc, openai.APIConnectionError):
         text = f"connection error: {exc.__cause__ or exc}"
@@ -133,6 +136,7 @@ class CodClient:
 
     def __init__(self, cfg: AnnotateConfig, api_key: str | None):
         register_secret(api_key)
+        register_url_secret(cfg.base_url)
         # "EMPTY": servers run without a key (vLLM, SGLang) accept any bearer value; passing it
         # explicitly also keeps the SDK from falling back to $OPENAI_API_KEY behind our back
         self._client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=api_key or "EMPTY", max_retries=0,
@@ -151,9 +155,9 @@ class CodClient:
         if self._tokens is not None:
             await self._tokens.acquire(min(est_tokens, self.cfg.tokens_per_minute))
         outcome.attempts += 1
-        answer = await self._client.chat.completions.create(
+        answer = await within(self._client.chat.completions.create(  # the SDK's timeout is per read
             model=self.cfg.model, messages=messages, temperature=self.cfg.temperature,
-            max_tokens=self.cfg.max_tokens)
+            max_tokens=self.cfg.max_tokens), self.cfg.request_timeout)
         if isinstance(answer, (str, bytes)) or not getattr(answer, "choices", None):
             raise MalformedResponse("the server's answer is not a chat completion with choices")
         usage = answer.usage
@@ -162,7 +166,7 @@ class CodClient:
         content = getattr(getattr(answer.choices[0], "message", None), "content", None)
         if isinstance(content, list):  # some servers answer in parts
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return parse_answer(content if isinstance(content, str) else None)
+        return parse_answer(redact(content) if isinstance(content, str) else None)  # it may echo the key
 
     async def annotate(self, item_id: str, question: str, caption: str, image_url: str,
                        est_tokens: int) -> Outcome:

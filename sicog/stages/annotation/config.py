@@ -39,7 +39,7 @@ class AnnotateConfig:
     backoff_initial: float = setting(1.0, "backoff scale in seconds: the wait before retry k is drawn from "
                                           "[0, scale * 2^k] (full jitter); a Retry-After header wins")
     backoff_max: float = setting(60.0, "longest wait between two tries, seconds (caps Retry-After too)")
-    request_timeout: float = setting(300.0, "seconds per request before it counts as a timeout (retried)")
+    request_timeout: float = setting(300.0, "deadline of each request in seconds (connect, send and the whole answer) before it counts as a timeout (retried)")
     price_per_1k_input: float = setting(0.0, "price per 1,000 input tokens, for the cost figure (0: no cost)")
     price_per_1k_output: float = setting(0.0, "price per 1,000 output tokens, for the cost figure")
     dry_run: bool = setting(False, "estimate requests, tokens and cost of the items still to do, call nothing, "

@@ -21,10 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from sicog.data.formats import strip_image_token
-from sicog.data.images import resolve_image
+from sicog.data.images import NOT_FOUND, OUTSIDE, ImageError, image_header, open_image, resolve_image
 from sicog.data.records import ROLES, DataError, iter_json_objects, record_id
 
 _SENT_AS_IS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -103,32 +101,22 @@ def image_size(item: CaptionItem, folder: str | None, allow_outside: bool) -> tu
     """((width, height) from the image header, None) when the item can be sent, else (None, why:
     IMAGE_OUTSIDE, IMAGE_NOT_FOUND or IMAGE_UNREADABLE). Reads the header only: an estimate's check."""
     try:
-        path = image_file(item, folder, allow_outside)
-    except DataError:
-        return None, IMAGE_OUTSIDE
-    if not path.is_file():
-        return None, IMAGE_NOT_FOUND
-    try:
-        with Image.open(path) as img:
-            return img.size, None
-    except (OSError, ValueError, SyntaxError):
-        return None, IMAGE_UNREADABLE
+        return image_header(image_file(item, folder, allow_outside), item.where)[0], None
+    except ImageError as e:
+        return None, {OUTSIDE: IMAGE_OUTSIDE, NOT_FOUND: IMAGE_NOT_FOUND}.get(e.kind, f"image {e.kind}")
 
 
 def image_data_url(item: CaptionItem, folder: str | None, allow_outside: bool) -> tuple[str, tuple[int, int]]:
     """(a data URL of the decoded-and-checked image, its size); DataError naming the record."""
     path = image_file(item, folder, allow_outside)
-    if not path.is_file():
-        raise DataError(f"{item.where}: image not found: {path}")
-    raw = path.read_bytes()
+    size, fmt = image_header(path, item.where)  # a regular file, below the bomb limit: from its header
     try:
-        with Image.open(io.BytesIO(raw)) as img:
-            img.load()  # decode now: a truncated file fails here, not at the server
-            fmt, size = img.format, img.size
-            if fmt not in _SENT_AS_IS:
-                buf = io.BytesIO()
-                img.convert("RGB").save(buf, format="PNG")
-                raw, fmt = buf.getvalue(), "PNG"
-    except (OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"{item.where}: unreadable image {path}: {type(e).__name__}: {e}") from None
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{item.where}: unreadable image {path}: {e.strerror or e}") from None
+    img = open_image(raw, f"{item.where}: image {path}")  # decoded now: a truncated file fails here
+    if fmt not in _SENT_AS_IS:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        raw, fmt = buf.getvalue(), "PNG"
     return f"data:{_SENT_AS_IS[fmt]};base64,{base64.b64encode(raw).decode('ascii')}", size

@@ -8,7 +8,7 @@ file, the report, OUT.summary.json and finally OUT (each atomically) from the pa
 order, each id exactly once, and removes the parts.
 
 Before any of this the outputs are claimed (curation/outputs.py: apart from the inputs,
-writable) and rank 0 holds `OUT.lock` for the whole run, so a second run on the same --out
+writable) and rank 0 holds `OUT.lock` (and the locks of --pairs-out and --report-dir) for the whole run, so a second run on the same --out
 fails at once; a finished OUT with the same settings is a no-op, other settings need --overwrite.
 """
 
@@ -35,8 +35,8 @@ from sicog.stages.curation.outputs import (
 )
 from sicog.stages.curation.scoring import ItemScore, score_items
 from sicog.utils.dist import join_ranks
-from sicog.utils.io import SicogError, atomic_write, write_json
-from sicog.utils.lock import output_lock
+from sicog.utils.io import SicogError, atomic_write, dumps, write_json
+from sicog.utils.lock import output_locks
 from sicog.utils.shards import PartWriter, barrier, dist_info, drop_unused_parts, parts_dir, read_completed
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,8 @@ def run_curation(cfg: CurateConfig, encoder=None) -> dict | None:
     check_config(cfg)  # required settings, choices, CurateConfig.validate
     claim_outputs(cfg)
     rank, _world = dist_info()
-    with output_lock(cfg.out) if rank == 0 else contextlib.nullcontext():
+    outputs = {"--out": cfg.out, "--pairs-out": cfg.pairs_out, "--report-dir": cfg.report_dir}
+    with output_locks(outputs) if rank == 0 else contextlib.nullcontext():
         return _run_claimed(cfg, encoder)
 
 
@@ -222,7 +223,7 @@ def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encode
         with atomic_write(cfg.pairs_out) as fh:
             for r in results:
                 if r["kept"] and r["pair"] is not None:
-                    fh.write(json.dumps(r["pair"], ensure_ascii=False) + "\n")
+                    fh.write(dumps(r["pair"]) + "\n")
     kept = [r["record"] for r in results if r["kept"]]
     if cfg.report_dir:  # drawn before the clock stops, so total_seconds includes it
         plot_histogram([r["score"] for r in results if r["outcome"] == "scored"], cfg.threshold,
@@ -242,7 +243,7 @@ def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encode
     write_json(summary_path(cfg.out), {"settings": want, "stats": stats})  # first: an OUT always has one
     with atomic_write(cfg.out) as fh:
         for rec in kept:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.write(dumps(rec) + "\n")
     shutil.rmtree(d, ignore_errors=True)
     logger.info("wrote %s: %d of %d items kept at threshold %g (%d extraction failures)", cfg.out,
                 stats["kept"], stats["items"], cfg.threshold, stats["extraction_failures"])

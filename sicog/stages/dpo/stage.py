@@ -27,6 +27,7 @@ from sicog.stages.dpo.config import DPOConfig, is_zero3, resolved_reference
 from sicog.stages.train import (
     build_for_training,
     data_provenance,
+    output_dir_lock,
     run_trainer,
     save_final_checkpoint,
     start_output,
@@ -64,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _validate(cfg: DPOConfig, reference: str) -> None:
     validate_stage(cfg, {"dpo.heldout": cfg.dpo.heldout, "dpo.heldout_image_folder": cfg.dpo.heldout_image_folder})
+    if cfg.dpo.heldout:  # scoring the training pairs as held-out ones would report a fit, not a generalisation
+        held = Path(cfg.dpo.heldout).resolve()
+        for k, src in enumerate(cfg.data.sources):
+            if Path(src.path).resolve() == held:
+                raise SicogError(f"dpo.heldout ({cfg.dpo.heldout}) is data.sources[{k}].path ({src.path}): the "
+                                 "held-out pairs must not be training pairs; choose another file")
     if cfg.data.packing:  # a pair's two replies are scored side by side, one row each
         raise SicogError("data.packing: not supported by sicog dpo; set it false")
     if reference == "adapter" and not cfg.training.lora.enabled:
@@ -110,6 +117,13 @@ def precompute_reference(model, parts, collator, batch_size: int, device) -> tor
 
 def dpo_stage(cfg: DPOConfig) -> Path:
     """Train one DPO stage and write `output_dir/final`; returns that path."""
+    kind = resolved_reference(cfg)
+    _validate(cfg, kind)
+    with output_dir_lock(cfg):
+        return _dpo_stage(cfg, kind)
+
+
+def _dpo_stage(cfg: DPOConfig, kind: str) -> Path:
     from sicog.data.chat import tokenizer_of
     from sicog.data.mixture import MixtureDataset, source_weights
     from sicog.data.pairs import (
@@ -123,8 +137,6 @@ def dpo_stage(cfg: DPOConfig) -> Path:
     from sicog.model.build import build_model
     from sicog.stages.dpo.trainer import DPOTrainer, Reference, heldout_metrics, score_pairs
 
-    kind = resolved_reference(cfg)
-    _validate(cfg, kind)
     t0 = time.perf_counter()
     tc, dc = cfg.training, cfg.data
     held_folder = cfg.dpo.heldout_image_folder or dc.sources[0].image_folder

@@ -54,7 +54,7 @@ class SampleConfig:
     max_retries: int = setting(6, "openai backend: retries on 429 / 5xx / connection errors (exponential backoff)")
     retry_delay: float = setting(1.0, "openai backend: backoff scale in seconds (the wait before retry k is drawn from "
                                             "[0, scale * 2^k], capped at 60; a Retry-After header wins)")
-    request_timeout: float = setting(600.0, "openai backend: seconds per request")
+    request_timeout: float = setting(600.0, "openai backend: deadline of each request in seconds (connect, send and the whole answer)")
     on_error: str = setting("raise", "a missing/unreadable image (or one outside --image-folder): raise, or skip "
                                      "it, counted in the summary", choices=ON_ERROR)
     allow_images_outside_folder: bool = setting(False, "let records name images outside --image-folder (absolute "

@@ -22,7 +22,7 @@ from PIL import Image
 
 from sicog.data import formats
 from sicog.data.corruptions import apply_corruption, canonical_name, corruption_seed
-from sicog.data.images import open_image, resolve_image
+from sicog.data.images import image_file, open_image, resolve_image
 from sicog.data.records import (
     DataError,
     Located,
@@ -172,8 +172,11 @@ def image_path(item: SampleItem, image_folder: str | os.PathLike | None, allow_o
 
 def check_image_exists(item: SampleItem, image_folder: str | os.PathLike | None, allow_outside: bool = False) -> None:
     """Raise ImageLoadError naming the record when its image lies outside the folder or does not exist."""
-    if item.image is not None and not (path := image_path(item, image_folder, allow_outside)).is_file():
-        raise ImageLoadError(f"{item.where}: record {item.source_id!r}: image not found: {path}")
+    if item.image is not None:
+        try:  # a regular file (sicog.data.images.image_file): not missing, a FIFO, a loop ...
+            image_file(image_path(item, image_folder, allow_outside), f"{item.where}: record {item.source_id!r}")
+        except DataError as e:
+            raise ImageLoadError(str(e)) from None
 
 
 def load_image(item: SampleItem, image_folder: str | os.PathLike | None, seed: int,

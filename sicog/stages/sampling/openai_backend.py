@@ -2,7 +2,8 @@
 
 One request per item asks for `n` choices; images travel as base64 PNG data URLs in the OpenAI
 multimodal message format. A thread pool keeps at most `--concurrency` requests in flight;
-429, 5xx and connection errors are retried with exponential backoff (and jitter, honouring
+429, 5xx, connection errors and requests past their deadline (`--request-timeout`, the whole
+request: sicog.utils.http) are retried with exponential backoff (and jitter, honouring
 Retry-After: the one policy of sicog.utils.retry, run by tenacity). An image is read (and uploaded) only once its path is found inside --image-folder
 (`items.load_image`, unless --allow-images-outside-folder). The API key is read from the
 environment variable named by `--api-key-env` and only ever placed in the Authorization header:
@@ -17,9 +18,8 @@ import io
 import json
 import logging
 import os
-import urllib.error
-import urllib.request
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from http.client import HTTPException
 from typing import Callable
 
 from PIL import Image
@@ -27,9 +27,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from sicog.model.generation import batch_seed
 from sicog.stages.sampling.items import ImageLoadError, SampleItem, load_image
+from sicog.utils import http
 from sicog.utils.io import SicogError
 from sicog.utils.retry import backoff_wait, parse_retry_after, retryable_status
-from sicog.utils.secrets import redact, register_secret
+from sicog.utils.secrets import redact, register_secret, register_url_secret
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class ChatClient:
     def __init__(self, api_base: str, api_key: str | None, timeout: float = 600.0,
                  max_retries: int = 6, retry_delay: float = 1.0):
         self.url = chat_url(api_base)
+        register_url_secret(api_base)
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             register_secret(api_key)  # an endpoint that echoes it back must not get it into a log or file
@@ -88,21 +90,21 @@ class ChatClient:
         body = json.dumps(payload).encode("utf-8")
 
         def once() -> dict:
-            req = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode("utf-8"))
-            except urllib.error.HTTPError as e:
-                detail = redact(e.read()[:300].decode("utf-8", "replace"))
-                e.close()
-                message = f"HTTP {e.code} from {self.url}: {detail}"
-                if not retryable_status(e.code):
-                    raise RequestError(message) from None
-                raise _Transient(message, parse_retry_after(e.headers)) from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
-                reason = getattr(e, "reason", e)
-                raise _Transient(f"cannot reach {self.url}: {type(reason).__name__}: {reason}") from None
-            except json.JSONDecodeError as e:
+                resp = http.post(self.url, body, self._headers, self.timeout)
+            except http.DeadlineExceeded as e:
+                raise _Transient(str(e)) from None
+            except (OSError, HTTPException, ValueError) as e:
+                raise _Transient(f"cannot reach {self.url}: {type(e).__name__}: {e}") from None
+            if resp.status >= 400:
+                detail = redact(resp.body[:300].decode("utf-8", "replace"))
+                message = f"HTTP {resp.status} from {self.url}: {detail}"
+                if not retryable_status(resp.status):
+                    raise RequestError(message)
+                raise _Transient(message, parse_retry_after(resp.headers))
+            try:
+                return json.loads(resp.body.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise _Transient(f"invalid JSON from {self.url}: {e}") from None
 
         def before_sleep(state: RetryCallState) -> None:
@@ -136,7 +138,7 @@ def _request_candidates(client: ChatClient, cfg, item: SampleItem,
             content = (ch.get("message") or {}).get("content")
             if isinstance(content, list):  # some servers answer in parts
                 content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-            texts.append((content or "").strip())
+            texts.append(redact((content or "").strip()))  # a server may echo the key it was sent
         tokens += int((answer.get("usage") or {}).get("completion_tokens") or 0)
         if not choices:
             raise RequestError(f"{client.url}: answer without choices for item {item.id!r}")

@@ -41,8 +41,9 @@ from sicog.stages.sampling.outputs import (  # noqa: F401 (summary_path, _check_
     summary_path,
 )
 from sicog.utils.dist import join_ranks
-from sicog.utils.io import SicogError, iter_jsonl, write_json
+from sicog.utils.io import SicogError, dumps, iter_jsonl, write_json
 from sicog.utils.lock import output_lock
+from sicog.utils.secrets import mask_secrets
 from sicog.utils.shards import (
     PartWriter,
     dist_info,
@@ -207,7 +208,7 @@ def _run_rank(cfg: SampleConfig, items: list[SampleItem], rank: int, world: int,
         logger.warning("skipping %s: %s", item.id, reason)
         entry = {"id": item.id, "where": item.where, "reason": reason}
         skipped.append(entry)
-        skip_fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        skip_fh.write(dumps(entry) + "\n")
         skip_fh.flush()
 
     runnable = []
@@ -279,7 +280,7 @@ def _merge_and_summarise(cfg: SampleConfig, items: list[SampleItem], world: int,
         "this_run": {"candidates": cands, "tokens": tokens, "seconds": round(seconds, 3),
                      "candidates_per_s": round(cands / seconds, 2) if seconds else None,
                      "tokens_per_s": round(tokens / seconds, 2) if seconds else None},
-        "config": asdict(cfg), "settings": want,
+        "config": mask_secrets(asdict(cfg)), "settings": want,
     }
     write_json(summary_path(out), summary)  # first: an OUT always has its summary beside it
     merge_parts(out, ids, allow_missing=missing_ok)
