@@ -65,12 +65,13 @@ def arch_overrides(cfg, arch: str) -> list[str]:
     side = tiny["image_size"] // tiny["patch_size"]  # the stand-in tower's own patch grid
     sets = []
     for f in dataclasses.fields(cfg.stages):
-        sets += [f"stages.{f.name}.set.model.arch={arch}", f"stages.{f.name}.set.model.uhd.num_queries={side * side}"]
+        # stages built from the stand-ins' parts: their LM's small vocabulary has no rows 13 / 29892
+        # of Qwen2's to start the separators from (model.uhd.separator_init_ids)
+        sets += [f"stages.{f.name}.set.model.arch={arch}", f"stages.{f.name}.set.model.uhd.num_queries={side * side}",
+                 f"stages.{f.name}.set.model.uhd.separator_init_ids=[]"]
     if cfg.post_training.method == "dpo":  # DPO continues from the arms' checkpoints: the same arch
         sets.append(f"post_training.dpo.set.model.arch={arch}")
-    # the authors align on the overview alone; the stand-in LM's small vocabulary has no rows 13 / 29892
-    # of Qwen2's to start the separators from
-    return sets + ["stages.align.set.model.uhd.never_split=true", "stages.align.set.model.uhd.separator_init_ids=[]"]
+    return sets + ["stages.align.set.model.uhd.never_split=true"]  # the authors align on the overview alone
 
 
 def preset_config_path(preset: str) -> Path:

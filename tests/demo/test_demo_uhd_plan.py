@@ -29,3 +29,8 @@ def test_uhd_demo_plan_has_every_arm_and_step_on_uhd(tmp_path):
     assert [n for n, t in trains.items() if t["model"]["uhd"]["never_split"]] == ["align"]
     # one resampler query per patch of the stand-in tower (96 px images, 32 px patches: 3 x 3)
     assert {t["model"]["uhd"]["num_queries"] for n, t in trains.items() if "dpo" not in n} == {9}
+    # every stage built from the stand-ins' parts keeps fresh separator rows: the stand-in LM's
+    # small vocabulary has no rows 13 / 29892 (model.uhd.separator_init_ids)
+    parts = [n for n, s in steps.items() if s.kind == "train" and "language_model" in s.inputs]
+    assert {"align", "sft_base", "r1/pretrain_sicog"} <= set(parts)
+    assert all(trains[n]["model"]["uhd"]["separator_init_ids"] == [] for n in parts)
