@@ -169,15 +169,26 @@ def print_summary(summary: dict, show: int) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="data_command", metavar="check", required=True, help="what to do")
+    sub = p.add_subparsers(dest="data_command", metavar="check|overlap", required=True, help="what to do")
     c = sub.add_parser("check", help="check a data file", description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("file", metavar="FILE", help="the data file to check (.json list or .jsonl)")
     add_config_arguments(c, DataCheckConfig)
+    from sicog.data import overlap
+
+    o = sub.add_parser("overlap", help="training data against benchmarks: duplicate images, near duplicates, "
+                       "overlapping questions", description=overlap.DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    overlap.add_arguments(o)
 
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
+
+    if args.data_command == "overlap":
+        from sicog.data import overlap
+
+        return overlap.run(args)
 
     cfg = dataclasses.replace(config_from_args(DataCheckConfig, args), file=args.file)
     summary = check_file(cfg)
