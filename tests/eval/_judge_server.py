@@ -5,7 +5,8 @@ get the same verdicts, and a client that words a prompt differently gets other o
 - MM-Vet grader prompts: a score 0.0-1.0 drawn from the prompt's hash; for some prompts the
   answer at temperature 0 is not a number, or out of range, so the retry protocol matters.
 - MathVista extraction prompts: an "extracted answer" drawn from the reply in the prompt (the
-  number or letter in it, or a decoy), sometimes empty.
+  number or letter in it, or a decoy; never empty: VLMEvalKit retries an empty answer with
+  multi-second sleeps).
 - `fail_first`: the first N tries of every prompt answer 503 (then 429), to exercise retries.
 """
 
@@ -32,7 +33,7 @@ def judge_answer(prompt: str, temperature: float) -> str:
     if "Extracted answer:" in prompt:
         reply = prompt.rsplit("Model respone: ", 1)[-1].rsplit("Extracted answer:", 1)[0]
         numbers = re.findall(r"-?\d+(?:\.\d+)?", reply)
-        options = ["", "(B) 8/11", "C", numbers[0] if numbers else "none", numbers[-1] if numbers else "7",
+        options = ["(B) 8/11", "C", numbers[0] if numbers else "none", numbers[-1] if numbers else "7",
                    "[2007, 2008]", reply.strip()[:20]]
         return options[h % len(options)]
     return "Unknown"

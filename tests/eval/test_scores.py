@@ -87,10 +87,14 @@ def test_anls_threshold_and_raw_lengths():
 
 
 def test_relaxed_accuracy():
-    assert relaxed_accuracy(["100"], "105") == 1.0
-    assert relaxed_accuracy(["100"], "105.1") == 0.0
+    assert relaxed_accuracy(["100"], "105") == 1.0           # 5/105 of the reply
+    assert relaxed_accuracy(["100"], "105.3") == 0.0
+    assert relaxed_accuracy(["100"], "95.3") == 1.0          # 4.7/95.3 < 5 %
+    assert relaxed_accuracy(["100"], "95.3", "answer") == 1.0
+    assert relaxed_accuracy(["100"], "95.1") == 0.0          # 4.9/95.1 > 5 % of the reply ...
+    assert relaxed_accuracy(["100"], "95.1", "answer") == 1.0  # ... < 5 % of the answer (VLMEvalKit >= 2025-09)
     assert relaxed_accuracy(["50%"], "0.52") == 1.0
-    assert relaxed_accuracy(["0"], "0.0") == 0.0    # a zero answer needs the same text
+    assert relaxed_accuracy(["0.0"], "0") == 0.0    # a zero denominator needs the same text
     assert relaxed_accuracy(["Blue"], " blue ") == 1.0
     assert relaxed_accuracy(["Blue"], "blue.") == 0.0
 

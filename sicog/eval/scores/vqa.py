@@ -8,9 +8,13 @@ chosen by the dataset's name, as VLMEvalKit chooses it:
   strings (VLMEvalKit measures the lengths before normalising: kept); the item's similarity is 1
   minus the smallest such distance, and counts 0 below the 0.5 threshold.
 - ChartQA: relaxed accuracy. The trimmed reply against each answer: when both read as numbers
-  (Python `float`; a trailing "%" divides by 100) and the answer is not 0, right when the
-  relative difference is at most 5 %; otherwise right when equal ignoring case. The item is right
-  when any answer is.
+  (Python `float`; a trailing "%" divides by 100) and the denominator is not 0, right when
+  |reply - answer| / |denominator| is at most 5 %; otherwise right when equal ignoring case. The
+  item is right when any answer is. The denominator: VLMEvalKit up to August 2025, and PyPI's
+  nvidia-vlmeval 26.3, call pix2struct's `relaxed_correctness` with its arguments swapped, so
+  the *reply* is the denominator (`RELAXED_DENOMINATOR = "reply"`, the default: the numbers of
+  the paper's time and of the installable package); VLMEvalKit since #1204 (2025-09) divides by
+  the answer, as pix2struct meant ("answer"). They differ only near the 5 % edge and for 0.
 - OCRVQA, GQA: exact match ignoring case and surrounding space, the best over the answers.
 - TextVQA and any other name: the VQA accuracy. Answers and reply are normalised
   (`sicog.eval.scores.text.normalize_answer`); against each answer i, min(1, (number of the
@@ -28,6 +32,8 @@ from sicog.eval.scores.text import normalize_answer
 
 ANLS_THRESHOLD = 0.5
 RELAXED_TOLERANCE = 0.05
+RELAXED_DENOMINATORS = ("reply", "answer")
+RELAXED_DENOMINATOR = "reply"
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -63,17 +69,18 @@ def _number(text: str) -> float | None:
         return None
 
 
-def relaxed_match(answer: str, reply: str) -> bool:
+def relaxed_match(answer: str, reply: str, denominator: str = RELAXED_DENOMINATOR) -> bool:
     """ChartQA's relaxed correctness of one answer (the reply already trimmed)."""
-    got, want = _number(reply), _number(answer)
-    if got is not None and want:
-        return abs(got - want) / abs(want) <= RELAXED_TOLERANCE
+    reference, other = (reply, answer) if denominator == "reply" else (answer, reply)
+    base, value = _number(reference), _number(other)
+    if value is not None and base:
+        return abs(value - base) / abs(base) <= RELAXED_TOLERANCE
     return reply.lower() == answer.lower()
 
 
-def relaxed_accuracy(answers: list[str], reply: str) -> float:
+def relaxed_accuracy(answers: list[str], reply: str, denominator: str = RELAXED_DENOMINATOR) -> float:
     reply = reply.strip()
-    return float(max(relaxed_match(a, reply) for a in answers))
+    return float(max(relaxed_match(a, reply, denominator) for a in answers))
 
 
 def exact_accuracy(answers: list[str], reply: str) -> float:
@@ -88,12 +95,14 @@ def vqa_accuracy(answers: list[str], reply: str) -> float:
     return sum(per) / len(per)
 
 
-def rule_for(benchmark: str):
+def rule_for(benchmark: str, denominator: str = RELAXED_DENOMINATOR):
     """(name, item score function) VLMEvalKit uses for a dataset name."""
     if "TextVQA" in benchmark:
         return "vqa_accuracy", vqa_accuracy
     if "ChartQA" in benchmark:
-        return "relaxed_accuracy", relaxed_accuracy
+        if denominator not in RELAXED_DENOMINATORS:
+            raise ValueError(f"relaxed accuracy denominator {denominator!r}: one of {RELAXED_DENOMINATORS}")
+        return "relaxed_accuracy", lambda answers, reply: relaxed_accuracy(answers, reply, denominator)
     if "OCRVQA" in benchmark or "GQA" in benchmark:
         return "exact_accuracy", exact_accuracy
     if "DocVQA" in benchmark or "InfoVQA" in benchmark:
@@ -101,8 +110,8 @@ def rule_for(benchmark: str):
     return "vqa_accuracy", vqa_accuracy
 
 
-def score_vqa(rows: list[Row], benchmark: str) -> Scores:
-    rule, fn = rule_for(benchmark)
+def score_vqa(rows: list[Row], benchmark: str, denominator: str = RELAXED_DENOMINATOR) -> Scores:
+    rule, fn = rule_for(benchmark, denominator)
     items = {r.index: fn(answers_of(r), r["prediction"]) for r in rows}
 
     def mean(group: list[Row]) -> float:
