@@ -92,3 +92,27 @@ def test_judged_benchmark_without_judge_is_refused(world, tables, tmp_path):
                          captions="off", benchmarks={"MMVet": str(tables["MMVet"][0])})
     with pytest.raises(SicogError, match="needs an LLM judge"):
         evaluate_checkpoint(cfg, predict=Replay(tables))
+
+
+def test_report_tables_of_scores_and_paired_differences(world, tables, tmp_path):
+    from sicog.pipeline.report.collect import arm_result
+    from sicog.pipeline.report.compare import benchmark_comparisons
+    from sicog.pipeline.report.markdown import render_markdown
+
+    names = ("POPE", "DocVQA_VAL", "MMBench_DEV_EN")
+    dirs = {}
+    for arm, predict in (("base", lambda pairs: ["Yes"] * len(pairs)), ("sicog", Replay(tables))):
+        cfg = EvaluateConfig(model="unused", benchmark=f"world:{world}", out=str(tmp_path / arm), progress=False,
+                             captions="off", benchmarks={n: str(tables[n][0]) for n in names})
+        evaluate_checkpoint(cfg, predict=predict)
+        dirs[arm] = str(tmp_path / arm)
+    comps = benchmark_comparisons(dirs, pairs=(("sicog", "base"),), n_boot=200)
+    by = {c["benchmark"]: c for c in comps}
+    assert set(by) == set(names)
+    assert by["POPE"]["method"] == "bootstrap" and by["DocVQA_VAL"]["method"] == "paired"
+    for c in comps:
+        assert c["ci95"][0] <= c["difference"] <= c["ci95"][1] or c["ci95"][0] == c["ci95"][1]
+    arms = {arm: arm_result("ckpt", d, tmp_path) for arm, d in dirs.items()}
+    md = render_markdown({"arms": arms, "benchmark_comparisons": comps, "rounds": [], "steps": []}, "t")
+    assert "### Benchmarks (scored as VLMEvalKit scores them)" in md
+    assert "| sicog − base | POPE |" in md and "bootstrap" in md and "paired" in md
