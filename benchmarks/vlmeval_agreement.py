@@ -119,8 +119,8 @@ TOLERANCE = 1e-6
 
 def _vlmevalkit_metrics(name: str, result) -> dict[str, float]:
     """VLMEvalKit's returned figures, keyed as sicog's Scores.metrics key them."""
-    if isinstance(result, dict):
-        return {k: float(v) for k, v in result.items()}
+    if isinstance(result, dict):  # OCRBench: counts (nvidia-vlmeval 26.3: {sum, count} per entry)
+        return {k: float(v["sum"] if isinstance(v, dict) else v) for k, v in result.items()}
     out: dict[str, float] = {}
     for row in result:
         if "Category" in row:                       # MM-Vet
@@ -153,9 +153,13 @@ def _sicog_items(name: str, scores) -> dict[str, dict]:
 
 
 def _same(a, b) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+    """Equal, numbers by value (an xlsx round trip turns 2.0 into 2)."""
+    if str(a) == str(b):
+        return True
+    try:
         return abs(float(a) - float(b)) <= TOLERANCE
-    return str(a) == str(b)
+    except (TypeError, ValueError):
+        return False
 
 
 def scorer_agreement(args) -> int:
@@ -199,8 +203,9 @@ def scorer_agreement(args) -> int:
                 continue
             got = json.loads(marker[-1][len("@@RESULT@@"):])
             theirs = _vlmevalkit_metrics(name, got["result"])
-            metric_rows = [{"metric": k, "vlmevalkit": v, "sicog": ours.metrics.get(k),
-                            "same": k in ours.metrics and _same(v, ours.metrics[k])} for k, v in theirs.items()]
+            mine_m = {k: ours.metrics.get(k, ours.metrics.get(f"count/{k}")) for k in theirs}
+            metric_rows = [{"metric": k, "vlmevalkit": v, "sicog": mine_m[k],
+                            "same": mine_m[k] is not None and _same(v, mine_m[k])} for k, v in theirs.items()]
             mine = _sicog_items(name, ours)
             item_rows = []
             for index, fields in got["items"].items():

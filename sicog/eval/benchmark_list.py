@@ -5,7 +5,7 @@ scores it (sicog.eval.scores).
     benchmarks:
       MMStar: ~/LMUData/MMStar.tsv          # VLMEvalKit name -> its TSV
       POPE: ~/LMUData/POPE.tsv
-      MMVet: {tsv: ~/LMUData/MMVet.tsv}     # or a mapping: tsv, kind (custom names), limit
+      MMVet: {tsv: ~/LMUData/MMVet.tsv, judge_model: gpt-4-1106-preview}   # or: tsv, kind, limit, judge_model
       world: world:runs/world               # a world's benchmark (multiple choice)
     judge: {base_url: http://localhost:8000/v1, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY}
 
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from sicog.eval.scores.judge import Judge, JudgeCache, JudgeSettings
 from sicog.eval.scores.registry import JUDGED, REQUIRED, kind_of, score_rows
-from sicog.eval.scores.table import Row, is_missing, read_table
+from sicog.eval.scores.table import Row, as_vlmevalkit_reads, is_missing, read_table
 from sicog.utils.io import SicogError, atomic_write, file_fingerprint, write_json
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,13 @@ def parse_benchmarks(value, where: str = "benchmarks") -> dict[str, dict]:
     out = {}
     for name, spec in value.items():
         entry = spec if isinstance(spec, dict) else {"tsv": spec}
-        unknown = set(entry) - {"tsv", "kind", "limit"}
+        unknown = set(entry) - {"tsv", "kind", "limit", "judge_model"}
         if unknown or not isinstance(entry.get("tsv"), str):
-            raise SicogError(f"key {where}.{name}: expected a TSV path, world:DIR, or {{tsv, kind, limit}}"
+            raise SicogError(f"key {where}.{name}: expected a TSV path, world:DIR, or {{tsv, kind, limit, judge_model}}"
                              + (f" (unknown keys {sorted(unknown)})" if unknown else ""))
         out[str(name)] = {"spec": entry["tsv"], "tsv": _resolve(entry["tsv"], f"{where}.{name}"),
-                          "kind": kind_of(str(name), entry.get("kind")), "limit": entry.get("limit")}
+                          "kind": kind_of(str(name), entry.get("kind")), "limit": entry.get("limit"),
+                          "judge_model": entry.get("judge_model")}
     return out
 
 
@@ -165,7 +166,7 @@ def run_one(name: str, entry: dict, folder: Path, predict, open_predict, setting
         bar.update(len(chunk))
     bar.close()
     for r, reply in zip(rows, replies):
-        r.cells["prediction"] = reply
+        r.cells["prediction"] = as_vlmevalkit_reads(reply)   # an empty reply is "nan" to VLMEvalKit
     columns = list(rows[0].cells)
     with atomic_write(folder / "predictions.tsv") as fh:  # csv quoting keeps tabs and newlines of replies
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
@@ -194,10 +195,13 @@ def benchmark_settings(entry: dict, common: dict, judge: JudgeSettings | None) -
 def evaluate_list(benchmarks: dict[str, dict], out: Path, predict, open_predict, common: dict,
                   judge: JudgeSettings | None, prompt_style: str, batch_size: int, progress: bool = True) -> dict:
     """{name: scores.json content} for every benchmark, each in OUT/benchmarks/<name>/."""
+    import dataclasses
+
     results = {}
     for name, entry in benchmarks.items():
-        settings = benchmark_settings(entry, common, judge)
-        results[name] = run_one(name, entry, out / FOLDER / name, predict, open_predict, settings, judge,
+        own = dataclasses.replace(judge, model=entry["judge_model"]) if judge and entry.get("judge_model") else judge
+        settings = benchmark_settings(entry, common, own)
+        results[name] = run_one(name, entry, out / FOLDER / name, predict, open_predict, settings, own,
                                 prompt_style, batch_size, progress)
     return results
 

@@ -106,9 +106,10 @@ class EvaluateConfig:
         parse_mcq_scoring(self.mcq_scoring)
         if self.benchmarks is not None and not isinstance(self.benchmarks, dict):
             raise SicogError("key benchmarks: expected a mapping of benchmark name -> TSV or world:DIR")
-        from sicog.eval.benchmark_list import judge_settings
+        if self.judge is not None:
+            from sicog.eval.benchmark_list import judge_settings
 
-        judge_settings(self.judge)
+            judge_settings(self.judge)
 
     def scorings(self) -> list[str]:
         """The multiple-choice scorings, headline first."""

@@ -11,8 +11,10 @@ right letter of a multiple-choice row), `choices` (a Python list of the option t
   `answer_option`; integer → Python `int` of both are equal; float → `float` of both are equal;
   any other type is never right (VLMEvalKit compares the text "None" with the answer there: kept).
   A reading that does not convert is wrong.
-- First the reply itself is compared; when that gives a truthy right answer (note: an answer 0
-  is not truthy) the item is "prefetched" and the judge is not asked.
+- First the reply itself is read ("prefetch"): for multiple choice, any letter VLMEvalKit reads
+  from it (right or wrong, "Z" for a refusal) is the reading and the judge is not asked; for
+  integer/float questions, the reply is the reading when it converts and equals the truth (an
+  answer 0 is not truthy, so it goes to the judge, as in VLMEvalKit).
 - Otherwise the judge gets the extraction prompt (task line, five examples, the question,
   "Model respone: " + reply + "Extracted answer:"), at most 128 tokens, up to five tries at
   temperature 0, 0.5, …; the first answer that is not the failure text is the reading ("" after
@@ -30,7 +32,7 @@ from sicog.eval.scores.judge import FAIL_MSG, Judge, JudgeCache, judge_all, need
 from sicog.eval.scores.judge_prompts import MATHVISTA_EXAMPLES, MATHVISTA_TASK
 from sicog.eval.scores.result import Scores
 from sicog.eval.scores.table import Row
-from sicog.eval.vlmevalkit_matching import vlmevalkit_choice
+from sicog.eval.vlmevalkit_matching import vlmevalkit_choice, vlmevalkit_infer
 
 TRIES = 5
 MAX_TOKENS = 128
@@ -71,6 +73,8 @@ def is_right(row: Row, response) -> bool:
 
 
 def _prefetch(row: Row):
+    if row["question_type"] == "multi_choice":
+        return vlmevalkit_infer(row["prediction"], _options(row))
     got, want = reading_of(row, row["prediction"])
     return got if got == want else False
 

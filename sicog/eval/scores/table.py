@@ -2,7 +2,10 @@
 read into rows, each remembering where it came from so that an error can name file:line:column.
 
 Cells are text as the file has them, except that an integral number read from a spreadsheet is
-written without ".0" (VLMEvalKit's pandas reads an xlsx number cell 5 as 5, and scores str(5)).
+written without ".0" (VLMEvalKit's pandas reads an xlsx number cell 5 as 5, and scores str(5)),
+and that a `prediction` or `answer` cell pandas reads as missing (empty, "None", "NA", "N/A",
+"null", "nan", …: `PANDAS_NA`) is the text "nan", which is what VLMEvalKit scores after its
+`str(x)`: an empty reply is "nan" to it, and OCRBench then finds the answer "a" in it.
 Header names are lower-cased except the option letters A-Z, as VLMEvalKit does before scoring.
 """
 
@@ -44,6 +47,19 @@ class Row:
     @property
     def index(self) -> str:
         return self.cells["index"]
+
+
+#: pandas' default missing-value strings (read_csv / read_excel `na_values`)
+PANDAS_NA = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+#: columns VLMEvalKit scores as str(cell)
+AS_TEXT = ("prediction", "answer")
+
+
+def as_vlmevalkit_reads(text: str) -> str:
+    """A reply or answer as VLMEvalKit holds it after reading its table back: "nan" when pandas
+    reads the cell as missing."""
+    return "nan" if text in PANDAS_NA else text
 
 
 def is_missing(value) -> bool:
@@ -94,6 +110,9 @@ def read_table(path: str | Path, required: tuple[str, ...] = ("index", "predicti
         if len(cells) != len(header):
             raise SicogError(f"{path}:{number}: {len(cells)} cells, the header has {len(header)}")
         row = Row({h: _text(c) for h, c in zip(header, cells)}, str(path), number)
+        for column in AS_TEXT:
+            if column in row.cells:
+                row.cells[column] = as_vlmevalkit_reads(row.cells[column])
         if row.index in seen:
             raise SicogError(f"{row.where('index')}: index {row.index!r} again (first at line {seen[row.index]})")
         seen[row.index] = number
