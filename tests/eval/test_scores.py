@@ -196,3 +196,23 @@ def test_judged_without_judge_is_an_error(tmp_path):
     made = make_tables(tmp_path, n=6, names=["MMVet"])
     with pytest.raises(SicogError, match="needs the LLM judge"):
         score_file(made["MMVet"][1], "MMVet", progress=False)
+
+
+def test_empty_reply_is_nan_as_vlmevalkit_reads_it_back(tmp_path):
+    rows = [{"index": 0, "question": "q", "answer": "['an']", "category": "Doc-oriented VQA", "prediction": ""},
+            {"index": 1, "question": "q", "answer": "['x']", "category": "Doc-oriented VQA", "prediction": "None"}]
+    s = score_file(table(tmp_path, "OCRBench", ["index", "question", "answer", "category", "prediction"], rows),
+                   "OCRBench")
+    assert s.items == {"0": 1.0, "1": 0.0}   # "an" is in "nan"; "None" is "nan" too
+
+
+def test_mathvista_prefetch_takes_any_letter_read(tmp_path):
+    cols = ["index", "question", "answer", "question_type", "answer_type", "answer_option", "choices", "task",
+            "skills", "prediction"]
+    rows = [{"index": 0, "question": "q", "answer": "8/11", "question_type": "multi_choice", "answer_type": "text",
+             "answer_option": "B", "choices": "['3/11', '8/11']", "task": "t", "skills": "['s']", "prediction": "A"},
+            {"index": 1, "question": "q", "answer": "14", "question_type": "free_form", "answer_type": "integer",
+             "answer_option": "", "choices": "", "task": "t", "skills": "s", "prediction": "14"}]
+    s = score_file(table(tmp_path, "MathVista_MINI", cols, rows), "MathVista_MINI", progress=False)
+    assert [d["log"] for d in s.details] == ["Prefetch succeed", "Prefetch succeed"]   # no judge needed
+    assert s.items == {"0": 0.0, "1": 1.0} and s.metrics["prefetch/Overall"] == 2
