@@ -8,8 +8,9 @@ Training files are sicog records (.jsonl or a .json list; `image` relative to --
 training record it flags (`sicog.data.overlap_match` has the rules and thresholds):
 
 - image / exact: the record's image has the same pixels as a benchmark image;
-- image / near: their perceptual hashes differ in at most --phash-threshold of 64 bits
-  (resized, re-encoded, slightly edited copies);
+- image / near: their perceptual hashes differ in at most --phash-threshold of 64 bits and
+  their 4×4 colour thumbnails by at most 12 grey levels on average (resized, re-encoded,
+  slightly edited copies);
 - question / ngram: at least --question-threshold of a benchmark question's content-word
   n-grams occur in the record's human turns; question / words: all of its (at least 5)
   content words do.
@@ -107,6 +108,7 @@ class BenchItem:
     index: str
     digest: str | None
     phash: int | None
+    thumb: bytes | None = None
 
 
 def resolve_benchmark(spec: str) -> tuple[str, Path, Path]:
@@ -177,7 +179,8 @@ def load_benchmarks(cfg: OverlapConfig, pool, questions: QuestionIndex, unreadab
             if key in seen:
                 continue  # a rotated copy (MMBench): the same item
             seen.add(key)
-            items.append(BenchItem(name, r["index"], fp[0] if fp else None, fp[1] if fp else None))
+            items.append(BenchItem(name, r["index"], fp[0] if fp else None, fp[1] if fp else None,
+                                   fp[2] if fp else None))
             pos = questions.add(r.get("question", "") if r.get("question") else "")
             assert pos == len(items) - 1
     return items
@@ -213,14 +216,15 @@ def scan(cfg: OverlapConfig, out_tmp) -> dict:
         bench = load_benchmarks(cfg, pool, questions, unreadable)
         bench_seconds = time.time() - started
         exact: dict[str, list[int]] = {}
-        near_pos, near_hashes = [], []
+        near_pos, near_hashes, near_thumbs = [], [], []
         for pos, b in enumerate(bench):
             if b.digest:
                 exact.setdefault(b.digest, []).append(pos)
             if b.phash is not None:
                 near_pos.append(pos)
                 near_hashes.append(b.phash)
-        near = NearIndex(near_hashes, cfg.phash_threshold)
+                near_thumbs.append(b.thumb)
+        near = NearIndex(near_hashes, near_thumbs, cfg.phash_threshold)
         counts = {name: {"image_exact": 0, "image_near": 0, "question": 0, "records": set(), "items": set()}
                   for name in dict.fromkeys(b.benchmark for b in bench)}
         totals = {"records": 0, "records_with_image": 0, "images_hashed": 0, "bad_lines": 0}
@@ -239,7 +243,7 @@ def scan(cfg: OverlapConfig, out_tmp) -> dict:
                 for p in _images_of(rec):
                     fp = cache[str(folder / p if folder else p)]
                     if fp is not None and fp[1] is not None:
-                        queries.append(fp[1])
+                        queries.append((fp[1], fp[2]))
             near_hits = iter(near.near_many(queries))
             for file, line, rec in batch:
                 rid = str(rec.get("id", f"{file}:{line}"))

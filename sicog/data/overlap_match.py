@@ -4,7 +4,10 @@ Images (decoded, RGB):
 - exact: SHA-256 of the pixels (size + RGB bytes), so the same picture saved as PNG or as a
   lossless re-encode counts as a copy whatever its file bytes;
 - near: the 64-bit perceptual hash (`imagehash.phash`: 32×32 grey, DCT, the 8×8 low frequencies
-  against their median). Two images are near duplicates when their hashes differ in at most
+  against their median) and a 4×4 colour thumbnail. Two images are near duplicates when their
+  thumbnails differ by at most `THUMB_MAX` (12) grey levels on average (the phash sees grey only:
+  two unrelated pictures with the same light/dark layout can share it; resized and re-encoded
+  copies keep their colours within ~2 levels) and their hashes differ in at most
   `threshold` bits (default 6 of 64). Measured on the planted set (docs/evaluation.md):
   resized (0.5-2×) and JPEG re-encoded (quality 60-90) copies differ by 0-4 bits; unrelated
   synthetic images (smooth gradients and shapes, more alike than photos) by at least 10 from
@@ -36,29 +39,32 @@ from PIL import Image
 PHASH_BITS = 64
 DEFAULT_THRESHOLD = 6
 FLAT_STD = 2.0
+THUMB_MAX = 12.0
+THUMB_SIZE = 4
 STOPWORDS = frozenset(
     "a an the of in on at to is are was were be been this that these those it its and or for with by from as "
     "what which who whom whose how does do did can could would should will image picture photo shown".split())
 _NON_WORD = re.compile(r"[^\w\s]+")
 
 
-def image_fingerprint(img: Image.Image) -> tuple[str, int | None]:
-    """(SHA-256 of the pixels, the 64-bit phash or None for a flat image)."""
+def image_fingerprint(img: Image.Image) -> tuple[str, int | None, bytes]:
+    """(SHA-256 of the pixels, the 64-bit phash or None for a flat image, the 4×4 RGB thumbnail)."""
     import imagehash
 
     rgb = img.convert("RGB")
     digest = hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}".encode() + rgb.tobytes()).hexdigest()
     grey = np.asarray(rgb.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float32)
+    thumb = rgb.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX).tobytes()
     if float(grey.std()) < FLAT_STD:
-        return digest, None
+        return digest, None, thumb
     bits = imagehash.phash(rgb, hash_size=8).hash.flatten()
     value = 0
     for b in bits:
         value = (value << 1) | int(b)
-    return digest, value
+    return digest, value, thumb
 
 
-def fingerprint_bytes(data: bytes) -> tuple[str, int | None]:
+def fingerprint_bytes(data: bytes) -> tuple[str, int | None, bytes]:
     import io
 
     with Image.open(io.BytesIO(data)) as img:
@@ -66,7 +72,7 @@ def fingerprint_bytes(data: bytes) -> tuple[str, int | None]:
         return image_fingerprint(img)
 
 
-def fingerprint_file(path: str) -> tuple[str, int | None] | None:
+def fingerprint_file(path: str) -> tuple[str, int | None, bytes] | None:
     """The fingerprint of an image file, None when it cannot be read (counted by the caller)."""
     try:
         with Image.open(path) as img:
@@ -87,20 +93,26 @@ def popcount(x: np.ndarray) -> np.ndarray:
 
 
 class NearIndex:
-    """The benchmark's phashes; `near(h)` → [(position, distance)] within the threshold."""
+    """The benchmark's phashes and thumbnails; `near_many([(phash, thumb)])` → per query
+    [(position, bit distance)] of the near duplicates (see the module docstring)."""
 
-    def __init__(self, hashes: list[int], threshold: int):
+    def __init__(self, hashes: list[int], thumbs: list[bytes], threshold: int, thumb_max: float = THUMB_MAX):
         self.hashes = np.array(hashes, dtype=np.uint64)
-        self.threshold = threshold
+        self.thumbs = np.frombuffer(b"".join(thumbs), dtype=np.uint8).reshape(len(thumbs), -1).astype(np.int16) \
+            if thumbs else np.zeros((0, 3 * THUMB_SIZE * THUMB_SIZE), dtype=np.int16)
+        self.threshold, self.thumb_max = threshold, thumb_max
 
-    def near_many(self, queries: list[int]) -> list[list[tuple[int, int]]]:
+    def near_many(self, queries: list[tuple[int, bytes]]) -> list[list[tuple[int, int]]]:
         if not len(self.hashes) or not queries:
             return [[] for _ in queries]
-        q = np.array(queries, dtype=np.uint64)[:, None]
+        q = np.array([h for h, _ in queries], dtype=np.uint64)[:, None]
         dist = popcount(np.bitwise_xor(q, self.hashes[None, :]))
         out = []
-        for row in dist:
+        for (_, thumb), row in zip(queries, dist):
             hit = np.nonzero(row <= self.threshold)[0]
+            if len(hit):
+                colour = np.abs(self.thumbs[hit] - np.frombuffer(thumb, dtype=np.uint8).astype(np.int16)).mean(axis=1)
+                hit = hit[colour <= self.thumb_max]
             out.append([(int(i), int(row[i])) for i in hit])
         return out
 

@@ -74,6 +74,8 @@ def _png(img: Image.Image) -> bytes:
 
 def plant(out: Path, n_bench: int = 200, n_clean: int = 600, n_exact: int = 20, n_resized: int = 60,
           n_verbatim: int = 20, n_paraphrase: int = 30, seed: int = 0) -> dict:
+    from sicog.data.overlap_match import content_words
+
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     images = out / "images"
@@ -81,8 +83,12 @@ def plant(out: Path, n_bench: int = 200, n_clean: int = 600, n_exact: int = 20, 
     bench_imgs, bench_qs = [], []
     with open(out / "bench.tsv", "w", encoding="utf-8") as fh:
         fh.write("index\tquestion\tA\tB\tanswer\timage\n")
+        seen = set()
         for i in range(n_bench):
             img, q = random_image(rng), question(rng)
+            while frozenset(content_words(q)) in seen:  # distinct benchmark questions: a match names one item
+                q = question(rng)
+            seen.add(frozenset(content_words(q)))
             bench_imgs.append(img)
             bench_qs.append(q)
             fh.write(f"{i}\t{q}\tyes\tno\tA\t{base64.b64encode(_png(img)).decode()}\n")
@@ -104,8 +110,6 @@ def plant(out: Path, n_bench: int = 200, n_clean: int = 600, n_exact: int = 20, 
             truth["clean"].add(rid)
         else:
             truth[kind][rid] = (str(target), how)
-
-    from sicog.data.overlap_match import content_words
 
     taken = {frozenset(content_words(q)) for q in bench_qs}
     for _ in range(n_clean):  # a clean question never has a benchmark question's content words
