@@ -1,5 +1,5 @@
 """The shape of the package: the demo is a client nobody imports, layers point down, no import
-cycle, no module over 350 lines. Imports are read from the source (every `import`, also inside
+cycle, no module over 500 lines (a guard against sprawl: modules split by topic, never to fit it). Imports are read from the source (every `import`, also inside
 functions), so a lazy import counts like any other."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sicog"
-MAX_LINES = 350
+MAX_LINES = 500
 # Each layer may import itself and the layers after it in this order, never one before it.
 LAYERS = ["cli", "demo", "pipeline", "stages", "eval", "model", "data", "config", "utils"]
 

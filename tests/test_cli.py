@@ -48,7 +48,8 @@ def test_python_dash_m_help():
 def test_shell_scripts_parse():
     scripts = sorted(REPO.glob("*_scripts/*.sh")) + sorted(REPO.glob("quality_evaluation/*.sh"))
     scripts += sorted(REPO.glob("training_data_annotation/*.sh"))
-    scripts += [REPO / ".ci" / "run", REPO / "scripts" / "install.sh", REPO / "scripts" / "python.sh"]
+    scripts += [REPO / ".ci" / "run", REPO / "scripts" / "install.sh", REPO / "scripts" / "python.sh",
+                REPO / "scripts" / "gpu_check.sh"]
     assert len(scripts) >= 5
     for s in scripts:
         text = s.read_text()

@@ -1,9 +1,13 @@
 """`sicog data check FILE`: is a data file ready for training? One summary, file:line for each problem.
 
-Checks every record (or the first --limit): JSON syntax, the LLaVA schema
-(`records.validate_training_record`; --unlabeled accepts records that stop after a human turn),
-one `<image>` per image record and none in a text-only one, the image inside --image-folder,
-present and decodable, repeated ids and repeated records (same image and conversation), and with
+Checks every record (or the first --limit), streaming (a JSON list or JSON Lines, told from the
+content; memory grows by a few dozen bytes per record, for the repeats): JSON syntax, the LLaVA
+schema (`records.validate_training_record`; --unlabeled accepts records that stop after a human
+turn), the `<image>` placeholder exactly as training reads it (`chat.to_messages`: an image
+record may omit it, training then puts the image first; a placeholder in a text-only record, in
+a later turn or twice is a problem), the image inside --image-folder (unless
+--allow-images-outside-folder), present and decodable, repeated ids and repeated records (same
+image and conversation), and with
 --model the token length of each record with that checkpoint's processor and chat template (image
 tokens included, as training counts them): a histogram and every record over --max-length.
 Exit status 0 when nothing is wrong, 1 otherwise.
@@ -19,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
-from sicog.data.formats import IMAGE_TOKEN
+from sicog.data.chat import to_messages
 from sicog.data.images import load_image, resolve_image
 from sicog.data.records import DataError, iter_json_objects, validate_training_record
 from sicog.utils.io import SicogError
@@ -28,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Check a LLaVA data file: usage: sicog data check FILE --image-folder D [--model CKPT] [flags]
+(and `sicog data disjoint A B`: do two files share a record?)
 
 Schema, images (inside the folder, present, decodable), <image> placeholders, repeated ids and
 records, and with --model a token-length histogram with that checkpoint's processor and how many
@@ -47,6 +52,8 @@ class DataCheckConfig:
     max_length: int = setting(2048, "longest record in tokens (data.max_length of the training config)")
     limit: int = setting(0, "check only the first N records (0: all): a quick look at a 665K file")
     unlabeled: bool = setting(False, "records may stop after their human turn (sampling inputs)")
+    allow_images_outside_folder: bool = setting(False, "accept image paths that leave --image-folder (as "
+                                                       "training does with data.allow_images_outside_folder)")
     show: int = setting(20, "problems listed per kind (all are counted)")
     progress: bool = setting(True, "no progress bar", invert="--no-progress")
 
@@ -58,30 +65,34 @@ class DataCheckConfig:
 
 
 class Report:
-    """Problems by kind, with where they are."""
+    """Problems by kind: every one counted, the first `keep` of each kind kept with where they are
+    (a 665K file with 100K repeats must not hold 100K messages)."""
 
-    def __init__(self):
+    def __init__(self, keep: int):
+        self.keep = keep
+        self.counts: Counter = Counter()
         self.problems: dict[str, list[str]] = {}
 
     def add(self, kind: str, message: str) -> None:
-        self.problems.setdefault(kind, []).append(message)
+        self.counts[kind] += 1
+        listed = self.problems.setdefault(kind, [])
+        if len(listed) < self.keep:
+            listed.append(message)
 
     @property
     def count(self) -> int:
-        return sum(len(v) for v in self.problems.values())
+        return sum(self.counts.values())
 
 
 def _check_images(rec: dict, where: str, cfg: DataCheckConfig, report: Report) -> None:
+    try:  # the placeholders exactly as training reads them (SupervisedDataset's first check)
+        to_messages(rec, where)
+    except DataError as e:
+        report.add("placeholders", str(e))
     image = rec.get("image")
-    placeholders = sum(t["value"].count(IMAGE_TOKEN) for t in rec["conversations"])
-    if image and placeholders != 1:
-        report.add("placeholders", f"{where}: key 'conversations': an image record needs one {IMAGE_TOKEN}, "
-                                   f"found {placeholders}")
-    if not image and placeholders:
-        report.add("placeholders", f"{where}: key 'conversations': {IMAGE_TOKEN} in a record without 'image'")
     if image:
         try:
-            load_image(resolve_image(cfg.image_folder, image, where), where)
+            load_image(resolve_image(cfg.image_folder, image, where, cfg.allow_images_outside_folder), where)
         except DataError as e:
             report.add("images", str(e))
 
@@ -103,9 +114,9 @@ def check_file(cfg: DataCheckConfig) -> dict:
         from sicog.data.chat import encode_conversation
 
         processor = AutoProcessor.from_pretrained(cfg.model)
-    report, lengths = Report(), []
-    ids: dict[str, str] = {}
-    contents: dict[str, str] = {}
+    report, lengths = Report(max(cfg.show, 20)), []
+    ids: dict[str, int] = {}  # id -> N of its first record (file:N)
+    contents: dict[bytes, int] = {}  # digest of (image, conversation) -> N of its first record
     checked = 0
     from tqdm.auto import tqdm
 
@@ -127,12 +138,12 @@ def check_file(cfg: DataCheckConfig) -> dict:
         if "id" in rec:
             rid = str(rec["id"])
             if rid in ids:
-                report.add("duplicate ids", f"{where}: key 'id': {rid!r} repeats {ids[rid]}")
-            ids.setdefault(rid, where)
-        digest = hashlib.sha256(json.dumps([rec.get("image"), rec["conversations"]]).encode()).hexdigest()
+                report.add("duplicate ids", f"{where}: key 'id': {rid!r} repeats {cfg.file}:{ids[rid]}")
+            ids.setdefault(rid, lineno)
+        digest = hashlib.sha256(json.dumps([rec.get("image"), rec["conversations"]]).encode()).digest()[:16]
         if digest in contents:
-            report.add("duplicate records", f"{where}: same image and conversation as {contents[digest]}")
-        contents.setdefault(digest, where)
+            report.add("duplicate records", f"{where}: same image and conversation as {cfg.file}:{contents[digest]}")
+        contents.setdefault(digest, lineno)
         _check_images(rec, where, cfg, report)
         if processor is not None:
             try:
@@ -145,7 +156,7 @@ def check_file(cfg: DataCheckConfig) -> dict:
                 report.add("too long", f"{where}: {n} tokens, over --max-length {cfg.max_length}")
     records.close()
     return {"file": cfg.file, "records_checked": checked, "limited": bool(cfg.limit and checked >= cfg.limit),
-            "problems": {k: len(v) for k, v in report.problems.items()}, "details": report.problems,
+            "problems": dict(report.counts), "details": report.problems,
             "token_lengths": ({"max": max(lengths, default=0), "histogram": _histogram(lengths),
                                "over_max_length": sum(n > cfg.max_length for n in lengths)}
                               if processor is not None else None)}
@@ -161,19 +172,25 @@ def print_summary(summary: dict, show: int) -> None:
     if not summary["problems"]:
         print("no problems found")
     for kind, items in summary["details"].items():
-        print(f"{kind}: {len(items)}")
+        total = summary["problems"][kind]
+        print(f"{kind}: {total}")
         for line in items[:show]:
             print(f"  {line}")
-        if len(items) > show:
-            print(f"  ... {len(items) - show} more")
+        if total > min(show, len(items)):
+            print(f"  ... {total - min(show, len(items))} more")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="data_command", metavar="check|overlap", required=True, help="what to do")
+    from sicog.data import disjoint
+
+    sub = p.add_subparsers(dest="data_command", metavar="{check,disjoint,overlap}", required=True, help="what to do")
     c = sub.add_parser("check", help="check a data file", description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("file", metavar="FILE", help="the data file to check (.json list or .jsonl)")
+    c.add_argument("file", metavar="FILE", help="the data file to check (a JSON list or JSON Lines)")
     add_config_arguments(c, DataCheckConfig)
+    d = sub.add_parser("disjoint", help="check that two data files share no record", description=disjoint.DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    disjoint.add_arguments(d)
     from sicog.data import overlap
 
     o = sub.add_parser("overlap", help="training data against benchmarks: duplicate images, near duplicates, "
@@ -189,6 +206,11 @@ def run(args: argparse.Namespace) -> int:
         from sicog.data import overlap
 
         return overlap.run(args)
+
+    if args.data_command == "disjoint":
+        from sicog.data import disjoint
+
+        return disjoint.run(args)
 
     cfg = dataclasses.replace(config_from_args(DataCheckConfig, args), file=args.file)
     summary = check_file(cfg)

@@ -20,6 +20,7 @@ above a pixel cap is refused from its header, before any pixel is decoded.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -34,10 +35,15 @@ from sicog.data.records import DataError
 ALLOW_OUTSIDE = "--allow-images-outside-folder"
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved_folder(folder: str, cwd: str) -> Path:
+    return (Path(cwd) / folder).resolve()
+
+
 def confine(folder: str | os.PathLike | None, path: str | os.PathLike, where: str) -> Path:
     """`path` with symlinks resolved; DataError naming `where` unless it lies inside `folder`
     (None: the working directory)."""
-    base = Path(folder if folder is not None else ".").resolve()
+    base = _resolved_folder(os.fspath(folder if folder is not None else "."), os.getcwd())
     real = Path(path).resolve()
     if real != base and base not in real.parents:
         raise DataError(f"{where}: key 'image': {path} resolves to {real}, outside the image folder {base} "

@@ -12,12 +12,11 @@ human turn.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from sicog.utils.io import SicogError, iter_jsonl
+from sicog.utils.io import SicogError
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
          "system": "system"}
@@ -41,35 +40,18 @@ class Located:
 
 
 def iter_json_objects(path: str | os.PathLike, yield_errors: bool = False) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed object) from a .jsonl file, or (index+1, item) from a .json list.
+    """Yield (line number, parsed object) from a JSON Lines file, or (index+1, item) from a JSON list.
 
-    JSONL is read by `sicog.utils.io.iter_jsonl`: blank lines are skipped, a malformed line
-    raises DataError naming file:line; with `yield_errors` it yields (line, DataError) instead,
-    so a caller can skip and count it (a .json list parses as a whole, so its syntax errors
-    always raise).
+    The format is told from the content (`sicog.data.sources.sniff_format`: a first `[` is a
+    list), not from the suffix, and both are streamed. JSON Lines is read by
+    `sicog.utils.io.iter_jsonl`: blank lines are skipped, a malformed line raises DataError
+    naming file:line; with `yield_errors` it yields (line, DataError) instead, so a caller can
+    skip and count it (a syntax error inside a JSON list always raises: nothing after it can be
+    located).
     """
-    path = str(path)
-    if not os.path.exists(path):
-        raise DataError(f"{path}: data file not found")
-    if os.path.isdir(path):
-        raise DataError(f"{path}: is a folder, expected a .json or .jsonl data file")
-    if path.endswith(".json"):
-        with open(path, "rb") as fh:
-            raw = fh.read()
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            line = raw.count(b"\n", 0, e.start) + 1
-            col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-            raise DataError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start}, column {col})") from None
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path}: a .json data file must hold a list of records")
-        # For a .json list the "line" is the record's 1-based position in the list.
-        yield from enumerate(data, start=1)
-        return
-    yield from iter_jsonl(path, errors="yield" if yield_errors else "raise", error_type=DataError)
+    from sicog.data.sources import iter_json_records
+
+    yield from iter_json_records(path, yield_errors=yield_errors)
 
 
 def _require(cond: bool, where: str, key: str, msg: str) -> None:

@@ -95,6 +95,8 @@ def iter_jsonl(path: str | os.PathLike, *, errors: str = "raise", torn_tail_ok: 
         raise ValueError(f"iter_jsonl: errors must be 'raise' or 'yield', got {errors!r}")
     with open(path, "rb") as fh:  # bytes: a line torn inside a UTF-8 character is a torn line too
         for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte-order mark (Windows editors write one)
             if not raw.strip():
                 continue
             try:

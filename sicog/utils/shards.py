@@ -23,9 +23,10 @@ def dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def shard_indices(n: int, rank: int, world_size: int) -> range:
-    """The input indices this rank owns: record index modulo world size."""
-    return range(rank, n, world_size)
+def owns(index: int, rank: int, world_size: int) -> bool:
+    """Whether `rank` handles input `index`: the one sharding rule of sample, curate and DPO's
+    reference pass (record index modulo world size), so every index has exactly one rank."""
+    return index % world_size == rank
 
 
 def parts_dir(out: str | os.PathLike) -> Path:

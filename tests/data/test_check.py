@@ -60,3 +60,33 @@ def test_each_problem_is_reported_with_file_and_line(tmp_path, tiny_ckpt, capsys
     assert "over --max-length: 1" in out
     assert main(["data", "check", str(data), "--image-folder", str(folder), "--limit", "1"]) == 0
     assert "1 record(s) checked (--limit reached)" in capsys.readouterr().out
+
+
+def test_check_and_training_accept_the_same_records(tmp_path, processor, capsys):
+    """The same records through `data check` and through the training dataset: a record is
+    reported exactly when training would drop it (an image record without <image> is fine:
+    training puts the image first)."""
+    from sicog.data.dataset import SupervisedDataset, read_source
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "ok.png")
+
+    def rec(i, first, image="ok.png", later="Why?"):
+        r = {"id": f"r{i}", "image": image, "conversations": [
+            {"from": "human", "value": first}, {"from": "gpt", "value": "A cat."},
+            {"from": "human", "value": later}, {"from": "gpt", "value": "Because."}]}
+        return {k: v for k, v in r.items() if v is not None}
+
+    records = [rec(1, "<image>\nWhat is it?"), rec(2, "What is it?"), rec(3, "What is it?\n<image>"),
+               rec(4, "<image><image> twice"), rec(5, "<image>\nQ", later="<image> again"),
+               rec(6, "<image>\nno image", image=None), rec(7, "plain text", image=None)]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    main(["data", "check", str(data), "--image-folder", str(folder), "--no-progress"])
+    out = capsys.readouterr().out
+    reported = {n for n in range(1, len(records) + 1) if f"{data}:{n}: " in out}
+    ds = SupervisedDataset(read_source(str(data)), processor, str(folder), 512, "skip")
+    kept = {loc.line for loc in ds.records}
+    assert reported == set(range(1, len(records) + 1)) - kept
+    assert reported == {4, 5, 6}

@@ -103,7 +103,7 @@ def _real_scale_inputs(root: Path) -> Path:
         (root / folder).mkdir(parents=True)
     for name in ("data/llava_pretrain/blip_laion_cc_sbu_558k.json", "data/sicog/cod_captions_35k.jsonl",
                  "data/sicog/structured_cot_35k.jsonl", "data/llava_v1_5_mix665k.json",
-                 "data/sicog/unlabeled_images_118k.jsonl", "data/sicog/unlabeled_questions_164k.jsonl",
+                 "data/sicog/unlabeled_images_118k.jsonl", "data/sicog/unlabeled_questions_64k.jsonl",
                  "data/text_only/text.jsonl", "data/eval/MMStar.tsv"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text("")

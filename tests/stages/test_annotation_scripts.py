@@ -37,8 +37,8 @@ def test_annotate_cod_fails_fast_and_dry_runs(tmp_path):
 def test_convert_cot_writes_both_files(tmp_path):
     src = tmp_path / "in" / "cot.jsonl"
     src.parent.mkdir()
-    src.write_text(json.dumps({"id": "a", "conversations": [
-        {"from": "human", "value": "Q?"},
+    src.write_text(json.dumps({"id": "a", "image": "a.jpg", "conversations": [
+        {"from": "human", "value": "<image>\nQ?"},
         {"from": "gpt", "value": "<SUMMARY>s</SUMMARY><CAPTION>c</CAPTION><REASONING>r</REASONING>"
                                  "<CONCLUSION>x</CONCLUSION>"}]}) + "\n")
     assert "set DATA_PATH" in _run("convert_cot.sh", OUTPUT_DIR=str(tmp_path / "out")).stderr

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from sicog.utils.io import SicogError, atomic_dir, atomic_write, write_jsonl
-from sicog.utils.shards import PartWriter, merge_parts, parts_dir, read_completed, shard_indices
+from sicog.utils.shards import PartWriter, merge_parts, owns, parts_dir, read_completed
 
 
 def test_atomic_write_leaves_nothing_on_error(tmp_path):
@@ -35,8 +35,8 @@ def test_atomic_dir(tmp_path):
 
 def test_shards_cover_once():
     n, w = 11, 3
-    got = sorted(i for r in range(w) for i in shard_indices(n, r, w))
-    assert got == list(range(n))
+    owners = [[r for r in range(w) if owns(i, r, w)] for i in range(n)]
+    assert all(len(o) == 1 for o in owners) and {o[0] for o in owners} == set(range(w))
 
 
 def test_resume_merge_exactly_once(tmp_path):

@@ -4,26 +4,34 @@ A LLaVA-CoT answer holds four tagged parts, `<SUMMARY>...</SUMMARY> <CAPTION>...
 <REASONING>...</REASONING> <CONCLUSION>...</CONCLUSION>`. Every gpt turn of a record becomes
 
 - in --out-cot: the four structured-CoT steps of sicog.data.formats (summary -> step 1, caption ->
-  step 2, reasoning -> step 3, conclusion -> step 4), its human turn asking for a step-by-step
+  step 2, reasoning -> step 3, conclusion X -> step 4 as "The answer is X."), its human turn asking for a step-by-step
   answer (`formats.to_cot_question`: "Answer the question using a single word or phrase." is
   replaced, or the request is appended);
 - in --out-short: the conclusion alone, its human turn unchanged (id suffixed `-short`).
 
 A record is skipped, whole, when any of its gpt turns has a tag missing, repeated, out of order,
-unclosed, an empty part or text outside the parts, or when the record is not a human/gpt conversation: each skip is
-counted by reason in the summary with file:line examples.
+unclosed, an empty part or text outside the parts, when the record is not a human/gpt conversation,
+or when it has no image (step 2 is about the image): each skip is counted by reason in the
+summary with file:line examples.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
-from sicog.data.converters.common import Job, Skip, convert_file, relative_image, turns, with_one_placeholder
-from sicog.data.formats import format_cot, to_cot_question
-from sicog.data.records import record_id
+from sicog.data.converters.common import (
+    Context,
+    ConvertConfig,
+    Job,
+    Skip,
+    convert_file,
+    turns,
+    with_one_placeholder,
+)
+from sicog.data.formats import answer_sentence, extract_final_answer, format_cot, to_cot_question
 
 DESCRIPTION = """\
 LLaVA-CoT (<SUMMARY> <CAPTION> <REASONING> <CONCLUSION>) -> structured-CoT records and short answers.
@@ -39,16 +47,12 @@ SHORT_ID_SUFFIX = "-short"
 
 
 @dataclass
-class LlavaCotConfig:
+class LlavaCotConfig(ConvertConfig):
     """Settings of `sicog convert llava-cot`."""
 
-    data: str | None = setting(None, "LLaVA-CoT records, .json or .jsonl", required=True)
+    data: str | None = setting(None, "LLaVA-CoT records: .json, .jsonl or parquet", required=True)
     out_cot: str | None = setting(None, "structured-CoT records, .jsonl", required=True)
     out_short: str | None = setting(None, "short-answer records (the conclusion alone), .jsonl", required=True)
-    image_folder: str | None = setting(None, "when given, every image must exist inside it (else the record is "
-                                             "skipped as missing-image / image-outside-folder)")
-    progress: bool = setting(True, "no progress bar", invert="--no-progress")
-    overwrite: bool = setting(False, "replace outputs made with other settings")
 
 
 def split_tagged(text: str) -> list[str]:
@@ -80,13 +84,23 @@ def split_tagged(text: str) -> list[str]:
     return parts
 
 
-def convert_record(rec: dict, where: str, image_folder: str | None = None) -> dict[str, list[dict]]:
+def conclusion_step(conclusion: str) -> str:
+    """Step 4's body: LLaVA-CoT's conclusion X as "The answer is X." (docs/method.md, the sentence
+    CoT curation reads), or as written when it already says "The answer is"."""
+    return conclusion if extract_final_answer(conclusion) else answer_sentence(conclusion)
+
+
+def convert_record(rec: dict, ctx: Context) -> dict[str, list[dict]]:
     """One record -> {"--out-cot": [its CoT copy], "--out-short": [its short-answer copy]}."""
     convs = turns(rec)
     if convs[0]["from"] != "human" or not any(t["from"] == "gpt" for t in convs):
         raise Skip("bad-record", "expected a human turn first and at least one gpt turn")
-    image = relative_image(rec, image_folder, where, required=False)
-    with_one_placeholder(convs, image is not None)
+    image = ctx.image(rec, required=False)
+    if image is None:
+        # step 2 asks for "the crucial visual information from the image": a record without an
+        # image cannot be written in this format without inventing what the step is about
+        raise Skip("no-image", "the structured CoT's step 2 reads an image; this record has none")
+    with_one_placeholder(convs, True, ctx)
     split = []
     for i, turn in enumerate(convs):
         if turn["from"] == "gpt":
@@ -101,15 +115,13 @@ def convert_record(rec: dict, where: str, image_folder: str | None = None) -> di
             cot.append({"from": "human", "value": to_cot_question(turn["value"])})
             short.append(dict(turn))
         else:
-            parts = next(answers)
-            cot.append({"from": "gpt", "value": format_cot(*parts)})
-            short.append({"from": "gpt", "value": parts[-1]})
-    base = {k: v for k, v in rec.items() if k not in ("conversations", "image")}
-    if image is not None:
-        base["image"] = image
-    rid = record_id(rec, where.rsplit(":", 1)[-1])
-    return {"--out-cot": [{**base, "id": rid, "conversations": cot}],
-            "--out-short": [{**base, "id": rid + SHORT_ID_SUFFIX, "conversations": short}]}
+            *steps, conclusion = next(answers)
+            cot.append({"from": "gpt", "value": format_cot(*steps, conclusion_step(conclusion))})
+            short.append({"from": "gpt", "value": conclusion})
+    base = {k: v for k, v in rec.items() if k not in ("conversations", "image", "id")}
+    base["image"] = image
+    return {"--out-cot": [{"id": ctx.id, **base, "conversations": cot}],
+            "--out-short": [{"id": ctx.id + SHORT_ID_SUFFIX, **base, "conversations": short}]}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -118,8 +130,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(LlavaCotConfig, args)
-    job = Job("llava-cot", cfg.data, {"--out-cot": cfg.out_cot, "--out-short": cfg.out_short},
-              settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite", "progress")},
-              overwrite=cfg.overwrite, progress=cfg.progress, inputs={"--image-folder": cfg.image_folder})
-    convert_file(job, lambda rec, where: convert_record(rec, where, cfg.image_folder))
+    job = Job.from_config("llava-cot", cfg, {"--out-cot": cfg.out_cot, "--out-short": cfg.out_short})
+    convert_file(job, lambda rec, ctx: convert_record(rec, ctx))
     return 0

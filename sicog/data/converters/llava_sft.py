@@ -3,55 +3,74 @@
 Every record is checked as a training record (sicog.data.records.validate_training_record:
 alternating human/gpt turns ending with gpt), its image (when it has one) inside --image-folder
 and present when a folder is given, one `<image>` placed first for an image record, none in a
-text-only record (ShareGPT's part of the mix). Records that fail are skipped and counted by reason.
+text-only record (ShareGPT's part of the mix). Records that fail are skipped and counted by
+reason. What a kept record loses is counted by reason too: system turns (`system-turns-dropped`),
+a question whose answer is empty (`empty-answers-dropped`: the pair goes; a record with no
+answered pair left is skipped as `empty-answers`), a placeholder moved to the front. The id of
+a record whose id repeats (665K names records after their COCO image) becomes `<id>#k`.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
-from sicog.data.converters.common import Job, Skip, convert_file, relative_image, with_one_placeholder
-from sicog.data.records import DataError, record_id, validate_training_record
+from sicog.data.converters.common import Context, ConvertConfig, Job, Skip, convert_file, with_one_placeholder
+from sicog.data.records import DataError, validate_training_record
 
 KEEP = ("all", "image", "text")
 
 DESCRIPTION = """\
 LLaVA-665K (or any LLaVA SFT mix) -> checked SFT records: schema, image inside --image-folder and
-present, one <image> first for image records and none in text-only ones; skips counted by reason.
+present, one <image> first for image records and none in text-only ones; repeated ids made
+unique (<id>#2, ...); skips and changes counted by reason.
 """
 
 
 @dataclass
-class LlavaSftConfig:
+class LlavaSftConfig(ConvertConfig):
     """Settings of `sicog convert llava-sft`."""
 
-    data: str | None = setting(None, "llava_v1_5_mix665k.json (or another LLaVA SFT file)", required=True)
+    data: str | None = setting(None, "llava_v1_5_mix665k.json (or another LLaVA SFT file: .json, .jsonl, parquet)",
+                               required=True)
     out: str | None = setting(None, "output SFT records, .jsonl", required=True)
-    image_folder: str | None = setting(None, "when given, every image must exist inside it (else the record is "
-                                             "skipped and counted)")
     keep: str = setting("all", "all records, only those with an image, or only text-only ones (e.g. a text-only "
                                "set for stage 1.5); the others are counted as other-kind", choices=KEEP)
-    progress: bool = setting(True, "no progress bar", invert="--no-progress")
-    overwrite: bool = setting(False, "replace an output made with other settings")
 
 
-def convert_record(rec: dict, where: str, image_folder: str | None, keep: str = "all") -> dict[str, list[dict]]:
-    if keep != "all" and isinstance(rec, dict) and bool(rec.get("image")) != (keep == "image"):
+def convert_record(rec: dict, ctx: Context, keep: str = "all") -> dict[str, list[dict]]:
+    if keep != "all" and bool(rec.get("image")) != (keep == "image"):
         raise Skip("other-kind", f"--keep {keep}")
     try:
-        validate_training_record(rec, where, require_answer=True)
+        validate_training_record(rec, ctx.where, require_answer=True)
     except DataError as e:
         raise Skip("bad-record", str(e).split(": ", 1)[-1]) from None
-    rec["conversations"] = [{"from": t["from"], "value": t["value"]} for t in rec["conversations"]
-                            if t["from"] in ("human", "gpt")]
-    image = relative_image(rec, image_folder, where, required=False)
-    with_one_placeholder(rec["conversations"], image is not None)
-    out = {"id": record_id(rec, where.rsplit(":", 1)[-1])}
+    convs = rec["conversations"]
+    system = [i for i, t in enumerate(convs) if t["from"] == "system"]
+    if system:
+        ctx.changed("system-turns-dropped", f"conversations{system}")
+    pairs, unanswered = [], []
+    dialogue = [{"from": "human" if t["from"] in ("human", "user") else "gpt", "value": t["value"]}
+                for t in convs if t["from"] != "system"]
+    for k in range(0, len(dialogue), 2):
+        question, answer = dialogue[k], dialogue[k + 1]
+        if answer["value"].strip():
+            pairs += [question, answer]
+        else:
+            unanswered.append(k // 2)
+    if not pairs:
+        raise Skip("empty-answers", "every answer is empty")
+    if unanswered:
+        ctx.changed("empty-answers-dropped", f"pair(s) {unanswered} (0-based) have an empty answer")
+    if [t["from"] for t in convs if t["from"] != "system"] != [t["from"] for t in dialogue]:
+        ctx.changed("roles-renamed", "user/assistant written as human/gpt")
+    image = ctx.image(rec, required=False)
+    with_one_placeholder(pairs, image is not None, ctx)
+    out = {"id": ctx.id}
     if image is not None:
         out["image"] = image
-    out["conversations"] = rec["conversations"]
+    out["conversations"] = pairs
     return {"--out": [out]}
 
 
@@ -61,8 +80,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(LlavaSftConfig, args)
-    job = Job("llava-sft", cfg.data, {"--out": cfg.out},
-              settings={k: v for k, v in asdict(cfg).items() if k not in ("data", "overwrite", "progress")},
-              overwrite=cfg.overwrite, progress=cfg.progress, inputs={"--image-folder": cfg.image_folder})
-    convert_file(job, lambda rec, where: convert_record(rec, where, cfg.image_folder, cfg.keep))
+    job = Job.from_config("llava-sft", cfg, {"--out": cfg.out})
+    convert_file(job, lambda rec, ctx: convert_record(rec, ctx, cfg.keep))
     return 0

@@ -4,6 +4,6 @@ The `*_uhd.py` modules are self-contained (no sicog imports) because they are co
 `uhd` checkpoint as remote code; sicog-side helpers (building, saving) live beside them.
 """
 
-from sicog.model.uhd.slicing_uhd import SlicePlan, count_tokens, layout_tokens, plan_slices, resize_for_grid
+from sicog.model.uhd.slicing_uhd import SlicePlan, count_tokens, layout_tokens, plan_slices
 
-__all__ = ["SlicePlan", "count_tokens", "layout_tokens", "plan_slices", "resize_for_grid"]
+__all__ = ["SlicePlan", "count_tokens", "layout_tokens", "plan_slices"]

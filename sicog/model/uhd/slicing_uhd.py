@@ -91,13 +91,6 @@ def plan_slices(width: int, height: int, max_slices: int = 7, scale_resolution: 
     return SlicePlan(source, (cols, rows), [slice_size] * (cols * rows))
 
 
-def resize_for_grid(width: int, height: int, num_slices: int = 6, scale_resolution: int = 336) -> tuple[int, int]:
-    """Training-time augmentation: the size at which the image holds `num_slices` R^2 areas
-    (the authors resize to a 6-slice area with probability 0.1 when the plan is not 6 slices)."""
-    r = math.sqrt(num_slices * scale_resolution * scale_resolution / height / width)
-    return max(int(width * r), 1), max(int(height * r), 1)
-
-
 def layout_tokens(plan: SlicePlan, side: int) -> list[str]:
     """The token layout of one image as kinds: "image" (one visual feature), "row" (row separator),
     "slice" (slice separator). Each slice and the overview give `side` x `side` features.

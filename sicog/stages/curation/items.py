@@ -22,6 +22,7 @@ from typing import Callable
 
 from sicog.data.formats import extract_cod_description, extract_cot_answer
 from sicog.data.records import DataError, iter_json_objects
+from sicog.utils.shards import owns
 
 TASKS = ("caption", "reasoning")
 #: modes each task accepts; the first is the default for records without `mode`
@@ -137,7 +138,7 @@ def load_shard(path: str | os.PathLike, task: str, rank: int = 0,
         seen[item_id] = lineno
         index = len(ids)
         ids.append(item_id)
-        if index % world_size == rank:
+        if owns(index, rank, world_size):
             items.append(CandidateItem(id=item_id, where=where, index=index, record=rec, mode=mode))
     if not ids:
         raise DataError(f"{path}: no candidate records (expected one JSON object per line, as `sicog sample` "

@@ -33,6 +33,7 @@ from sicog.stages.train import (
     validate_stage,
 )
 from sicog.utils.io import SicogError, git_commit, write_json
+from sicog.utils.shards import dist_info, owns
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,9 @@ def precompute_reference(model, parts, collator, batch_size: int, device) -> tor
 
     from sicog.stages.dpo.trainer import score_pairs
 
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    rank, world = dist_info()
     every = [(p, j) for p in parts for j in range(len(p))]
-    mine = every[rank::world]
+    mine = [pair for k, pair in enumerate(every) if owns(k, rank, world)]
     t0 = time.perf_counter()
     rows, ids = [], []
     for p in parts:

@@ -128,9 +128,11 @@ def build_items(records: list[Located], mode: str, corruptions: list[str | None]
     for ri, loc in enumerate(records):
         rec = loc.record
         rid = record_id(rec, loc.line)
-        if "#" in rid and any(c is not None for c in corruptions):
-            raise DataError(f"{loc.where}: key 'id': {rid!r} contains '#', which marks corrupted "
-                            "copies in the output; rename the record")
+        if "#" in rid and rid.rsplit("#", 1)[1] in corruptions:
+            # `<id>#<k>` (a repeated id made unique by `sicog convert`) is fine; `<id>#<corruption>`
+            # would be taken for a corrupted copy of `<id>`
+            raise DataError(f"{loc.where}: key 'id': {rid!r} ends with '#{rid.rsplit('#', 1)[1]}', which marks "
+                            "a corrupted copy in the output; rename the record")
         if rid in seen:
             raise DataError(f"{loc.where}: key 'id': duplicate id {rid!r} (first at {seen[rid]})")
         seen[rid] = loc.where

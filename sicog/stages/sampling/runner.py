@@ -48,6 +48,7 @@ from sicog.utils.shards import (
     dist_info,
     drop_unused_parts,
     merge_parts,
+    owns,
     parts_dir,
     read_completed,
 )
@@ -194,7 +195,7 @@ def _run_claimed(cfg: SampleConfig) -> dict | None:
 def _run_rank(cfg: SampleConfig, items: list[SampleItem], rank: int, world: int, backend) -> None:
     """This rank's share: skip what earlier runs finished, generate the rest into its part file."""
     out = Path(cfg.out)
-    mine = [it for it in items if it.record_index % world == rank]
+    mine = [it for it in items if owns(it.record_index, rank, world)]
     done_recs = read_completed(out)
     done = {it.id for it in mine if it.id in done_recs}
     skip_fh = open(_skip_file(out, rank), "w", encoding="utf-8")  # this run's skips only

@@ -57,7 +57,7 @@ def test_llava_cot_conversion(tmp_path):
         {"from": "gpt", "value": "Step 1: Clarify the task objective.\nThe question asks for the colour.\n\n"
                                  "Step 2: Extract the crucial visual information from the image.\nA red ball on grass.\n\n"
                                  "Step 3: Generate detailed reasoning to solve the task.\nThe ball is clearly red.\n\n"
-                                 "Step 4: Conclude the task with an answer.\nRed"}]}
+                                 "Step 4: Conclude the task with an answer.\nThe answer is Red."}]}
     assert short_recs[0] == {"id": "s1-short", "image": "coco/1.jpg", "conversations": [
         SINGLE["conversations"][0], {"from": "gpt", "value": "Red"}]}
     assert [t["value"] for t in cot_recs[1]["conversations"]] == [
@@ -65,12 +65,12 @@ def test_llava_cot_conversion(tmp_path):
         "Step 1: Clarify the task objective.\nCount the dogs.\n\n"
         "Step 2: Extract the crucial visual information from the image.\nTwo dogs on a sofa.\n\n"
         "Step 3: Generate detailed reasoning to solve the task.\nI see two dogs.\n\n"
-        "Step 4: Conclude the task with an answer.\n2",
+        "Step 4: Conclude the task with an answer.\nThe answer is 2.",
         "Is the sofa blue?\nAnswer the question step-by-step.",
         "Step 1: Clarify the task objective.\nCheck the sofa colour.\n\n"
         "Step 2: Extract the crucial visual information from the image.\nThe sofa is grey.\n\n"
         "Step 3: Generate detailed reasoning to solve the task.\nGrey is not blue.\n\n"
-        "Step 4: Conclude the task with an answer.\nNo"]
+        "Step 4: Conclude the task with an answer.\nThe answer is No."]
     assert [t["value"] for t in short_recs[1]["conversations"]] == [
         "<image>\nHow many dogs are there?", "2", "Is the sofa blue?", "No"]
     assert len(cot_recs) == len(short_recs) == 2

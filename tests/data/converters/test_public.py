@@ -88,15 +88,16 @@ def test_llava_sft_checks_the_mix(tmp_path):
     out = tmp_path / "out" / "sft.jsonl"
     assert main(["convert", "llava-sft", "--data", str(src), "--out", str(out)]) == 0
     recs = _read(out)
-    assert [r["id"] for r in recs] == ["a", "t"]
+    assert [r["id"] for r in recs] == ["a", "t", "a#2"]  # a repeated id: kept, made unique
     assert recs[0]["conversations"][0]["value"] == "<image>\nWhat is it?" and "image" not in recs[1]
-    assert _summary(out)["skipped"] == {"bad-record": 1, "placeholder-without-image": 1, "duplicate-id": 1}
+    assert _summary(out)["skipped"] == {"bad-record": 1, "placeholder-without-image": 1}
+    assert _summary(out)["changed"] == {"placeholder-moved": 1, "id-made-unique": 1}
     text = tmp_path / "out" / "text.jsonl"
     assert main(["convert", "llava-sft", "--data", str(src), "--out", str(text), "--keep", "text"]) == 0
     assert [r["id"] for r in _read(text)] == ["t"] and _summary(text)["skipped"]["other-kind"] == 3
 
 
-def test_questions_strip_answers_one_record_per_question(tmp_path):
+def test_questions_take_the_first_question_or_every_one_with_its_context(tmp_path):
     src = _write(tmp_path / "in" / "qa.json", [
         {"id": "q", "image": "x.jpg", "conversations": [
             {"from": "human", "value": "<image>\nHow many?\nAnswer the question using a single word or phrase."},
@@ -104,8 +105,16 @@ def test_questions_strip_answers_one_record_per_question(tmp_path):
     ])
     out = tmp_path / "out" / "pool.jsonl"
     assert main(["convert", "questions", "--data", str(src), "--out", str(out)]) == 0
-    assert _read(out) == [
+    assert _read(out) == [  # the authors' pool: the first question of a record, answers stripped
+        {"id": "q", "image": "x.jpg", "conversations": [
+            {"from": "human", "value": "<image>\nHow many?\nAnswer the question step-by-step."}]}]
+    assert _summary(out)["changed"] == {"later-questions-dropped": 1}
+    every = tmp_path / "out" / "every.jsonl"
+    assert main(["convert", "questions", "--data", str(src), "--out", str(every), "--turns", "all"]) == 0
+    assert _read(every) == [  # a follow-up keeps the turns it follows ("Why?" alone means nothing)
         {"id": "q-q0", "image": "x.jpg", "conversations": [
             {"from": "human", "value": "<image>\nHow many?\nAnswer the question step-by-step."}]},
         {"id": "q-q1", "image": "x.jpg", "conversations": [
-            {"from": "human", "value": "<image>\nWhy?\nAnswer the question step-by-step."}]}]
+            {"from": "human", "value": "<image>\nHow many?\nAnswer the question using a single word or phrase."},
+            {"from": "gpt", "value": "3"},
+            {"from": "human", "value": "Why?\nAnswer the question step-by-step."}]}]

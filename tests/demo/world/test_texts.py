@@ -133,7 +133,7 @@ def test_cod_round_trips_and_states_only_true_facts():
                 checked["covers"] += 1
         n = len(scene.objects)
         first = steps[4].split(".")[0]
-        assert (V.number_word(n) in first.split()) or (n == 1 and "single" in first or "one" in first)
+        assert V.number_word(n) in first.split() or (n == 1 and ("single" in first or "one" in first))
         if any(o.occluded for o in scene.objects):
             assert "partly" in text
         if scene.border:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sicog.model.uhd import count_tokens, layout_tokens, plan_slices, resize_for_grid
+from sicog.model.uhd import count_tokens, layout_tokens, plan_slices
 
 
 def test_square_at_the_scale_resolution_is_one_overview_of_144_tokens():
@@ -64,11 +64,6 @@ def test_one_slice_per_row_puts_the_row_separator_before_the_overview():
     assert kinds[:3] == ["image", "image", "row"] and kinds[-5] == "row"
     kinds = layout_tokens(plan_slices(640, 480), 2)
     assert kinds[-5] == "slice" and kinds.count("slice") == 1 and kinds.count("row") == 4
-
-
-def test_resize_for_grid_gives_six_scale_areas():
-    w, h = resize_for_grid(640, 480)
-    assert abs(w * h - 6 * 336 * 336) / (6 * 336 * 336) < 0.01 and abs(w / h - 4 / 3) < 0.01
 
 
 @pytest.mark.parametrize("size", [(0, 10), (10, 0)])
