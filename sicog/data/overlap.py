@@ -39,7 +39,15 @@ from pathlib import Path
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
 from sicog.data.overlap_bench import load_benchmarks, resolve_benchmark
-from sicog.data.overlap_match import DEFAULT_THRESHOLD, NearIndex, QuestionIndex, fingerprint_file
+from sicog.data.overlap_match import (
+    DEFAULT_THRESHOLD,
+    FLAT_STD,
+    MIN_WORDS,
+    THUMB_MAX,
+    NearIndex,
+    QuestionIndex,
+    fingerprint_file,
+)
 from sicog.data.records import DataError, iter_json_objects
 from sicog.utils.io import SicogError, atomic_write, file_fingerprint, write_json
 from sicog.utils.lock import check_finished, check_writable, output_lock
@@ -215,7 +223,9 @@ def _settings(cfg: OverlapConfig) -> dict:
             "benchmark": {s: file_fingerprint(resolve_benchmark(s)[1]) for s in cfg.benchmark},
             "image_folder": str(Path(cfg.image_folder).resolve()) if cfg.image_folder else None,
             "phash_threshold": cfg.phash_threshold, "ngram": cfg.ngram,
-            "question_threshold": cfg.question_threshold}
+            "question_threshold": cfg.question_threshold,
+            # the fixed rules too: a result made under other rules is not "the same settings"
+            "rules": {"thumb_max": THUMB_MAX, "flat_std": FLAT_STD, "min_words": MIN_WORDS}}
 
 
 def run_overlap(cfg: OverlapConfig) -> dict:
