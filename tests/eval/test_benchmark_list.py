@@ -116,3 +116,18 @@ def test_report_tables_of_scores_and_paired_differences(world, tables, tmp_path)
     md = render_markdown({"arms": arms, "benchmark_comparisons": comps, "rounds": [], "steps": []}, "t")
     assert "### Benchmarks (scored as VLMEvalKit scores them)" in md
     assert "| sicog − base | POPE |" in md and "bootstrap" in md and "paired" in md
+
+    # benchmarks/demo_seeds.py: the list over seeds (here the same run twice), pooled where paired
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "demo_seeds", Path(__file__).resolve().parents[2] / "benchmarks" / "demo_seeds.py")
+    demo_seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo_seeds)
+    report = {"arms": {arm: {**a, "evaluation": arm} for arm, a in arms.items()}, "benchmark_comparisons": comps}
+    bl = demo_seeds.benchmark_list({0: report, 1: report}, {0: tmp_path, 1: tmp_path})
+    assert bl["names"] == sorted(names)
+    d = bl["differences"]["sicog-base DocVQA_VAL"]
+    assert d["pooled"]["difference"] == pytest.approx(by["DocVQA_VAL"]["difference"])
+    assert bl["differences"]["sicog-base POPE"]["pooled"] is None   # F1: no pooled item mean

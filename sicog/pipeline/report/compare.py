@@ -42,7 +42,7 @@ def paired_comparisons(eval_dirs: dict[str, str | None], pairs=COMPARISONS) -> l
     return out
 
 
-def _benchmark_scores(eval_dir: str | None) -> dict[str, dict]:
+def benchmark_scores(eval_dir: str | None) -> dict[str, dict]:
     """{name: scores.json} of the `benchmarks:` list an evaluation ran (sicog.eval.benchmark_list)."""
     summary = read_eval_summary(eval_dir) if eval_dir else None
     out = {}
@@ -79,7 +79,7 @@ def benchmark_comparisons(eval_dirs: dict[str, str | None], pairs=COMPARISONS, n
     """Per pair of arms and per listed benchmark: the headline's difference and its 95 % interval,
     paired over items when the headline is an item mean (`paired` in scores.json), otherwise a
     paired bootstrap of the recomputed figure."""
-    scores = {arm: _benchmark_scores(d) for arm, d in eval_dirs.items()}
+    scores = {arm: benchmark_scores(d) for arm, d in eval_dirs.items()}
     out = []
     for arm, against in pairs:
         sa, sb = scores.get(arm) or {}, scores.get(against) or {}
