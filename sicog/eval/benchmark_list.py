@@ -5,7 +5,8 @@ scores it (sicog.eval.scores).
     benchmarks:
       MMStar: ~/LMUData/MMStar.tsv          # VLMEvalKit name -> its TSV
       POPE: ~/LMUData/POPE.tsv
-      MMVet: {tsv: ~/LMUData/MMVet.tsv, judge_model: gpt-4-1106-preview}   # or: tsv, kind, limit, judge_model
+      MMVet: {tsv: ~/LMUData/MMVet.tsv, judge_model: gpt-4-1106-preview, max_new_tokens: 512}
+      # a mapping: tsv, kind (a custom name's scorer), limit, judge_model, max_new_tokens
       world: world:runs/world               # a world's benchmark (multiple choice)
     judge: {base_url: http://localhost:8000/v1, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY}
 
@@ -55,13 +56,13 @@ def parse_benchmarks(value, where: str = "benchmarks") -> dict[str, dict]:
     out = {}
     for name, spec in value.items():
         entry = spec if isinstance(spec, dict) else {"tsv": spec}
-        unknown = set(entry) - {"tsv", "kind", "limit", "judge_model"}
+        unknown = set(entry) - {"tsv", "kind", "limit", "judge_model", "max_new_tokens"}
         if unknown or not isinstance(entry.get("tsv"), str):
-            raise SicogError(f"key {where}.{name}: expected a TSV path, world:DIR, or {{tsv, kind, limit, judge_model}}"
+            raise SicogError(f"key {where}.{name}: expected a TSV path, world:DIR, or {{tsv, kind, limit, judge_model, max_new_tokens}}"
                              + (f" (unknown keys {sorted(unknown)})" if unknown else ""))
         out[str(name)] = {"spec": entry["tsv"], "tsv": _resolve(entry["tsv"], f"{where}.{name}"),
                           "kind": kind_of(str(name), entry.get("kind")), "limit": entry.get("limit"),
-                          "judge_model": entry.get("judge_model")}
+                          "judge_model": entry.get("judge_model"), "max_new_tokens": entry.get("max_new_tokens")}
     return out
 
 
@@ -103,7 +104,7 @@ def prompt_of(row: Row, kind: str, benchmark: str, prompt_style: str) -> str:
     return question
 
 
-def _images(rows: list[Row], raw: dict[str, str], tsv: Path) -> dict[str, bytes]:
+def _images(rows: list[Row], raw: dict[str, str]) -> dict[str, bytes]:
     """index -> image bytes (MMBench-style references resolved)."""
     out = {}
     for r in rows:
@@ -127,7 +128,7 @@ def _read(entry: dict) -> tuple[list[Row], dict[str, bytes]]:
     if entry.get("limit"):
         rows = rows[: int(entry["limit"])]
     raw = {r.index: r.cells.pop("image") for r in rows}
-    return rows, _images(rows, raw, entry["tsv"])
+    return rows, _images(rows, raw)
 
 
 def _open(data: bytes | None, where: str):
@@ -157,6 +158,8 @@ def run_one(name: str, entry: dict, folder: Path, predict, open_predict, setting
     rows, images = _read(entry)
     kind = entry["kind"]
     ask = predict if kind == "mcq" else open_predict
+    if entry.get("max_new_tokens") and hasattr(ask, "with_max_new_tokens"):
+        ask = ask.with_max_new_tokens(int(entry["max_new_tokens"]))
     replies: list[str] = []
     bar = tqdm(total=len(rows), desc=f"ask {name}", unit="item", disable=not progress, dynamic_ncols=True)
     for start in range(0, len(rows), batch_size):
@@ -188,6 +191,7 @@ def run_one(name: str, entry: dict, folder: Path, predict, open_predict, setting
 
 def benchmark_settings(entry: dict, common: dict, judge: JudgeSettings | None) -> dict:
     return {**common, "tsv": file_fingerprint(entry["tsv"]), "kind": entry["kind"], "limit": entry.get("limit"),
+            "max_new_tokens_here": entry.get("max_new_tokens"),
             "judge": ({k: v for k, v in asdict(judge).items() if k in ("base_url", "model")}
                       if judge is not None and entry["kind"] in JUDGED else None)}
 
