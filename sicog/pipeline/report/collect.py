@@ -140,5 +140,8 @@ def build_report(planner, engine, root: Path, extra: dict | None = None) -> dict
               "comparisons": paired_comparisons(first_round),
               "benchmark_comparisons": benchmark_comparisons(first_round),
               "rounds": rounds, "steps": step_rows(engine), "curation": curation_section(planner, engine)}
+    from sicog.pipeline.report.overlap import stage15_overlap
+
+    report["overlap"] = stage15_overlap(planner, root)
     report.update(extra or {})
     return report

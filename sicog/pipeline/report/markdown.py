@@ -65,6 +65,7 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
             lines.append(f"| {c['arm']} − {c['against']} | {_signed(c['difference'])} | "
                          f"[{_signed(lo)}, {_signed(hi)}] | {c['n']} |")
     lines += _benchmark_tables(report)
+    lines += _overlap_table(report)
     cats = sorted({k for a in report["arms"].values() for k in a.get("benchmark", {}).get("per_category", {})})
     if cats:
         lines += ["", "### Accuracy per question category (%)", "",
@@ -132,6 +133,25 @@ def _benchmark_tables(report: dict) -> list[str]:
             lo, hi = c["ci95"]
             lines.append(f"| {c['arm']} − {c['against']} | {c['benchmark']} | {c['difference']:+.2f} | "
                          f"[{lo:+.2f}, {hi:+.2f}] | {c['method']} | {c['n']} |")
+    return lines
+
+
+def _overlap_table(report: dict) -> list[str]:
+    """Counts of `sicog data overlap` of each arm's stage-1.5 data against the benchmarks."""
+    audit = report.get("overlap") or {}
+    if not audit:
+        return []
+    lines = ["", "### Stage-1.5 data against the benchmarks (sicog data overlap)", "",
+             "| data | benchmark | items flagged | records flagged | exact images | near images | questions |",
+             "|---|---|---|---|---|---|---|"]
+    for name, a in audit.items():
+        if not isinstance(a, dict) or "error" in a:
+            lines.append(f"| {name} | – | {a.get('error') if isinstance(a, dict) else a} | | | | |")
+            continue
+        for bench, c in a["benchmarks"].items():
+            lines.append(f"| {name} ({a['records']} records) | {bench} | {c['benchmark_items_flagged']}/"
+                         f"{c['benchmark_items']} | {c['records_flagged']} | {c['image_exact_pairs']} | "
+                         f"{c['image_near_pairs']} | {c['question_pairs']} |")
     return lines
 
 
