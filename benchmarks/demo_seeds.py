@@ -64,6 +64,42 @@ def paired(reports: dict[int, dict], dirs: dict[int, Path]) -> dict:
     return out
 
 
+def benchmark_list(reports: dict[int, dict], dirs: dict[int, Path]) -> dict:
+    """The `evaluation.benchmarks` list over seeds: each arm's headline (mean ± std), and per
+    comparison and benchmark each seed's paired difference and, where the headline is an item
+    mean, the pooled one (items resampled within each seed, sicog.eval.stats)."""
+    from sicog.pipeline.report.compare import benchmark_scores
+
+    names = sorted({n for r in reports.values() for a in r["arms"].values() for n in (a.get("benchmarks") or {})})
+    arms = {arm: {n: _mean_std([((r["arms"].get(arm) or {}).get("benchmarks") or {}).get(n, {}).get("value")
+                                for r in reports.values()]) for n in names}
+            for arm in sorted({a for r in reports.values() for a in r["arms"]})}
+    diffs: dict = {}
+    for a, b in COMPARISONS:
+        for n in names:
+            per_seed = {s: next((c for c in r.get("benchmark_comparisons", []) if (c["arm"], c["against"],
+                                 c["benchmark"]) == (a, b, n)), None) for s, r in reports.items()}
+            if not any(per_seed.values()):
+                continue
+            strata, scale = [], 100.0
+            for s, r in reports.items():
+                ev = {arm: (r["arms"].get(arm) or {}).get("evaluation") for arm in (a, b)}
+                if dirs.get(s) is None or None in ev.values():
+                    continue
+                sa = benchmark_scores(str(dirs[s] / ev[a])).get(n)
+                sb = benchmark_scores(str(dirs[s] / ev[b])).get(n)
+                if sa and sb and sa["paired"] and sb["paired"]:
+                    strata.append((sa["items"], sb["items"]))
+                    scale = float(sa.get("scale", 100.0))
+            pooled = pooled_paired_difference(strata) if strata else None
+            if pooled:
+                pooled = {**pooled, "difference": pooled["difference"] * scale,
+                          "ci95": [v * scale for v in pooled["ci95"]]}
+            diffs[f"{a}-{b} {n}"] = {"per_seed": per_seed, "pooled": pooled,
+                                     "mean_std": _mean_std([c["difference"] for c in per_seed.values() if c])}
+    return {"names": names, "arms": arms, "differences": diffs}
+
+
 def aggregate(reports: dict[int, dict], dirs: dict[int, Path] | None = None) -> dict:
     arms = sorted({a for r in reports.values() for a in r["arms"]},
                   key=lambda a: ("base", "sicog", "uncurated", "oracle").index(a) if a in
@@ -89,6 +125,7 @@ def aggregate(reports: dict[int, dict], dirs: dict[int, Path] | None = None) -> 
                    - (_get(r["arms"].get(b, {}), ("captions", "object_recall")) or 0) for s, r in reports.items()}
             out["differences"][f"{a}-{b} object_recall"] = {**_mean_std(list(rec.values())), "per_seed": rec}
     out["paired"] = paired(reports, dirs or {})
+    out["benchmark_list"] = benchmark_list(reports, dirs or {})
     out["wall_seconds"] = {s: r.get("wall_seconds") for s, r in reports.items()}
     out["steps_seconds"] = {s: r.get("steps_seconds") for s, r in reports.items()}
     rows: dict[tuple, list] = {}
@@ -137,6 +174,18 @@ def render(summary: dict, preset: str) -> str:
             pooled = (f"{100 * p['difference']:+.1f} [{100 * p['ci95'][0]:+.1f}, {100 * p['ci95'][1]:+.1f}]"
                       if p else "–")
             lines.append(f"| {name} | {pooled} | {per or '–'} |")
+    bl = summary.get("benchmark_list") or {}
+    if bl.get("names"):
+        lines += ["", "Benchmarks of `evaluation.benchmarks` (headline figure, mean ± std over seeds)", "",
+                  "| arm | " + " | ".join(bl["names"]) + " |", "|---|" + "---|" * len(bl["names"])]
+        for arm, per in bl["arms"].items():
+            lines.append(f"| {arm} | " + " | ".join(_pm(per[n], 1.0) for n in bl["names"]) + " |")
+        lines += ["", "| difference | pooled [95 % interval] (item means only) | mean ± std of the seeds |",
+                  "|---|---|---|"]
+        for name, d in bl["differences"].items():
+            p = d.get("pooled")
+            pooled = f"{p['difference']:+.2f} [{p['ci95'][0]:+.2f}, {p['ci95'][1]:+.2f}]" if p else "–"
+            lines.append(f"| {name} | {pooled} | {_pm(d['mean_std'], 1.0)} |")
     cats = sorted({c for per in summary.get("per_category", {}).values() for c in per})
     if cats:
         lines += ["", "Accuracy per question category (headline scoring; in brackets: with shuffled images)", "",

@@ -36,7 +36,7 @@ SUBCOMMANDS = {
     "evaluate": ("sicog.eval.cli", "evaluate a checkpoint on a multiple-choice / caption benchmark"),
     "annotate": ("sicog.stages.annotate", "step 1: CoD annotation through an OpenAI-compatible vision API"),
     "convert": ("sicog.data.converters.cli", "public datasets (LLaVA-CoT, LLaVA-558K, 665K, ...) to sicog's records"),
-    "data": ("sicog.data.check", "check a data file: schema, images, duplicates, token lengths"),
+    "data": ("sicog.data.check", "check a data file; do two files share records; overlap with benchmarks"),
     "run": ("sicog.pipeline.cli", "run the four steps (and rounds) from one pipeline YAML, resumable"),
 }
 

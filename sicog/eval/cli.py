@@ -116,7 +116,18 @@ def run_settings(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Pa
             "limit": cfg.limit, "batch_size": cfg.batch_size, "prompt_style": cfg.prompt_style,
             "max_new_tokens": cfg.reply_tokens(), "mcq_scoring": cfg.scorings(),
             "shuffled_image_control": cfg.shuffled_image_control, "captions": captions,
-            "device": cfg.device, "dtype": cfg.dtype}
+            "device": cfg.device, "dtype": cfg.dtype, **_list_settings(cfg)}
+
+
+def _list_settings(cfg: EvaluateConfig) -> dict:
+    """The `benchmarks:` list in the settings (only when there is one: older summaries stay valid)."""
+    if not cfg.benchmarks:
+        return {}
+    from sicog.eval.benchmark_list import parse_benchmarks
+
+    return {"benchmarks": {name: file_fingerprint(e["tsv"]) for name, e in parse_benchmarks(cfg.benchmarks).items()},
+            "judge": {k: (cfg.judge or {}).get(k) for k in ("base_url", "model")} if cfg.judge else None,
+            "open_max_new_tokens": cfg.open_max_new_tokens}
 
 
 def evaluate_checkpoint(cfg: EvaluateConfig, *, predict=None, caption_predict=None, option_scorer=None) -> dict:
@@ -184,6 +195,11 @@ def _evaluate(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path 
     partial.check()   # other settings' unfinished replies: refused before a model loads
 
     if predict is None and ("generate" in scorings or do_captions or option_scorer is None):
+        from sicog.eval.predict import checkpoint_predictor
+
+        predict = checkpoint_predictor(cfg.model, batch_size=chunk, max_new_tokens=max_new_tokens,
+                                       device=cfg.device, dtype=cfg.dtype)
+    if cfg.benchmarks and predict is None:
         from sicog.eval.predict import checkpoint_predictor
 
         predict = checkpoint_predictor(cfg.model, batch_size=chunk, max_new_tokens=max_new_tokens,
@@ -262,6 +278,8 @@ def _evaluate(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path 
         summary["files"]["captions_predictions"] = "captions_predictions.jsonl"
         log.info("captions: object recall %.4f, hallucination rate %.4f", cap_summary["object_recall"],
                  cap_summary["hallucination_rate"])
+    if cfg.benchmarks:
+        summary["benchmarks"] = _benchmark_list(cfg, out, predict, partial.settings)
     summary["seconds"] = round(time.time() - started, 2)
     summary["sicog_commit"] = git_commit()
     summary["settings"] = partial.settings
@@ -269,6 +287,21 @@ def _evaluate(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path 
     write_json(out / "summary.json", summary)   # last: its presence marks a finished evaluation
     partial.finish()
     return summary
+
+
+def _benchmark_list(cfg: EvaluateConfig, out: Path, predict, settings: dict) -> dict:
+    """The `benchmarks:` list (sicog.eval.benchmark_list), each in OUT/benchmarks/<name>."""
+    from sicog.eval.benchmark_list import evaluate_list, judge_settings, parse_benchmarks
+
+    open_predict = (predict.with_max_new_tokens(cfg.open_max_new_tokens)
+                    if hasattr(predict, "with_max_new_tokens") else predict)
+    common = {"model": settings["model"], "prompt_style": cfg.prompt_style, "max_new_tokens": cfg.reply_tokens(),
+              "open_max_new_tokens": cfg.open_max_new_tokens, "batch_size": cfg.batch_size,
+              "device": cfg.device, "dtype": cfg.dtype}
+    results = evaluate_list(parse_benchmarks(cfg.benchmarks), out, predict, open_predict, common,
+                            judge_settings(cfg.judge), cfg.prompt_style, cfg.batch_size, cfg.progress)
+    return {name: {k: r[k] for k in ("kind", "headline", "value", "metrics", "n_items", "paired")}
+            | {"folder": f"benchmarks/{name}"} for name, r in results.items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -286,5 +319,7 @@ def run(args: argparse.Namespace) -> int:
         c = summary["captions"]
         print(f"captions: object recall {c['object_recall']:.4f}, hallucination rate "
               f"{c['hallucination_rate']:.4f}, attribute accuracy {c['attribute_accuracy']}")
+    for name, b in (summary.get("benchmarks") or {}).items():
+        print(f"{name} ({b['kind']}): {b['headline']} {b['value']:.4f} over {b['n_items']} items")
     print(f"results in {out}")
     return 0

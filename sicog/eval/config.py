@@ -9,6 +9,7 @@ as booleans.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sicog.config_flags import setting
 from sicog.eval.mcq import EVAL_PROMPT_STYLES
@@ -75,6 +76,16 @@ class EvaluateConfig:
                                   choices=CAPTION_PROMPTS)
     caption_max_new_tokens: int = setting(256, "new tokens per generated description (default 256; CoD needs more)",
                                           metavar="N")
+    benchmarks: dict[str, Any] | None = setting(
+        None, "more benchmarks of any type by their VLMEvalKit names (MMBench_DEV_EN, POPE, MME, DocVQA_VAL, "
+              "ChartQA_TEST, OCRBench, MMVet, MathVista_MINI, ...): name -> TSV, world:DIR or {tsv, kind, limit}; "
+              "each asked as VLMEvalKit asks it and scored as VLMEvalKit scores it, in OUT/benchmarks/<name> "
+              "(sicog.eval.benchmark_list; YAML only)", cli=False)
+    judge: dict[str, Any] | None = setting(
+        None, "the LLM judge of MM-Vet and MathVista: {base_url, model, api_key_env, max_retries, "
+              "request_timeout, backoff_initial, backoff_max, workers} (YAML only)", cli=False)
+    open_max_new_tokens: int = setting(128, "new tokens per reply to an open question of `benchmarks` (yes/no, VQA, "
+                                            "OCR, MM-Vet, MathVista; default 128)", metavar="N")
     device: str | None = setting(None, "torch device (default: cuda when available, else cpu)")
     dtype: str | None = setting(None, "weights dtype (default: the checkpoint's own)", choices=DTYPES)
     allow_images_outside_folder: bool = setting(False, "let the caption ground truth name images outside its "
@@ -88,10 +99,17 @@ class EvaluateConfig:
         """Errors that need no data (required settings and choices: sicog.config_flags.check_config)."""
         for flag, value in (("--batch-size", self.batch_size), ("--max-new-tokens", self.max_new_tokens),
                             ("--limit", self.limit), ("--caption-limit", self.caption_limit),
-                            ("--caption-max-new-tokens", self.caption_max_new_tokens)):
+                            ("--caption-max-new-tokens", self.caption_max_new_tokens),
+                            ("--open-max-new-tokens", self.open_max_new_tokens)):
             if value is not None and value < 1:
                 raise SicogError(f"{flag} must be >= 1, got {value}")
         parse_mcq_scoring(self.mcq_scoring)
+        if self.benchmarks is not None and not isinstance(self.benchmarks, dict):
+            raise SicogError("key benchmarks: expected a mapping of benchmark name -> TSV or world:DIR")
+        if self.judge is not None:
+            from sicog.eval.benchmark_list import judge_settings
+
+            judge_settings(self.judge)
 
     def scorings(self) -> list[str]:
         """The multiple-choice scorings, headline first."""

@@ -53,7 +53,7 @@ def finished_summary(out: Path, want: dict, overwrite: bool) -> dict | None:
     if (out / SUMMARY).is_file():
         old = _read_summary(out)
         return old if check_finished(out, old.get("settings"), want, out / SUMMARY, overwrite) else None
-    strangers = sorted(p.name for p in out.iterdir() if p.name != PARTIAL_DIR)
+    strangers = sorted(p.name for p in out.iterdir() if p.name not in (PARTIAL_DIR, "benchmarks"))
     if strangers:
         raise SicogError(f"--out {out} holds files that are not an evaluation's ({', '.join(strangers[:3])}"
                          f"{' ...' if len(strangers) > 3 else ''}) and no {SUMMARY}; choose an empty or new folder")

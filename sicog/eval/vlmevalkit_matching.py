@@ -68,6 +68,14 @@ def vlmevalkit_choice(reply, options: dict[str, str]) -> str:
     return _letter_words(reply, options) or _option_text(reply, options) or NO_OPTION
 
 
+def vlmevalkit_infer(reply, options: dict[str, str]) -> str | None:
+    """VLMEvalKit's `can_infer`: like `vlmevalkit_choice`, but None where that says "Z" only
+    because no rule decided (VLMEvalKit's False; a refusal or a lone "Z" stays "Z", which is truthy
+    there: MathVista's prefetch tells the two apart)."""
+    reply = str(reply)
+    return _letter_words(reply, options) or _option_text(reply, options)
+
+
 def vlmevalkit_hit(reply, options: dict[str, str], answer: str) -> bool:
     """True when VLMEvalKit's exact matching scores `reply` as `answer`."""
     return vlmevalkit_choice(reply, options) == answer

@@ -149,6 +149,8 @@ class EvaluationConfig(EvaluateConfig):
     """
 
     enabled: bool = True
+    # the report audits each arm's stage-1.5 data against the benchmarks (sicog data overlap)
+    overlap: bool = True
     # arms whose evaluation also runs the shuffled-image control (with shuffled_image_control on); empty: every arm
     control_arms: list[str] = field(default_factory=list)
 

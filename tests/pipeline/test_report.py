@@ -65,3 +65,12 @@ def test_markdown_shows_accuracy_intervals(tmp_path):
     md = render_markdown({"arms": {"base": arm_result("c", str(tmp_path / "e"), tmp_path)}, "rounds": [],
                           "steps": []}, "t")
     assert "| base | 60.0 [55.0, 65.0] | 25.0 | 30.0 [25.0, 35.0] |" in md
+
+
+def test_overlap_table_of_the_stage15_audit():
+    audit = {"r1_sicog": {"records": 56, "benchmarks": {"world": {
+        "benchmark_items_flagged": 8, "benchmark_items": 40, "records_flagged": 9, "image_exact_pairs": 0,
+        "image_near_pairs": 0, "question_pairs": 10}}}, "r1_oracle": {"error": "--data x: file not found"}}
+    md = render_markdown({"arms": {}, "overlap": audit, "rounds": [], "steps": []}, "t")
+    assert "| r1_sicog (56 records) | world | 8/40 | 9 | 0 | 0 | 10 |" in md
+    assert "file not found" in md

@@ -16,7 +16,7 @@ from sicog.data.records import iter_json_objects
 from sicog.pipeline.actions import count_lines
 from sicog.pipeline.config import ARMS, POST_TRAINING_ARMS
 from sicog.pipeline.data_steps import read_eval_summary, read_json_in
-from sicog.pipeline.report.compare import paired_comparisons
+from sicog.pipeline.report.compare import benchmark_comparisons, paired_comparisons
 
 
 def _rel(path: str | None, root: Path) -> str | None:
@@ -51,6 +51,9 @@ def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
             out["benchmark"]["ci95_shuffled_images"] = blind.get("ci95")
             out["benchmark"]["per_category_shuffled_images"] = {
                 k: (v["accuracy"] if isinstance(v, dict) else v) for k, v in (blind.get("per_category") or {}).items()}
+        if summary.get("benchmarks"):
+            out["benchmarks"] = {name: {k: b.get(k) for k in ("kind", "headline", "value", "n_items", "paired")}
+                                 for name, b in summary["benchmarks"].items()}
         cap = summary.get("captions") or {}
         out["captions"] = {k: cap.get(k) for k in ("object_recall", "hallucination_rate", "attribute_accuracy",
                                                     "position_accuracy", "n") if k in cap}
@@ -135,6 +138,10 @@ def build_report(planner, engine, root: Path, extra: dict | None = None) -> dict
     first_round = {arm: planner.evaluations.get((0 if arm == "base" else 1, arm)) for arm in arms}
     report = {"name": cfg.name, "seed": cfg.seed, "rounds_configured": cfg.rounds, "arms": arms,
               "comparisons": paired_comparisons(first_round),
+              "benchmark_comparisons": benchmark_comparisons(first_round),
               "rounds": rounds, "steps": step_rows(engine), "curation": curation_section(planner, engine)}
+    from sicog.pipeline.report.overlap import stage15_overlap
+
+    report["overlap"] = stage15_overlap(planner, root)
     report.update(extra or {})
     return report

@@ -64,6 +64,8 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
             lo, hi = c["ci95"]
             lines.append(f"| {c['arm']} − {c['against']} | {_signed(c['difference'])} | "
                          f"[{_signed(lo)}, {_signed(hi)}] | {c['n']} |")
+    lines += _benchmark_tables(report)
+    lines += _overlap_table(report)
     cats = sorted({k for a in report["arms"].values() for k in a.get("benchmark", {}).get("per_category", {})})
     if cats:
         lines += ["", "### Accuracy per question category (%)", "",
@@ -104,6 +106,53 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
     if report.get("plots"):
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]]
     return "\n".join(lines) + "\n"
+
+
+def _benchmark_tables(report: dict) -> list[str]:
+    """The `evaluation.benchmarks` list: one table of scores, one of paired differences."""
+    names = list(dict.fromkeys(n for a in report["arms"].values() for n in (a.get("benchmarks") or {})))
+    if not names:
+        return []
+    lines = ["", "### Benchmarks (scored as VLMEvalKit scores them)", "",
+             "Each cell is the benchmark's headline figure (" + ", ".join(
+                 f"{n}: {next(a['benchmarks'][n]['headline'] for a in report['arms'].values() if n in (a.get('benchmarks') or {}))}"
+                 for n in names) + ").", "",
+             "| arm | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for arm, a in report["arms"].items():
+        b = a.get("benchmarks") or {}
+        lines.append(f"| {arm} | " + " | ".join(f"{b[n]['value']:.2f}" if n in b else "–" for n in names) + " |")
+    comps = report.get("benchmark_comparisons") or []
+    if comps:
+        lines += ["", "### Paired differences per benchmark", "",
+                  "Same items for both arms. *paired*: the headline is a mean over items, so the interval "
+                  "resamples item differences; *bootstrap*: it is not (POPE's F1, MME's sums), so items are "
+                  "resampled together for both arms and the figure recomputed on each side.", "",
+                  "| arm − against | benchmark | difference | 95 % interval | method | items |",
+                  "|---|---|---|---|---|---|"]
+        for c in comps:
+            lo, hi = c["ci95"]
+            lines.append(f"| {c['arm']} − {c['against']} | {c['benchmark']} | {c['difference']:+.2f} | "
+                         f"[{lo:+.2f}, {hi:+.2f}] | {c['method']} | {c['n']} |")
+    return lines
+
+
+def _overlap_table(report: dict) -> list[str]:
+    """Counts of `sicog data overlap` of each arm's stage-1.5 data against the benchmarks."""
+    audit = report.get("overlap") or {}
+    if not audit:
+        return []
+    lines = ["", "### Stage-1.5 data against the benchmarks (sicog data overlap)", "",
+             "| data | benchmark | items flagged | records flagged | exact images | near images | questions |",
+             "|---|---|---|---|---|---|---|"]
+    for name, a in audit.items():
+        if not isinstance(a, dict) or "error" in a:
+            lines.append(f"| {name} | – | {a.get('error') if isinstance(a, dict) else a} | | | | |")
+            continue
+        for bench, c in a["benchmarks"].items():
+            lines.append(f"| {name} ({a['records']} records) | {bench} | {c['benchmark_items_flagged']}/"
+                         f"{c['benchmark_items']} | {c['records_flagged']} | {c['image_exact_pairs']} | "
+                         f"{c['image_near_pairs']} | {c['question_pairs']} |")
+    return lines
 
 
 def _post_training(arms: dict) -> list[str]:
