@@ -223,3 +223,16 @@ def test_flag_names_and_defaults_are_the_cli_contract():
             d.on_error, d.device, d.dtype, d.progress) == ("hf", "OPENAI_API_KEY", 8, 6, 1.0, 600.0, "raise",
                                                           "auto", "auto", True)
     assert (d.allow_images_outside_folder, d.overwrite) == (False, False)
+
+
+def test_ids_made_unique_by_convert_can_be_sampled_with_corruptions():
+    """`sicog convert` writes a repeated id as `<id>#2`: such a pool is sampled with corruptions;
+    only an id that ends like a corrupted copy's (`<id>#mask`) is refused."""
+    def rec(rid):
+        return Located({"id": rid, "image": "a.png", "conversations": [{"from": "human", "value": "<image>\nQ?"}]},
+                       "pool.jsonl", 1)
+
+    items = build_items([rec("x"), rec("x#2")], "cot", [None, "mask"])
+    assert [it.id for it in items] == ["x", "x#mask", "x#2", "x#2#mask"]
+    with pytest.raises(DataError, match=r"'x#mask' ends with '#mask'"):
+        build_items([rec("x#mask")], "cot", [None, "mask"])

@@ -12,8 +12,9 @@ import importlib
 
 DESCRIPTION = """\
 Convert public datasets into sicog's LLaVA JSONL: usage: sicog convert NAME [flags]
-(sicog convert NAME --help for its flags). Image paths stay relative to an image folder; inputs
-are never modified; every skipped record is counted by reason in OUT.summary.json.
+(sicog convert NAME --help for its flags). Inputs (JSON list, JSON Lines or parquet) are streamed
+and never modified; image paths stay relative to an image folder; a repeated id becomes <id>#2,
+...; every skipped record and every change to a kept one is counted by reason in OUT.summary.json.
 """
 
 CONVERTERS = {

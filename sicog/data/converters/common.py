@@ -155,10 +155,12 @@ class _Tally:
         self.counts: Counter = Counter()
         self.examples: dict[str, list[str]] = {}
 
-    def add(self, reason: str, example: str, n: int = 1) -> None:
+    def add(self, reason: str, example: str | Callable[[], str], n: int = 1) -> None:
+        """Count `n` under `reason`; `example` (or what it returns, built only while examples are
+        still wanted) is kept among the first ones."""
         self.counts[reason] += n
         if len(self.examples.setdefault(reason, [])) < EXAMPLES_PER_REASON:
-            self.examples[reason].append(example)
+            self.examples[reason].append(example() if callable(example) else example)
 
 
 def _finished(job: Job, want: dict) -> dict | None:
@@ -253,7 +255,7 @@ def _convert(job: Job, convert: Callable, outs: dict[str, Path], want: dict) -> 
                     files[flag].write(json.dumps(r, ensure_ascii=False) + "\n")
                 written[flag] += len(recs)
             for reason in dict.fromkeys(r for r, _ in changes):
-                changed.add(reason, f"{where}: " + "; ".join(d for r, d in changes if r == reason))
+                changed.add(reason, lambda reason=reason: f"{where}: " + "; ".join(d for r, d in changes if r == reason))
 
         records = tqdm(iter_source(job.data, yield_errors=True), unit="rec", desc=job.name,
                        disable=not job.progress, dynamic_ncols=True)
