@@ -174,6 +174,13 @@ def scorer_agreement(args) -> int:
         sys.exit(f"--out {out} is not empty: use a new folder (VLMEvalKit reuses what it finds)")
     names = args.only or list(BUILDERS)
     reports = []
+    if not os.environ.get("SICOG_JUDGE_PROMPTS"):  # the judge prompts, from VLMEvalKit's own builders
+        out.mkdir(parents=True, exist_ok=True)
+        prompts = out / "judge_prompts.json"
+        repo = str(Path(__file__).resolve().parents[1])
+        subprocess.run([args.vlmeval_python, "-m", "sicog.eval.scores.judge_prompts", str(prompts)], check=True,
+                       env={**os.environ, "PYTHONPATH": repo}, cwd=repo, capture_output=True)
+        os.environ["SICOG_JUDGE_PROMPTS"] = str(prompts)
     with JudgeServer() as server:
         env = {**os.environ, "OPENAI_API_KEY": "sk-stub", "OPENAI_API_BASE": f"{server.base_url}/chat/completions",
                "LMUData": str(out / "LMUData")}

@@ -1,121 +1,105 @@
-"""The judge prompts of the GPT-judged benchmarks, as VLMEvalKit sends them (text, not code).
+"""Where the judge prompts of the GPT-judged benchmarks come from.
 
-MM-Vet: the MM-Vet authors' grader prompt (few-shot table of question | ground truth | prediction |
-correctness); MathVista: the MathVista authors' answer-extraction prompt (a task line and five
-worked examples). A judge answers differently to any other wording, so these are kept to the
-character: `benchmarks/vlmeval_agreement.py --scorers` checks them against the installed package."""
+They are the benchmark authors' text (MM-Vet's grader prompt with its few-shot table, MathVista's
+answer-extraction prompt with its worked examples), and a judge answers differently to any other
+wording. sicog neither ships nor rewrites them: it asks the installed VLMEvalKit's own prompt
+builders for them (`pip install 'sicog[vlmeval]'`), or reads them from a JSON file named by
+`$SICOG_JUDGE_PROMPTS` with the keys `mmvet_prefix` and `mathvista_prefix`. Such a file is written
+in any environment that has VLMEvalKit by `python -m sicog.eval.scores.judge_prompts OUT.json`.
 
-MMVET_GRADER = (
-    '\n'
-    'Compare the ground truth and prediction from AI models, to give a correctness score for '
-    'the prediction.\n'
-    '<AND> in the ground truth means it is totally right\n'
-    'only when all elements in the ground truth are present in the prediction,\n'
-    'and <OR> means it is totally right when any one element in the ground truth is present in '
-    'the prediction.\n'
-    'The correctness score is 0.0 (totally wrong), 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, '
-    '0.9, or 1.0 (totally right).\n'
-    'Just complete the last space of the correctness score.\n'
-    '\n'
-    'Question | Ground truth | Prediction | Correctness\n'
-    '--- | --- | --- | ---\n'
-    'What is x in the equation? | -1 <AND> -5 | x = 3 | 0.0\n'
-    'What is x in the equation? | -1 <AND> -5 | x = -1 | 0.5\n'
-    'What is x in the equation? | -1 <AND> -5 | x = -5 | 0.5\n'
-    'What is x in the equation? | -1 <AND> -5 | x = -5 or 5 | 0.5\n'
-    'What is x in the equation? | -1 <AND> -5 | x = -1 or x = -5 | 1.0\n'
-    'Can you explain this meme? | This meme is poking fun at the fact that the names of the countries\n'
-    'Iceland and Greenland are misleading. Despite its name, Iceland is known for its '
-    'beautiful green landscapes,\n'
-    'while Greenland is mostly covered in ice and snow. The meme is saying that the person has '
-    'trust issues\n'
-    'because the names of these countries do not accurately represent their landscapes. |\n'
-    "The meme talks about Iceland and Greenland. It's pointing out that despite their names,\n"
-    "Iceland is not very icy and Greenland isn't very green. | 0.4\n"
-    'Can you explain this meme? | This meme is poking fun at the fact that the names of the countries\n'
-    'Iceland and Greenland are misleading. Despite its name, Iceland is known for its '
-    'beautiful green landscapes,\n'
-    'while Greenland is mostly covered in ice and snow. The meme is saying that the person has '
-    'trust issues\n'
-    'because the names of these countries do not accurately represent their landscapes. |\n'
-    "The meme is using humor to point out the misleading nature of Iceland's and Greenland's names.\n"
-    'Iceland, despite its name, has lush green landscapes while Greenland is mostly covered in '
-    'ice and snow.\n'
-    "The text 'This is why I have trust issues' is a playful way to suggest\n"
-    'that these contradictions can lead to distrust or confusion.\n'
-    'The humor in this meme is derived from the unexpected contrast between the names of the '
-    'countries\n'
-    'and their actual physical characteristics. | 1.0\n'
-)
+A prefix is what the builder puts before the item's own text: MM-Vet appends "\\n" and the table
+line `question | answer | prediction | `; MathVista appends the question, "\\n", "Model respone: ",
+the reply and "Extracted answer:" (VLMEvalKit's spelling, kept).
+"""
 
-MATHVISTA_TASK = (
-    '\n'
-    'Please read the following example.\n'
-    'Then extract the answer from the model response and type it at the end of the prompt.\n'
-    '\n'
-)
+from __future__ import annotations
 
-MATHVISTA_EXAMPLES = (
-    (
-        '\n'
-        'Hint: Please answer the question requiring an integer answer and provide the final value,\n'
-        'e.g., 1, 2, 3, at the end.\n'
-        '\n'
-        'Question: Which number is missing?\n'
-        '\n'
-        'Model response: The number missing in the sequence is 14.\n'
-        '\n'
-        'Extracted answer: 14\n'
-    ),
-    (
-        '\n'
-        'Hint: Please answer the question requiring a floating-point number with one decimal place '
-        'and provide the final value,\n'
-        'e.g., 1.2, 1.3, 1.4, at the end.\n'
-        '\n'
-        'Question: What is the fraction of females facing the camera?\n'
-        '\n'
-        'Model response: The fraction of females facing the camera is 0.6,\n'
-        'which means that six out of ten females in the group are facing the camera.\n'
-        '\n'
-        'Extracted answer: 0.6\n'
-    ),
-    (
-        '\n'
-        'Hint: Please answer the question requiring a floating-point number with two decimal '
-        'places and provide the final value,\n'
-        'e.g., 1.23, 1.34, 1.45, at the end.\n'
-        '\n'
-        'Question: How much money does Luca need to buy a sour apple candy and a butter-scotch '
-        'candy? (Unit: $)\n'
-        '\n'
-        'Model response: Luca needs $1.45 to buy a sour apple candy and a butterscotch candy.\n'
-        '\n'
-        'Extracted answer: 1.45\n'
-    ),
-    (
-        '\n'
-        'Hint: Please answer the question requiring a Python list as an answer and provide the '
-        'final list,\n'
-        'e.g., [1, 2, 3], [1.2, 1.3, 1.4], at the end.\n'
-        '\n'
-        'Question: Between which two years does the line graph saw its maximum peak?\n'
-        '\n'
-        'Model response: The line graph saw its maximum peak between 2007 and 2008.\n'
-        '\n'
-        'Extracted answer: [2007, 2008]\n'
-    ),
-    (
-        '\n'
-        'Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, '
-        'at the end.\n'
-        '\n'
-        'Question: What fraction of the shape is blue?\n'
-        '\n'
-        'Choices: (A) 3/11 (B) 8/11 (C) 6/11 (D) 3/5\n'
-        '\n'
-        'Model response: The correct answer is (B) 8/11.\n'
-        '\n'
-        'Extracted answer: B\n'
-    ),
-)
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+from sicog.utils.io import SicogError
+
+ENV = "SICOG_JUDGE_PROMPTS"
+KEYS = ("mmvet_prefix", "mathvista_prefix")
+_Q, _A, _P = "\u0001question\u0001", "\u0001answer\u0001", "\u0001prediction\u0001"  # markers no prompt holds
+
+
+def mmvet_tail(question: str, answer: str, prediction: str) -> str:
+    return "\n" + " | ".join([question, answer, prediction, ""])
+
+
+def mathvista_tail(question: str, prediction: str) -> str:
+    return question + "\n" + "Model respone: " + prediction + "Extracted answer:"
+
+
+def _prefix(prompt: str, tail: str, what: str) -> str:
+    if not prompt.endswith(tail):
+        raise SicogError(f"VLMEvalKit's {what} prompt no longer ends with the item's own text; sicog cannot "
+                         "take its prefix (set $SICOG_JUDGE_PROMPTS to a file of prompts instead)")
+    return prompt[: len(prompt) - len(tail)]
+
+
+def from_vlmevalkit() -> dict[str, str]:
+    """The prefixes, from the installed VLMEvalKit's own prompt builders."""
+    from sicog.eval.vlmeval_import import import_vlmeval
+
+    import_vlmeval()
+    from vlmeval.dataset.utils.mathvista import build_mathvista_gpt4_prompt
+    from vlmeval.dataset.utils.mmvet import build_mmvet_gpt4_prompt
+
+    mmvet = build_mmvet_gpt4_prompt({"question": _Q, "answer": _A, "prediction": _P})
+    mathvista = build_mathvista_gpt4_prompt({"question": _Q, "prediction": _P})
+    return {"mmvet_prefix": _prefix(mmvet, mmvet_tail(_Q, _A, _P), "MM-Vet grader"),
+            "mathvista_prefix": _prefix(mathvista, mathvista_tail(_Q, _P), "MathVista extraction")}
+
+
+def _from_file(path: str) -> dict[str, str]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SicogError(f"${ENV}: {path}: cannot read the judge prompts: {e}") from None
+    if not isinstance(data, dict):
+        raise SicogError(f"${ENV}: {path}: expected a JSON object with keys {', '.join(KEYS)}")
+    bad = [k for k in KEYS if not isinstance(data.get(k), str) or not data[k].strip()]
+    if bad:
+        raise SicogError(f"${ENV}: {path}: key {bad[0]} is missing or not a non-empty string")
+    return {k: data[k] for k in KEYS}
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str | None) -> dict[str, str]:
+    if path:
+        return _from_file(path)
+    try:
+        return from_vlmevalkit()
+    except ImportError:
+        raise SicogError("MM-Vet and MathVista are judged with their authors' prompts, which sicog reads from "
+                         "VLMEvalKit: install it (pip install 'sicog[vlmeval]', docs/evaluation.md), or set "
+                         f"${ENV} to a JSON file written by `python -m sicog.eval.scores.judge_prompts OUT.json` "
+                         "where VLMEvalKit is installed") from None
+
+
+def judge_prompts() -> dict[str, str]:
+    """{"mmvet_prefix", "mathvista_prefix"}: from $SICOG_JUDGE_PROMPTS when set, else from VLMEvalKit."""
+    return _load(os.environ.get(ENV) or None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m sicog.eval.scores.judge_prompts OUT.json   (where VLMEvalKit is installed)",
+              file=sys.stderr)
+        return 2
+    out = Path(args[0])
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(from_vlmevalkit(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

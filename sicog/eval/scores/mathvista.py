@@ -29,7 +29,7 @@ from __future__ import annotations
 import ast
 
 from sicog.eval.scores.judge import FAIL_MSG, Judge, JudgeCache, judge_all, need_judge, verdict_key
-from sicog.eval.scores.judge_prompts import MATHVISTA_EXAMPLES, MATHVISTA_TASK
+from sicog.eval.scores.judge_prompts import judge_prompts, mathvista_tail
 from sicog.eval.scores.result import Scores
 from sicog.eval.scores.table import Row
 from sicog.eval.vlmevalkit_matching import vlmevalkit_choice, vlmevalkit_infer
@@ -40,8 +40,7 @@ PREFETCHED = "Prefetch succeed"
 
 
 def extraction_prompt(row: Row) -> str:
-    prompt = MATHVISTA_TASK + "".join(e + "\n" for e in MATHVISTA_EXAMPLES)
-    return prompt + row["question"] + "\n" + "Model respone: " + row["prediction"] + "Extracted answer:"
+    return judge_prompts()["mathvista_prefix"] + mathvista_tail(row["question"], row["prediction"])
 
 
 def _options(row: Row) -> dict[str, str]:

@@ -12,7 +12,7 @@ items whose `category` contains it) and each capability combination (`category` 
 from __future__ import annotations
 
 from sicog.eval.scores.judge import Judge, JudgeCache, judge_all, need_judge, verdict_key
-from sicog.eval.scores.judge_prompts import MMVET_GRADER
+from sicog.eval.scores.judge_prompts import judge_prompts, mmvet_tail
 from sicog.eval.scores.result import Scores
 from sicog.eval.scores.table import Row
 
@@ -23,7 +23,7 @@ MAX_TOKENS = 2048
 
 def grader_prompt(row: Row) -> str:
     answer = row["answer"].replace("<AND>", " <AND> ").replace("<OR>", " <OR> ")
-    return MMVET_GRADER + "\n" + " | ".join([row["question"], answer, row["prediction"], ""])
+    return judge_prompts()["mmvet_prefix"] + mmvet_tail(row["question"], answer, row["prediction"])
 
 
 def _grade(text: str) -> float | None:
