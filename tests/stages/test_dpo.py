@@ -4,6 +4,7 @@ tests/reliability/test_dpo_inputs.py)."""
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,11 +64,14 @@ def test_loss_prefers_the_chosen_side():
 def test_dpo_trains_logs_metrics_and_saves_a_stock_checkpoint(tmp_path, tiny_pairs):
     from transformers import LlavaForConditionalGeneration
 
-    # held-out = the training pairs here: the test checks that training moves the implicit
-    # reward the right way, not that a random tiny model generalises
+    # held-out = a copy of the training pairs here: the test checks that training moves the implicit
+    # reward the right way, not that a random tiny model generalises (dpo.heldout may not be the
+    # training file itself)
+    heldout = Path(tiny_pairs["pairs"]).with_name("heldout_copy.jsonl")
+    heldout.write_bytes(Path(tiny_pairs["pairs"]).read_bytes())
     cfg = load_config(DPOConfig, dpo_config(tmp_path, tiny_pairs, "dpo", max_steps=6, save_steps=6,
                                             logging_steps=3, learning_rate=2e-3,
-                                            dpo={"heldout": str(tiny_pairs["pairs"]), "beta": 0.5,
+                                            dpo={"heldout": str(heldout), "beta": 0.5,
                                                  "eval_batch_size": 16}))
     final = dpo_stage(cfg)
     summary = json.loads((tmp_path / "dpo" / "train_summary.json").read_text())
