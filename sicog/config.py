@@ -21,6 +21,7 @@ import yaml
 from sicog.model_settings import LoraSettings, TinyModelConfig, UhdSettings  # noqa: F401 (re-exported)
 from sicog.utils.fields import ConfigError, check_field, choices, ranged  # noqa: F401 (re-exported)
 from sicog.utils.io import atomic_write
+from sicog.utils.yaml_files import read_yaml
 
 T = TypeVar("T")
 
@@ -276,52 +277,6 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         keys, value = parse_override(text)
         set_dotted(data, keys, value, f"--set {text}")
     return data
-
-
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, line: int, first: int):
-        super().__init__(f"key {key!r} appears twice (lines {first} and {line}); keep one")
-        self.line = line
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last, silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.setdefault(key, key_node.start_mark.line + 1)
-                except TypeError:  # an unhashable key: PyYAML's own error follows
-                    continue
-                if first != key_node.start_mark.line + 1:
-                    raise _DuplicateKey(key, key_node.start_mark.line + 1, first)
-        return super().construct_mapping(node, deep)
-
-
-def read_yaml(path: str | Path) -> Any:
-    """The YAML file `path`, parsed strictly: not UTF-8 (named with the byte offset), invalid YAML
-    or a repeated key is a ConfigError naming the file (and line)."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the config: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at byte offset {e.start}); "
-                          "save the file as UTF-8") from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)
-    except _DuplicateKey as e:
-        raise ConfigError(f"{path}:{e.line}: {e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:

@@ -24,7 +24,6 @@ from sicog.config import (
     config_from_mapping,
     config_to_dict,
     merge_mapping,
-    read_yaml,
     save_config,
 )
 from sicog.config_flags import check_config, flag_names
@@ -33,6 +32,7 @@ from sicog.pipeline.launch import run_command
 from sicog.pipeline.step import Step, StepFailed
 from sicog.utils.io import SicogError
 from sicog.utils.secrets import mask_secrets
+from sicog.utils.yaml_files import read_yaml
 
 log = logging.getLogger(__name__)
 

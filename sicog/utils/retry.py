@@ -58,3 +58,22 @@ def backoff_wait(initial: float, maximum: float,
         return min(asked, maximum) if asked is not None else exponential(state)
 
     return wait
+
+
+def describe_failure(exc: BaseException, limit: int = 500) -> str:
+    """One line naming an OpenAI-compatible request's failure (HTTP status and message, timeout,
+    connection error, or the exception), redacted: a server may echo the key it was given."""
+    import openai
+
+    from sicog.utils.http import DeadlineExceeded
+    from sicog.utils.secrets import redact
+
+    if isinstance(exc, openai.APIStatusError):
+        text = f"HTTP {exc.status_code}: {exc.message}"
+    elif isinstance(exc, (openai.APITimeoutError, DeadlineExceeded)):
+        text = "timeout"
+    elif isinstance(exc, openai.APIConnectionError):
+        text = f"connection error: {exc.__cause__ or exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return redact(" ".join(text.split()))[:limit]

@@ -28,8 +28,8 @@ import openai
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from sicog.utils.io import SicogError, iter_jsonl
-from sicog.utils.retry import backoff_wait, parse_retry_after, retryable_status
-from sicog.utils.secrets import redact, register_secret
+from sicog.utils.retry import backoff_wait, describe_failure, parse_retry_after, retryable_status
+from sicog.utils.secrets import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,6 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return retryable_status(exc.status_code)
     return isinstance(exc, (openai.APIConnectionError, EmptyAnswer))
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, openai.APIStatusError):
-        text = f"HTTP {exc.status_code}: {exc.message}"
-    elif isinstance(exc, openai.APIConnectionError):
-        text = f"connection error: {exc.__cause__ or exc}"
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return redact(" ".join(text.split()))[:300]
 
 
 class Judge:
@@ -108,10 +98,10 @@ class Judge:
                     return self._once(prompt, temperature, max_tokens)
         except openai.APIStatusError as exc:
             if exc.status_code in FATAL_STATUS:
-                raise SicogError(f"judge {self.settings.base_url} ({self.settings.model}): {_describe(exc)}") from None
-            reason = _describe(exc)
+                raise SicogError(f"judge {self.settings.base_url} ({self.settings.model}): {describe_failure(exc, 300)}") from None
+            reason = describe_failure(exc, 300)
         except Exception as exc:  # noqa: BLE001 - a failed request is a failed try of the item
-            reason = _describe(exc)
+            reason = describe_failure(exc, 300)
         with self._lock:
             self.failures += 1
         log.warning("judge request failed after %d tries: %s", self.settings.max_retries + 1, reason)

@@ -32,6 +32,7 @@ from sicog.stages.annotation.config import AnnotateConfig
 from sicog.stages.annotation.prompt import InvalidAnswer, build_messages, parse_answer
 from sicog.utils.http import DeadlineExceeded, within
 from sicog.utils.retry import backoff_wait, parse_retry_after, retryable_status
+from sicog.utils.retry import describe_failure as describe
 from sicog.utils.secrets import redact, register_secret, register_url_secret
 
 logger = logging.getLogger(__name__)
@@ -116,19 +117,6 @@ class RefusalStreak:
 def retry_after_seconds(exc: BaseException | None) -> float | None:
     """The wait a 429/503 asks for (retry-after-ms or Retry-After in seconds), None when it names none."""
     return parse_retry_after(getattr(getattr(exc, "response", None), "headers", None))
-
-
-def describe(exc: BaseException) -> str:
-    """One line naming the failure, redacted (a server may echo the key it was given)."""
-    if isinstance(exc, openai.APIStatusError):
-        text = f"HTTP {exc.status_code}: {exc.message}"
-    elif isinstance(exc, (openai.APITimeoutError, DeadlineExceeded)):
-        text = "timeout"
-    elif isinstance(exc, openai.APIConnectionError):
-        text = f"connection error: {exc.__cause__ or exc}"
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    return redact(" ".join(text.split()))[:500]
 
 
 class CodClient:
