@@ -14,7 +14,8 @@ import argparse
 from dataclasses import dataclass
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
-from sicog.data.converters.common import Context, ConvertConfig, Job, Skip, convert_file, with_one_placeholder
+from sicog.data.converters.common import Context, ConvertConfig, Job, Skip, convert_file
+from sicog.data.converters.record_checks import with_one_placeholder
 
 DESCRIPTION = """\
 ALLaVA Caption-VFLAN-4V / Caption-LAION-4V -> caption records for `sicog annotate cod` (image,

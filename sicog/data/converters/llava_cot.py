@@ -22,15 +22,8 @@ import re
 from dataclasses import dataclass
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
-from sicog.data.converters.common import (
-    Context,
-    ConvertConfig,
-    Job,
-    Skip,
-    convert_file,
-    turns,
-    with_one_placeholder,
-)
+from sicog.data.converters.common import Context, ConvertConfig, Job, Skip, convert_file
+from sicog.data.converters.record_checks import turns, with_one_placeholder
 from sicog.data.formats import answer_sentence, extract_final_answer, format_cot, to_cot_question
 
 DESCRIPTION = """\

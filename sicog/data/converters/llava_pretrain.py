@@ -15,15 +15,8 @@ import argparse
 from dataclasses import dataclass
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
-from sicog.data.converters.common import (
-    Context,
-    ConvertConfig,
-    Job,
-    Skip,
-    convert_file,
-    turns,
-    with_one_placeholder,
-)
+from sicog.data.converters.common import Context, ConvertConfig, Job, Skip, convert_file
+from sicog.data.converters.record_checks import turns, with_one_placeholder
 
 DESCRIPTION = """\
 LLaVA-Pretrain-558K / LLaVA-ReCap-558K / 118K -> alignment records (--as alignment) or the unlabeled

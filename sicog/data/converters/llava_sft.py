@@ -16,7 +16,8 @@ import argparse
 from dataclasses import dataclass
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
-from sicog.data.converters.common import Context, ConvertConfig, Job, Skip, convert_file, with_one_placeholder
+from sicog.data.converters.common import Context, ConvertConfig, Job, Skip, convert_file
+from sicog.data.converters.record_checks import with_one_placeholder
 from sicog.data.records import DataError, validate_training_record
 
 KEEP = ("all", "image", "text")

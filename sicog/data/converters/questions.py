@@ -18,7 +18,8 @@ import argparse
 from dataclasses import dataclass
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
-from sicog.data.converters.common import Context, ConvertConfig, Job, Skip, convert_file, turns
+from sicog.data.converters.common import Context, ConvertConfig, Job, Skip, convert_file
+from sicog.data.converters.record_checks import turns
 from sicog.data.formats import strip_image_token, to_cot_question, with_image_token
 
 DESCRIPTION = """\
