@@ -35,16 +35,30 @@ def _read_config(folder: str, where: str) -> dict:
         raise SicogError(f"{where}: cannot read {folder}/config.json ({e})") from None
 
 
-def _hf_config(d: dict, default_type: str):
+def config_from_fields(d: dict, default_type: str):
+    """A transformers config from config.json fields (`model_type`, else `default_type`)."""
     from transformers import CONFIG_MAPPING
 
     d = dict(d)
     return CONFIG_MAPPING[d.pop("model_type", default_type)](**d)
 
 
+def folder_config(path: str, part: str, where: str):
+    """The config of a model part from its folder's config.json (None when the folder is not there
+    yet): `part` vision_tower (a CLIP / SigLIP folder, two-tower or vision-only) or language_model."""
+    if not Path(path, "config.json").is_file():
+        return None
+    d = _read_config(path, where)
+    if part == "vision_tower":
+        if d.get("model_type") in ("clip", "siglip"):
+            d = {"model_type": d["model_type"] + "_vision_model", **d.get("vision_config", {})}
+        return config_from_fields(d, "clip_vision_model")
+    return config_from_fields(d, "qwen2")
+
+
 def part_configs(model: ModelConfig, where: str = "model") -> tuple | None:
     """(vision config, text config) of a stage's model, read from config.json files only (the tiny
-    preset: from its sizes); None when the folders do not exist yet (a step before this one writes them)."""
+    preset: from its sizes); None when a folder does not exist yet (a step before this one writes it)."""
     if model.preset == "tiny":
         from sicog.model.assembly import tiny_part_configs
 
@@ -55,15 +69,11 @@ def part_configs(model: ModelConfig, where: str = "model") -> tuple | None:
         cfg = _read_config(model.checkpoint, f"{where}.checkpoint")
         if "vision_config" not in cfg or "text_config" not in cfg:
             raise SicogError(f"{where}.checkpoint: {model.checkpoint}/config.json has no vision_config / text_config")
-        return _hf_config(cfg["vision_config"], "clip_vision_model"), _hf_config(cfg["text_config"], "qwen2")
-    if not (model.vision_tower and model.language_model):
-        raise SicogError(f"{where}: no model source (checkpoint, preset, or vision_tower + language_model)")
-    if not (Path(model.vision_tower, "config.json").is_file() and Path(model.language_model, "config.json").is_file()):
-        return None
-    vision = _read_config(model.vision_tower, f"{where}.vision_tower")
-    vision = vision.get("vision_config", vision) if vision.get("model_type") in ("clip", "siglip") else vision
-    vision.setdefault("model_type", "clip_vision_model")
-    return _hf_config(vision, "clip_vision_model"), _hf_config(_read_config(model.language_model, f"{where}.language_model"), "qwen2")
+        return (config_from_fields(cfg["vision_config"], "clip_vision_model"),
+                config_from_fields(cfg["text_config"], "qwen2"))
+    vision = folder_config(model.vision_tower, "vision_tower", f"{where}.vision_tower")
+    text = folder_config(model.language_model, "language_model", f"{where}.language_model")
+    return None if vision is None or text is None else (vision, text)
 
 
 def meta_model(vision_config, text_config, vision_feature_layer: int = -2):
