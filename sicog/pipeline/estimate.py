@@ -268,8 +268,8 @@ class Estimator:
         act = activation_bytes(size, micro_tokens, micro_images, parts, training.get("gradient_checkpointing", False))
         hours = self.hours(flops, self.options.mfu)
         return StepEstimate(step.name, "train", tokens, flops, hours, gpus, _gb(states), _gb(act),
-                            note=f"{samples:,.0f} samples, ZeRO-{zero}, {size.trainable / 1e9:.2f}B of "
-                                 f"{size.params / 1e9:.2f}B params train")
+                            note=f"{samples:,.0f} samples, ZeRO-{zero}, {_num(size.trainable, 0, 'count')} of "
+                                 f"{_num(size.params, 0, 'count')} params train")
 
     def zero_stage(self, deepspeed: str | None, step: str) -> int:
         if not deepspeed:
@@ -356,7 +356,8 @@ class Estimator:
         tokens_out = items * reply
         usd = (tokens_in * self.options.api_input_price + tokens_out * self.options.api_output_price) / 1e6
         return StepEstimate("annotate_cod", "api", tokens_in + tokens_out, api_usd=usd,
-                            note=f"{items:,} CoD items: {tokens_in / 1e6:.1f}M tokens in, {tokens_out / 1e6:.1f}M out")
+                            note=f"{items:,} CoD items: {_num(tokens_in, 0, 'count')} tokens in, "
+                                 f"{_num(tokens_out, 0, 'count')} out")
 
 
 def estimate_plan(planner, options: EstimateOptions | None = None) -> Estimate:
@@ -364,29 +365,34 @@ def estimate_plan(planner, options: EstimateOptions | None = None) -> Estimate:
     return Estimator(planner, options or EstimateOptions()).estimate()
 
 
-def _num(x: float | None, fmt: str, scale: float = 1.0) -> str:
-    width = int("".join(c for c in fmt.split(".")[0] if c.isdigit()) or 0)
-    return "-".rjust(width) if x is None else format(x / scale, fmt)
+def _num(x: float | None, width: int, kind: str = "g") -> str:
+    """A cell: '-' for nothing; tokens with a K/M/G suffix; other figures with 3 significant digits."""
+    if x is None:
+        return "-".rjust(width)
+    if kind == "count":
+        for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+            if abs(x) >= div:
+                return f"{x / div:.1f}{unit}".rjust(width)
+        return f"{x:.0f}".rjust(width)
+    return f"{x:.3g}".rjust(width)
 
 
 def render(est: Estimate) -> str:
     """The table `sicog run --estimate` prints."""
     o = est.options
-    head = (f"{'step':34} {'tokens':>10} {'PFLOP':>10} {'GPU-h':>9} {'wall h':>8} {'GPUs':>4} "
+    head = (f"{'step':34} {'tokens':>8} {'FLOPs':>9} {'GPU-h':>8} {'wall h':>8} {'GPUs':>4} "
             f"{'states GB':>9} {'act. GB':>8} {'API $':>8}  note")
     lines = [f"estimate at {o.gpu} ({GPUS[o.gpu][0] / 1e12:.0f} TFLOP/s bf16, {GPUS[o.gpu][1]} GB), MFU {o.mfu} "
              f"(sampling {o.sample_mfu}), API ${o.api_input_price}/${o.api_output_price} per 1M tokens in/out",
              head, "-" * len(head)]
     for r in est.rows:
-        lines.append(f"{r.name:34} {_num(r.tokens, '>9.1f', 1e6)}{'M' if r.tokens is not None else ' '} "
-                     f"{_num(r.flops, '>10.1f', 1e15)} {_num(r.gpu_hours, '>9.1f')} "
-                     f"{_num(r.wall_hours, '>8.2f')} {r.gpus:>4} {_num(r.state_gb, '>9.1f')} "
-                     f"{_num(r.activation_gb, '>8.1f')} {_num(r.api_usd, '>8.0f')}  {r.note}")
+        lines.append(f"{r.name:34} {_num(r.tokens, 8, 'count')} {_num(r.flops, 9)} {_num(r.gpu_hours, 8)} "
+                     f"{_num(r.wall_hours, 8)} {r.gpus:>4} {_num(r.state_gb, 9)} {_num(r.activation_gb, 8)} "
+                     f"{_num(r.api_usd, 8)}  {r.note}")
     lines.append("-" * len(head))
-    tokens = est.total("tokens")
-    lines.append(f"{'total':34} {tokens / 1e6:>9.1f}M {est.total('flops') / 1e15:>10.1f} "
-                 f"{est.total('gpu_hours'):>9.1f} {est.total('wall_hours'):>8.2f} {'':>4} "
-                 f"{max((r.state_gb or 0) for r in est.rows):>9.1f} {max((r.activation_gb or 0) for r in est.rows):>8.1f} "
-                 f"{est.total('api_usd'):>8.0f}  steps in sequence; states/act.: the largest step")
+    lines.append(f"{'total':34} {_num(est.total('tokens'), 8, 'count')} {_num(est.total('flops'), 9)} "
+                 f"{_num(est.total('gpu_hours'), 8)} {_num(est.total('wall_hours'), 8)} {'':>4} "
+                 f"{_num(max(r.state_gb or 0 for r in est.rows), 9)} {_num(max(r.activation_gb or 0 for r in est.rows), 8)} "
+                 f"{_num(est.total('api_usd'), 8)}  steps in sequence; memory: the largest step")
     lines += [f"note: {n}" for n in dict.fromkeys(est.notes)]
     return "\n".join(lines)
