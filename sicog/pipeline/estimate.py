@@ -98,6 +98,49 @@ def activation_bytes(size: ModelSize, micro_tokens: float, micro_images: float, 
     return total
 
 
+def image_tokens(size: ModelSize, model: ModelConfig, data: ed.DataSize) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of `data`: the LM tokens of its images for the model's arch, and the tower passes."""
+    if model.arch != "uhd":
+        return data.images * size.image_tokens(), data.images.copy()
+    tokens, passes = [], []
+    for k, n in enumerate(data.images):
+        sizes = (data.sizes[k] if data.sizes is not None else None) or [None] * int(n)
+        tokens.append(sum(size.image_tokens("uhd", model.uhd, s) for s in sizes))
+        passes.append(sum(size.tower_passes("uhd", model.uhd, s) for s in sizes))
+    return np.array(tokens, float), np.array(passes, float)
+
+
+@dataclass
+class Workload:
+    """What a training step processes: samples, tokens (image tokens included), causal query-key
+    pairs and vision tower passes."""
+
+    samples: float
+    tokens: float
+    pairs: float
+    passes: float
+
+    def flops(self, size: ModelSize) -> float:
+        f = size.train
+        return f.lm_per_token * self.tokens + f.lm_per_pair * self.pairs + f.per_image * self.passes
+
+
+def training_workload(size: ModelSize, model: ModelConfig, sources: list[tuple[ed.DataSize, float]],
+                      samples: float, max_length: int) -> Workload:
+    """`samples` drawn from `sources` ((size, weight) each) in proportion to their weights; every sample
+    cut at `max_length` tokens."""
+    tokens = pairs = passes = 0.0
+    total_w = sum(w for _, w in sources) or 1.0
+    for d, w in sources:
+        q = samples * w / total_w
+        img_tokens, img_passes = image_tokens(size, model, d)
+        length = np.minimum(d.text + img_tokens, max_length)
+        tokens += q * d.mean(length)
+        pairs += q * d.mean(length * (length + 1) / 2)
+        passes += q * d.mean(img_passes)
+    return Workload(samples, tokens, pairs, passes)
+
+
 class Estimator:
     """Walks the plan's steps in order, carrying data sizes and model configs from step to step."""
 
@@ -106,6 +149,7 @@ class Estimator:
         self.spec = planner.cfg.estimate
         self.derived: dict[str, ed.DataSize] = {}  # output path -> its size
         self.models: dict[str, tuple] = {}  # checkpoint path -> (vision config, text config)
+        self.arches: dict[str, ModelConfig] = {}  # checkpoint path -> the model settings it was trained with
         self.parts: dict[str, object] = {}  # part folder -> config (a plugin's step writes it)
         self.measured: dict[tuple, ed.DataSize] = {}
         self.sizes: dict[tuple, ModelSize] = {}
@@ -211,24 +255,13 @@ class Estimator:
         self.unmodelled.update(str(Path(p).resolve()) for p in step.outputs.values())
         return StepEstimate(step.name, step.kind, note="not estimated")
 
-    def image_tokens(self, size: ModelSize, model: ModelConfig, data: ed.DataSize) -> tuple[np.ndarray, np.ndarray]:
-        """Per row: LM image tokens and tower passes of its images for the model's arch."""
-        if model.arch != "uhd":
-            return data.images * size.image_tokens(), data.images.copy()
-        tokens, passes = [], []
-        for k, n in enumerate(data.images):
-            sizes = data.sizes[k] if data.sizes is not None else [None] * int(n)
-            sizes = sizes or [None] * int(n)
-            tokens.append(sum(size.image_tokens("uhd", model.uhd, s) for s in sizes))
-            passes.append(sum(size.tower_passes("uhd", model.uhd, s) for s in sizes))
-        return np.array(tokens, float), np.array(passes, float)
-
     def train(self, step: Step) -> StepEstimate:
         t = step.params["train"]
         model = config_from_mapping(ModelConfig, t["model"], f"step {step.name}: model")
         training, data = t["training"], t["data"]
         configs = self.configs(model, step.name)
         self.models[str(Path(step.outputs["checkpoint"]).resolve())] = configs
+        self.arches[str(Path(step.outputs["checkpoint"]).resolve())] = model
         parts = training["tunable_parts"]
         size = self.model_size(configs, parts, model.vision_feature_layer)
         gpus = self.gpus("train")
@@ -248,26 +281,18 @@ class Estimator:
                 training["gradient_accumulation_steps"] * gpus
         else:
             samples *= training["num_train_epochs"]
-        tokens = pairs = passes = images = 0.0
-        total_w = weights.sum() or 1.0
-        for (s, d), w in zip(sources, weights):
-            q = samples * w / total_w
-            img_tokens, img_passes = self.image_tokens(size, model, d)
-            length = np.minimum(d.text + img_tokens, data["max_length"])
-            tokens += q * d.mean(length)
-            pairs += q * d.mean(length * (length + 1) / 2)
-            passes += q * d.mean(img_passes)
-            images += q * d.mean(d.images)
-        flops = size.train.lm_per_token * tokens + size.train.lm_per_pair * pairs + size.train.per_image * passes
+        work = training_workload(size, model, [(d, w) for (_, d), w in zip(sources, weights)], samples,
+                                 data["max_length"])
+        flops = work.flops(size)
         zero = self.zero_stage(training.get("deepspeed"), step.name)
         states = model_state_bytes(size.params, size.trainable, zero, gpus, size.largest_module)
         per_device = training["per_device_train_batch_size"]
         micro = data.get("packing_tokens") if data.get("packing") else None
-        micro_tokens = micro or per_device * (tokens / samples if samples else 0.0)
-        micro_images = per_device * (passes / samples if samples else 0.0)
+        micro_tokens = micro or per_device * (work.tokens / samples if samples else 0.0)
+        micro_images = per_device * (work.passes / samples if samples else 0.0)
         act = activation_bytes(size, micro_tokens, micro_images, parts, training.get("gradient_checkpointing", False))
         hours = self.hours(flops, self.options.mfu)
-        return StepEstimate(step.name, "train", tokens, flops, hours, gpus, _gb(states), _gb(act),
+        return StepEstimate(step.name, "train", work.tokens, flops, hours, gpus, _gb(states), _gb(act),
                             note=f"{samples:,.0f} samples, ZeRO-{zero}, {_num(size.trainable, 0, 'count')} of "
                                  f"{_num(size.params, 0, 'count')} params train")
 
@@ -282,7 +307,9 @@ class Estimator:
 
     def sample(self, step: Step) -> StepEstimate:
         p = step.params["sample"]
-        model = ModelConfig(checkpoint=p["model"])
+        trained = self.arches.get(str(Path(p["model"]).resolve()))
+        model = ModelConfig(checkpoint=p["model"], arch=trained.arch if trained else "llava",
+                            uhd=trained.uhd if trained else ModelConfig().uhd)
         configs = self.configs(model, step.name)
         size = self.model_size(configs, ["projector"], model.vision_feature_layer)
         items = self.data_size(p["data"], step.name)
@@ -290,7 +317,7 @@ class Estimator:
         n = p["n"]
         self.derived[str(Path(step.outputs["candidates"]).resolve())] = ed.candidates(
             items, generated, f"derived: {step.name}")
-        img_tokens, img_passes = self.image_tokens(size, model, items)
+        img_tokens, img_passes = image_tokens(size, model, items)
         length = items.text + img_tokens + generated
         fwd = size.forward
         per_item = n * (fwd.lm_per_token * length + fwd.lm_per_pair * length * (length + 1) / 2
@@ -313,7 +340,7 @@ class Estimator:
                             note=f"keeps {keep:.0%} of {cands.records:,.0f} items (sentence encoder: not counted)")
 
     def data_step(self, step: Step) -> StepEstimate:
-        (in_key, in_path), = [(k, v) for k, v in step.inputs.items() if k != "curated" or step.role == "select"][:1]
+        in_path = step.inputs[{"head": "records", "select": "curated", "uncurated": "candidates"}[step.role]]
         out_path = str(Path(next(iter(step.outputs.values()))).resolve())
         src = self.derived.get(str(Path(in_path).resolve()))
         if step.role == "head":
