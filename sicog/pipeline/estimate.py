@@ -45,8 +45,8 @@ class EstimateOptions:
         "gpu": "GPU type whose dense bf16 peak the GPU-hours use",
         "mfu": "model FLOPs utilisation assumed for training steps (0-1]",
         "sample_mfu": "model FLOPs utilisation assumed for sampling (generation is memory-bound) (0-1]",
-        "api_input_price": "API price, USD per 1M input tokens (default: gpt-4o list price)",
-        "api_output_price": "API price, USD per 1M output tokens (default: gpt-4o list price)",
+        "api_input_price": "API price, USD per 1M input tokens (the default: gpt-4o list price)",
+        "api_output_price": "API price, USD per 1M output tokens (the default: gpt-4o list price)",
     }
 
 
@@ -228,7 +228,8 @@ class Estimator:
         return self.generated[task]
 
     def gpus(self, kind: str) -> int:
-        launcher = self.cfg.launcher_for(kind)
+        # a DPO step runs with launchers.dpo, else the training launcher (sicog.pipeline.post_training)
+        launcher = self.cfg.launchers.get(kind) or self.cfg.launcher_for("train" if kind == "dpo" else kind)
         return launcher.nproc_per_node * launcher.nnodes
 
     def hours(self, flops: float, mfu: float) -> float:
@@ -244,19 +245,24 @@ class Estimator:
         return Estimate([r for r in rows if r is not None], self.options, self.notes)
 
     def step(self, step: Step) -> StepEstimate:
-        if step.kind == "train":
+        if step.kind in ("train", "dpo"):
             return self.train(step)
         if step.kind == "sample":
             return self.sample(step)
         if step.kind == "curate":
             return self.curate(step)
+        if step.kind == "data" and step.role == "pairs":
+            return self.pairs(step)
         if step.kind == "data" and step.role in ("head", "select", "uncurated"):
             return self.data_step(step)
         self.unmodelled.update(str(Path(p).resolve()) for p in step.outputs.values())
         return StepEstimate(step.name, step.kind, note="not estimated")
 
     def train(self, step: Step) -> StepEstimate:
-        t = step.params["train"]
+        """A training step; a DPO step trains on both replies of each pair and scores both with its
+        frozen reference (a forward each, whether precomputed or run beside the policy)."""
+        dpo = step.kind == "dpo"
+        t = step.params["dpo" if dpo else "train"]
         model = config_from_mapping(ModelConfig, t["model"], f"step {step.name}: model")
         training, data = t["training"], t["data"]
         configs = self.configs(model, step.name)
@@ -264,7 +270,7 @@ class Estimator:
         self.arches[str(Path(step.outputs["checkpoint"]).resolve())] = model
         parts = training["tunable_parts"]
         size = self.model_size(configs, parts, model.vision_feature_layer)
-        gpus = self.gpus("train")
+        gpus = self.gpus(step.kind)
         read = model.arch == "uhd"
         sources = [(s, self.data_size(s["path"], step.name, s.get("image_folder"), read)) for s in data["sources"]]
         records = [min(d.records, s.get("max_samples") or math.inf) for s, d in sources]
@@ -284,16 +290,21 @@ class Estimator:
         work = training_workload(size, model, [(d, w) for (_, d), w in zip(sources, weights)], samples,
                                  data["max_length"])
         flops = work.flops(size)
+        if dpo:  # chosen + rejected: two sequences per pair, each trained and scored by the reference
+            f = size.forward
+            flops = 2 * flops + 2 * (f.lm_per_token * work.tokens + f.lm_per_pair * work.pairs + f.per_image * work.passes)
         zero = self.zero_stage(training.get("deepspeed"), step.name)
         states = model_state_bytes(size.params, size.trainable, zero, gpus, size.largest_module)
+        if dpo and t["dpo"]["reference"] != "precomputed":  # a frozen copy in bf16 (partitioned under ZeRO-3)
+            states += model_state_bytes(size.params, 0, zero, gpus)
         per_device = training["per_device_train_batch_size"]
         micro = data.get("packing_tokens") if data.get("packing") else None
-        micro_tokens = micro or per_device * (work.tokens / samples if samples else 0.0)
-        micro_images = per_device * (work.passes / samples if samples else 0.0)
+        micro_tokens = micro or per_device * (1 + dpo) * (work.tokens / samples if samples else 0.0)
+        micro_images = per_device * (1 + dpo) * (work.passes / samples if samples else 0.0)
         act = activation_bytes(size, micro_tokens, micro_images, parts, training.get("gradient_checkpointing", False))
         hours = self.hours(flops, self.options.mfu)
-        return StepEstimate(step.name, "train", work.tokens, flops, hours, gpus, _gb(states), _gb(act),
-                            note=f"{samples:,.0f} samples, ZeRO-{zero}, {_num(size.trainable, 0, 'count')} of "
+        return StepEstimate(step.name, step.kind, work.tokens * (1 + dpo), flops, hours, gpus, _gb(states), _gb(act),
+                            note=f"{samples:,.0f} {'pairs' if dpo else 'samples'}, ZeRO-{zero}, {_num(size.trainable, 0, 'count')} of "
                                  f"{_num(size.params, 0, 'count')} params train")
 
     def zero_stage(self, deepspeed: str | None, step: str) -> int:
@@ -338,6 +349,20 @@ class Estimator:
         self.derived[str(Path(step.outputs["curated"]).resolve())] = ed.chosen(cands, keep, f"derived: {step.name}")
         return StepEstimate(step.name, "curate", tokens=cands.records * cands.mean(cands.reply),
                             note=f"keeps {keep:.0%} of {cands.records:,.0f} items (sentence encoder: not counted)")
+
+    def pairs(self, step: Step) -> StepEstimate:
+        """`sicog pairs`: one pair per curated item and pair source, less the held-out share, at most max_pairs."""
+        p = step.params["pairs"]
+        curated = self.derived.get(str(Path(p["curated"]).resolve()))
+        if curated is None:
+            self.unmodelled.update(str(Path(v).resolve()) for v in step.outputs.values())
+            return StepEstimate(step.name, "data", note="curated data not estimated")
+        sources = int(p["curated_pairs"]) + int(bool(p.get("corrupted")))
+        n = curated.records * sources * (1 - p["heldout_fraction"])
+        n = min(n, p["max_pairs"]) if p.get("max_pairs") else n
+        self.derived[str(Path(step.outputs["pairs"]).resolve())] = curated.scaled(n, f"derived: {step.name}")
+        self.unmodelled.add(str(Path(step.outputs["heldout"]).resolve()))
+        return StepEstimate(step.name, "data", note=f"{n:,.0f} training pairs")
 
     def data_step(self, step: Step) -> StepEstimate:
         in_path = step.inputs[{"head": "records", "select": "curated", "uncurated": "candidates"}[step.role]]
