@@ -338,7 +338,7 @@ class Estimator:
         gpus = self.gpus("sample")
         return StepEstimate(step.name, "sample", tokens, flops, self.hours(flops, self.options.sample_mfu), gpus,
                             _gb(2 * size.params), None,
-                            note=f"{items.records:,.0f} items x {n} candidates x {generated:.0f} new tokens")
+                            note=f"{items.records:,.0f} items x {n} candidates x {generated:.0f} new tokens; memory: bf16 weights")
 
     def curate(self, step: Step) -> StepEstimate:
         p = step.params["curate"]
