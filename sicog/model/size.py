@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from sicog.config import ModelConfig, config_from_mapping
+from sicog.config import ModelConfig
 from sicog.model.flops import TrainingFlops
 from sicog.utils.io import SicogError
 
@@ -177,8 +177,3 @@ def model_state_bytes(params: int, trainable: int, zero_stage: int, gpus: int, l
     if zero_stage == 3:
         weights = weights / gpus + GATHER_BYTES * largest_module
     return int(weights + grads + optim)
-
-
-def model_config_of(model: dict, where: str = "model") -> ModelConfig:
-    """A stage's `model:` section (as the pipeline's step params hold it) as a ModelConfig."""
-    return config_from_mapping(ModelConfig, model, where)

@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from sicog.config import ModelConfig, config_from_mapping
-from sicog.model.size import ModelSize, config_from_fields, folder_config, model_size, model_state_bytes, part_configs
+from sicog.model.size import (
+    ModelSize,
+    config_from_fields,
+    folder_config,
+    model_size,
+    model_state_bytes,
+    part_configs,
+)
 from sicog.pipeline import estimate_data as ed
 from sicog.pipeline.hooks import model_configs_of
 from sicog.pipeline.step import Step
@@ -179,8 +186,8 @@ class Estimator:
         return ed.require(None, path, key, step)
 
     def part_config(self, part: str, path: str, step: str):
-        if path in self.parts:
-            return self.parts[path]
+        if str(Path(path).resolve()) in self.parts:
+            return self.parts[str(Path(path).resolve())]
         cfg = folder_config(path, part, f"models.{part}")
         if cfg is None and part in self.spec.models:
             cfg = config_from_fields(self.spec.models[part], "clip_vision_model" if part == "vision_tower" else "qwen2")
@@ -318,9 +325,9 @@ class Estimator:
 
     def sample(self, step: Step) -> StepEstimate:
         p = step.params["sample"]
-        trained = self.arches.get(str(Path(p["model"]).resolve()))
-        model = ModelConfig(checkpoint=p["model"], arch=trained.arch if trained else "llava",
-                            uhd=trained.uhd if trained else ModelConfig().uhd)
+        trained = self.arches.get(str(Path(p["model"]).resolve()))  # arch, uhd and feature layer of its training
+        model = replace(trained or ModelConfig(), checkpoint=p["model"], preset=None, vision_tower=None,
+                        language_model=None, mm_projector=None)
         configs = self.configs(model, step.name)
         size = self.model_size(configs, ["projector"], model.vision_feature_layer)
         items = self.data_size(p["data"], step.name)
@@ -345,7 +352,8 @@ class Estimator:
         cands = self.derived.get(str(Path(p["candidates"]).resolve()))
         if cands is None:
             return StepEstimate(step.name, "curate", note="candidates not estimated")
-        keep = 1.0 if p.get("threshold", 0) is not None and p.get("threshold", 0) < 0 else self.spec.curation_keep
+        # with keep_fraction, curate keeps every item (threshold -1) and a select step takes the fraction
+        keep = 1.0 if (p.get("threshold") or 0.0) < 0 else self.spec.curation_keep
         self.derived[str(Path(step.outputs["curated"]).resolve())] = ed.chosen(cands, keep, f"derived: {step.name}")
         return StepEstimate(step.name, "curate", tokens=cands.records * cands.mean(cands.reply),
                             note=f"keeps {keep:.0%} of {cands.records:,.0f} items (sentence encoder: not counted)")
@@ -384,6 +392,7 @@ class Estimator:
 
     def annotation(self) -> StepEstimate | None:
         """The API cost of the CoD warm-up set (`sicog annotate cod`, before the loop)."""
+        from sicog.data.formats import CAPTION_REQUEST
         from sicog.stages.annotation.prompt import PROMPT_TOKENS, estimate_image_tokens
 
         path, spec = self.planner.data.annotated_captions, self.spec.annotation
@@ -403,7 +412,7 @@ class Estimator:
             items, caption, image = spec.items, spec.source_caption_tokens, spec.image_tokens
             stated = self.spec.data.get("annotated_captions")
             reply = self.spec.generated_tokens.captions or (stated.reply_tokens if stated else 0.0)
-            question = 15.0  # a caption request ("Please generate a detailed caption …")
+            question = ed.text_tokens(CAPTION_REQUEST)
         tokens_in = items * (PROMPT_TOKENS + question + caption + image)
         tokens_out = items * reply
         usd = (tokens_in * self.options.api_input_price + tokens_out * self.options.api_output_price) / 1e6
