@@ -165,6 +165,7 @@ class Estimator:
         self.data_keys = {str(Path(v).resolve()): k for k, v in vars(planner.data).items()
                           if isinstance(v, str) and k not in ("world", "image_folder", "benchmark")}
         self.generated: dict[str, float] = {}
+        self.stated: set[str] = set()  # data keys sized by estimate.data
 
     # ------------------------------------------------------------------ inputs
     def data_size(self, path: str, step: str, image_folder: str | None = None, read_sizes: bool = False) -> ed.DataSize:
@@ -179,6 +180,7 @@ class Estimator:
         key = self.data_keys.get(path)
         if key in self.spec.data:
             s = self.spec.data[key]
+            self.stated.add(key)
             return ed.DataSize.stated(s.items, s.text_tokens, s.reply_tokens, s.images, f"stated: estimate.data.{key}")
         if path in self.unmodelled:
             self.notes.append(f"{step}: {path} is written by a step not estimated here; counted as empty")
@@ -249,6 +251,11 @@ class Estimator:
             rows.append(self.step(step))
             for path, cfg in model_configs_of(step).items():
                 self.parts[str(Path(path).resolve())] = cfg
+        measured = sorted({path for path, _ in self.measured})
+        if measured:
+            self.notes.append(f"measured from {len(measured)} data file(s): {', '.join(measured)}")
+        if self.stated:
+            self.notes.append(f"stated in estimate.data (files absent): {', '.join(sorted(self.stated))}")
         return Estimate([r for r in rows if r is not None], self.options, self.notes)
 
     def step(self, step: Step) -> StepEstimate:

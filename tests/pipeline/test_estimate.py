@@ -116,6 +116,25 @@ def test_the_paper_config_is_estimated_without_its_data(capsys):
     expected = (2 * size.params + 18 * size.params / 8) / 2**30
     assert f"{expected:.3g}" in lines["sft_base"]
     assert "558,128 samples" in lines["align"] and "35,000 CoD items" in lines["annotate_cod"]
+    # DPO pairs: one per curated reasoning item and pair source (curated, corrupted), less the held-out 2 %
+    pairs = 164_000 * cfg.estimate.curation_keep * 2 * (1 - cfg.post_training.heldout_fraction)
+    assert f"{pairs:,.0f} pairs, ZeRO-3" in lines["r1/dpo_sicog"]
+
+
+def test_new_tokens_per_candidate_are_measured_from_the_warmup_replies_in_the_task_format(tmp_path):
+    from sicog.data.formats import format_cod
+
+    cod = format_cod([f"step {i} " + "w" * 40 for i in range(1, 6)])
+    path = _records(tmp_path / "ann.jsonl", [
+        {"image": "a.png", "conversations": [{"from": "human", "value": "<image>\nDescribe."},
+                                             {"from": "gpt", "value": cod}]},
+        {"image": "a.png", "conversations": [{"from": "human", "value": "<image>\nDescribe."},
+                                             {"from": "gpt", "value": "A direct description."}]},
+    ])
+    found = ed.format_replies(str(path), "captions")
+    assert found.items == 1  # the companion direct description is no CoD
+    assert found.reply_tokens == ed.text_tokens(cod)
+    assert found.described_tokens == ed.text_tokens("step 5 " + "w" * 40)
 
 
 def test_estimate_errors_name_what_to_state(tmp_path, capsys):
@@ -128,5 +147,8 @@ def test_estimate_errors_name_what_to_state(tmp_path, capsys):
     with pytest.raises(SicogError, match="no config.json yet; state its config.json fields as "
                                          "estimate.models.language_model"):
         estimate_plan(build_plan(cfg, PAPER.parent, allow_missing=True))
+    cfg = load_pipeline(str(PAPER), ["estimate.data.world.items=3"])
+    with pytest.raises(SicogError, match=r"estimate.data: not data keys: \['world'\]"):
+        build_plan(cfg, PAPER.parent, allow_missing=True)
     assert main(["run", str(PAPER), "--estimate", "--mfu", "0"]) == 2
     assert "mfu: must be in (0, 1]" in capsys.readouterr().err
