@@ -48,8 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "loop's total (docs/estimate.md); implies --dry-run (nothing runs). Inputs may be absent: the "
                    "YAML's `estimate:` section states their sizes")
     for f in dataclasses.fields(EstimateOptions):
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f"estimate_{f.name}", default=f.default, metavar=f.name.split("_")[-1].upper(),
-                       type=type(f.default), choices=f.metadata.get("choices"),
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f"estimate_{f.name}", default=f.default,
+                       metavar=f.name.split("_")[-1].upper(), type=type(f.default), choices=f.metadata.get("choices"),
                        help=f"--estimate: {EstimateOptions.HELP[f.name]} (default: %(default)s)")
 
 

@@ -334,7 +334,7 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"key post_training.pair_sources: a non-empty list of {list(PAIR_SOURCES)}, got {pt.pair_sources}")
     if not 0.0 <= pt.heldout_fraction < 1.0 or pt.corrupted_candidates < 1 or (pt.max_pairs or 1) < 1:
         raise ConfigError("key post_training: heldout_fraction in [0, 1), corrupted_candidates >= 1, max_pairs >= 1")
-    unknown_data = sorted(set(cfg.estimate.data) - set(PipelineData.__dataclass_fields__) | {"world"} & set(cfg.estimate.data))
+    unknown_data = sorted(k for k in cfg.estimate.data if k not in PipelineData.__dataclass_fields__ or k == "world")
     if unknown_data:
         raise ConfigError(f"key estimate.data: not data keys: {unknown_data} (e.g. alignment, instructions)")
     if set(cfg.estimate.models) - {"vision_tower", "language_model"}:
