@@ -337,7 +337,7 @@ class Estimator:
                         language_model=None, mm_projector=None)
         configs = self.configs(model, step.name)
         size = self.model_size(configs, ["projector"], model.vision_feature_layer)
-        items = self.data_size(p["data"], step.name)
+        items = self.data_size(p["data"], step.name, p.get("image_folder"), read_sizes=model.arch == "uhd")
         generated = self.generated_tokens(step.task, step.name)
         n = p["n"]
         self.derived[str(Path(step.outputs["candidates"]).resolve())] = ed.candidates(

@@ -97,6 +97,15 @@ def test_the_smoke_config_gets_a_table_whose_figures_follow_from_its_data(tmp_pa
     lines = table.splitlines()
     assert [line.split()[0] for line in lines[3:3 + len(rows)]] == [r.name for r in est.rows]
     assert lines[4 + len(rows)].startswith("total ")
+    # arch uhd reads each image's size for its slicing plan: the world's 96 px images are one overview of
+    # 3 x 3 resampler queries, as many tokens as llava's 3 x 3 patches (unread, they would get 7 slices)
+    from sicog.demo.cli import arch_overrides
+
+    sets = [f"work_dir={tmp_path / 'uhd'}", f"data.world={world}"]
+    uhd_cfg = load_pipeline(str(PRESETS / "smoke.yaml"), [*sets, *arch_overrides(cfg, "uhd")])
+    uhd = {r.name: r for r in estimate_plan(build_plan(uhd_cfg, PRESETS, allow_missing=True)).rows}
+    for name in ("align", "r1/warmup_perception", "r1/sample_captions", "r1/pretrain_sicog"):
+        assert uhd[name].tokens == pytest.approx(rows[name].tokens), name
 
 
 def test_the_paper_config_is_estimated_without_its_data(capsys):
