@@ -1,9 +1,11 @@
 """The demo's plug-ins: stand-in models for a world in `sicog run`, scene-graph caption scoring.
 
-`register()` (called by `sicog.cli.load_plugins`) fills two generic extension points:
+`register()` (called by `sicog.cli.load_plugins`) fills three generic extension points:
 - `sicog.pipeline.hooks.register_standin_builder`: when a pipeline YAML gives no pretrained models
   and its data is a world, a `standins` step pre-trains a tiny CLIP tower and LM for it
   (sicog.demo.standins), configured by the YAML's `standins:` section (`StandinsSpec`);
+- `sicog.pipeline.hooks.register_model_configs`: the stand-ins' configs, so `sicog run --estimate`
+  sizes them before they are built;
 - `sicog.eval.captions.register_caption_scorer`: `sicog evaluate` scores descriptions of a
   world's benchmark images against their scene graphs (sicog.demo.scoring).
 """
@@ -67,11 +69,23 @@ def plan_standins(planner) -> tuple[str, str]:
     return outputs["vision_tower"], outputs["language_model"]
 
 
+def standin_configs(step) -> dict:
+    """The configs of the stand-ins a `standins` step writes, from its tiny sizes (`sicog run --estimate`
+    sizes them before they exist; the vocabulary is the tokenizer's target size)."""
+    from sicog.config import TinyModelConfig
+    from sicog.model.assembly import tiny_part_configs
+
+    tiny = TinyModelConfig(**step.params["standins"].get("tiny") or {})
+    vision, text = tiny_part_configs(tiny, tiny.vocab_size)
+    return {step.outputs["vision_tower"]: vision, step.outputs["language_model"]: text}
+
+
 def register() -> None:
-    """Register the demo's stand-in builder and caption scorer (idempotent)."""
+    """Register the demo's stand-in builder, its models' configs and caption scorer (idempotent)."""
     from sicog.demo.scoring import SCENE_GRAPH_SCORER
     from sicog.eval.captions import register_caption_scorer
-    from sicog.pipeline.hooks import register_standin_builder
+    from sicog.pipeline.hooks import register_model_configs, register_standin_builder
 
     register_standin_builder(plan_standins)
+    register_model_configs("standins", standin_configs)
     register_caption_scorer(SCENE_GRAPH_SCORER)

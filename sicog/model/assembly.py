@@ -120,3 +120,32 @@ def read_corpus_files(paths: list[str]) -> list[str]:
             raise SicogError(f"model.tiny.tokenizer_corpus: file not found: {p}")
         texts.extend(line for line in Path(p).read_text(encoding="utf-8").splitlines() if line.strip())
     return texts
+
+
+def tiny_part_configs(t, vocab_size: int, **text_ids):
+    """(CLIPVisionConfig, Qwen2Config) of the `tiny` sizes `t` (a TinyModelConfig); `text_ids`: the
+    tokenizer's pad / eos ids. One place for both arches and for sizing a model without building it."""
+    from transformers import CLIPVisionConfig, Qwen2Config
+
+    vision_config = CLIPVisionConfig(
+        hidden_size=t.vision_hidden_size,
+        intermediate_size=4 * t.vision_hidden_size,
+        num_hidden_layers=t.vision_layers,
+        num_attention_heads=t.vision_heads,
+        image_size=t.image_size,
+        patch_size=t.patch_size,
+        projection_dim=t.vision_hidden_size,
+    )
+    text_config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=t.hidden_size,
+        intermediate_size=t.intermediate_size,
+        num_hidden_layers=t.num_layers,
+        num_attention_heads=t.num_heads,
+        num_key_value_heads=t.num_kv_heads,
+        max_position_embeddings=t.max_position_embeddings,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        **text_ids,
+    )
+    return vision_config, text_config

@@ -27,6 +27,7 @@ from sicog.model.assembly import (
     load_lm_tokenizer,
     read_corpus_files,
     resolve_attn_implementation,
+    tiny_part_configs,
 )
 from sicog.model.checkpoint import load_checkpoint, load_projector
 from sicog.utils.io import SicogError
@@ -79,7 +80,7 @@ def llava_image_processor(settings: dict | str, pad_to_square: bool = False):
     return cls(**settings, **extra)
 
 
-def _llava_config(vision_config, text_config, image_token_id: int, vision_feature_layer: int):
+def llava_config(vision_config, text_config, image_token_id: int, vision_feature_layer: int):
     from transformers import LlavaConfig
 
     grid = vision_config.image_size // vision_config.patch_size
@@ -98,7 +99,7 @@ def _llava_config(vision_config, text_config, image_token_id: int, vision_featur
 def build_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
     """Random-init tiny LLaVA (CLIP vision + Qwen2) with the offline tokenizer."""
     import torch
-    from transformers import CLIPVisionConfig, LlavaForConditionalGeneration, Qwen2Config
+    from transformers import LlavaForConditionalGeneration
 
     from sicog.model.tokenizer import CHAT_TEMPLATE, IMAGE_TOKEN, build_tiny_tokenizer
 
@@ -106,30 +107,10 @@ def build_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
     if t.image_size % t.patch_size:
         raise SicogError(f"model.tiny.image_size ({t.image_size}) must be a multiple of model.tiny.patch_size ({t.patch_size})")
     tokenizer = build_tiny_tokenizer(read_corpus_files(t.tokenizer_corpus), vocab_size=t.vocab_size)
-    vision_config = CLIPVisionConfig(
-        hidden_size=t.vision_hidden_size,
-        intermediate_size=4 * t.vision_hidden_size,
-        num_hidden_layers=t.vision_layers,
-        num_attention_heads=t.vision_heads,
-        image_size=t.image_size,
-        patch_size=t.patch_size,
-        projection_dim=t.vision_hidden_size,
-    )
-    text_config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=t.hidden_size,
-        intermediate_size=t.intermediate_size,
-        num_hidden_layers=t.num_layers,
-        num_attention_heads=t.num_heads,
-        num_key_value_heads=t.num_kv_heads,
-        max_position_embeddings=t.max_position_embeddings,
-        tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
+    vision_config, text_config = tiny_part_configs(
+        t, len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
-    config = _llava_config(vision_config, text_config, image_token_id, cfg.vision_feature_layer)
+    config = llava_config(vision_config, text_config, image_token_id, cfg.vision_feature_layer)
     config._attn_implementation = resolve_attn_implementation(cfg.attn_implementation)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -169,7 +150,7 @@ def build_from_parts(cfg: ModelConfig, seed: int = 0, dtype=None):
         lm.resize_token_embeddings(len(tokenizer))
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
 
-    config = _llava_config(vision.config, lm.config, image_token_id, cfg.vision_feature_layer)
+    config = llava_config(vision.config, lm.config, image_token_id, cfg.vision_feature_layer)
     config._attn_implementation = attn
     # Build the shell on the meta device (no memory), then move the loaded parts in.
     with torch.device("meta"):

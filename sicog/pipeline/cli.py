@@ -9,6 +9,7 @@ report (report.json, report.md, plots) is written to the work folder (sicog.pipe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from sicog.config import load_config, save_config
 from sicog.pipeline.config import PipelineConfig
 from sicog.pipeline.engine import Engine
+from sicog.pipeline.estimate import EstimateOptions, estimate_plan, render
 from sicog.pipeline.plan import Planner, build_plan
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "from the inputs) and print the plan (each step, its command, outputs and whether it "
                    "would run, resume or be skipped) without running or writing anything")
     p.add_argument("--no-report", action="store_true", help="do not write report.json/report.md/plots")
+    p.add_argument("--estimate", action="store_true",
+                   help="print per step its tokens, model FLOPs, GPU-hours, per-GPU memory and API cost, and the "
+                   "loop's total (docs/estimate.md); implies --dry-run (nothing runs). Inputs may be absent: the "
+                   "YAML's `estimate:` section states their sizes")
+    for f in dataclasses.fields(EstimateOptions):
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f"estimate_{f.name}", default=f.default,
+                       metavar=f.name.split("_")[-1].upper(), type=type(f.default), choices=f.metadata.get("choices"),
+                       help=f"--estimate: {EstimateOptions.HELP[f.name]} (default: %(default)s)")
 
 
 def load_pipeline(path: str | None, overrides: list[str] | None = None) -> PipelineConfig:
@@ -82,7 +92,21 @@ def run_pipeline(cfg: PipelineConfig, dry_run: bool = False, echo=print, write_r
     return planner, engine
 
 
+def estimate_options(args: argparse.Namespace) -> EstimateOptions:
+    """The --estimate flags as EstimateOptions, checked against the fields' choices and ranges."""
+    from sicog.config import config_from_mapping
+
+    values = {f.name: getattr(args, f"estimate_{f.name}") for f in dataclasses.fields(EstimateOptions)}
+    return config_from_mapping(EstimateOptions, values, "sicog run --estimate flags")
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_pipeline(args.config, args.overrides)
+    if args.estimate:  # implies --dry-run: an estimate never runs or writes anything
+        options = estimate_options(args)
+        planner = build_plan(cfg, Path(args.config).parent, allow_missing=True)
+        print(f"pipeline {cfg.name}: {len(planner.steps)} steps (estimate; nothing runs)")
+        print(render(estimate_plan(planner, options)))
+        return 0
     run_pipeline(cfg, dry_run=args.dry_run, write_report=not args.no_report, config_dir=Path(args.config).parent)
     return 0

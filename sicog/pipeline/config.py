@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from sicog.config import ConfigError
 from sicog.eval.config import EvaluateConfig
+from sicog.pipeline.estimate_config import EstimateSpec
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.secrets import is_secret_key, register_secret
@@ -215,6 +216,7 @@ class PipelineConfig:
     parallel_steps: int = 1
     label_quality: bool = False  # world only: also greedy labels of the warm-up models, scored vs truth
     demo: DemoSpec = field(default_factory=DemoSpec)
+    estimate: EstimateSpec = field(default_factory=EstimateSpec)  # sizes `sicog run --estimate` cannot read
 
     def launcher_for(self, kind: str) -> LauncherConfig:
         return self.launchers.get(kind, self.launcher)
@@ -332,6 +334,11 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError(f"key post_training.pair_sources: a non-empty list of {list(PAIR_SOURCES)}, got {pt.pair_sources}")
     if not 0.0 <= pt.heldout_fraction < 1.0 or pt.corrupted_candidates < 1 or (pt.max_pairs or 1) < 1:
         raise ConfigError("key post_training: heldout_fraction in [0, 1), corrupted_candidates >= 1, max_pairs >= 1")
+    unknown_data = sorted(k for k in cfg.estimate.data if k not in PipelineData.__dataclass_fields__ or k == "world")
+    if unknown_data:
+        raise ConfigError(f"key estimate.data: not data keys: {unknown_data} (e.g. alignment, instructions)")
+    if set(cfg.estimate.models) - {"vision_tower", "language_model"}:
+        raise ConfigError(f"key estimate.models: vision_tower and/or language_model, got {sorted(cfg.estimate.models)}")
     kinds = {"train", "sample", "curate", "evaluate", "standins", "data", "dpo"}
     bad_kinds = set(cfg.launchers) - kinds
     if bad_kinds:

@@ -16,7 +16,7 @@ A user's own synthetic world can register its builder the same way (entry point 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from sicog.utils.io import SicogError
 
@@ -42,3 +42,21 @@ def standin_builder() -> StandinBuilder:
                          "is registered: give both model paths, or load a plugin that builds stand-ins "
                          "(sicog.cli.load_plugins loads the built-in demo's)")
     return _STANDIN_BUILDERS[-1]
+
+
+# Model configs of the folders a plugin's step writes (`sicog run --estimate` sizes models before they
+# exist): kind -> fn(step) -> {output path: a transformers config of that part}
+ModelConfigs = Callable[[Any], "dict[str, Any]"]
+
+_MODEL_CONFIGS: dict[str, ModelConfigs] = {}
+
+
+def register_model_configs(kind: str, fn: ModelConfigs) -> None:
+    """Register how to tell, at plan time, the model configs of the folders written by steps of `kind`."""
+    _MODEL_CONFIGS[kind] = fn
+
+
+def model_configs_of(step) -> dict[str, Any]:
+    """{output path: config} of the model folders `step` writes, when its kind registered them; else {}."""
+    fn = _MODEL_CONFIGS.get(step.kind)
+    return fn(step) if fn else {}

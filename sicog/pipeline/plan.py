@@ -80,9 +80,10 @@ def resolve_data(cfg: PipelineConfig) -> PipelineData:
 class Planner:
     """Builds the ordered list of steps for a PipelineConfig."""
 
-    def __init__(self, cfg: PipelineConfig, config_dir: str | Path | None = None):
+    def __init__(self, cfg: PipelineConfig, config_dir: str | Path | None = None, allow_missing: bool = False):
         check_settings(cfg, config_dir)  # every setting first: no data needed
         self.cfg = cfg
+        self.allow_missing = allow_missing  # `--estimate`: inputs may be absent (their sizes are stated)
         self.config_dir = Path(config_dir).resolve() if config_dir else Path.cwd()
         self.work = Path(expand_env(cfg.work_dir, "work_dir")).resolve()
         self.data = resolve_data(cfg)
@@ -113,7 +114,7 @@ class Planner:
 
     def check_input(self, key: str, path: str) -> None:
         """`path` (the value of config key `key`) exists, or an earlier step writes it."""
-        if missing_input(path, self.steps):
+        if not self.allow_missing and missing_input(path, self.steps):
             from_world = key.startswith("data.") and getattr(self.cfg.data, key[5:]) is None and self.data.world
             raise SicogError(f"{key}: {path} not found" + (f" (listed in {self.data.world}/manifest.json)"
                                                             if from_world else ""))
@@ -339,12 +340,15 @@ class Planner:
         self.evaluations[(round, arm)] = out
 
 
-def build_plan(cfg: PipelineConfig, config_dir: str | Path | None = None) -> Planner:
+def build_plan(cfg: PipelineConfig, config_dir: str | Path | None = None, allow_missing: bool = False) -> Planner:
     """Validate the config and build its steps (raises SicogError/ConfigError naming the key).
 
     Relative `stages.*.config` paths are relative to `config_dir` (the pipeline YAML's folder).
+    `allow_missing`: inputs need not exist yet (`sicog run --estimate` plans the paper's data before
+    it is downloaded).
     """
-    planner = Planner(cfg, config_dir)
+    planner = Planner(cfg, config_dir, allow_missing)
     planner.build()
-    check_step_inputs(planner.steps)
+    if not allow_missing:
+        check_step_inputs(planner.steps)
     return planner

@@ -100,9 +100,13 @@ def uhd_config(cfg: ModelConfig, vision_config, text_config, tokenizer, num_quer
 def build_uhd_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
     """Random-init tiny LLaVA-UHD (CLIP + Qwen2 of the `tiny` sizes, 16 resampler queries)."""
     import torch
-    from transformers import CLIPVisionConfig, Qwen2Config
 
-    from sicog.model.assembly import default_generation_config, read_corpus_files, resolve_attn_implementation
+    from sicog.model.assembly import (
+        default_generation_config,
+        read_corpus_files,
+        resolve_attn_implementation,
+        tiny_part_configs,
+    )
     from sicog.model.tokenizer import CHAT_TEMPLATE, build_tiny_tokenizer
     from sicog.model.uhd.modeling_uhd import SicogUhdForConditionalGeneration
 
@@ -112,15 +116,8 @@ def build_uhd_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
         raise SicogError(f"model.tiny.image_size ({t.image_size}) must be a multiple of model.tiny.patch_size ({t.patch_size})")
     tokenizer = build_tiny_tokenizer(read_corpus_files(t.tokenizer_corpus), vocab_size=t.vocab_size)
     add_layout_tokens(tokenizer)
-    vision_config = CLIPVisionConfig(
-        hidden_size=t.vision_hidden_size, intermediate_size=4 * t.vision_hidden_size, num_hidden_layers=t.vision_layers,
-        num_attention_heads=t.vision_heads, image_size=t.image_size, patch_size=t.patch_size,
-        projection_dim=t.vision_hidden_size)
-    text_config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
-        num_hidden_layers=t.num_layers, num_attention_heads=t.num_heads, num_key_value_heads=t.num_kv_heads,
-        max_position_embeddings=t.max_position_embeddings, tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
+    vision_config, text_config = tiny_part_configs(
+        t, len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     num_queries = cfg.uhd.num_queries or TINY_QUERIES
     config = uhd_config(cfg, vision_config, text_config, tokenizer, num_queries, head_dim=t.hidden_size // t.num_heads)
     config._attn_implementation = resolve_attn_implementation(cfg.attn_implementation)
