@@ -246,10 +246,7 @@ def build_model(cfg: ModelConfig, seed: int = 0, *, dtype=None):
     `seed` fixes random initialisation (tiny preset, fresh projector). `dtype` (optional torch
     dtype) is the parameter dtype; default float32 for new models, the saved dtype for checkpoints.
     """
-    builder = BUILDERS.get(cfg.arch)
-    if builder is None:
-        raise SicogError(f"model.arch: unknown architecture {cfg.arch!r} (known: {', '.join(sorted(BUILDERS))})")
-    model, processor = builder(cfg, seed, dtype)
+    model, processor = BUILDERS[cfg.arch](cfg, seed, dtype)  # arch: one of the config's choices, checked
     log.info(
         "built %s model (%s): %.2fM parameters",
         cfg.arch,

@@ -72,9 +72,9 @@ class ConvertConfig:
                                                        "data.allow_images_outside_folder too")
     extract_images_to: str | None = setting(None, "write images stored in the input (parquet) to this folder, "
                                                   "once each, and point the records there")
-    limit: int = setting(0, "keep the first N usable records (0: all); the rest are counted as over-limit")
+    limit: int = setting(0, "keep the first N usable records (0: all); the rest are counted as over-limit", min=0)
     sample: int = setting(0, "keep a uniform random N of the usable records (0: all), chosen with --seed; the "
-                             "rest are counted as not-sampled")
+                             "rest are counted as not-sampled", min=0)
     seed: int = setting(0, "random seed of --sample")
     exclude: str | None = setting(None, "skip the records whose id is in this file (counted as excluded): e.g. "
                                         "the warm-up set, to draw a pool from the rest of the same input")
