@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sicog.utils.fields import setting
+from sicog.utils.fields import ConfigError, setting
 
 
 @dataclass
@@ -25,6 +25,12 @@ class TinyModelConfig:
     max_position_embeddings: int = setting(1024, min=1)
     vocab_size: int = setting(1024, "target size of the BPE tokenizer trained offline", min=1)
     tokenizer_corpus: list[str] = field(default_factory=list)  # extra text files for the tokenizer
+
+    def cross_check(self) -> None:
+        """The image is cut into whole patches (run at load and by sicog.config.check_config)."""
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"must be a multiple of patch_size ({self.patch_size}), got {self.image_size}",
+                              key="image_size")
 
 
 @dataclass
@@ -65,3 +71,11 @@ class UhdSettings:
     # for TextVQA); [] or 0 switches it off
     long_side_resize_patterns: list[str] = field(default_factory=lambda: ["TextVQA", "textvqa"])
     long_side_resize: int = setting(1024, min=0)
+
+    def cross_check(self) -> None:
+        """Shapes a range cannot say (run at load and by sicog.config.check_config)."""
+        if self.num_queries is not None and round(self.num_queries ** 0.5) ** 2 != self.num_queries:
+            raise ConfigError(f"must be a square number (144 = 12x12), got {self.num_queries}", key="num_queries")
+        if len(self.separator_init_ids) not in (0, 2):
+            raise ConfigError(f"two ids (row separator, slice separator) or [], got {self.separator_init_ids}",
+                              key="separator_init_ids")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sicog.config import ConfigError, ModelConfig, check_config, load_config
+from sicog.config import ConfigError, ModelConfig, TinyModelConfig, UhdSettings, check_config, load_config
 from sicog.config_flags import check_config as check_command_config
 from sicog.config_flags import parse_config
 from sicog.stages.sampling.config import SampleConfig
@@ -73,6 +73,9 @@ def test_sample_dtype_is_one_of_its_choices_and_each_names_a_torch_dtype():
     ({"preset": "huge"}, "preset: must be one of tiny, got 'huge'"),
     ({"preset": "tiny", "arch": "uhd2"}, "arch: must be one of llava, uhd, got 'uhd2'"),
     ({"preset": "tiny", "attn_implementation": "fast"}, "attn_implementation: must be one of auto, sdpa"),
+    ({"preset": "tiny", "tiny": TinyModelConfig(image_size=60)}, "tiny.image_size: must be a multiple of patch_size (16)"),
+    ({"preset": "tiny", "uhd": UhdSettings(num_queries=15)}, "uhd.num_queries: must be a square number"),
+    ({"preset": "tiny", "uhd": UhdSettings(separator_init_ids=[1])}, "uhd.separator_init_ids: two ids"),
 ])
 def test_what_model_code_trusts_is_checked_by_the_config(kwargs, needle):
     """sicog.model builds from a checked config and no longer checks these itself."""
@@ -121,18 +124,32 @@ def test_every_number_of_a_command_config_has_a_range():
 NOT_YET = {"sicog/stages/curation/config.py", "sicog/pipeline/config.py"}
 
 
+def _is_number(node: ast.AST) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    return isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+
+
+def _names_self(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == "self" for n in ast.walk(node))
+
+
 def _range_checks(path: Path) -> list[str]:
-    """`if` tests in a config's `validate` / `cross_check` that compare a number with a constant and
-    name fewer than two settings: a range written by hand, where `setting(min=..., max=...)` belongs."""
+    """`if` tests in a config's `validate` / `cross_check` that order a value against a number
+    (`x < 1`, `0 < x <= 1`) or a value taken from a table (`value < low`) and name fewer than two settings: a range written by hand, where
+    `setting(min=..., max=...)` belongs. A rule across settings (`x > 0 and not y`) is not one."""
+    ordering = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
     found = []
     for cls in (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)):
         for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name in ("validate", "cross_check")):
             for node in (n for n in ast.walk(fn) if isinstance(n, ast.If)):
-                numbers = [c for c in ast.walk(node.test) if isinstance(c, ast.Constant)
-                           and isinstance(c.value, (int, float)) and not isinstance(c.value, bool)]
+                ranges = [c for c in ast.walk(node.test) if isinstance(c, ast.Compare)
+                          and any(isinstance(op, ordering) for op in c.ops)
+                          and (any(_is_number(x) for x in [c.left, *c.comparators])
+                               or not _names_self(c))]  # `value < low` over a table of settings
                 settings = {a.attr for a in ast.walk(node.test) if isinstance(a, ast.Attribute)
                             and isinstance(a.value, ast.Name) and a.value.id == "self"}
-                if numbers and any(isinstance(c, ast.Compare) for c in ast.walk(node.test)) and len(settings) < 2:
+                if ranges and len(settings) < 2:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno} {cls.name}.{fn.name}")
     return found
 

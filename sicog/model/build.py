@@ -102,9 +102,7 @@ def build_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
 
     from sicog.model.tokenizer import CHAT_TEMPLATE, IMAGE_TOKEN, build_tiny_tokenizer
 
-    t = cfg.tiny
-    if t.image_size % t.patch_size:
-        raise SicogError(f"model.tiny.image_size ({t.image_size}) must be a multiple of model.tiny.patch_size ({t.patch_size})")
+    t = cfg.tiny  # checked: image_size a multiple of patch_size (TinyModelConfig.cross_check)
     tokenizer = build_tiny_tokenizer(read_corpus_files(t.tokenizer_corpus), vocab_size=t.vocab_size)
     vision_config = CLIPVisionConfig(
         hidden_size=t.vision_hidden_size,
