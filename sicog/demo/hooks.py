@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sicog.config import choices, config_from_mapping, config_to_dict
+from sicog.config import config_from_mapping, config_to_dict, setting
 from sicog.pipeline.launch import python_action
 from sicog.pipeline.step import Step
 
@@ -35,7 +35,7 @@ class StandinsSpec:
     vision_learning_rate: float = 2e-3
     # cells: a read-out names each cell's attributes; words: each 16-px patch is trained against the LM's
     # word embeddings (CLIP-like; needs a 6x6 patch grid, sicog.demo.visual_words)
-    vision_targets: str = choices(("cells", "words"), "cells")
+    vision_targets: str = setting("cells", choices=("cells", "words"))
     # train the tower in a second process while the LM trains (cells targets): the same models, ~half
     # the wall time on two free cores
     parallel: bool = False
