@@ -141,7 +141,8 @@ def _range_checks(path: Path) -> list[str]:
     ordering = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
     found = []
     for cls in (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)):
-        for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name in ("validate", "cross_check")):
+        for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)
+                   and (n.name in ("validate", "cross_check") or n.name.startswith("check_"))):
             for node in (n for n in ast.walk(fn) if isinstance(n, ast.If)):
                 ranges = [c for c in ast.walk(node.test) if isinstance(c, ast.Compare)
                           and any(isinstance(op, ordering) for op in c.ops)

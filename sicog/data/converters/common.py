@@ -82,9 +82,7 @@ class ConvertConfig:
     overwrite: bool = setting(False, "replace an output made with other settings")
 
     def check_common(self) -> None:
-        for flag, value in (("--limit", self.limit), ("--sample", self.sample)):
-            if value < 0:
-                raise SicogError(f"{flag} must be >= 0, got {value}")
+        """The rule across the common settings (each one's range: sicog.config_flags.check_config)."""
         if self.limit and self.sample:
             raise SicogError("--limit and --sample both choose records: give one of them")
 
