@@ -161,3 +161,14 @@ def test_no_config_checks_a_range_by_hand():
     assert not found, f"ranges checked by hand in validate (declare them on the field): {found}"
     # the check finds the dialect it forbids
     assert _range_checks(ROOT / "sicog/stages/curation/config.py")
+
+
+def test_validate_keeps_the_rules_across_settings():
+    from sicog.utils.io import SicogError
+
+    openai = dataclasses.replace(BUILT, backend="openai", api_base="http://h/v1")
+    check_command_config(openai)
+    with pytest.raises(SicogError, match="--backend openai: beam search is not part of the chat-completions API"):
+        check_command_config(dataclasses.replace(openai, num_beams=2))  # was checked when the backend started
+    with pytest.raises(SicogError, match="--backend openai needs --api-base"):
+        check_command_config(dataclasses.replace(openai, api_base=None))
