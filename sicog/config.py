@@ -1,9 +1,12 @@
 """Typed configs: dataclasses loaded from YAML, `--set a.b=value` overrides, strict validation.
 
-An unknown key, a value of the wrong type, or a value outside a field's fixed choices (`choices`)
-or numeric range (`ranged`; both field metadata, checked by `sicog.utils.fields`) is a ConfigError
-naming the file, the dotted key and what is allowed. Every run saves its resolved config
-(`save_config`) into its output folder.
+Each setting is declared once, as a field: `setting(default, help, choices=..., min=..., max=...)`
+(sicog.utils.fields). Loading checks the type of every value given and its choices and range
+(`check_field`); `check_config` checks every field of a config however it was made (YAML, flags,
+`--set`, code), then the cross-field rules (a section's `cross_check`, the config's `validate`).
+An unknown key, a wrong type or a value outside what is allowed is a ConfigError naming the file,
+the dotted key and what is allowed. Every run saves its resolved config (`save_config`) into its
+output folder.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from typing import Any, TypeVar
 import yaml
 
 from sicog.model_settings import LoraSettings, TinyModelConfig, UhdSettings  # noqa: F401 (re-exported)
-from sicog.utils.fields import ConfigError, check_field, choices, ranged  # noqa: F401 (re-exported)
+from sicog.utils.fields import (  # noqa: F401 (re-exported; choices, ranged: deprecated, for the two modules they name)
+    ConfigError,
+    check_field,
+    choices,
+    ranged,
+    setting,
+)
 from sicog.utils.io import atomic_write
 from sicog.utils.yaml_files import read_yaml
 
@@ -40,8 +49,8 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
 class ModelConfig:
     """Which model to build. Exactly one source: `checkpoint`, or `preset`, or the two paths."""
 
-    arch: str = choices(ARCHS, "llava")
-    preset: str | None = choices(("tiny",), None)  # "tiny": random init, built offline
+    arch: str = setting("llava", "one builder per name in sicog.model.build.BUILDERS", choices=ARCHS)
+    preset: str | None = setting(None, "tiny: random init, built offline", choices=("tiny",))
     checkpoint: str | None = None  # continue from an existing LLaVA checkpoint folder
     vision_tower: str | None = None  # local CLIP folder (e.g. clip-vit-large-patch14-336)
     language_model: str | None = None  # local causal-LM folder (e.g. Qwen2-7B-Instruct)
@@ -51,7 +60,7 @@ class ModelConfig:
     # (llava: instead of the centre crop; uhd: before slicing). Set when a model is built from a
     # preset or parts; a checkpoint keeps its processor's setting.
     pad_to_square: bool = False
-    attn_implementation: str = choices(ATTN_IMPLEMENTATIONS, "auto")
+    attn_implementation: str = setting("auto", choices=ATTN_IMPLEMENTATIONS)
     tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
     uhd: UhdSettings = field(default_factory=UhdSettings)
 
@@ -62,11 +71,12 @@ class DataSource:
 
     path: str = ""
     image_folder: str | None = None
-    weight: float = ranged(1.0, min=0, min_exclusive=True)  # sampling ratio relative to the other sources (those without a share)
+    weight: float = setting(1.0, "sampling ratio relative to the other sources (those without a share)", min=0,
+                            min_exclusive=True)
     # fraction of an epoch's samples drawn from this source, instead of a weight; the other
     # sources split the rest by their weights (share 0.1 for text-only data: 10% of the samples)
     share: float | None = None
-    max_samples: int | None = ranged(None, min=1)  # the first N records of the file
+    max_samples: int | None = setting(None, "the first N records of the file", min=1)
 
 
 def check_shares(sources: list[DataSource], where: str = "data.sources") -> None:
@@ -74,15 +84,15 @@ def check_shares(sources: list[DataSource], where: str = "data.sources") -> None
     shared = [k for k, src in enumerate(sources) if src.share is not None]
     for k in shared:
         if not 0.0 < sources[k].share < 1.0:
-            raise ConfigError(f"{where}[{k}].share: must be a fraction of the samples in (0, 1), "
-                              f"got {sources[k].share}")
+            raise ConfigError(f"must be a fraction of the samples in (0, 1), got {sources[k].share}",
+                              key=f"{where}[{k}].share")
         if sources[k].weight != 1.0:
-            raise ConfigError(f"{where}[{k}].share: give a source a weight or a share, not both")
+            raise ConfigError("give a source a weight or a share, not both", key=f"{where}[{k}].share")
     if shared and (total := sum(sources[k].share for k in shared)) >= 1.0:
-        raise ConfigError(f"{where}[{shared[-1]}].share: the shares sum to {total:g}, must be below 1")
+        raise ConfigError(f"the shares sum to {total:g}, must be below 1", key=f"{where}[{shared[-1]}].share")
     if shared and len(shared) == len(sources):
-        raise ConfigError(f"{where}[{shared[-1]}].share: every source has a share; at least one "
-                          "source needs a weight to take the rest of the samples")
+        raise ConfigError("every source has a share; at least one source needs a weight to take the rest "
+                          "of the samples", key=f"{where}[{shared[-1]}].share")
 
 
 @dataclass
@@ -90,25 +100,25 @@ class DataConfig:
     """Training data: one or more LLaVA JSON/JSONL files mixed by weight (or share)."""
 
     sources: list[DataSource] = field(default_factory=list)
-    max_length: int = ranged(2048, min=1)
-    on_error: str = choices(ON_ERROR, "raise")  # record-level faults: raise, or skip and count
+    max_length: int = setting(2048, min=1)
+    on_error: str = setting("raise", "record-level faults: raise, or skip and count", choices=ON_ERROR)
     group_by_length: bool = True
-    num_samples: int | None = ranged(None, min=1)  # size of one epoch of the mixture (default: sum of sources)
-    num_workers: int = ranged(0, min=0)
+    num_samples: int | None = setting(None, "size of one epoch of the mixture (default: sum of sources)", min=1)
+    num_workers: int = setting(0, min=0)
     allow_images_outside_folder: bool = False  # absolute / `..` / symlinked image paths (sicog.data.images)
     # padding-free batches (sicog.data.packing): whole samples concatenated into one row per device
     # batch, attention kept within each sample; exact, same loss and gradients as padded batches
     packing: bool = False
     # token budget of one packed device batch, image tokens included (default: per_device_train_batch_size
     # x max_length, the worst padded batch); must be >= max_length
-    packing_tokens: int | None = ranged(None, min=1)
+    packing_tokens: int | None = setting(None, min=1)
 
-    def cross_check(self, where: str) -> None:
-        """Checks across fields, run at load (`_build`) and by `check_choices`."""
-        check_shares(self.sources, f"{where}.sources".lstrip("."))
+    def cross_check(self) -> None:
+        """Checks across fields, run at load (`_build`) and by `check_config` (keys relative to this section)."""
+        check_shares(self.sources, "sources")
         if self.packing_tokens is not None and self.packing_tokens < self.max_length:
-            raise ConfigError(f"{where}.packing_tokens".lstrip(".") + f": must be >= max_length "
-                              f"({self.max_length}) so that every sample fits a pack, got {self.packing_tokens}")
+            raise ConfigError(f"must be >= max_length ({self.max_length}) so that every sample fits a pack, "
+                              f"got {self.packing_tokens}", key="packing_tokens")
 
 
 @dataclass
@@ -116,29 +126,29 @@ class TrainingConfig:
     """Optimisation; names follow transformers.TrainingArguments where they overlap."""
 
     output_dir: str = "runs/train"
-    tunable_parts: list[str] = choices(MODEL_PARTS, default_factory=lambda: list(MODEL_PARTS))
-    learning_rate: float = ranged(2e-5, min=0)
-    part_learning_rates: dict[str, float] = choices(MODEL_PARTS, default_factory=dict,  # {projector: 2e-4}
-                                                    metadata=ranged(min=0).metadata)
-    per_device_train_batch_size: int = ranged(4, min=1)
-    gradient_accumulation_steps: int = ranged(1, min=1)
-    num_train_epochs: float = ranged(1.0, min=0, min_exclusive=True)
-    max_steps: int = ranged(-1, min=1, also=(-1,))  # -1: train for num_train_epochs
+    tunable_parts: list[str] = setting(choices=MODEL_PARTS, default_factory=lambda: list(MODEL_PARTS))
+    learning_rate: float = setting(2e-5, min=0)
+    part_learning_rates: dict[str, float] = setting(help="per part, e.g. {projector: 2e-4}", choices=MODEL_PARTS,
+                                                    min=0, default_factory=dict)
+    per_device_train_batch_size: int = setting(4, min=1)
+    gradient_accumulation_steps: int = setting(1, min=1)
+    num_train_epochs: float = setting(1.0, min=0, min_exclusive=True)
+    max_steps: int = setting(-1, "-1: train for num_train_epochs", min=1, also=(-1,))
     # a fraction of the steps (transformers reads a warmup of 1 or more as a number of steps)
-    warmup_ratio: float = ranged(0.03, min=0, max=1, max_exclusive=True)
-    weight_decay: float = ranged(0.0, min=0)
-    lr_scheduler_type: str = choices(LR_SCHEDULERS, "cosine")
-    max_grad_norm: float = ranged(1.0, min=0)  # 0: no clipping
-    seed: int = ranged(0, min=0, max=2**32 - 1)  # numpy's seed range
+    warmup_ratio: float = setting(0.03, min=0, max=1, max_exclusive=True)
+    weight_decay: float = setting(0.0, min=0)
+    lr_scheduler_type: str = setting("cosine", choices=LR_SCHEDULERS)
+    max_grad_norm: float = setting(1.0, "0: no clipping", min=0)
+    seed: int = setting(0, "numpy's seed range", min=0, max=2**32 - 1)
     # true, false or auto (on when the GPU supports it; fp32 on CPU). true on a device without
     # support is an error when training starts.
-    bf16: bool | str = choices(PRECISION, "auto")
-    tf32: bool | str = choices(PRECISION, "auto")
+    bf16: bool | str = setting("auto", choices=PRECISION)
+    tf32: bool | str = setting("auto", choices=PRECISION)
     gradient_checkpointing: bool = False
     deepspeed: str | None = None  # path to a DeepSpeed JSON (configs/deepspeed/zero2.json ...)
-    logging_steps: int = ranged(10, min=1)
-    save_steps: int = ranged(500, min=1)
-    save_total_limit: int | None = ranged(2, min=1)
+    logging_steps: int = setting(10, min=1)
+    save_steps: int = setting(500, min=1)
+    save_total_limit: int | None = setting(2, min=1)
     resume: bool = True  # resume from the newest complete checkpoint in output_dir
     report_to: list[str] = field(default_factory=list)
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -164,7 +174,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check/convert a YAML value to the annotated type `tp`; raise ConfigError naming `where`."""
+    """Check/convert a YAML value to the annotated type `tp`; raise ConfigError at key `where`."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -177,19 +187,21 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             try:
                 return _convert(value, a, where)
             except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: expected {_type_name(tp)}, got {value!r}")
+                errors.append(e)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", key=where)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
+            raise ConfigError(f"expected a mapping for {tp.__name__}, got {type(value).__name__}", key=where)
         return _build(tp, value, where)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"expected a list, got {type(value).__name__} {value!r}", key=where)
         return [_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+            raise ConfigError(f"expected a mapping, got {type(value).__name__}", key=where)
         return {str(k): _convert(v, args[1], f"{where}.{k}") for k, v in value.items()}
     if tp is Any:
         return value
@@ -202,27 +214,45 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             pass
     if isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
-    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    raise ConfigError(f"expected {_type_name(tp)}, got {type(value).__name__} {value!r}", key=where)
+
+
+def _key(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
 
 
 def _check_fields(obj: Any, where: str, names: Any = None) -> None:
     """Choices and ranges of the fields in `names` (all when None), then the `cross_check` hook."""
     for f in dataclasses.fields(obj):
-        if names is not None and f.name not in names:
-            continue
-        check_field(f, getattr(obj, f.name), f"{where}.{f.name}".lstrip("."))
-    if hasattr(obj, "cross_check"):  # checks across fields (e.g. DataConfig's shares)
-        obj.cross_check(where)
+        if names is None or f.name in names:
+            check_field(f, getattr(obj, f.name), _key(where, f.name))
+    if hasattr(obj, "cross_check"):  # rules across the fields of a section (e.g. DataConfig's shares)
+        try:
+            obj.cross_check()
+        except ConfigError as e:
+            raise e.at(within=where) from None
 
 
-def check_choices(cfg: Any, where: str = "") -> None:
-    """Check the choices, ranges and `cross_check` hooks of a config built in code (loading does)."""
+def check_config(cfg: Any, where: str = "") -> None:
+    """Every field of `cfg` and of its sections (nested configs, lists of them) against its choices
+    and range, each section's `cross_check`, then `cfg.validate()` (the config's cross-field rules).
+
+    Loading checks the values it reads; this checks a config however it was made (flags, code).
+    The settings a command requires, and the flags errors name, are sicog.config_flags'.
+    """
+    _check_sections(cfg, where)
+    validate = getattr(cfg, "validate", None)
+    if callable(validate):
+        validate()
+
+
+def _check_sections(cfg: Any, where: str) -> None:
     _check_fields(cfg, where)
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         for k, v in enumerate(value) if isinstance(value, list) else [(None, value)]:
             if dataclasses.is_dataclass(v):
-                check_choices(v, f"{where}.{f.name}{'' if k is None else f'[{k}]'}".lstrip("."))
+                _check_sections(v, _key(where, f.name) + ("" if k is None else f"[{k}]"))
 
 
 def _build(cls: type[T], data: dict, where: str) -> T:
@@ -231,12 +261,12 @@ def _build(cls: type[T], data: dict, where: str) -> T:
     moved = getattr(cls, "MOVED_KEYS", {})  # old key -> where its setting lives now
     for key in data:
         if key in moved and key not in names:
-            raise ConfigError(f"{where}.{key}: this key was replaced: {moved[key]}".lstrip("."))
+            raise ConfigError(f"this key was replaced: {moved[key]}", key=_key(where, key))
         if key not in names:
-            raise ConfigError(f"{where}.{key}: unknown key (valid keys: {', '.join(sorted(names))})".replace(": .", ": "))
-    kwargs = {k: _convert(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+            raise ConfigError(f"unknown key (valid keys: {', '.join(sorted(names))})", key=_key(where, key))
+    kwargs = {k: _convert(v, hints[k], _key(where, k)) for k, v in data.items()}
     obj = cls(**kwargs)
-    _check_fields(obj, where, data)  # the values given; defaults are the code's (see check_choices)
+    _check_fields(obj, where, data)  # the values given; defaults are the code's (see check_config)
     return obj
 
 
@@ -300,7 +330,7 @@ def config_from_mapping(cls: type[T], data: dict, label: str) -> T:
     try:
         return _build(cls, data, "")
     except ConfigError as e:
-        raise ConfigError(f"{label}: key {str(e).lstrip('.')}") from None
+        raise e.at(file=label) from None
 
 
 def config_to_dict(cfg: Any) -> dict:

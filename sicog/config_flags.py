@@ -1,17 +1,17 @@
 """One typed config per command: the argparse flags are generated from the config dataclass.
 
-Each setting of `sicog sample`, `sicog curate` and `sicog evaluate` is declared exactly once, as
-a field of the command's config dataclass, with its command-line metadata:
+Each setting of a command (`sicog sample`, `curate`, `evaluate`, `annotate`, `pairs`, `data check`,
+`data overlap`, the converters, ...) is declared exactly once, as a field of the command's config
+dataclass, with `setting` (sicog.utils.fields, re-exported here):
 
-    n: int = setting(6, "candidates per item", flags=("--n", "--num-candidates"))
+    n: int = setting(6, "candidates per item", min=1, flags=("--n", "--num-candidates"))
 
-(`setting(default, help, **metadata)` is `dataclasses.field(default=..., metadata={...})`.)
-Metadata keys:
+The allowed values (`choices`, `min` / `max`) are checked by `sicog.config.check_config` however the
+value came (YAML, flag, code); argparse also checks `choices` on the command line. The command-line
+metadata of `setting`:
 
     help      required: the flag's help text
     flags     the flag names (default: `--field-name`, underscores as dashes)
-    choices   the allowed values: argparse checks the flag, `sicog.config` the YAML, `check_config`
-              the result
     metavar   the value's name in --help
     required  the command needs a value: from a flag or from CONFIG.yaml (default False)
     invert    for a bool that defaults to True: the flag that sets it False (`--no-progress`)
@@ -20,7 +20,8 @@ Metadata keys:
 `add_config_arguments(parser, cls)` adds one flag per field (argparse default None, so the flags
 actually given can be told apart) and the optional positional CONFIG.yaml. `config_from_args(cls,
 args)` loads CONFIG.yaml with the strict `sicog.config.load_config` (or starts from the
-defaults), applies the flags given and checks the result (`check_config`). A config written by
+defaults), applies the flags given and checks the result (`check_config`). Errors about a
+setting carry its flag (`ConfigError.flag`) as well as its key. A config written by
 `sicog.config.save_config` loads back equal, so a tool can write `sample.yaml` and run
 `sicog sample sample.yaml`.
 """
@@ -29,27 +30,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import types
 import typing
 from typing import Any, TypeVar
 
+from sicog import config as _config
 from sicog.config import ConfigError, load_config
+from sicog.utils.fields import setting  # noqa: F401 (re-exported: the commands declare their settings with it)
 
 T = TypeVar("T")
 
 #: dest of the positional CONFIG.yaml argument (no config dataclass may have a field of this name)
 CONFIG_DEST = "config"
-METADATA_KEYS = frozenset({"help", "flags", "choices", "metavar", "required", "invert", "cli"})
 _FLAG_TYPES = (str, int, float, bool)
-
-
-def setting(default: Any, help: str, **metadata: Any) -> Any:
-    """A config field with its command-line metadata (see the module docstring for the keys)."""
-    unknown = sorted(set(metadata) - METADATA_KEYS)
-    if unknown:
-        raise TypeError(f"setting(): unknown metadata {', '.join(unknown)} (known: {', '.join(sorted(METADATA_KEYS))})")
-    return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
 def cli_fields(cls: type) -> list[dataclasses.Field]:
@@ -123,17 +116,18 @@ def given_flags(cls: type, args: argparse.Namespace) -> dict[str, Any]:
 def config_from_args(cls: type[T], args: argparse.Namespace) -> T:
     """The config of one command: CONFIG.yaml (or the defaults), then the flags given, checked.
 
-    A bad YAML (unknown key, wrong type, a value outside its choices) is a ConfigError naming the
-    file, the key and its flag; then `check_config` runs on the result.
+    A bad YAML (unknown key, wrong type, a value not allowed) is a ConfigError naming the file,
+    the key and its flag; then `check_config` runs on the result.
     """
     path = getattr(args, CONFIG_DEST, None)
     try:
         cfg = load_config(cls, path)
     except ConfigError as e:
-        text = _naming_flag(cls, str(e))
-        if "expected str, got bool" in text:
-            text += " (YAML reads unquoted on/off/yes/no as booleans: quote the value, e.g. 'off')"
-        raise ConfigError(text) from None
+        e = _with_flag(cls, e)
+        if "expected str, got bool" in e.problem:
+            e = ConfigError(e.problem + " (YAML reads unquoted on/off/yes/no as booleans: quote the value, e.g. 'off')",
+                            key=e.key, flag=e.flag, file=e.file)
+        raise e from None
     cfg = dataclasses.replace(cfg, **given_flags(cls, args))
     check_config(cfg)
     return cfg
@@ -147,34 +141,25 @@ def parse_config(cls: type[T], argv: list[str], prog: str | None = None) -> T:
 
 
 def check_config(cfg: Any) -> None:
-    """Required settings present, every value within its choices, then `cfg.validate()` if any.
+    """A command's config: required settings present, then `sicog.config.check_config` (every
+    value within its choices and range, then `cfg.validate()`); errors name the flag and the key.
 
     Run by `config_from_args` and by the commands' entry points (so a config built in code is
-    checked the same way). Messages name the flag and the YAML key.
+    checked the same way).
     """
     for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        flags = flag_names(f) if f.metadata.get("cli", True) else ()
-        if f.metadata.get("required") and value in (None, ""):
+        if f.metadata.get("required") and getattr(cfg, f.name) in (None, ""):
+            flags = flag_names(f) if f.metadata.get("cli", True) else ()
             raise ConfigError(f"{flags[0]} is required (or `{f.name}:` in CONFIG.yaml)" if flags
                               else f"`{f.name}:` is required in CONFIG.yaml")
-        allowed = f.metadata.get("choices")
-        if allowed is not None and value is not None and value not in allowed:  # as sicog.config at load
-            key = f"{f.name} ({flags[0]})" if flags else f.name
-            raise ConfigError(f"{key}: must be one of {', '.join(map(str, allowed))}, got {value!r}")
-    validate = getattr(cfg, "validate", None)
-    if callable(validate):
-        validate()
+    try:
+        _config.check_config(cfg)
+    except ConfigError as e:
+        raise _with_flag(type(cfg), e) from None
 
 
-# "<file>: key mode: must be one of ..." (sicog.config at load): the key's flag is added
-_KEY_MESSAGE = re.compile(r"^(?P<pre>.*?: key )(?P<name>[A-Za-z_]\w*)(?P<post>[:\[].*)$", re.S)
-
-
-def _naming_flag(cls: type, message: str) -> str:
-    """Add the flag to a message about a key: "x.yaml: key mode (--mode): must be one of ..."."""
-    m = _KEY_MESSAGE.match(message)
-    fields = {f.name: f for f in cli_fields(cls)}
-    if not m or m["name"] not in fields or not flag_names(fields[m["name"]]):
-        return message
-    return f"{m['pre']}{m['name']} ({flag_names(fields[m['name']])[0]}){m['post']}"
+def _with_flag(cls: type, e: ConfigError) -> ConfigError:
+    """`e` with the flag of its key, when the key is a setting of `cls` that has one."""
+    field = next((f for f in cli_fields(cls) if f.name == e.key), None) if e.flag is None else None
+    flags = flag_names(field) if field is not None else ()
+    return e.at(flag=flags[0]) if flags else e

@@ -111,13 +111,14 @@ def test_fixed_choices_are_checked_at_load(cfg_file, override, needle):
     assert needle in str(e.value) and str(cfg_file) in str(e.value)
 
 
-def test_check_choices_on_a_config_built_in_code():
-    from sicog.config import DataConfig, check_choices
+def test_check_config_on_a_config_built_in_code():
+    from sicog.config import DataConfig, check_config
 
     cfg = TrainConfig(data=DataConfig(on_error="ignore"))
-    with pytest.raises(ConfigError, match="^data.on_error: must be one of raise, skip, got 'ignore'$"):
-        check_choices(cfg)
-    check_choices(TrainConfig())  # every default is one of its choices
+    with pytest.raises(ConfigError, match="^data.on_error: must be one of raise, skip, got 'ignore'$") as e:
+        check_config(cfg)
+    assert (e.value.key, e.value.flag, e.value.file) == ("data.on_error", None, None)
+    check_config(TrainConfig())  # every default is one of its choices
 
 
 def test_choice_lists_match_what_they_name():
@@ -198,10 +199,10 @@ def test_ranges_on_a_config_built_in_code_and_every_numeric_field_has_one():
     import dataclasses
     import typing
 
-    from sicog.config import TrainingConfig, check_choices
+    from sicog.config import TrainingConfig, check_config
 
     with pytest.raises(ConfigError, match=r"^training.per_device_train_batch_size: must be >= 1, got 0$"):
-        check_choices(TrainConfig(training=TrainingConfig(per_device_train_batch_size=0)))
+        check_config(TrainConfig(training=TrainingConfig(per_device_train_batch_size=0)))
     unbounded = {"ModelConfig.vision_feature_layer",  # a layer index: negative counts from the end
                  "DataSource.share"}  # a fraction in (0, 1), checked with the other shares (check_shares)
     missing = []

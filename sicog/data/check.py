@@ -49,19 +49,13 @@ class DataCheckConfig:
     file: str | None = setting(None, "the data file", cli=False)
     image_folder: str | None = setting(None, "folder the image paths are relative to")
     model: str | None = setting(None, "checkpoint folder whose processor counts tokens (none: no length check)")
-    max_length: int = setting(2048, "longest record in tokens (data.max_length of the training config)")
-    limit: int = setting(0, "check only the first N records (0: all): a quick look at a 665K file")
+    max_length: int = setting(2048, "longest record in tokens (data.max_length of the training config)", min=1)
+    limit: int = setting(0, "check only the first N records (0: all): a quick look at a 665K file", min=0)
     unlabeled: bool = setting(False, "records may stop after their human turn (sampling inputs)")
     allow_images_outside_folder: bool = setting(False, "accept image paths that leave --image-folder (as "
                                                        "training does with data.allow_images_outside_folder)")
-    show: int = setting(20, "problems listed per kind (all are counted)")
+    show: int = setting(20, "problems listed per kind (all are counted)", min=0)
     progress: bool = setting(True, "no progress bar", invert="--no-progress")
-
-    def validate(self) -> None:
-        for flag, value, low in (("--max-length", self.max_length, 1), ("--limit", self.limit, 0),
-                                 ("--show", self.show, 0)):
-            if value < low:
-                raise SicogError(f"{flag} must be >= {low}, got {value}")
 
 
 class Report:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from sicog.config_flags import add_config_arguments, config_from_args, setting
+from sicog.config_flags import add_config_arguments, check_config, config_from_args, setting
 from sicog.data.overlap_bench import load_benchmarks, resolve_benchmark
 from sicog.data.overlap_match import (
     DEFAULT_THRESHOLD,
@@ -69,25 +69,17 @@ class OverlapConfig:
     benchmark: list | None = setting(None, "benchmark TSVs or world:DIR", cli=False)
     out: str | None = setting(None, "output folder", cli=False)
     image_folder: str | None = setting(None, "folder the training records' image paths are relative to")
-    phash_threshold: int = setting(DEFAULT_THRESHOLD, "most differing bits (of 64) for a near-duplicate image")
-    ngram: int = setting(3, "question n-gram length, in content words")
-    question_threshold: float = setting(0.8, "least share of a benchmark question's n-grams found in a record")
-    workers: int = setting(0, "processes that decode and hash images (0: the CPUs there are, at most 8)")
-    batch: int = setting(512, "training records per batch")
+    phash_threshold: int = setting(DEFAULT_THRESHOLD, "most differing bits (of 64) for a near-duplicate image", min=0, max=64)
+    ngram: int = setting(3, "question n-gram length, in content words", min=1)
+    question_threshold: float = setting(0.8, "least share of a benchmark question's n-grams found in a record", min=0, max=1, min_exclusive=True)
+    workers: int = setting(0, "processes that decode and hash images (0: the CPUs there are, at most 8)", min=0)
+    batch: int = setting(512, "training records per batch", min=1)
     overwrite: bool = setting(False, "replace an OUT made with other settings")
     progress: bool = setting(True, "no progress bars", invert="--no-progress")
 
-    def validate(self) -> None:
-        if not 0 <= self.phash_threshold <= 64:
-            raise SicogError(f"--phash-threshold must be 0..64, got {self.phash_threshold}")
-        if self.ngram < 1 or self.batch < 1 or self.workers < 0:
-            raise SicogError("--ngram and --batch must be >= 1, --workers >= 0")
-        if not 0 < self.question_threshold <= 1:
-            raise SicogError(f"--question-threshold must be in (0, 1], got {self.question_threshold}")
-
     def check_inputs(self) -> None:
         """The inputs exist (run before any work)."""
-        self.validate()
+        check_config(self)  # each setting's range, when the config was built in code
         if not self.data:
             raise SicogError("--data: at least one training file is needed")
         if not self.benchmark:

@@ -43,9 +43,9 @@ class EvaluateConfig:
                                           "(DIR/manifest.json)", required=True, metavar="FILE.tsv|world:DIR")
     out: str | None = setting(None, "output folder (default: outputs/eval/<checkpoint name>/<benchmark name>)",
                               metavar="DIR")
-    batch_size: int = setting(16, "prompts generated together (default 16)", metavar="N")
+    batch_size: int = setting(16, "prompts generated together (default 16)", metavar="N", min=1)
     max_new_tokens: int | None = setting(None, "new tokens per multiple-choice reply (default 32 for direct, "
-                                               "512 for cot and open_cot)", metavar="N")
+                                               "512 for cot and open_cot)", metavar="N", min=1)
     prompt_style: str = setting("direct", "direct: ask for the option's letter (VLMEvalKit's LLaVA instruction); "
                                           "cot: ask for a step-by-step answer and read its 'The answer is X.'; "
                                           "open_cot: the same without listing the options, the answer matched to "
@@ -61,10 +61,10 @@ class EvaluateConfig:
                                                   "another item's: the accuracy from the question alone; the gap to "
                                                   "the real accuracy is what the model reads from the image "
                                                   "(summary: mcq_shuffled_images)")
-    limit: int | None = setting(None, "evaluate only the first N items (and N caption images)", metavar="N")
+    limit: int | None = setting(None, "evaluate only the first N items (and N caption images)", metavar="N", min=1)
     caption_limit: int | None = setting(None, "describe only the first N caption images (default: --limit, else "
                                               "all): captions cost far more per item than multiple choice",
-                                        metavar="N")
+                                        metavar="N", min=1)
     captions: str = setting("auto", "caption evaluation: auto = when the benchmark has caption ground truth (a "
                                     "world with benchmark_captions, or --captions-file); on = require it; off = "
                                     "skip (in YAML quote on/off)", choices=CAPTIONS)
@@ -75,7 +75,7 @@ class EvaluateConfig:
                                              "(CoD) description, whose Step 5 paragraph is scored (default caption)",
                                   choices=CAPTION_PROMPTS)
     caption_max_new_tokens: int = setting(256, "new tokens per generated description (default 256; CoD needs more)",
-                                          metavar="N")
+                                          metavar="N", min=1)
     benchmarks: dict[str, Any] | None = setting(
         None, "more benchmarks of any type by their VLMEvalKit names (MMBench_DEV_EN, POPE, MME, DocVQA_VAL, "
               "ChartQA_TEST, OCRBench, MMVet, MathVista_MINI, ...): name -> TSV, world:DIR or {tsv, kind, limit}; "
@@ -85,7 +85,7 @@ class EvaluateConfig:
         None, "the LLM judge of MM-Vet and MathVista: {base_url, model, api_key_env, max_retries, "
               "request_timeout, backoff_initial, backoff_max, workers} (YAML only)", cli=False)
     open_max_new_tokens: int = setting(128, "new tokens per reply to an open question of `benchmarks` (yes/no, VQA, "
-                                            "OCR, MM-Vet, MathVista; default 128)", metavar="N")
+                                            "OCR, MM-Vet, MathVista; default 128)", metavar="N", min=1)
     device: str | None = setting(None, "torch device (default: cuda when available, else cpu)")
     dtype: str | None = setting(None, "weights dtype (default: the checkpoint's own)", choices=DTYPES)
     allow_images_outside_folder: bool = setting(False, "let the caption ground truth name images outside its "
@@ -96,13 +96,7 @@ class EvaluateConfig:
     progress: bool = setting(True, "no progress bars", invert="--no-progress")
 
     def validate(self) -> None:
-        """Errors that need no data (required settings and choices: sicog.config_flags.check_config)."""
-        for flag, value in (("--batch-size", self.batch_size), ("--max-new-tokens", self.max_new_tokens),
-                            ("--limit", self.limit), ("--caption-limit", self.caption_limit),
-                            ("--caption-max-new-tokens", self.caption_max_new_tokens),
-                            ("--open-max-new-tokens", self.open_max_new_tokens)):
-            if value is not None and value < 1:
-                raise SicogError(f"{flag} must be >= 1, got {value}")
+        """Errors that need no data, beyond each setting's choices and range (sicog.config_flags.check_config)."""
         parse_mcq_scoring(self.mcq_scoring)
         if self.benchmarks is not None and not isinstance(self.benchmarks, dict):
             raise SicogError("key benchmarks: expected a mapping of benchmark name -> TSV or world:DIR")

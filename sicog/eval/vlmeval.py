@@ -48,7 +48,7 @@ class LaunchConfig:
                                       "names it)", metavar="CKPT")
     name: str = setting("sicog_llava", "model name given to run.py's --model (default sicog_llava)")
     max_new_tokens: int | None = setting(None, "new tokens per reply (default 32 for direct, 512 for cot, as "
-                                               "sicog evaluate)", metavar="N")
+                                               "sicog evaluate)", metavar="N", min=1)
     prompt_style: str = setting("direct", "multiple-choice prompt: direct (option letter) or cot (step by step) "
                                           "(default direct)", choices=PROMPT_STYLES)
     device: str | None = setting(None, "torch device (default: this rank's GPU when CUDA is available, else cpu)")
@@ -62,8 +62,6 @@ class LaunchConfig:
     def validate(self) -> None:
         if self.model is not None:
             check_checkpoint(self.model, "--model")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise SicogError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
         if self.vlmevalkit_dir is not None and not Path(self.vlmevalkit_dir).is_dir():
             raise SicogError(f"--vlmevalkit-dir {self.vlmevalkit_dir}: no such folder")
 

@@ -103,9 +103,7 @@ def build_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
 
     from sicog.model.tokenizer import CHAT_TEMPLATE, IMAGE_TOKEN, build_tiny_tokenizer
 
-    t = cfg.tiny
-    if t.image_size % t.patch_size:
-        raise SicogError(f"model.tiny.image_size ({t.image_size}) must be a multiple of model.tiny.patch_size ({t.patch_size})")
+    t = cfg.tiny  # checked: image_size a multiple of patch_size (TinyModelConfig.cross_check)
     tokenizer = build_tiny_tokenizer(read_corpus_files(t.tokenizer_corpus), vocab_size=t.vocab_size)
     vision_config, text_config = tiny_part_configs(
         t, len(tokenizer), pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -227,10 +225,7 @@ def build_model(cfg: ModelConfig, seed: int = 0, *, dtype=None):
     `seed` fixes random initialisation (tiny preset, fresh projector). `dtype` (optional torch
     dtype) is the parameter dtype; default float32 for new models, the saved dtype for checkpoints.
     """
-    builder = BUILDERS.get(cfg.arch)
-    if builder is None:
-        raise SicogError(f"model.arch: unknown architecture {cfg.arch!r} (known: {', '.join(sorted(BUILDERS))})")
-    model, processor = builder(cfg, seed, dtype)
+    model, processor = BUILDERS[cfg.arch](cfg, seed, dtype)  # arch: one of the config's choices, checked
     log.info(
         "built %s model (%s): %.2fM parameters",
         cfg.arch,

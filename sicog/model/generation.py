@@ -44,16 +44,6 @@ class SamplingParams:
     num_beams: int = 1
     max_new_tokens: int = 64
 
-    def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
-        if self.num_beams < 1:
-            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-
     @property
     def do_sample(self) -> bool:
         return self.temperature > 0
@@ -81,10 +71,9 @@ def plan_batches(lengths: Sequence[int], has_image: Sequence[bool], batch_size: 
     """Group indices into batches of similar prompt length (longest first), images apart from text.
 
     Longest first means an out-of-memory error shows up in the first batch, not hours in.
-    Ties keep input order, so the plan is a pure function of its inputs.
+    Ties keep input order, so the plan is a pure function of its inputs. `batch_size` >= 1 (the
+    config's range).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = sorted(range(len(lengths)), key=lambda i: (not has_image[i], -lengths[i], i))
     batches: list[list[int]] = []
     for i in order:

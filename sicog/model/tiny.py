@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from sicog.config import ModelConfig, TinyModelConfig
+from sicog.config import ModelConfig, TinyModelConfig, check_config
 from sicog.model.build import build_model
 from sicog.model.checkpoint import save_checkpoint
 
@@ -20,6 +20,7 @@ def make_tiny_checkpoint(out_dir, seed: int = 0, arch: str = "llava", **tiny_ove
     if unknown:
         raise TypeError(f"make_tiny_checkpoint: unknown tiny sizes {sorted(unknown)}")
     cfg = ModelConfig(arch=arch, preset="tiny", tiny=TinyModelConfig(**tiny_overrides))
+    check_config(cfg)  # sicog.model builds from a checked config
     model, processor = build_model(cfg, seed=seed)
     meta = {"stage": "init", "seed": seed, "config": dataclasses.asdict(cfg)}
     return save_checkpoint(model, processor, out_dir, meta)

@@ -86,6 +86,9 @@ def check_command_config(cfg, where: str) -> None:
     try:
         check_config(cfg)
     except SicogError as e:
+        if isinstance(e, ConfigError) and e.key:  # the pipeline's key; its YAML has no flags
+            raise ConfigError(f"key {where}.{e.key}: {e.problem}") from None
+        # a validate() rule worded with flags (curate's ranges, until declared on the fields)
         message = str(e)
         names = {flag: f.name for f in dataclasses.fields(cfg) for flag in flag_names(f)}
         flag = next((m for m in re.findall(r"--[a-z0-9-]+", message) if m in names), None)

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from sicog.config_flags import add_config_arguments, config_from_args, setting
+from sicog.config_flags import add_config_arguments, check_config, config_from_args, setting
 from sicog.data.formats import strip_image_token
 from sicog.data.records import DataError, first_user_text, iter_json_objects, validate_training_record
 from sicog.utils.io import SicogError, file_fingerprint, write_json, write_jsonl
@@ -53,23 +53,20 @@ class PairsConfig:
                                           "replies from corrupted images)")
     out: str | None = setting(None, "training pairs .jsonl (written atomically)", required=True)
     heldout_out: str | None = setting(None, "held-out pairs .jsonl (for `dpo.heldout`)")
-    heldout_fraction: float = setting(0.1, "share of the records whose pairs go to --heldout-out (0: none)")
+    heldout_fraction: float = setting(0.1, "share of the records whose pairs go to --heldout-out (0: none)", min=0, max=1, max_exclusive=True)
     curated_pairs: bool = setting(True, "no pairs of kind (a): only corrupted-image pairs",
                                   invert="--no-curated-pairs")
     max_pairs: int | None = setting(None, "keep at most this many training pairs (a seeded pick; the rest "
-                                          "counted as over_budget)")
+                                          "counted as over_budget)", min=1)
     seed: int = setting(0, "seed of the rejected pick, the split and the budget pick")
     allow_empty: bool = setting(False, "write empty outputs (and the counts) instead of failing when no "
                                        "training pair is found")
     overwrite: bool = setting(False, "replace outputs made with other settings")
 
     def validate(self) -> None:
-        if not 0.0 <= self.heldout_fraction < 1.0:
-            raise SicogError(f"--heldout-fraction must be in [0, 1), got {self.heldout_fraction}")
+        """Rules across settings (each setting's range: sicog.config_flags.check_config)."""
         if self.heldout_fraction > 0 and not self.heldout_out:
             raise SicogError("--heldout-fraction > 0 needs --heldout-out (or set --heldout-fraction 0)")
-        if self.max_pairs is not None and self.max_pairs < 1:
-            raise SicogError(f"--max-pairs must be >= 1, got {self.max_pairs}")
         if not self.curated_pairs and not self.corrupted:
             raise SicogError("--no-curated-pairs leaves no pairs to build without --corrupted")
 
@@ -185,7 +182,7 @@ def build_pairs(cfg: PairsConfig) -> dict:
     from sicog.utils.lock import check_finished, check_writable, output_locks
     from sicog.utils.paths import check_outputs_apart
 
-    cfg.validate()
+    check_config(cfg)  # a config built in code: each setting's range, then validate()
     summary = Path(cfg.out).with_name(Path(cfg.out).name + ".summary.json")
     outputs = {"--out": cfg.out, "--out (its summary)": summary, "--heldout-out": cfg.heldout_out}
     check_outputs_apart(outputs, {"--curated": cfg.curated, "--corrupted": cfg.corrupted})

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from sicog.config import DataConfig, TrainConfig, check_choices, config_to_dict, load_config, save_config
+from sicog.config import DataConfig, TrainConfig, check_config, config_to_dict, load_config, save_config
 from sicog.utils.io import SicogError, file_fingerprint, git_commit, write_json
 from sicog.utils.lock import check_writable
 
@@ -127,7 +127,7 @@ def validate_stage(cfg: TrainConfig, more_inputs: dict[str, str | None] | None =
     writable - before anything is loaded."""
     from sicog.utils.paths import check_outputs_apart
 
-    check_choices(cfg)  # a config built in code skipped the checks of load_config
+    check_config(cfg)  # every field, defaults and values set in code included (load_config checks those it reads)
     if not cfg.data.sources:
         raise SicogError("data.sources: at least one training file is required")
     if cfg.training.lora.enabled and cfg.training.deepspeed and "zero3" in Path(cfg.training.deepspeed).name:

@@ -141,7 +141,7 @@ def test_config_yaml_is_the_command_and_flags_override_it(world, tiny_ckpt, tmp_
 
 @pytest.mark.parametrize("argv, message", [
     (["--benchmark", "b.tsv"], "--model is required (or `model:` in CONFIG.yaml)"),
-    (["--model", "m", "--benchmark", "b.tsv", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--model", "m", "--benchmark", "b.tsv", "--batch-size", "0"], "--batch-size (batch_size): must be >= 1, got 0"),
 ])
 def test_missing_or_bad_settings_are_clean_errors(tmp_path, capsys, argv, message):
     assert main(["evaluate", *argv]) == 2

@@ -37,8 +37,6 @@ def test_plan_batches_groups_by_length_and_modality():
     assert all(len({has_image[i] for i in b}) == 1 for b in plan)
     assert plan[0] == [1, 3]  # longest image prompts first
     assert plan == plan_batches(lengths, has_image, batch_size=2)
-    with pytest.raises(ValueError):
-        plan_batches(lengths, has_image, 0)
 
 
 def test_render_prompt_uses_the_chat_template(tiny):
@@ -87,8 +85,6 @@ def test_generate_batch_counts_tokens_within_budget(tiny):
     with pytest.raises(ValueError, match="must not mix"):
         generate_batch(model, processor, PROMPTS[:2], [make_image(), None], params, seed=1)
     assert batch_seed(0, 1) != batch_seed(0, 2) != batch_seed(1, 1)
-    with pytest.raises(ValueError):
-        SamplingParams(top_p=0.0)
 
 
 @pytest.mark.parametrize("temperature, top_p, top_k", [(0.7, 0.9, 0), (1.0, 0.5, 5), (1.3, 1.0, 0)])

@@ -147,9 +147,9 @@ def test_moved_and_pipeline_owned_keys_are_clear_errors(tmp_path):
 
 def test_dry_run_checks_every_step_config(tmp_path):
     """A setting a step would reject fails the plan, before anything runs."""
-    with pytest.raises(Exception, match="--n must be >= 1"):
+    with pytest.raises(Exception, match=r"key sampling\.captions\.n: must be >= 1, got 0"):
         build_plan(_smoke(tmp_path, "sampling.captions.n=0"), PRESETS)
-    with pytest.raises(Exception, match="batch-size must be >= 1"):
+    with pytest.raises(Exception, match=r"key evaluation\.batch_size: must be >= 1, got 0"):
         build_plan(_smoke(tmp_path / "a", "evaluation.batch_size=0"), PRESETS)
 
 

@@ -55,7 +55,7 @@ CASES = [
              r"link\.jsonl:1: key 'image': .*link\.png resolves to .*secret\.png, outside the image folder", OUT),
     BadInput("corrupt_model", job(model="{tmp}/badmodel"),
              r"corrupt weights file .*badmodel/model\.safetensors \(SafetensorError", OUT),
-    BadInput("batch_size_zero", job(batch_size="0"), r"--batch-size must be >= 1, got 0", OUT),
+    BadInput("batch_size_zero", job(batch_size="0"), r"--batch-size \(batch_size\): must be >= 1, got 0", OUT),
     BadInput("out_under_a_file", job(out="{tmp}/afile/eval"), r"--out .*afile/eval: cannot be written: .*afile is a "
              r"file", OUT),
     BadInput("out_is_a_file", job(out="{tmp}/afile"), r"--out .*afile: is a file; expected a folder", OUT),

@@ -28,7 +28,7 @@ def _dry(*sets: str) -> list[str]:
 
 
 CASES = [
-    BadInput("sampling_n_zero", _dry("sampling.captions.n=0"), r"key sampling\.captions\.n: --n must be >= 1"),
+    BadInput("sampling_n_zero", _dry("sampling.captions.n=0"), r"key sampling\.captions\.n: must be >= 1, got 0"),
     BadInput("curation_threshold_above_one", _dry("curation.captions.threshold=2.0"),
              r"key curation\.captions\.threshold: .*\[-1, 1\]"),
     BadInput("keep_fraction_zero", _dry("curation.reasoning.keep_fraction=0"),

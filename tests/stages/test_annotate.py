@@ -142,7 +142,7 @@ def test_identical_4xx_in_a_row_stop_the_run_with_the_servers_message(tmp_path, 
                                   "--stop-after-identical-4xx", "0")) == 0
     assert main(annotate_argv(data, folder, tmp_path / "d", "http://127.0.0.1:9/v1",
                               "--stop-after-identical-4xx", "-1")) == 2
-    assert "--stop-after-identical-4xx must be >= 0, got -1" in capsys.readouterr().err
+    assert "--stop-after-identical-4xx (stop_after_identical_4xx): must be >= 0, got -1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["annotate", "cod", "--help"])
     assert "--stop-after-identical-4xx" in capsys.readouterr().out

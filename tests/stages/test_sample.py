@@ -189,9 +189,9 @@ def test_config_yaml_is_the_command_and_flags_override_it(tiny_ckpt, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--data", "d.jsonl", "--out", "o.jsonl", "--mode", "cot"], "--model is required (or `model:` in CONFIG.yaml)"),
     (["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl"], "--mode is required (or `mode:` in CONFIG.yaml)"),
-    (["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl", "--mode", "cot", "--top-p", "0"], "--top-p must be in"),
+    (["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl", "--mode", "cot", "--top-p", "0"], "--top-p (top_p): must be in (0, 1], got 0.0"),
     (["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl", "--mode", "cot", "--temperature", "-1"],
-     "--temperature must be a number >= 0"),
+     "--temperature (temperature): must be >= 0, got -1.0"),
 ])
 def test_missing_or_bad_settings_are_clean_errors(tmp_path, capsys, argv, message):
     assert main(["sample", *argv]) == 2

@@ -72,9 +72,9 @@ class ConvertConfig:
                                                        "data.allow_images_outside_folder too")
     extract_images_to: str | None = setting(None, "write images stored in the input (parquet) to this folder, "
                                                   "once each, and point the records there")
-    limit: int = setting(0, "keep the first N usable records (0: all); the rest are counted as over-limit")
+    limit: int = setting(0, "keep the first N usable records (0: all); the rest are counted as over-limit", min=0)
     sample: int = setting(0, "keep a uniform random N of the usable records (0: all), chosen with --seed; the "
-                             "rest are counted as not-sampled")
+                             "rest are counted as not-sampled", min=0)
     seed: int = setting(0, "random seed of --sample")
     exclude: str | None = setting(None, "skip the records whose id is in this file (counted as excluded): e.g. "
                                         "the warm-up set, to draw a pool from the rest of the same input")
@@ -82,9 +82,7 @@ class ConvertConfig:
     overwrite: bool = setting(False, "replace an output made with other settings")
 
     def check_common(self) -> None:
-        for flag, value in (("--limit", self.limit), ("--sample", self.sample)):
-            if value < 0:
-                raise SicogError(f"{flag} must be >= 0, got {value}")
+        """The rule across the common settings (each one's range: sicog.config_flags.check_config)."""
         if self.limit and self.sample:
             raise SicogError("--limit and --sample both choose records: give one of them")
 

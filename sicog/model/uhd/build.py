@@ -82,9 +82,7 @@ def uhd_config(cfg: ModelConfig, vision_config, text_config, tokenizer, num_quer
     from sicog.model.tokenizer import IMAGE_TOKEN
     from sicog.model.uhd.configuration_uhd import SicogUhdConfig
 
-    side = int(round(num_queries ** 0.5))
-    if side * side != num_queries:
-        raise SicogError(f"model.uhd.num_queries: must be a square number (144 = 12x12), got {num_queries}")
+    # num_queries: a square (UhdSettings.cross_check; the defaults 16 and 144 are)
     if text_config.hidden_size % 4:
         raise SicogError(f"model: the LM width ({text_config.hidden_size}) must be a multiple of 4 for the "
                          "resampler's 2-D sin-cos positions")
@@ -111,9 +109,7 @@ def build_uhd_tiny(cfg: ModelConfig, seed: int = 0, dtype=None):
     from sicog.model.uhd.modeling_uhd import SicogUhdForConditionalGeneration
 
     register_uhd()
-    t = cfg.tiny
-    if t.image_size % t.patch_size:
-        raise SicogError(f"model.tiny.image_size ({t.image_size}) must be a multiple of model.tiny.patch_size ({t.patch_size})")
+    t = cfg.tiny  # checked: image_size a multiple of patch_size (TinyModelConfig.cross_check)
     tokenizer = build_tiny_tokenizer(read_corpus_files(t.tokenizer_corpus), vocab_size=t.vocab_size)
     add_layout_tokens(tokenizer)
     vision_config, text_config = tiny_part_configs(
@@ -163,10 +159,8 @@ def init_separators(embedding, tokenizer, ids: list[int], own_rows: int, where: 
     separators are those rows of Qwen2's table: 13 and 29892); `[]` keeps the rows as they are."""
     import torch
 
-    if not ids:
+    if not ids:  # else two (UhdSettings.cross_check)
         return
-    if len(ids) != 2:
-        raise SicogError(f"model.uhd.separator_init_ids: two ids (row separator, slice separator) or [], got {ids}")
     for token, source in zip((ROW_TOKEN, SLICE_TOKEN), ids):
         if not 0 <= source < own_rows:
             raise SicogError(f"model.uhd.separator_init_ids: {source} is outside the vocabulary of {where} "

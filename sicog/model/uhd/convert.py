@@ -53,8 +53,8 @@ class ConvertUhdConfig:
                                 "normalisation; their folder names it in mm_vision_tower)", required=True,
                                 metavar="DIR")
     out: str = setting(None, "the sicog uhd checkpoint folder to write", required=True, metavar="DIR")
-    row_token_id: int = setting(13, "embedding row of their row separator (their newline id)")
-    slice_token_id: int = setting(29892, "embedding row of their separator before the overview (their comma id)")
+    row_token_id: int = setting(13, "embedding row of their row separator (their newline id)", min=0)
+    slice_token_id: int = setting(29892, "embedding row of their separator before the overview (their comma id)", min=0)
     box_rounding: str = setting("bfloat16", "the resampler's cell edges: rounded to bfloat16 as in the authors' "
                                 "resampler (matches their outputs), or exact (none)", choices=("bfloat16", "none"))
     overwrite: bool = setting(False, "replace an --out made with other settings")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,23 +24,23 @@ class AnnotateConfig:
     model: str = setting("gpt-4o", "model name the endpoint serves; it must accept images")
     api_key_env: str = setting("OPENAI_API_KEY", "NAME of the environment variable holding the API key (the key "
                                                  "is never taken from the command line, logged or written)")
-    concurrency: int = setting(8, "requests in flight")
-    requests_per_minute: float = setting(0.0, "request rate limit per minute (0: none)")
+    concurrency: int = setting(8, "requests in flight", min=1)
+    requests_per_minute: float = setting(0.0, "request rate limit per minute (0: none)", min=0)
     tokens_per_minute: float = setting(0.0, "token rate limit per minute, counted before each request as its "
-                                            "estimated input tokens + --max-tokens (0: none)")
-    temperature: float = setting(0.2, "sampling temperature")
-    max_tokens: int = setting(2048, "completion budget per request")
+                                            "estimated input tokens + --max-tokens (0: none)", min=0)
+    temperature: float = setting(0.2, "sampling temperature", min=0)
+    max_tokens: int = setting(2048, "completion budget per request", min=1)
     max_retries: int = setting(6, "retries of a request after a 429, 5xx, timeout, connection error or an "
-                                  "answer without the five steps (other 4xx: none)")
+                                  "answer without the five steps (other 4xx: none)", min=0)
     stop_after_identical_4xx: int = setting(20, "stop the run, quoting the server, after this many items in a row "
                                                 "ended in the same non-retryable 4xx (a text-only model refusing "
-                                                "every image, a limit the server rejects); 0: never")
+                                                "every image, a limit the server rejects); 0: never", min=0)
     backoff_initial: float = setting(1.0, "backoff scale in seconds: the wait before retry k is drawn from "
-                                          "[0, scale * 2^k] (full jitter); a Retry-After header wins")
-    backoff_max: float = setting(60.0, "longest wait between two tries, seconds (caps Retry-After too)")
-    request_timeout: float = setting(300.0, "deadline of each request in seconds (connect, send and the whole answer) before it counts as a timeout (retried)")
-    price_per_1k_input: float = setting(0.0, "price per 1,000 input tokens, for the cost figure (0: no cost)")
-    price_per_1k_output: float = setting(0.0, "price per 1,000 output tokens, for the cost figure")
+                                          "[0, scale * 2^k] (full jitter); a Retry-After header wins", min=0)
+    backoff_max: float = setting(60.0, "longest wait between two tries, seconds (caps Retry-After too)", min=0)
+    request_timeout: float = setting(300.0, "deadline of each request in seconds (connect, send and the whole answer) before it counts as a timeout (retried)", min=0, min_exclusive=True)
+    price_per_1k_input: float = setting(0.0, "price per 1,000 input tokens, for the cost figure (0: no cost)", min=0)
+    price_per_1k_output: float = setting(0.0, "price per 1,000 output tokens, for the cost figure", min=0)
     dry_run: bool = setting(False, "estimate requests, tokens and cost of the items still to do, call nothing, "
                                    "write nothing")
     retry_failures: bool = setting(False, "request again the items an earlier run of these settings failed "
@@ -53,21 +52,7 @@ class AnnotateConfig:
     progress: bool = setting(True, "no progress bar", invert="--no-progress")
 
     def validate(self) -> None:
-        """Errors that need no data (required settings: sicog.config_flags.check_config)."""
-        for flag, value, low in (("--concurrency", self.concurrency, 1), ("--max-tokens", self.max_tokens, 1),
-                                 ("--max-retries", self.max_retries, 0),
-                                 ("--stop-after-identical-4xx", self.stop_after_identical_4xx, 0)):
-            if value < low:
-                raise SicogError(f"{flag} must be >= {low}, got {value}")
-        for flag, value in (("--requests-per-minute", self.requests_per_minute),
-                            ("--tokens-per-minute", self.tokens_per_minute),
-                            ("--temperature", self.temperature), ("--backoff-initial", self.backoff_initial),
-                            ("--backoff-max", self.backoff_max), ("--price-per-1k-input", self.price_per_1k_input),
-                            ("--price-per-1k-output", self.price_per_1k_output)):
-            if not math.isfinite(value) or value < 0:
-                raise SicogError(f"{flag} must be a number >= 0, got {value}")
-        if not math.isfinite(self.request_timeout) or self.request_timeout <= 0:
-            raise SicogError(f"--request-timeout must be a number of seconds > 0, got {self.request_timeout}")
+        """Errors that need no data, beyond each setting's range (sicog.config_flags.check_config)."""
         if not self.base_url.startswith(("http://", "https://")):
             raise SicogError(f"--base-url must be an http(s) URL, got {self.base_url!r}")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sicog.config import TrainConfig, choices, ranged
+from sicog.config import TrainConfig, setting
 from sicog.stages.dpo.loss import LOSS_TYPES
 
 # model: a frozen copy of the starting model; precomputed: its log-probs of every training pair,
@@ -20,13 +20,13 @@ REFERENCES = ("auto", "model", "precomputed", "adapter")
 class DPOSettings:
     """The preference objective and its evaluation."""
 
-    loss_type: str = choices(LOSS_TYPES, "sigmoid")  # sigmoid: DPO; ipo: IPO (per-token normalised)
-    beta: float = ranged(0.1, min=0, min_exclusive=True)  # strength of the pull toward the reference
-    sft_weight: float = ranged(0.0, min=0)  # + this x NLL of the chosen replies (RPO-style); 0: off
-    reference: str = choices(REFERENCES, "auto")
+    loss_type: str = setting("sigmoid", "sigmoid: DPO; ipo: IPO (per-token normalised)", choices=LOSS_TYPES)
+    beta: float = setting(0.1, "strength of the pull toward the reference", min=0, min_exclusive=True)
+    sft_weight: float = setting(0.0, "+ this x NLL of the chosen replies (RPO-style); 0: off", min=0)
+    reference: str = setting("auto", choices=REFERENCES)
     heldout: str | None = None  # held-out pairs (.jsonl) scored before and after training
     heldout_image_folder: str | None = None  # their images (default: data.sources[0].image_folder)
-    eval_batch_size: int = ranged(8, min=1)  # pairs per forward when scoring held-out/reference
+    eval_batch_size: int = setting(8, "pairs per forward when scoring held-out/reference", min=1)
 
 
 @dataclass

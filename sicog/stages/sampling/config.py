@@ -6,7 +6,6 @@ settings under the field names (`num_beams: 2`), and flags given on the command 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,8 @@ from sicog.utils.io import SicogError
 
 BACKENDS = ("hf", "openai")
 ON_ERROR = ("raise", "skip")
+# hf backend weights dtype; auto: bfloat16 on a GPU that supports it, else float32 (hf_backend.pick_dtype)
+DTYPES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -33,13 +34,13 @@ class SampleConfig:
     # --num-candidates is the same flag: under torchrun, Python 3.11's argparse rejects "--n" as an
     # ambiguous prefix of torchrun's own --nnodes/--nproc-per-node before it reaches sicog.
     n: int = setting(6, "candidates per item (paper: 6); spell it --num-candidates under torchrun",
-                     flags=("--n", "--num-candidates"))
-    temperature: float = setting(0.7, "sampling temperature; 0 = greedy")
-    top_p: float = setting(0.9, "nucleus sampling threshold")
-    top_k: int = setting(0, "top-k cut (0: off, as in the paper)")
-    num_beams: int = setting(1, "beams (1: sampling / greedy)")
-    max_new_tokens: int = setting(1200, "generation budget per candidate")
-    batch_size: int = setting(32, "prompts per generate call (hf backend; each gives N sequences)")
+                     min=1, flags=("--n", "--num-candidates"))
+    temperature: float = setting(0.7, "sampling temperature; 0 = greedy", min=0)
+    top_p: float = setting(0.9, "nucleus sampling threshold", min=0, max=1, min_exclusive=True)
+    top_k: int = setting(0, "top-k cut (0: off, as in the paper)", min=0)
+    num_beams: int = setting(1, "beams (1: sampling / greedy)", min=1)
+    max_new_tokens: int = setting(1200, "generation budget per candidate", min=1)
+    batch_size: int = setting(32, "prompts per generate call (hf backend; each gives N sequences)", min=1)
     corruption: str | None = setting(None, "comma-separated image corruptions: gaussian_blur, color_jitter, "
                                            "mirror_rotate, mask (aliases: blur, jitter, rotate), and 'none' for "
                                            "the clean image")
@@ -50,11 +51,13 @@ class SampleConfig:
     api_key_env: str = setting("OPENAI_API_KEY", "openai backend: NAME of the environment variable holding the "
                                                  "API key (the key itself is never passed on the command line "
                                                  "nor logged)")
-    concurrency: int = setting(8, "openai backend: requests in flight")
-    max_retries: int = setting(6, "openai backend: retries on 429 / 5xx / connection errors (exponential backoff)")
+    concurrency: int = setting(8, "openai backend: requests in flight", min=1)
+    max_retries: int = setting(6, "openai backend: retries on 429 / 5xx / connection errors (exponential backoff)",
+                               min=0)
     retry_delay: float = setting(1.0, "openai backend: backoff scale in seconds (the wait before retry k is drawn from "
-                                            "[0, scale * 2^k], capped at 60; a Retry-After header wins)")
-    request_timeout: float = setting(600.0, "openai backend: deadline of each request in seconds (connect, send and the whole answer)")
+                                      "[0, scale * 2^k], capped at 60; a Retry-After header wins)", min=0)
+    request_timeout: float = setting(600.0, "openai backend: deadline of each request in seconds (connect, send and "
+                                            "the whole answer)", min=0, min_exclusive=True)
     on_error: str = setting("raise", "a missing/unreadable image (or one outside --image-folder): raise, or skip "
                                      "it, counted in the summary", choices=ON_ERROR)
     allow_images_outside_folder: bool = setting(False, "let records name images outside --image-folder (absolute "
@@ -64,31 +67,19 @@ class SampleConfig:
                                      "parts) and sample again; without it other settings are refused (an output "
                                      "of the same settings is kept either way: nothing to do)")
     device: str = setting("auto", "hf backend: auto (GPU LOCAL_RANK if any, else cpu), cpu, cuda:0")
-    dtype: str = setting("auto", "hf backend: auto, float32, bfloat16, float16")
+    dtype: str = setting("auto", "hf backend: auto (bfloat16 on a GPU that supports it, else float32), float32, "
+                                 "bfloat16, float16 (or fp32, bf16, fp16)", choices=DTYPES)
     wait_timeout: float = setting(7 * 24 * 3600.0, "rank 0 without a process group: seconds to wait for the "
-                                                   "other ranks' parts", cli=False)
+                                                   "other ranks' parts", min=0, min_exclusive=True, cli=False)
     progress: bool = setting(True, "no progress bar", invert="--no-progress")
 
     def validate(self) -> None:
-        """Errors that need no data (required settings and choices: sicog.config_flags.check_config)."""
-        for flag, value in (("--n", self.n), ("--batch-size", self.batch_size),
-                            ("--max-new-tokens", self.max_new_tokens), ("--num-beams", self.num_beams)):
-            if value < 1:
-                raise SicogError(f"{flag} must be >= 1, got {value}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise SicogError(f"--top-p must be in (0, 1], got {self.top_p}")
-        if not math.isfinite(self.temperature) or self.temperature < 0:
-            raise SicogError(f"--temperature must be a number >= 0 (0: greedy), got {self.temperature}")
-        for flag, value, low in (("--top-k", self.top_k, 0), ("--concurrency", self.concurrency, 1),
-                                 ("--max-retries", self.max_retries, 0)):
-            if value < low:
-                raise SicogError(f"{flag} must be >= {low}, got {value}")
-        if not math.isfinite(self.retry_delay) or self.retry_delay < 0:
-            raise SicogError(f"--retry-delay must be a number of seconds >= 0, got {self.retry_delay}")
-        if not math.isfinite(self.request_timeout) or self.request_timeout <= 0:
-            raise SicogError(f"--request-timeout must be a number of seconds > 0, got {self.request_timeout}")
+        """Rules across settings (each setting's own range: sicog.config.check_config)."""
         if self.backend == "openai" and not self.api_base:
             raise SicogError("--backend openai needs --api-base URL (e.g. http://localhost:8000/v1)")
+        if self.backend == "openai" and self.num_beams > 1:
+            raise SicogError("--backend openai: beam search is not part of the chat-completions API; "
+                             "use --num-beams 1")
 
     def determining(self, data_fingerprint: str) -> dict:
         """The settings that decide what the candidates are (a resumed run must match them)."""

@@ -22,17 +22,18 @@ from sicog.utils.dist import pick_device
 logger = logging.getLogger(__name__)
 
 
+#: the torch dtype of each `--dtype` name but auto (SampleConfig's choices; a test keeps the two equal)
+TORCH_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
 def pick_dtype(name: str, device: str):
     """`auto` -> bfloat16 on a GPU that supports it, float32 elsewhere."""
     if name == "auto":
         if device.startswith("cuda") and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float32
-    try:
-        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[name]
-    except KeyError:
-        raise ValueError(f"unknown dtype {name!r}") from None
+    return TORCH_DTYPES[name]
 
 
 def run_hf(cfg, items: list[SampleItem], done: set[str],
