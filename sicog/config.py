@@ -177,6 +177,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             try:
                 return _convert(value, a, where)
             except ConfigError as e:
+                if isinstance(value, dict) and dataclasses.is_dataclass(a):
+                    raise  # a mapping meant this section: its own error names the inner key
                 errors.append(str(e))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: expected {_type_name(tp)}, got {value!r}")
     if dataclasses.is_dataclass(tp):
