@@ -14,9 +14,10 @@ import signal
 import time
 from pathlib import Path
 
-from sicog.config import load_config, save_config
+from sicog.config import apply_overrides, config_from_mapping, load_config, parse_override, save_config
 from sicog.pipeline.config import PipelineConfig
 from sicog.pipeline.engine import Engine
+from sicog.pipeline.extends import extended_mapping
 from sicog.pipeline.plan import Planner, build_plan
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_pipeline(path: str | None, overrides: list[str] | None = None) -> PipelineConfig:
-    """Load and validate a pipeline YAML (errors name the file and the dotted key)."""
-    return load_config(PipelineConfig, path, overrides)
+    """Load and validate a pipeline YAML (errors name the file and the dotted key).
+
+    A YAML with `extends: OTHER.yaml` (relative to its folder; `--set extends=PATH`, relative to the
+    working folder, replaces it) is OTHER.yaml with this file's keys merged on top: mappings key by
+    key, anything else (lists included) replaced. The ablation configs (configs/pipeline/ablations/)
+    hold only what makes their ablation this way.
+    """
+    if path is None or not Path(path).is_file():
+        return load_config(PipelineConfig, path, overrides)
+    overrides = list(overrides or [])
+    chosen = [o for o in overrides if o.split("=", 1)[0].strip() == "extends"]
+    rest = [o for o in overrides if o not in chosen]
+    data = extended_mapping(Path(path), parse_override(chosen[-1])[1] if chosen else None)
+    label = str(path) + (" (with --set overrides)" if overrides else "")
+    return config_from_mapping(PipelineConfig, apply_overrides(data, rest) if rest else data, label)
 
 
 def run_pipeline(cfg: PipelineConfig, dry_run: bool = False, echo=print, write_report: bool = True,
