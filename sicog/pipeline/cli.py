@@ -15,10 +15,12 @@ import time
 from pathlib import Path
 
 from sicog.config import apply_overrides, config_from_mapping, load_config, parse_override, save_config
+from sicog.pipeline.checks import check_step_inputs
 from sicog.pipeline.config import PipelineConfig
 from sicog.pipeline.engine import Engine
 from sicog.pipeline.extends import extended_mapping
 from sicog.pipeline.plan import Planner, build_plan
+from sicog.pipeline.sweep import parse_sweeps, plan_sweep
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ resumes an interrupted one and redoes steps whose inputs or settings changed.
 Examples:
   sicog run sicog/demo/presets/smoke.yaml --set data.world=runs/world --set work_dir=runs/smoke
   sicog run configs/pipeline/qwen2_7b.yaml --dry-run
+  sicog run PIPELINE.yaml --sweep curation.captions.threshold=0.8,0.9,0.95 --sweep sampling.captions.n=4,6
 """
 
 
@@ -42,6 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "from the inputs) and print the plan (each step, its command, outputs and whether it "
                    "would run, resume or be skipped) without running or writing anything")
     p.add_argument("--no-report", action="store_true", help="do not write report.json/report.md/plots")
+    p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
+                   help="run the pipeline for every value of a dotted key (repeatable: the cross product), "
+                   "each step once however many points read it; sampling.<task>.n values are served by the "
+                   "largest; one table over the points in sweep.md (also the YAML's `sweep:` mapping; "
+                   "docs/ablations.md)")
 
 
 def load_pipeline(path: str | None, overrides: list[str] | None = None) -> PipelineConfig:
@@ -58,8 +66,59 @@ def load_pipeline(path: str | None, overrides: list[str] | None = None) -> Pipel
     chosen = [o for o in overrides if o.split("=", 1)[0].strip() == "extends"]
     rest = [o for o in overrides if o not in chosen]
     data = extended_mapping(Path(path), parse_override(chosen[-1])[1] if chosen else None)
+    data.pop("sweep", None)  # the points' settings, read by pipeline_sweep
     label = str(path) + (" (with --set overrides)" if overrides else "")
     return config_from_mapping(PipelineConfig, apply_overrides(data, rest) if rest else data, label)
+
+
+def pipeline_sweep(path: str, overrides: list[str] | None = None):
+    """The YAML's `sweep:` mapping (after `extends`), or None."""
+    chosen = [o for o in overrides or [] if o.split("=", 1)[0].strip() == "extends"]
+    return extended_mapping(Path(path), parse_override(chosen[-1])[1] if chosen else None).get("sweep")
+
+
+def _run_steps(engine: Engine, steps, parallel: int) -> None:
+    """Run the steps; SIGTERM stops the running command too (as Ctrl-C does)."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        engine.run(steps, parallel=parallel)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_sweep(path: str, overrides: list[str], sweeps: dict, dry_run: bool = False, echo=print,
+              write_report: bool = True, config_dir: str | Path | None = None):
+    """Plan the sweep's points together (sicog.pipeline.sweep) and run (or print) its distinct steps."""
+    sweep = plan_sweep(sweeps, lambda sets: load_pipeline(path, [*overrides, *sets]), config_dir)
+    check_step_inputs(sweep.steps)
+    engine = Engine(sweep.work, echo=echo)
+    echo(f"sweep over {', '.join(sweep.keys)}: {len(sweep.points)} points, {len(sweep.steps)} distinct steps "
+         f"({sum(len(p.steps) for p in sweep.points)} if each point ran alone) in {sweep.work}")
+    for point in sweep.points:
+        echo(f"  {point.tag}: {len(point.steps)} steps" +
+             (f", {len(point.derived)} sampling step(s) served by a larger N" if point.derived else ""))
+    if dry_run:
+        engine.run(sweep.steps, dry_run=True)
+        echo("dry run: every point's config is valid, every input exists or is written by an earlier step; "
+             "nothing was run or written")
+        return sweep, engine
+    sweep.work.mkdir(parents=True, exist_ok=True)
+    for i, point in enumerate(sweep.points):  # the settings that made each point's outputs
+        save_config(point.planner.cfg, sweep.work / "sweep" / f"point{i}.yaml")
+    t0 = time.time()
+    _run_steps(engine, sweep.steps, sweep.points[0].planner.cfg.parallel_steps)
+    echo(f"sweep: finished in {time.time() - t0:.1f}s ({sweep.work})")
+    if write_report:
+        from sicog.pipeline.report.sweep import write_sweep_report
+
+        write_sweep_report(sweep, engine, sweep.work)
+        echo(f"sweep table: {sweep.work / 'sweep.md'}")
+    return sweep, engine
 
 
 def run_pipeline(cfg: PipelineConfig, dry_run: bool = False, echo=print, write_report: bool = True,
@@ -75,17 +134,8 @@ def run_pipeline(cfg: PipelineConfig, dry_run: bool = False, echo=print, write_r
         return planner, engine
     planner.work.mkdir(parents=True, exist_ok=True)
     save_config(cfg, planner.work / "pipeline.yaml")
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum, frame):  # SIGTERM -> KeyboardInterrupt: the running command is stopped too
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
     t0 = time.time()
-    try:
-        engine.run(planner.steps, parallel=cfg.parallel_steps)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    _run_steps(engine, planner.steps, cfg.parallel_steps)
     wall = time.time() - t0
     echo(f"pipeline {cfg.name}: finished in {wall:.1f}s ({planner.work})")
     if write_report:
@@ -97,6 +147,11 @@ def run_pipeline(cfg: PipelineConfig, dry_run: bool = False, echo=print, write_r
 
 
 def run(args: argparse.Namespace) -> int:
+    sweeps = parse_sweeps(args.sweep, pipeline_sweep(args.config, args.overrides) if Path(args.config).is_file() else None)
+    if sweeps:
+        run_sweep(args.config, args.overrides, sweeps, dry_run=args.dry_run, write_report=not args.no_report,
+                  config_dir=Path(args.config).parent)
+        return 0
     cfg = load_pipeline(args.config, args.overrides)
     run_pipeline(cfg, dry_run=args.dry_run, write_report=not args.no_report, config_dir=Path(args.config).parent)
     return 0

@@ -83,9 +83,12 @@ def resolve_data(cfg: PipelineConfig) -> PipelineData:
 class Planner:
     """Builds the ordered list of steps for a PipelineConfig."""
 
-    def __init__(self, cfg: PipelineConfig, config_dir: str | Path | None = None):
+    def __init__(self, cfg: PipelineConfig, config_dir: str | Path | None = None,
+                 placement: dict[str, str] | None = None):
         check_settings(cfg, config_dir)  # every setting first: no data needed
         self.cfg = cfg
+        # step name -> a sub-folder of work_dir for its folder (a sweep's points, sicog.pipeline.sweep)
+        self.placement = placement or {}
         self.config_dir = Path(config_dir).resolve() if config_dir else Path.cwd()
         self.work = Path(expand_env(cfg.work_dir, "work_dir")).resolve()
         self.data = resolve_data(cfg)
@@ -128,7 +131,7 @@ class Planner:
         return "data.benchmark", self.data.benchmark
 
     def folder(self, name: str) -> str:
-        return str(self.work / name)
+        return str(self.work / self.placement.get(name, "") / name)
 
     def add(self, step: Step) -> Step:
         self.steps.append(step)
@@ -312,12 +315,14 @@ class Planner:
         self.evaluations[(round, arm)] = out
 
 
-def build_plan(cfg: PipelineConfig, config_dir: str | Path | None = None) -> Planner:
+def build_plan(cfg: PipelineConfig, config_dir: str | Path | None = None,
+               placement: dict[str, str] | None = None) -> Planner:
     """Validate the config and build its steps (raises SicogError/ConfigError naming the key).
 
     Relative `stages.*.config` paths are relative to `config_dir` (the pipeline YAML's folder).
+    `placement`: step name -> sub-folder of work_dir for that step's folder (default: none).
     """
-    planner = Planner(cfg, config_dir)
+    planner = Planner(cfg, config_dir, placement)
     planner.build()
     check_step_inputs(planner.steps)
     return planner

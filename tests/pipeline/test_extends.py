@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from sicog.config import ConfigError
-from sicog.pipeline.cli import load_pipeline
+from sicog.pipeline.cli import load_pipeline, pipeline_sweep
 from sicog.pipeline.plan import build_plan
+from sicog.pipeline.sweep import parse_sweeps, plan_sweep
 
 from .plan_snapshot import PIPELINES, PRESETS, ROOT, fake_world, real_inputs
 
@@ -56,3 +57,10 @@ def test_ablation_configs_plan_at_real_scale_and_on_the_smoke_world(name, tmp_pa
     for planner in (real, smoke):
         assert any(s.role == "pretrain" for s in planner.steps)
     assert Path(real.steps[0].params["train"]["model"]["language_model"]).name == "Qwen2-7B-Instruct"
+    sweeps = parse_sweeps([], pipeline_sweep(str(ABLATIONS / name)))
+    if sweeps:  # tau and N: one sweep each, every point planned, sampling shared
+        sets = [f"extends={ROOT / 'sicog/demo/presets/smoke.yaml'}", f"data.world={world}",
+                f"work_dir={tmp_path / 'smoke'}"]
+        sweep = plan_sweep(sweeps, lambda extra: load_pipeline(str(ABLATIONS / name), [*sets, *extra]), ABLATIONS)
+        assert len(sweep.points) == 3
+        assert all(any(s.name == "r1/warmup_perception" for s in p.steps) for p in sweep.points)
