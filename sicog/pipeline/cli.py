@@ -14,13 +14,23 @@ import signal
 import time
 from pathlib import Path
 
-from sicog.config import apply_overrides, config_from_mapping, load_config, parse_override, save_config
+from sicog.config import (
+    ConfigError,
+    apply_overrides,
+    config_from_mapping,
+    config_to_dict,
+    load_config,
+    parse_override,
+    save_config,
+)
 from sicog.pipeline.checks import check_step_inputs
 from sicog.pipeline.config import PipelineConfig
 from sicog.pipeline.engine import Engine
 from sicog.pipeline.extends import extended_mapping
 from sicog.pipeline.plan import Planner, build_plan
 from sicog.pipeline.sweep import parse_sweeps, plan_sweep
+from sicog.utils.io import write_json
+from sicog.utils.secrets import mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +62,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "docs/ablations.md)")
 
 
-def load_pipeline(path: str | None, overrides: list[str] | None = None) -> PipelineConfig:
+def load_pipeline(path: str | None, overrides: list[str] | None = None, sweep_handled: bool = False) -> PipelineConfig:
     """Load and validate a pipeline YAML (errors name the file and the dotted key).
 
     A YAML with `extends: OTHER.yaml` (relative to its folder; `--set extends=PATH`, relative to the
     working folder, replaces it) is OTHER.yaml with this file's keys merged on top: mappings key by
     key, anything else (lists included) replaced. The ablation configs (configs/pipeline/ablations/)
-    hold only what makes their ablation this way.
+    hold only what makes their ablation this way. A `sweep:` mapping is run by `sicog run`
+    (run_sweep, which loads each point with `sweep_handled`); any other caller gets an error rather
+    than one point of it.
     """
     if path is None or not Path(path).is_file():
         return load_config(PipelineConfig, path, overrides)
@@ -66,7 +78,8 @@ def load_pipeline(path: str | None, overrides: list[str] | None = None) -> Pipel
     chosen = [o for o in overrides if o.split("=", 1)[0].strip() == "extends"]
     rest = [o for o in overrides if o not in chosen]
     data = extended_mapping(Path(path), parse_override(chosen[-1])[1] if chosen else None)
-    data.pop("sweep", None)  # the points' settings, read by pipeline_sweep
+    if data.pop("sweep", None) is not None and not sweep_handled:
+        raise ConfigError(f"{path}: key sweep: this file is a sweep; run it with `sicog run {path}`")
     label = str(path) + (" (with --set overrides)" if overrides else "")
     return config_from_mapping(PipelineConfig, apply_overrides(data, rest) if rest else data, label)
 
@@ -94,7 +107,7 @@ def _run_steps(engine: Engine, steps, parallel: int) -> None:
 def run_sweep(path: str, overrides: list[str], sweeps: dict, dry_run: bool = False, echo=print,
               write_report: bool = True, config_dir: str | Path | None = None):
     """Plan the sweep's points together (sicog.pipeline.sweep) and run (or print) its distinct steps."""
-    sweep = plan_sweep(sweeps, lambda sets: load_pipeline(path, [*overrides, *sets]), config_dir)
+    sweep = plan_sweep(sweeps, lambda sets: load_pipeline(path, [*overrides, *sets], sweep_handled=True), config_dir)
     check_step_inputs(sweep.steps)
     engine = Engine(sweep.work, echo=echo)
     echo(f"sweep over {', '.join(sweep.keys)}: {len(sweep.points)} points, {len(sweep.steps)} distinct steps "
@@ -108,8 +121,9 @@ def run_sweep(path: str, overrides: list[str], sweeps: dict, dry_run: bool = Fal
              "nothing was run or written")
         return sweep, engine
     sweep.work.mkdir(parents=True, exist_ok=True)
-    for i, point in enumerate(sweep.points):  # the settings that made each point's outputs
-        save_config(point.planner.cfg, sweep.work / "sweep" / f"point{i}.yaml")
+    # the settings that made each point's outputs
+    write_json(sweep.work / "sweep" / "points.json", [{"values": p.values, "config": mask_secrets(config_to_dict(
+        p.planner.cfg))} for p in sweep.points])
     t0 = time.time()
     _run_steps(engine, sweep.steps, sweep.points[0].planner.cfg.parallel_steps)
     echo(f"sweep: finished in {time.time() - t0:.1f}s ({sweep.work})")

@@ -30,6 +30,11 @@ def test_extends_merges_mappings_replaces_lists_and_keeps_stage_paths(tmp_path):
     assert other.name == "demo_smoke" and other.arms == ["sicog"]
 
 
+def test_a_sweep_file_loaded_as_one_pipeline_is_an_error():
+    with pytest.raises(ConfigError, match="key sweep: this file is a sweep"):
+        load_pipeline(str(ABLATIONS / "threshold.yaml"))
+
+
 def test_extends_errors_name_the_file(tmp_path):
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     a.write_text("extends: b.yaml\n")
@@ -48,11 +53,12 @@ def test_ablation_configs_plan_at_real_scale_and_on_the_smoke_world(name, tmp_pa
         (inputs / file).write_text("")
         monkeypatch.setenv(var, str(inputs / file))
     monkeypatch.chdir(inputs)
-    cfg = load_pipeline(str(ABLATIONS / name), [f"work_dir={tmp_path / 'real'}"])
+    cfg = load_pipeline(str(ABLATIONS / name), [f"work_dir={tmp_path / 'real'}"], sweep_handled=True)
     real = build_plan(cfg, ABLATIONS)
     world = fake_world(tmp_path / "world")
     cfg = load_pipeline(str(ABLATIONS / name), [f"extends={ROOT / 'sicog/demo/presets/smoke.yaml'}",
-                                                f"data.world={world}", f"work_dir={tmp_path / 'smoke'}"])
+                                                f"data.world={world}", f"work_dir={tmp_path / 'smoke'}"],
+                        sweep_handled=True)
     smoke = build_plan(cfg, ABLATIONS)
     for planner in (real, smoke):
         assert any(s.role == "pretrain" for s in planner.steps)
@@ -61,6 +67,7 @@ def test_ablation_configs_plan_at_real_scale_and_on_the_smoke_world(name, tmp_pa
     if sweeps:  # tau and N: one sweep each, every point planned, sampling shared
         sets = [f"extends={ROOT / 'sicog/demo/presets/smoke.yaml'}", f"data.world={world}",
                 f"work_dir={tmp_path / 'smoke'}"]
-        sweep = plan_sweep(sweeps, lambda extra: load_pipeline(str(ABLATIONS / name), [*sets, *extra]), ABLATIONS)
+        sweep = plan_sweep(sweeps, lambda extra: load_pipeline(str(ABLATIONS / name), [*sets, *extra],
+                                                                sweep_handled=True), ABLATIONS)
         assert len(sweep.points) == 3
         assert all(any(s.name == "r1/warmup_perception" for s in p.steps) for p in sweep.points)
