@@ -3,8 +3,9 @@
 A snapshot holds, for each case (a shipped config plus `--set` overrides), every step's name, kind,
 round, arm, task, role, inputs, outputs and a digest of its params, with the case's temporary folders replaced by
 placeholders, so that a plan made on another machine or in another folder compares equal. The
-committed file plans_before_arms.json was written by the planner as it was before the arms table
-(issue 28): the table must plan the same steps with the same params.
+committed file shipped_plans.json was first written by the planner as it was before the arms table
+(issue 28), which had to plan the same steps with the same params; it guards the shipped configs'
+plans since.
 
 Rewrite it (only when a plan is meant to change): PYTHONPATH=. python -m tests.pipeline.plan_snapshot
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = ROOT / "configs" / "pipeline"
 PRESETS = ROOT / "sicog" / "demo" / "presets"
-SNAPSHOT = Path(__file__).resolve().parent / "plans_before_arms.json"
+SNAPSHOT = Path(__file__).resolve().parent / "shipped_plans.json"
 
 #: case name -> (config file, overrides); `real` configs plan against empty files in a scratch folder
 CASES = {

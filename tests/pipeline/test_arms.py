@@ -18,7 +18,8 @@ def test_shipped_configs_plan_as_before_the_arms_table(case, tmp_path):
     after = plan_case(case, tmp_path)
     assert [s["name"] for s in after] == [s["name"] for s in before]
     for old, new in zip(before, after):
-        assert new == old, f"step {old['name']} differs"
+        assert new == old, (f"step {old['name']} of case {case} plans differently; if that is meant, rewrite "
+                            "the snapshot: PYTHONPATH=. python -m tests.pipeline.plan_snapshot")
 
 
 def _plan(tmp_path, *sets):
