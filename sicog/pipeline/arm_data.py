@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from sicog.config import ConfigError
 from sicog.pipeline.arms import TASKS, ArmSource, ArmSpec
 from sicog.pipeline.config import expand_env
 
@@ -36,7 +37,7 @@ def _items(planner, src: ArmSource) -> str:
 def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str, list[str]]:
     """Warm-up, sampling, curation and data steps of round k; returns each arm's stage-1.5 files."""
     cfg, data, r = planner.cfg, planner.data, f"r{k}"
-    sampled = [t for t in TASKS if any(a.uses("curated", t) or a.uses("candidate", t) for a in arms)]
+    sampled = [t for t in TASKS if any(a.uses("curated", t, k) or a.uses("candidate", t, k) for a in arms)]
     cand = {}
     for task in sampled:
         warm_key, stage, ann_key, unl_key, mode, _ = TASK_KEYS[task]
@@ -54,8 +55,8 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
         planner.candidates[(k, task)] = cand[task]
     uncurated: dict[tuple[str, str], str] = {}  # (task, items) -> records
     for task in sampled:
-        draws = [(a.name, _items(planner, s)) for a in arms for s in a.uses("candidate", task)]
-        if any(a.uses("curated", task) for a in arms) or any(items == "matched" for _, items in draws):
+        draws = [(a.name, _items(planner, s)) for a in arms for s in a.uses("candidate", task, k)]
+        if any(a.uses("curated", task, k) for a in arms) or any(items == "matched" for _, items in draws):
             planner.curated[(k, task)] = planner.curate_step(task, cand[task], k)
         for arm, items in draws:
             if (task, items) in uncurated:
@@ -66,7 +67,7 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                 arm=arm, items=items)
             if items == cfg.uncurated_items:
                 planner.uncurated[(k, task)] = uncurated[(task, items)]
-    truth = {t: _truth(planner, k, t) for t in TASKS if any(a.uses("truth", t) for a in arms)}
+    truth = {t: _truth(planner, k, t) for t in TASKS if any(a.uses("truth", t, k) for a in arms)}
     out = {}
     for arm in arms:
         files = []
@@ -76,7 +77,7 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                 continue
             for task in src.tasks():
                 if src.kind == "curated":
-                    files.append(planner.curated[(k, task)])
+                    files.append(_curated(planner, arm, src, k, task))
                 elif src.kind == "candidate":
                     files.append(uncurated[(task, _items(planner, src))])
                 elif src.kind == "annotations":
@@ -85,6 +86,17 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                     files.append(truth[task])
         out[arm.name] = files
     return out
+
+
+def _curated(planner, arm: ArmSpec, src: ArmSource, k: int, task: str) -> str:
+    """The curated file of the source's round (the arm's own round k when it names none)."""
+    r = src.round or k
+    where = f"arms.{arm.name}.sources[{arm.sources.index(src)}].round"
+    if r > k:
+        raise ConfigError(f"key {where}: round {r} comes after round {k}, where the arm trains")
+    if (r, task) not in planner.curated:
+        raise ConfigError(f"key {where}: round {r} curated no {task} (no arm of round {r} reads curated {task})")
+    return planner.curated[(r, task)]
 
 
 def _truth(planner, k: int, task: str) -> str:

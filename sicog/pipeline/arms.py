@@ -9,7 +9,8 @@ An arm is one model trained the same way as every other arm except for what its 
                        annotations  the warm-up annotations (data.annotated_captions / annotated_reasoning)
                        truth        ground truth of the unlabeled items (data.oracle_captions / oracle_reasoning)
                        file         an external JSONL of LLaVA records (`path`: teacher-distilled, plain captions …)
-                     `task` keeps one task's file (captions | reasoning); null: both
+                     `task` keeps one task's file (captions | reasoning); null: both; `round` (curated):
+                     that round's curated data instead of the arm's own round's
     text_only_ratio  share of text-only samples in its stage 1.5 (null: mixture.text_only_ratio)
     pretrain_steps   its stage-1.5 optimizer steps (null: stages.pretrain's max_steps)
     sft_steps        its stage-2 optimizer steps (null: stages.sft's)
@@ -44,6 +45,9 @@ class ArmSource:
     # kind candidate: `matched` (a seeded random subset as large as what curation keeps) or `all`
     # (every item); null: the pipeline's uncurated_items
     items: str | None = choices(("matched", "all"), None)
+    # kind curated: the curated data of that round (<= the round the arm trains in, e.g. round 2
+    # training on round 1's data as well as its own); null: the arm's own round
+    round: int | None = ranged(None, min=1)
 
     def tasks(self) -> tuple[str, ...]:
         return (self.task,) if self.task else TASKS
@@ -65,8 +69,9 @@ class ArmSpec:
         """Whether the arm trains a model of its own (False: it is the base model)."""
         return bool(self.sources) or self.sft_steps is not None
 
-    def uses(self, kind: str, task: str) -> list[ArmSource]:
-        return [s for s in self.sources if s.kind == kind and task in s.tasks()]
+    def uses(self, kind: str, task: str, k: int) -> list[ArmSource]:
+        """Its sources of `kind` for `task` that read round k's own data."""
+        return [s for s in self.sources if s.kind == kind and task in s.tasks() and s.round in (None, k)]
 
 
 #: the paper's comparison and its two references, as table entries
@@ -125,6 +130,8 @@ def check_arms(arms: list, round_arms: list[str], control_arms: list[str], post_
                     raise ConfigError(f"key {where}.sources[{j}].task: a file source is one file; remove task")
                 if src.items is not None and src.kind != "candidate":
                     raise ConfigError(f"key {where}.sources[{j}].items: only for kind candidate")
+                if src.round is not None and src.kind != "curated":
+                    raise ConfigError(f"key {where}.sources[{j}].round: only for kind curated")
             if entry.pretrain_steps is not None and not entry.sources:
                 raise ConfigError(f"key {where}.pretrain_steps: the arm has no stage-1.5 sources")
             if entry.text_only_ratio is not None and not entry.sources:

@@ -91,3 +91,16 @@ def test_round_arms_name_declared_arms(tmp_path):
     assert "r2/pretrain_cap_only" in names and "r2/pretrain_sicog" in names
     with pytest.raises(ConfigError, match=r"round_arms\[0\]: unknown arm 'who'"):
         _plan(tmp_path / "b", "round_arms=[who]")
+
+
+def test_an_arm_may_read_an_earlier_rounds_curated_data(tmp_path):
+    keep = "{name: keep, sources: [{kind: curated, round: 1}, {kind: curated}]}"
+    planner, _ = _plan(tmp_path, "rounds=2", f"arms=[sicog, {keep}]", "round_arms=[sicog, keep]")
+    steps = {s.name: s for s in planner.steps}
+    paths = [s["path"] for s in steps["r2/pretrain_keep"].params["train"]["data"]["sources"]]
+    assert paths[:4] == [planner.curated[(1, "captions")], planner.curated[(1, "reasoning")],
+                         planner.curated[(2, "captions")], planner.curated[(2, "reasoning")]]
+    with pytest.raises(ConfigError, match=r"round: round 2 comes after round 1"):
+        _plan(tmp_path / "b", "rounds=2", "arms=[sicog, {name: ahead, sources: [{kind: curated, round: 2}]}]")
+    with pytest.raises(ConfigError, match="only for kind curated"):
+        _plan(tmp_path / "c", "arms=[{name: x, sources: [{kind: truth, round: 1}]}]")
