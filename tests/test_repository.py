@@ -37,3 +37,16 @@ def test_the_patterns_catch_what_they_should():
     for text in ("see DESIGN.md §4", "(METHOD.md step 3)", "DEMO-NOTES", "the flags (issue 4)", "the loop issue's"):
         assert OUTSIDE.search(text), text
     assert not OUTSIDE.search("see docs/method.md") and not OUTSIDE.search("a known issue with tqdm")
+
+
+def test_the_readme_step_table_names_code_that_exists():
+    """The README's step table has a code column: every path in it is a file or folder of the repository."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("| step | command | code |"):].split("\n\n", 1)[0].splitlines()[2:]
+    assert len(table) >= 7, table
+    for row in table:
+        code = row.split(" | ")[2]
+        paths = re.findall(r"`([^`]+)`", code)
+        assert paths, f"a step without code: {row}"
+        missing = [p for p in paths if not (ROOT / p).exists()]
+        assert not missing, f"{row.split(' | ')[0]}: {missing}"

@@ -36,7 +36,6 @@ import re
 import numpy as np
 from PIL import Image
 
-PHASH_BITS = 64
 DEFAULT_THRESHOLD = 6
 FLAT_STD = 2.0
 THUMB_MAX = 12.0

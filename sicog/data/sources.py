@@ -29,7 +29,6 @@ from sicog.utils.io import file_fingerprint, iter_jsonl
 
 BOM = b"\xef\xbb\xbf"
 PARQUET_MAGIC = b"PAR1"
-FORMATS = ("json", "jsonl", "parquet")
 #: rows per parquet batch: small, since a row may carry an image of a few hundred KB
 PARQUET_BATCH_ROWS = 64
 #: a JSON list up to this size is re-read whole to name the line of a syntax error

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sicog.config import choices, config_from_mapping, config_to_dict
+from sicog.config import config_from_mapping, config_to_dict
 from sicog.pipeline.launch import python_action
 from sicog.pipeline.step import Step
 
@@ -33,10 +33,7 @@ class StandinsSpec:
     vision_steps: int = 300
     vision_batch_size: int = 32
     vision_learning_rate: float = 2e-3
-    # cells: a read-out names each cell's attributes; words: each 16-px patch is trained against the LM's
-    # word embeddings (CLIP-like; needs a 6x6 patch grid, sicog.demo.visual_words)
-    vision_targets: str = choices(("cells", "words"), "cells")
-    # train the tower in a second process while the LM trains (cells targets): the same models, ~half
+    # train the tower in a second process while the LM trains: the same models, ~half
     # the wall time on two free cores
     parallel: bool = False
     text_only_records: int = 400  # text-only records written for stage 1.5 language preservation

@@ -1,12 +1,10 @@
 """The stand-in "pretrained" CLIP tower of the demo (see sicog.demo.standins for the whole picture).
 
-Two ways to pre-train it, both on fresh scenes no demo stage sees (`standins.vision_targets`):
-- `cells`: a supervised read-out of the patch features (the layer LLaVA uses) names, for each of
-  the 3x3 cells, the colour / shape / size of the object there (or none), plus background,
-  border and clutter. It learns what is in the picture, in a space of its own.
-- `words`: each patch of a 6x6 patch grid is trained contrastively against the stand-in LM's own
-  word embeddings to name one thing about its cell (sicog.demo.visual_words), as CLIP's features
-  sit near words because CLIP is trained against text.
+It is pre-trained on fresh scenes no demo stage sees: a supervised read-out of the patch features
+(the layer LLaVA uses) names, for each of the 3x3 cells, the colour / shape / size of the object
+there (or none), plus background, border and clutter. It learns what is in the picture, in a space
+of its own. (A CLIP-like alternative, patches trained against the LM's word embeddings, read no
+better and was removed: docs/demo_findings.md.)
 """
 
 from __future__ import annotations
@@ -16,8 +14,6 @@ import sys
 from types import SimpleNamespace
 
 import torch
-
-from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
 #: stand-in scenes come from worlds of seeds 10^6 + standins.seed: never a demo world's own scenes
@@ -110,60 +106,6 @@ def pretrain_vision(scene_cfg, seed: int, tiny, n_images: int, steps: int, batch
     train_idx = torch.arange(n_images)
     loss = train_loop(wrapped, lambda idx: {"pixel_values": pixels[train_idx[idx]], "targets": targets_t[idx]},
                        n_images, steps, batch_size, lr, seed, "stand-in vision tower")
-    wrapped.eval()
-    with torch.no_grad():
-        out = wrapped(pixels[n_images:], targets_t[n_images:])
-    return tower, processor, float(out.accuracy), loss
-
-
-class WordAlignedTower(torch.nn.Module):
-    """The CLIP tower + a linear map of its patch features into the LM's embedding space (training only).
-
-    Logits are cosine similarities (temperature 0.07, as CLIP) between a patch's mapped feature and
-    the LM's embedding of each candidate word; the tower learns to put each patch near its word.
-    """
-
-    def __init__(self, tower, lm_width: int, word_vectors, feature_layer: int = -2):
-        super().__init__()
-        self.tower, self.feature_layer = tower, feature_layer
-        self.to_words = torch.nn.Linear(tower.config.hidden_size, lm_width)
-        self.register_buffer("words", torch.nn.functional.normalize(word_vectors, dim=-1))
-
-    def forward(self, pixel_values, targets):
-        feats = self.tower(pixel_values=pixel_values, output_hidden_states=True).hidden_states[self.feature_layer]
-        mapped = torch.nn.functional.normalize(self.to_words(feats[:, 1:]), dim=-1)  # CLS dropped, as LLaVA
-        logits = mapped @ self.words.T / 0.07
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
-        return SimpleNamespace(loss=loss, accuracy=(logits.argmax(-1) == targets).float().mean())
-
-
-def word_vectors(lm, tokenizer, words: list[str]):
-    """The LM's input embedding of each word (the mean over its tokens, spelled with a leading space)."""
-    table = lm.get_input_embeddings().weight.detach()
-    rows = []
-    for w in words:
-        ids = tokenizer(" " + w, add_special_tokens=False)["input_ids"]
-        rows.append(table[ids].mean(0))
-    return torch.stack(rows)
-
-
-def pretrain_vision_words(scene_cfg, seed: int, tiny, n_images: int, steps: int, batch_size: int, lr: float,
-                          lm, tokenizer, feature_layer: int = -2):
-    """(CLIPVisionModel, image processor, patch-word accuracy on held-out images, loss): `words` targets."""
-
-    from sicog.demo.visual_words import CELL_PATCHES, patch_words, word_vocabulary
-
-    if tiny.image_size // tiny.patch_size != 3 * CELL_PATCHES:
-        raise SicogError(f"standins.vision_targets words needs a {3 * CELL_PATCHES}x{3 * CELL_PATCHES} patch grid "
-                         f"(e.g. image_size 96, patch_size 16); got image_size {tiny.image_size}, patch_size "
-                         f"{tiny.patch_size}")
-    vocab = word_vocabulary(scene_cfg)
-    index = {w: i for i, w in enumerate(vocab)}
-    processor, pixels, targets_t, tower = _images_and_tower(
-        scene_cfg, seed, tiny, n_images, lambda scene: [index[w] for w in patch_words(scene)])
-    wrapped = WordAlignedTower(tower, lm.config.hidden_size, word_vectors(lm, tokenizer, vocab), feature_layer)
-    loss = train_loop(wrapped, lambda idx: {"pixel_values": pixels[idx], "targets": targets_t[idx]},
-                      n_images, steps, batch_size, lr, seed, "stand-in vision tower (words)")
     wrapped.eval()
     with torch.no_grad():
         out = wrapped(pixels[n_images:], targets_t[n_images:])

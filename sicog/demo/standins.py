@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from sicog.data.bundle import read_manifest
-from sicog.demo.standin_vision import pretrain_vision, pretrain_vision_words, train_loop
+from sicog.demo.standin_vision import pretrain_vision, train_loop
 from sicog.utils.io import SicogError, atomic_dir, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -66,25 +66,11 @@ def _tiny_config(overrides: dict):
 
 
 # ---------------------------------------------------------------------------- language model
-def lm_corpus(scene_cfg, seed: int, n_scenes: int, visual_words: bool = False) -> list[str]:
-    """Texts of `n_scenes` fresh scenes (the world's own "corpus" split of a stand-in seed).
-
-    With `visual_words`, also chat turns about as many other fresh scenes that give the scene as
-    its patch words where the image would be (sicog.demo.visual_words), shuffled in among the rest.
-    """
+def lm_corpus(scene_cfg, seed: int, n_scenes: int) -> list[str]:
+    """Texts of `n_scenes` fresh scenes (the world's own "corpus" split of a stand-in seed)."""
     from sicog.demo.world.annotate import scene_text_corpus
 
-    texts = list(scene_text_corpus(n_scenes=n_scenes, seed=_STANDIN_SEED_BASE + seed, cfg=scene_cfg))
-    if visual_words:
-        from sicog.demo.visual_words import visual_word_texts
-        from sicog.demo.world.scenes import scene_for
-
-        rng = random.Random(f"standin-words:{seed}")
-        for i in range(n_scenes):
-            scene = scene_for(_STANDIN_SEED_BASE + seed, "standin-words", i, scene_cfg, f"words-{i:06d}")
-            texts += visual_word_texts(scene, rng, scene_cfg)
-        random.Random(seed).shuffle(texts)
-    return texts
+    return list(scene_text_corpus(n_scenes=n_scenes, seed=_STANDIN_SEED_BASE + seed, cfg=scene_cfg))
 
 
 def pretrain_lm(texts: list[str], tiny, steps: int, batch_size: int, lr: float, seed: int,
@@ -165,7 +151,6 @@ def build_standins(world_dir: str | Path, out_dir: str | Path, spec: dict) -> di
     scene_cfg, _world_seed = world_scene_config(world_dir)
     tiny = _tiny_config(spec.get("tiny") or {})
     seed = spec["seed"]
-    words = spec.get("vision_targets", "cells") == "words"
     t0 = time.time()
     vision_args = (scene_cfg, seed, tiny, spec["vision_images"], spec["vision_steps"], spec["vision_batch_size"],
                    spec["vision_learning_rate"])
@@ -174,18 +159,16 @@ def build_standins(world_dir: str | Path, out_dir: str | Path, spec: dict) -> di
     staged = out_dir / "vision_tower.partial"
     pool = (ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                 initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),))
-            if spec.get("parallel") and not words else None)
+            if spec.get("parallel") else None)
     vision_job = pool.submit(_train_vision_into, str(staged), vision_args) if pool else None
     try:
-        # the LM first: a word-aligned tower is trained against the LM's word embeddings
-        texts = lm_corpus(scene_cfg, seed, spec["corpus_scenes"], visual_words=words)
+        texts = lm_corpus(scene_cfg, seed, spec["corpus_scenes"])
         lm, tokenizer, lm_loss = pretrain_lm(texts, tiny, spec["lm_steps"], spec["lm_batch_size"],
                                              spec["lm_learning_rate"], spec["seed"])
         lm.generation_config = default_generation_config(tokenizer)
         t_lm = time.time() - t0
         if vision_job is None:
-            tower, image_processor, vis_acc, vis_loss = (pretrain_vision_words(*vision_args, lm, tokenizer) if words
-                                                         else pretrain_vision(*vision_args))
+            tower, image_processor, vis_acc, vis_loss = pretrain_vision(*vision_args)
             with atomic_dir(out_dir / "vision_tower") as d:
                 vision_parameters = _save_vision(d, tower, image_processor)
         else:
@@ -197,7 +180,7 @@ def build_standins(world_dir: str | Path, out_dir: str | Path, spec: dict) -> di
             pool.shutdown(cancel_futures=True)
         shutil.rmtree(staged, ignore_errors=True)
     t_vision = time.time() - t0 - (0 if vision_job is not None else t_lm)  # wall seconds until the tower was ready
-    info = {"key": key, "vision_targets": spec.get("vision_targets", "cells"), "vision_accuracy": round(vis_acc, 4),
+    info = {"key": key, "vision_accuracy": round(vis_acc, 4),
             "vision_loss": round(vis_loss, 4), "lm_loss": round(lm_loss, 4), "lm_corpus_texts": len(texts),
             "vocab_size": len(tokenizer), "vision_seconds": round(t_vision, 1), "lm_seconds": round(t_lm, 1),
             "vision_parameters": vision_parameters, "lm_parameters": sum(p.numel() for p in lm.parameters())}

@@ -192,11 +192,6 @@ def checkpoint_problems(path) -> list[str]:
     return problems
 
 
-def is_complete_checkpoint(path) -> bool:
-    """True when `path` is a whole LLaVA checkpoint folder, ours or stock (`checkpoint_problems`)."""
-    return not checkpoint_problems(path)
-
-
 def load_llava_folder(path, dtype=None, device=None, attn_implementation: str | None = None):
     """Load a LLaVA folder with stock transformers classes (no completeness check)."""
     from transformers import AutoProcessor, LlavaForConditionalGeneration

@@ -16,7 +16,6 @@ from sicog.model.build import make_processor
 from sicog.model.checkpoint import (
     META_FILE,
     checkpoint_problems,
-    is_complete_checkpoint,
     load_checkpoint,
     load_projector,
     save_checkpoint,
@@ -105,7 +104,7 @@ def test_checkpoint_folder_contents_and_meta(tiny_ckpt):
     config = json.loads((tiny_ckpt / "config.json").read_text())
     assert config["model_type"] == "llava" and config["vision_feature_layer"] == -2
     assert config["text_config"]["model_type"] == "qwen2"
-    assert is_complete_checkpoint(tiny_ckpt)
+    assert checkpoint_problems(tiny_ckpt) == []
 
 
 def test_incomplete_folder_is_refused(tiny_ckpt, tmp_path):
@@ -114,7 +113,7 @@ def test_incomplete_folder_is_refused(tiny_ckpt, tmp_path):
     meta = json.loads((partial / META_FILE).read_text())
     meta.pop("complete")
     (partial / META_FILE).write_text(json.dumps(meta))
-    assert not is_complete_checkpoint(partial)
+    assert checkpoint_problems(partial)
     with pytest.raises(SicogError, match='not a complete checkpoint: sicog_meta.json lacks "complete": true'):
         load_checkpoint(partial)
     with pytest.raises(SicogError, match="not found"):
@@ -125,7 +124,7 @@ def test_incomplete_folder_is_refused(tiny_ckpt, tmp_path):
         broken = tmp_path / f"without-{name}"
         shutil.copytree(tiny_ckpt, broken)
         (broken / name).unlink()
-        assert not is_complete_checkpoint(broken)
+        assert checkpoint_problems(broken)
         with pytest.raises(SicogError, match=f"not a complete checkpoint: .*{why}"):
             load_checkpoint(broken)
     other = tmp_path / "not-llava"

@@ -29,10 +29,6 @@ JUDGED = ("mmvet", "mathvista")
 VQA_NAMES = ("DocVQA", "InfoVQA", "ChartQA", "TextVQA", "OCRVQA", "GQA")
 YES_NO_NAMES = ("POPE", "HallusionBench", "AMBER", "VSR-zeroshot")
 
-#: the paper's twelve benchmarks by their VLMEvalKit names
-PAPER_BENCHMARKS = ("MMBench_DEV_EN", "MMStar", "MME", "MMVet", "POPE", "RealWorldQA", "MathVista_MINI",
-                    "ScienceQA_TEST", "AI2D_TEST", "OCRBench", "DocVQA_VAL", "ChartQA_TEST")
-
 #: columns a prediction table of each kind must have
 REQUIRED = {
     "mcq": ("index", "prediction", "answer", "A", "B"),
