@@ -187,6 +187,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             try:
                 return _convert(value, a, where)
             except ConfigError as e:
+                if isinstance(value, dict) and dataclasses.is_dataclass(a):
+                    raise  # a mapping meant this section: its own error names the inner key
                 errors.append(e)
         if len(errors) == 1:
             raise errors[0]

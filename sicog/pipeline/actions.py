@@ -157,16 +157,23 @@ def count_lines(path: str | os.PathLike) -> int:
         return sum(1 for line in fh if line.strip())
 
 
-def mixture_weights(cfg: PipelineConfig, text_source: str | None):
-    """Sources such that text-only records are `text_only_ratio` of stage-1.5 samples.
+class mixture_weights:  # noqa: N801 - used as a function: mixture_weights(cfg, text)(sources)
+    """Sources such that text-only records are a share `ratio` of stage-1.5 samples (default:
+    mixture.text_only_ratio; an arm may have its own, sicog.pipeline.arms).
 
     Image sources are weighted by their record counts (uniform over records); the text-only source
-    gets `share: text_only_ratio` (sicog.config.DataSource: the same meaning as the stage-1.5
-    script's TEXT_ONLY_RATIO). A source with no records (curation kept nothing) is dropped with a
-    warning; with no self-generated records left the step fails.
+    gets `share: ratio` (sicog.config.DataSource: the same meaning as the stage-1.5 script's
+    TEXT_ONLY_RATIO). A source with no records (curation kept nothing) is dropped with a warning;
+    with no self-generated records left the step fails. `settings` (the mixture section with the
+    share applied) go into the step's params, so a new share is a new step.
     """
 
-    def weights(sources: list[dict]) -> list[dict]:
+    def __init__(self, cfg: PipelineConfig, text_source: str | None, ratio: float | None = None):
+        self.ratio = cfg.mixture.text_only_ratio if ratio is None else ratio
+        self.text_source, self.on_empty = text_source, cfg.mixture.on_empty
+        self.settings = {**config_to_dict(cfg.mixture), "text_only_ratio": self.ratio}
+
+    def __call__(self, sources: list[dict]) -> list[dict]:
         out = []
         for s in copy.deepcopy(sources):
             n = count_lines(s["path"])
@@ -175,21 +182,19 @@ def mixture_weights(cfg: PipelineConfig, text_source: str | None):
                 continue
             s["weight"] = float(n)
             out.append(s)
-        image = [s for s in out if s["path"] != text_source]
-        if not image and cfg.mixture.on_empty == "text_only" and out:
+        image = [s for s in out if s["path"] != self.text_source]
+        if not image and self.on_empty == "text_only" and out:
             log.warning("stage 1.5: no self-generated records at all; training on text-only data "
                         "(mixture.on_empty: text_only)")
             return out
         if not image:
             raise StepFailed("stage 1.5: every self-generated data file is empty (curation kept nothing?): "
-                             + ", ".join(s["path"] for s in sources if s["path"] != text_source))
+                             + ", ".join(s["path"] for s in sources if s["path"] != self.text_source))
         for s in out:
-            if s["path"] == text_source:
+            if s["path"] == self.text_source:
                 del s["weight"]  # a source with a share keeps the default weight
-                s["share"] = cfg.mixture.text_only_ratio
+                s["share"] = self.ratio
         return out
-
-    return weights
 
 
 def record_weights(sources: list[dict]) -> list[dict]:

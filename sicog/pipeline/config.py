@@ -16,12 +16,12 @@ from typing import Any, ClassVar
 
 from sicog.config import ConfigError
 from sicog.eval.config import EvaluateConfig
+from sicog.pipeline.arms import ArmSpec, check_arms
 from sicog.pipeline.estimate_config import EstimateSpec
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.secrets import is_secret_key, register_secret
 
-ARMS = ("base", "sicog", "uncurated", "oracle")
 POST_TRAINING_ARMS = ("sicog_dpo", "base_dpo")  # added by a post_training section (not listed in arms)
 PAIR_SOURCES = ("curated", "corrupted")
 
@@ -194,9 +194,11 @@ class PipelineConfig:
     work_dir: str = "runs/pipeline"
     seed: int = 0
     rounds: int = 1
-    arms: list[str] = field(default_factory=lambda: ["base", "sicog"])  # compared in round 1
-    round_arms: list[str] = field(default_factory=lambda: ["sicog"])  # repeated in rounds >= 2
-    # items of the uncurated arm: `matched` (a seeded random subset as large as what curation keeps:
+    # compared in round 1: built-in arms by name (sicog.pipeline.arms.BUILTIN_ARMS) or arms declared in
+    # place ({name, sources, text_only_ratio, pretrain_steps, sft_steps}: sicog.pipeline.arms.ArmSpec)
+    arms: list[str | ArmSpec] = field(default_factory=lambda: ["base", "sicog"])
+    round_arms: list[str] = field(default_factory=lambda: ["sicog"])  # repeated in rounds >= 2 (names)
+    # items of the `candidate` sources (the uncurated arm) that leave `items` unset: `matched` (a seeded random subset as large as what curation keeps:
     # curation against chance at equal data) or `all` (every item, one random candidate each)
     uncurated_items: str = "matched"
     data: PipelineData = field(default_factory=PipelineData)
@@ -267,10 +269,7 @@ def launcher_env(launcher: LauncherConfig, where: str = "launcher.env") -> dict[
 
 def validate(cfg: PipelineConfig) -> None:
     """Cross-field checks the type system cannot express."""
-    for key, arms in (("arms", cfg.arms), ("round_arms", cfg.round_arms)):
-        bad = [a for a in arms if a not in ARMS]
-        if bad:
-            raise ConfigError(f"key {key}: unknown arm(s) {bad} (known: {', '.join(ARMS)})")
+    check_arms(cfg.arms, cfg.round_arms, cfg.evaluation.control_arms, POST_TRAINING_ARMS)
     if cfg.rounds < 1:
         raise ConfigError(f"key rounds: must be >= 1, got {cfg.rounds}")
     if cfg.rounds > MAX_ROUNDS:  # each round retrains every arm: more is a typo, and would take minutes to plan
@@ -282,7 +281,7 @@ def validate(cfg: PipelineConfig) -> None:
     if cfg.parallel_steps > 1 and in_process:
         raise ConfigError(f"key parallel_steps: {cfg.parallel_steps} steps at once need commands run as child "
                           f"processes; set {in_process[0]}.in_process: false")
-    if cfg.rounds > 1 and "sicog" not in cfg.arms:
+    if cfg.rounds > 1 and "sicog" not in cfg.arms:  # a declared entry may not take a built-in's name
         raise ConfigError("key rounds: rounds > 1 needs the 'sicog' arm (its model is the next base)")
     if not 0.0 <= cfg.mixture.text_only_ratio < 1.0:
         raise ConfigError(f"key mixture.text_only_ratio: must be in [0, 1), got {cfg.mixture.text_only_ratio}")
@@ -303,9 +302,6 @@ def validate(cfg: PipelineConfig) -> None:
     bad_keys = [k for k in cfg.mixture.sft_data if k not in PipelineData.__dataclass_fields__ or k == "world"]
     if bad_keys or not cfg.mixture.sft_data:
         raise ConfigError(f"key mixture.sft_data: data keys expected (e.g. instructions), got {cfg.mixture.sft_data}")
-    unknown = [a for a in cfg.evaluation.control_arms if a not in ARMS + POST_TRAINING_ARMS]
-    if unknown:
-        raise ConfigError(f"key evaluation.control_arms: unknown arms {unknown} (known: {ARMS + POST_TRAINING_ARMS})")
     if cfg.uncurated_items not in ("matched", "all"):
         raise ConfigError(f"key uncurated_items: matched or all, got {cfg.uncurated_items!r}")
     if cfg.mixture.on_empty not in ("error", "text_only"):

@@ -4,6 +4,7 @@
   every item or for a seeded random subset as large as what curation kept (curation against chance at
   equal data), in the same training-record layout curation writes;
 - `head`: the first K records of a file (quick runs);
+- `first_candidates`: the first n candidates per item of a larger sample (sweeps over N);
 - counts read back from the outputs of `sicog sample`, `sicog curate` and `sicog evaluate`.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from sicog.data.formats import with_image_token
 from sicog.data.records import iter_json_objects
 from sicog.pipeline.actions import count_lines
+from sicog.pipeline.step import StepFailed
 from sicog.utils.io import write_jsonl
 
 
@@ -84,6 +86,24 @@ def select_action(curated_path: str, out_path: str, fraction: float):
         kept, cut = select_top_fraction(records, fraction)
         write_jsonl(out_path, kept)
         return {"items": len(records), "kept": len(kept), "score_cut": cut}
+
+    return action
+
+
+def first_candidates_action(candidates_path: str, out_path: str, n: int):
+    """The first `n` candidates of every item of a larger sample (a sweep's smaller N, sicog.pipeline.sweep):
+    candidates are drawn independently, so the first n of N are a sample of n with the same seed."""
+    def action(step, engine) -> dict:
+        records = []
+        for rec in _records(candidates_path):
+            if len(rec.get("candidates", [])) < n:
+                raise StepFailed(f"{candidates_path}: item {rec.get('id')} has {len(rec.get('candidates', []))} "
+                                 f"candidates, fewer than the {n} asked for")
+            rec = {**rec, "candidates": rec["candidates"][:n]}
+            rec["meta"] = {**(rec.get("meta") or {}), "first_of": candidates_path}
+            records.append(rec)
+        write_jsonl(out_path, records)
+        return sample_counts(out_path)
 
     return action
 

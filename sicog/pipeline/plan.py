@@ -7,17 +7,18 @@
     r{k}/warmup_perception, r{k}/warmup_reasoning     stage 0 from the round's base (CoD / CoT)
     r{k}/sample_captions,   r{k}/sample_reasoning     N candidates per unlabeled item
     r{k}/curate_captions,   r{k}/curate_reasoning     self-consistency
-    [r{k}/uncurated_data, oracle_data]                data of the ablation arms
+    [r{k}/uncurated_{task}, oracle_{task}]            data of the other arms (sicog.pipeline.arm_data)
     r{k}/pretrain_{arm}   stage 1.5: ORIGINAL LM + stage-1 projector, all parts, arm data + text
     r{k}/sft_{arm}        stage 2: identical data and steps for every arm
     r{k}/evaluate_{arm}
 
+Which steps a round has follows from the sources its arms name (the arms table,
+sicog.pipeline.arms): warm-up and sampling only for a task some arm takes self-generated data of.
 Round k > 1 starts its warm-up from round k-1's `sicog` model (iterative self-improvement).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from sicog.config import config_to_dict
@@ -32,8 +33,10 @@ from sicog.pipeline.actions import (
     train_action,
     train_config,
 )
+from sicog.pipeline.arm_data import plan_round_data
+from sicog.pipeline.arms import ArmSpec, arm_names, resolve
 from sicog.pipeline.checks import check_settings, check_step_inputs, check_work_dir_apart, missing_input
-from sicog.pipeline.config import PipelineConfig, PipelineData, expand_env
+from sicog.pipeline.config import PipelineConfig, PipelineData, StageSpec, expand_env
 from sicog.pipeline.hooks import standin_builder
 from sicog.pipeline.launch import describe_command
 from sicog.pipeline.post_training import plan_post_training
@@ -80,9 +83,12 @@ def resolve_data(cfg: PipelineConfig) -> PipelineData:
 class Planner:
     """Builds the ordered list of steps for a PipelineConfig."""
 
-    def __init__(self, cfg: PipelineConfig, config_dir: str | Path | None = None, allow_missing: bool = False):
+    def __init__(self, cfg: PipelineConfig, config_dir: str | Path | None = None,
+                 placement: dict[str, str] | None = None, allow_missing: bool = False):
         check_settings(cfg, config_dir)  # every setting first: no data needed
         self.cfg = cfg
+        # step name -> a sub-folder of work_dir for its folder (a sweep's points, sicog.pipeline.sweep)
+        self.placement = placement or {}
         self.allow_missing = allow_missing  # `--estimate`: inputs may be absent (their sizes are stated)
         self.config_dir = Path(config_dir).resolve() if config_dir else Path.cwd()
         self.work = Path(expand_env(cfg.work_dir, "work_dir")).resolve()
@@ -126,7 +132,7 @@ class Planner:
         return "data.benchmark", self.data.benchmark
 
     def folder(self, name: str) -> str:
-        return str(self.work / name)
+        return str(self.work / self.placement.get(name, "") / name)
 
     def add(self, step: Step) -> Step:
         self.steps.append(step)
@@ -134,9 +140,11 @@ class Planner:
 
     def train_step(self, name: str, stage_key: str, stage: str, model: dict, sources: list[dict],
                    *, round: int = 0, arm: str | None = None, outputs_extra: dict | None = None,
-                   weights=None, task: str | None = None) -> Step:
+                   weights=None, task: str | None = None, max_steps: int | None = None) -> Step:
         folder = self.folder(name)
         spec = getattr(self.cfg.stages, stage_key)
+        if max_steps is not None:  # an arm's own budget (sicog.pipeline.arms)
+            spec = StageSpec(config=spec.config, set={**spec.set, "training.max_steps": max_steps})
         train = train_config(spec, stage=stage, model=model, sources=sources, output_dir=folder,
                              seed=self.cfg.seed, where=f"stages.{stage_key}", config_dir=self.config_dir)
         launcher = self.cfg.launcher_for("train")
@@ -147,7 +155,7 @@ class Planner:
         outputs = {"checkpoint": f"{folder}/final", **(outputs_extra or {})}
         return self.add(Step(
             name=name, kind="train", inputs=inputs, outputs=outputs,
-            params={"train": train, "mixture": config_to_dict(self.cfg.mixture) if weights else None},
+            params={"train": train, "mixture": weights.settings if weights else None},
             action=train_action(train, launcher, weights or (record_weights if len(sources) > 1 else None)),
             work_dir=folder, round=round, arm=arm, task=task, role=stage_key,
             describe=describe_command(launcher, ["train", f"{folder}/train.yaml"])))
@@ -180,79 +188,46 @@ class Planner:
             base = self.train_step("sft_base", "sft", "stage2_sft", fresh, instructions,
                                    arm="base").outputs["checkpoint"]
         self.arm_checkpoints[(0, "base")] = base
-        if "base" in cfg.arms:
-            self.evaluate_step("evaluate_base", base, round=0, arm="base")
+        for arm in resolve(cfg.arms, arm_names(cfg.arms)):
+            if not arm.trains():  # the base model itself, evaluated once
+                self.arm_checkpoints[(0, arm.name)] = base
+                self.evaluate_step(f"evaluate_{arm.name}", base, round=0, arm=arm.name)
 
         for k in range(1, cfg.rounds + 1):
-            arms = [a for a in (cfg.arms if k == 1 else cfg.round_arms) if a != "base"]
+            arms = [a for a in resolve(cfg.arms, arm_names(cfg.arms) if k == 1 else cfg.round_arms) if a.trains()]
             if not arms:
                 continue
-            data_by_arm = self.round_data(k, base, arms)
+            data_by_arm = plan_round_data(self, k, base, arms)
             for arm in arms:
-                r = f"r{k}"
-                sources = [{"path": p, "image_folder": image_folder} for p in data_by_arm[arm]]
-                if cfg.mixture.include_annotations:
-                    sources += [{"path": self.need(key, "mixture.include_annotations"), "image_folder": image_folder}
-                                for key in ("annotated_captions", "annotated_reasoning")]
-                text = data.text_only if cfg.mixture.text_only_ratio > 0 else None
-                if cfg.mixture.text_only_ratio > 0:
-                    sources.append({"path": self.need("text_only", "mixture.text_only_ratio > 0")})
-                pre = self.train_step(f"{r}/pretrain_{arm}", "pretrain", "stage15_pretrain", fresh, sources,
-                                      round=k, arm=arm, weights=mixture_weights(cfg, text))
-                self.pretrain_steps[(k, arm)] = pre
-                sft = self.train_step(f"{r}/sft_{arm}", "sft", "stage2_sft",
-                                      {"checkpoint": pre.outputs["checkpoint"]}, instructions, round=k, arm=arm)
-                self.arm_checkpoints[(k, arm)] = sft.outputs["checkpoint"]
-                self.evaluate_step(f"{r}/evaluate_{arm}", sft.outputs["checkpoint"], round=k, arm=arm)
+                self.arm_steps(k, arm, data_by_arm[arm.name], fresh, instructions)
             if k == 1 and cfg.post_training.method == "dpo":
                 plan_post_training(self, k)
-            if "sicog" in arms:
+            if "sicog" in [a.name for a in arms]:
                 base = self.arm_checkpoints[(k, "sicog")]  # the next round's base model
         return self.steps
 
-    def round_data(self, k: int, base: str, arms: list[str]) -> dict[str, list[str]]:
-        """Warm-up, sampling and curation of round k; returns each arm's stage-1.5 data files."""
+    def arm_steps(self, k: int, arm: ArmSpec, files: list[str], fresh: dict, instructions: list[dict]) -> None:
+        """Stage 1.5 (when the arm has data), stage 2 and the evaluation of one arm in round k."""
         cfg, data, r = self.cfg, self.data, f"r{k}"
-        out: dict[str, list[str]] = {}
-        if any(a in ("sicog", "uncurated") for a in arms):
-            cand = {}
-            for task, warm_key, stage, ann_key, unl_key, mode in (
-                ("captions", "warmup_perception", "stage0_warmup_perception", "annotated_captions",
-                 "unlabeled_images", "cod"),
-                ("reasoning", "warmup_reasoning", "stage0_warmup_reasoning", "annotated_reasoning",
-                 "unlabeled_questions", "cot"),
-            ):
-                warm = self.train_step(f"{r}/{warm_key}", warm_key, stage, {"checkpoint": base},
-                                       [{"path": self.need(ann_key, "warm-up"), "image_folder": data.image_folder}],
-                                       round=k, task=task)
-                spec = getattr(cfg.sampling, task)
-                cand[task] = self.sample_step(f"{r}/sample_{task}", warm.outputs["checkpoint"],
-                                              self.need(unl_key, "sampling"), mode, spec, k, task)
-                if cfg.label_quality:  # the teacher's own greedy labels, to compare curated labels with
-                    greedy = replace(spec, n=1, temperature=0.0, top_p=1.0)
-                    self.greedy[(k, task)] = self.sample_step(f"{r}/greedy_{task}", warm.outputs["checkpoint"],
-                                                              self.need(unl_key, "sampling"), mode, greedy, k,
-                                                              task, role="greedy")
-                self.candidates[(k, task)] = cand[task]
-            matched = "uncurated" in arms and cfg.uncurated_items == "matched"
-            for task in ("captions", "reasoning"):
-                if "sicog" in arms or matched:
-                    self.curated[(k, task)] = self.curate_step(task, cand[task], k)
-                if "uncurated" in arms:
-                    self.uncurated[(k, task)] = self.uncurated_step(
-                        f"{r}/uncurated_{task}", cand[task], k, task, self.curated[(k, task)] if matched else None)
-            if "sicog" in arms:
-                out["sicog"] = [self.curated[(k, t)] for t in ("captions", "reasoning")]
-            if "uncurated" in arms:
-                out["uncurated"] = [self.uncurated[(k, t)] for t in ("captions", "reasoning")]
-        if "oracle" in arms:
-            out["oracle"] = [self.need("oracle_captions", "the oracle arm"),
-                             self.need("oracle_reasoning", "the oracle arm")]
-            if cfg.sampling.captions.max_items or cfg.sampling.reasoning.max_items:
-                out["oracle"] = [self.head_step(f"oracle_{t}", p, getattr(cfg.sampling, t).max_items, task=t)
-                                 for t, p in zip(("captions", "reasoning"), out["oracle"])]
-            self.oracle.update({(k, "captions"): out["oracle"][0], (k, "reasoning"): out["oracle"][1]})
-        return out
+        start = fresh
+        if arm.sources:
+            sources = [{"path": p, "image_folder": data.image_folder} for p in files]
+            if cfg.mixture.include_annotations:
+                sources += [{"path": self.need(key, "mixture.include_annotations"), "image_folder": data.image_folder}
+                            for key in ("annotated_captions", "annotated_reasoning")]
+            ratio = cfg.mixture.text_only_ratio if arm.text_only_ratio is None else arm.text_only_ratio
+            text = data.text_only if ratio > 0 else None
+            if ratio > 0:
+                sources.append({"path": self.need("text_only", f"the {arm.name} arm's text-only share > 0")})
+            pre = self.train_step(f"{r}/pretrain_{arm.name}", "pretrain", "stage15_pretrain", fresh, sources,
+                                  round=k, arm=arm.name, weights=mixture_weights(cfg, text, ratio),
+                                  max_steps=arm.pretrain_steps)
+            self.pretrain_steps[(k, arm.name)] = pre
+            start = {"checkpoint": pre.outputs["checkpoint"]}
+        sft = self.train_step(f"{r}/sft_{arm.name}", "sft", "stage2_sft", start, instructions, round=k,
+                              arm=arm.name, max_steps=arm.sft_steps)
+        self.arm_checkpoints[(k, arm.name)] = sft.outputs["checkpoint"]
+        self.evaluate_step(f"{r}/evaluate_{arm.name}", sft.outputs["checkpoint"], round=k, arm=arm.name)
 
     # ------------------------------------------------------------------ step kinds
     def head_step(self, name: str, path: str, max_items: int | None, *, round: int = 0,
@@ -312,13 +287,14 @@ class Planner:
             describe=f"keep the {spec.keep_fraction:.0%} most self-consistent items (by best score)"))
         return selected
 
-    def uncurated_step(self, name: str, candidates: str, k: int, task: str, match: str | None) -> str:
+    def uncurated_step(self, name: str, candidates: str, k: int, task: str, match: str | None, *,
+                       arm: str, items: str) -> str:
         out, seed = self.folder(name) + "/records.jsonl", self.cfg.seed + 1000 * k
         self.add(Step(name=name, kind="data", inputs={"candidates": candidates} | ({"curated": match} if match else {}),
                       outputs={"records": out},
-                      params={"seed": seed, "items": self.cfg.uncurated_items},
+                      params={"seed": seed, "items": items},
                       action=data_steps.uncurated_action(candidates, out, seed, match),
-                      work_dir=self.folder(name), round=k, arm="uncurated", task=task, role="uncurated",
+                      work_dir=self.folder(name), round=k, arm=arm, task=task, role="uncurated",
                       describe="one random candidate per item" + (" of as many items as curation keeps" * bool(match))))
         return out
 
@@ -340,14 +316,16 @@ class Planner:
         self.evaluations[(round, arm)] = out
 
 
-def build_plan(cfg: PipelineConfig, config_dir: str | Path | None = None, allow_missing: bool = False) -> Planner:
+def build_plan(cfg: PipelineConfig, config_dir: str | Path | None = None,
+               placement: dict[str, str] | None = None, allow_missing: bool = False) -> Planner:
     """Validate the config and build its steps (raises SicogError/ConfigError naming the key).
 
     Relative `stages.*.config` paths are relative to `config_dir` (the pipeline YAML's folder).
+    `placement`: step name -> sub-folder of work_dir for that step's folder (default: none).
     `allow_missing`: inputs need not exist yet (`sicog run --estimate` plans the paper's data before
     it is downloaded).
     """
-    planner = Planner(cfg, config_dir, allow_missing)
+    planner = Planner(cfg, config_dir, placement, allow_missing)
     planner.build()
     if not allow_missing:
         check_step_inputs(planner.steps)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from sicog.data.records import iter_json_objects
 from sicog.pipeline.actions import count_lines
-from sicog.pipeline.config import ARMS, POST_TRAINING_ARMS
+from sicog.pipeline.arms import ARMS, arm_names, arm_table, declared_comparisons
+from sicog.pipeline.config import POST_TRAINING_ARMS
 from sicog.pipeline.data_steps import read_eval_summary, read_json_in
-from sicog.pipeline.report.compare import benchmark_comparisons, paired_comparisons
+from sicog.pipeline.report.compare import COMPARISONS, benchmark_comparisons, paired_comparisons
 
 
 def _rel(path: str | None, root: Path) -> str | None:
@@ -117,8 +118,10 @@ def build_report(planner, engine, root: Path, extra: dict | None = None) -> dict
     """The report mapping: arms (round 1), every (round, arm), steps and curation."""
     cfg = planner.cfg
     arms = {}
-    for arm in [a for a in ARMS if a in cfg.arms]:
-        r = 0 if arm == "base" else 1
+    names = arm_names(cfg.arms)  # built-in arms in their order, then the declared ones
+    table = arm_table(cfg.arms)
+    for arm in [a for a in ARMS if a in names] + [a for a in names if a not in ARMS]:
+        r = 1 if table[arm].trains() else 0
         if (r, arm) in planner.arm_checkpoints:
             arms[arm] = arm_result(planner.arm_checkpoints[(r, arm)], planner.evaluations.get((r, arm)), root)
             arms[arm]["stage15_data"] = _stage15_data(planner, r, arm, root)
@@ -135,10 +138,11 @@ def build_report(planner, engine, root: Path, extra: dict | None = None) -> dict
                        "accuracy": res.get("benchmark", {}).get("accuracy"),
                        "object_recall": res.get("captions", {}).get("object_recall"),
                        "hallucination_rate": res.get("captions", {}).get("hallucination_rate")})
-    first_round = {arm: planner.evaluations.get((0 if arm == "base" else 1, arm)) for arm in arms}
+    first_round = {arm: planner.evaluations.get((1 if arm in POST_TRAINING_ARMS or table[arm].trains() else 0, arm))
+                   for arm in arms}
     report = {"name": cfg.name, "seed": cfg.seed, "rounds_configured": cfg.rounds, "arms": arms,
-              "comparisons": paired_comparisons(first_round),
-              "benchmark_comparisons": benchmark_comparisons(first_round),
+              "comparisons": paired_comparisons(first_round, COMPARISONS + declared_comparisons(cfg.arms)),
+              "benchmark_comparisons": benchmark_comparisons(first_round, COMPARISONS + declared_comparisons(cfg.arms)),
               "rounds": rounds, "steps": step_rows(engine), "curation": curation_section(planner, engine)}
     from sicog.pipeline.report.overlap import stage15_overlap
 

@@ -1,0 +1,121 @@
+"""Each arm's stage-1.5 data in round k, planned from its entry of the arms table (sicog.pipeline.arms).
+
+The steps a round needs follow from the sources its arms name, and nothing else:
+
+    r{k}/warmup_*, r{k}/sample_*   for a task some arm takes curated or candidate data of
+    r{k}/curate_*                  for a task some arm takes curated data of, or matched candidates
+    r{k}/uncurated_*               one seeded random candidate per item (`matched`: as many items as
+                                   curation keeps); one step per distinct `items` setting
+    oracle_*                       the first max_items truth records when sampling takes only those
+
+Shared steps are planned once however many arms read them, so two arms that differ only in their
+text-only share or budget train on the very same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from sicog.config import ConfigError
+from sicog.pipeline.arms import TASKS, ArmSource, ArmSpec
+from sicog.pipeline.config import expand_env
+
+#: per task: warm-up stage key, stage name, annotation key, unlabeled key, sampling mode, truth key
+TASK_KEYS = {
+    "captions": ("warmup_perception", "stage0_warmup_perception", "annotated_captions", "unlabeled_images", "cod",
+                 "oracle_captions"),
+    "reasoning": ("warmup_reasoning", "stage0_warmup_reasoning", "annotated_reasoning", "unlabeled_questions", "cot",
+                  "oracle_reasoning"),
+}
+
+
+def _items(planner, src: ArmSource) -> str:
+    return src.items or planner.cfg.uncurated_items
+
+
+def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str, list[str]]:
+    """Warm-up, sampling, curation and data steps of round k; returns each arm's stage-1.5 files."""
+    cfg, data, r = planner.cfg, planner.data, f"r{k}"
+    sampled = [t for t in TASKS if any(a.uses("curated", t, k) or a.uses("candidate", t, k) for a in arms)]
+    cand = {}
+    for task in sampled:
+        warm_key, stage, ann_key, unl_key, mode, _ = TASK_KEYS[task]
+        warm = planner.train_step(f"{r}/{warm_key}", warm_key, stage, {"checkpoint": base},
+                                  [{"path": planner.need(ann_key, "warm-up"), "image_folder": data.image_folder}],
+                                  round=k, task=task)
+        spec = getattr(cfg.sampling, task)
+        cand[task] = planner.sample_step(f"{r}/sample_{task}", warm.outputs["checkpoint"],
+                                         planner.need(unl_key, "sampling"), mode, spec, k, task)
+        if cfg.label_quality:  # the teacher's own greedy labels, to compare curated labels with
+            greedy = replace(spec, n=1, temperature=0.0, top_p=1.0)
+            planner.greedy[(k, task)] = planner.sample_step(f"{r}/greedy_{task}", warm.outputs["checkpoint"],
+                                                            planner.need(unl_key, "sampling"), mode, greedy, k,
+                                                            task, role="greedy")
+        planner.candidates[(k, task)] = cand[task]
+    uncurated: dict[tuple[str, str], str] = {}  # (task, items) -> records
+    for task in sampled:
+        draws = [(a.name, _items(planner, s)) for a in arms for s in a.uses("candidate", task, k)]
+        if any(a.uses("curated", task, k) for a in arms) or any(items == "matched" for _, items in draws):
+            planner.curated[(k, task)] = planner.curate_step(task, cand[task], k)
+        for arm, items in draws:
+            if (task, items) in uncurated:
+                continue
+            name = f"{r}/uncurated_{task}" + ("" if items == cfg.uncurated_items else f"_{items}")
+            uncurated[(task, items)] = planner.uncurated_step(
+                name, cand[task], k, task, planner.curated[(k, task)] if items == "matched" else None,
+                arm=arm, items=items)
+            if items == cfg.uncurated_items:
+                planner.uncurated[(k, task)] = uncurated[(task, items)]
+    truth = {t: _truth(planner, k, t) for t in TASKS if any(a.uses("truth", t, k) for a in arms)}
+    out = {}
+    for arm in arms:
+        files = []
+        for src in arm.sources:
+            if src.kind == "file":
+                files.append(_external(planner, arm, src))
+                continue
+            for task in src.tasks():
+                if src.kind == "curated":
+                    files.append(_curated(planner, arm, src, k, task))
+                elif src.kind == "candidate":
+                    files.append(uncurated[(task, _items(planner, src))])
+                elif src.kind == "annotations":
+                    files.append(planner.need(TASK_KEYS[task][2], f"the {arm.name} arm"))
+                else:
+                    files.append(truth[task])
+        out[arm.name] = files
+    return out
+
+
+def _curated(planner, arm: ArmSpec, src: ArmSource, k: int, task: str) -> str:
+    """The curated file of the source's round (the arm's own round k when it names none)."""
+    r = src.round or k
+    where = f"arms.{arm.name}.sources[{arm.sources.index(src)}].round"
+    if r > k:
+        raise ConfigError(f"key {where}: round {r} comes after round {k}, where the arm trains")
+    if (r, task) not in planner.curated:
+        raise ConfigError(f"key {where}: round {r} curated no {task} (no arm of round {r} reads curated {task})")
+    return planner.curated[(r, task)]
+
+
+def _truth(planner, k: int, task: str) -> str:
+    """The ground truth of the task's unlabeled items (its first max_items when sampling takes those)."""
+    key = TASK_KEYS[task][5]
+    path = planner.need(key, "the truth source of an arm (e.g. the oracle arm)")
+    max_items = getattr(planner.cfg.sampling, task).max_items
+    if max_items:
+        name = f"oracle_{task}"  # of round 0: the same records whichever round reads them
+        done = next((s for s in planner.steps if s.name == name), None)
+        path = done.outputs["records"] if done else planner.head_step(name, path, max_items, task=task)
+    planner.oracle[(k, task)] = path
+    return path
+
+
+def _external(planner, arm: ArmSpec, src: ArmSource) -> str:
+    """A `file` source: ${VAR} expanded, absolute, present (or written by an earlier step)."""
+    i = arm.sources.index(src)
+    where = f"arms.{arm.name}.sources[{i}].path"
+    path = str(Path(expand_env(src.path, where)).expanduser().resolve())
+    planner.check_input(where, path)
+    return path

@@ -1,0 +1,162 @@
+"""The arms of `sicog run` as data: each arm names its stage-1.5 sources, text-only share and budget.
+
+An arm is one model trained the same way as every other arm except for what its entry says:
+
+    name             the arm's name (step names r{k}/pretrain_<name>, r{k}/sft_<name>, the report's rows)
+    sources          its stage-1.5 data, in order (each expands to one file per task, captions first):
+                       curated      the round's self-consistency-curated candidates (curation.*)
+                       candidate    one seeded random candidate per item, uncurated (items: matched | all)
+                       annotations  the warm-up annotations (data.annotated_captions / annotated_reasoning)
+                       truth        ground truth of the unlabeled items (data.oracle_captions / oracle_reasoning)
+                       file         an external JSONL of LLaVA records (`path`: teacher-distilled, plain captions …)
+                     `task` keeps one task's file (captions | reasoning); null: both; `round` (curated):
+                     that round's curated data instead of the arm's own round's
+    text_only_ratio  share of text-only samples in its stage 1.5 (null: mixture.text_only_ratio)
+    pretrain_steps   its stage-1.5 optimizer steps (null: stages.pretrain's max_steps)
+    sft_steps        its stage-2 optimizer steps (null: stages.sft's)
+    against          arms the report compares it with, question by question (besides the paper's pairs)
+
+An arm with no sources and no budget of its own trains nothing: it is the base model, evaluated
+once (round 0). An arm with no sources but `sft_steps` is stage 2 alone, from the stage-1 model.
+
+The four arms of the paper's comparison are entries of BUILTIN_ARMS, named in `arms:` by their
+name; other arms are declared in place as mappings (configs/pipeline/ablations/). The planner
+(sicog.pipeline.arm_data) reads only these entries: no arm is a code path of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sicog.config import ConfigError
+from sicog.utils.fields import choices, ranged
+
+SOURCE_KINDS = ("curated", "candidate", "annotations", "truth", "file")
+TASKS = ("captions", "reasoning")
+
+
+@dataclass
+class ArmSource:
+    """One stage-1.5 source of an arm (see the module docstring for the kinds)."""
+
+    kind: str = choices(SOURCE_KINDS, "curated")
+    task: str | None = choices(TASKS, None)  # one task's data only; null: captions then reasoning
+    path: str | None = None  # kind file: a JSONL / JSON of LLaVA records (${VAR} expanded)
+    # kind candidate: `matched` (a seeded random subset as large as what curation keeps) or `all`
+    # (every item); null: the pipeline's uncurated_items
+    items: str | None = choices(("matched", "all"), None)
+    # kind curated: the curated data of that round (<= the round the arm trains in, e.g. round 2
+    # training on round 1's data as well as its own); null: the arm's own round
+    round: int | None = ranged(None, min=1)
+
+    def tasks(self) -> tuple[str, ...]:
+        return (self.task,) if self.task else TASKS
+
+
+@dataclass
+class ArmSpec:
+    """One arm (an entry of `arms:`); see the module docstring."""
+
+    name: str = ""
+    sources: list[ArmSource] = field(default_factory=list)
+    text_only_ratio: float | None = ranged(None, min=0.0, max=1.0, max_exclusive=True)
+    pretrain_steps: int | None = ranged(None, min=1)
+    sft_steps: int | None = ranged(None, min=1)
+    against: list[str] = field(default_factory=list)  # arms the report compares it with (paired differences)
+    note: str = ""  # what the arm measures, in a line
+
+    def trains(self) -> bool:
+        """Whether the arm trains a model of its own (False: it is the base model)."""
+        return bool(self.sources) or self.sft_steps is not None
+
+    def uses(self, kind: str, task: str, k: int) -> list[ArmSource]:
+        """Its sources of `kind` for `task` that read round k's own data."""
+        return [s for s in self.sources if s.kind == kind and task in s.tasks() and s.round in (None, k)]
+
+
+#: the paper's comparison and its two references, as table entries
+BUILTIN_ARMS: dict[str, ArmSpec] = {
+    "base": ArmSpec("base", note="no stage 1.5: the base model"),
+    "sicog": ArmSpec("sicog", [ArmSource("curated")], note="curated self-generated CoD + CoT"),
+    "uncurated": ArmSpec("uncurated", [ArmSource("candidate")],
+                         note="one random candidate per item (curation against chance)"),
+    "oracle": ArmSpec("oracle", [ArmSource("truth")], note="ground-truth CoD + CoT of the same items"),
+}
+ARMS = tuple(BUILTIN_ARMS)
+
+
+def arm_table(arms: list) -> dict[str, ArmSpec]:
+    """name -> ArmSpec: the built-in entries, then those `arms:` declares in place (in its order)."""
+    table = dict(BUILTIN_ARMS)
+    for entry in arms:
+        if isinstance(entry, ArmSpec):
+            table[entry.name] = entry
+    return table
+
+
+def arm_names(arms: list) -> list[str]:
+    """The names `arms:` lists (a name or a declared entry), in its order."""
+    return [a.name if isinstance(a, ArmSpec) else a for a in arms]
+
+
+def declared_comparisons(arms: list) -> tuple[tuple[str, str], ...]:
+    """(arm, against) pairs the declared arms ask for (`against`)."""
+    return tuple((a.name, b) for a in arms if isinstance(a, ArmSpec) for b in a.against)
+
+
+def resolve(arms: list, names: list[str]) -> list[ArmSpec]:
+    """The entries of `names` (checked by check_arms)."""
+    table = arm_table(arms)
+    return [table[n] for n in names]
+
+
+def check_arms(arms: list, round_arms: list[str], control_arms: list[str], post_training_arms: tuple) -> None:
+    """Names unique and known, declared entries complete; errors name the key (arms[i]...)."""
+    seen: set[str] = set()
+    for i, entry in enumerate(arms):
+        where = f"arms[{i}]"
+        if isinstance(entry, ArmSpec):
+            if not entry.name or not entry.name.replace("_", "").isalnum():
+                raise ConfigError(f"key {where}.name: a name of letters, digits and _ expected, got {entry.name!r}")
+            if entry.name in BUILTIN_ARMS or entry.name in post_training_arms:
+                raise ConfigError(f"key {where}.name: {entry.name!r} is a built-in arm; name it by its name alone "
+                                  f"(arms: [{entry.name}]) or give the new arm a name of its own")
+            for j, src in enumerate(entry.sources):
+                if (src.kind == "file") != bool(src.path):
+                    raise ConfigError(f"key {where}.sources[{j}].path: " + (
+                        "a source of kind file needs a path" if src.kind == "file" else
+                        f"only a source of kind file has a path (this one is {src.kind})"))
+                if src.kind == "file" and src.task:
+                    raise ConfigError(f"key {where}.sources[{j}].task: a file source is one file; remove task")
+                if src.items is not None and src.kind != "candidate":
+                    raise ConfigError(f"key {where}.sources[{j}].items: only for kind candidate")
+                if src.round is not None and src.kind != "curated":
+                    raise ConfigError(f"key {where}.sources[{j}].round: only for kind curated")
+            if entry.pretrain_steps is not None and not entry.sources:
+                raise ConfigError(f"key {where}.pretrain_steps: the arm has no stage-1.5 sources")
+            if entry.text_only_ratio is not None and not entry.sources:
+                raise ConfigError(f"key {where}.text_only_ratio: the arm has no stage-1.5 sources")
+            name = entry.name
+        else:
+            name = entry
+            if name not in BUILTIN_ARMS:
+                raise ConfigError(f"key {where}: unknown arm {name!r} (built-in: {', '.join(ARMS)}; "
+                                  "declare a new arm as a mapping: {name: ..., sources: [...]})")
+        if name in seen:
+            raise ConfigError(f"key {where}: arm {name!r} listed twice")
+        seen.add(name)
+    table = arm_table(arms)
+    bases = [n for n in arm_names(arms) if not table[n].trains()]
+    if len(bases) > 1:
+        raise ConfigError(f"key arms: {bases} all train nothing (no sources, no budget): the same base model")
+    for i, name in enumerate(round_arms):
+        if name not in table:
+            raise ConfigError(f"key round_arms[{i}]: unknown arm {name!r} (known: {', '.join(table)})")
+    for i, entry in enumerate(arms):
+        for j, other in enumerate(entry.against if isinstance(entry, ArmSpec) else []):
+            if other not in table and other not in post_training_arms or other == entry.name:
+                raise ConfigError(f"key arms[{i}].against[{j}]: {other!r} is not another arm")
+    unknown = [a for a in control_arms if a not in table and a not in post_training_arms]
+    if unknown:
+        raise ConfigError(f"key evaluation.control_arms: unknown arms {unknown} "
+                          f"(known: {list(table) + list(post_training_arms)})")
