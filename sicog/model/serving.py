@@ -56,7 +56,8 @@ def checkpoint_serving_problems(path, plugin_types: tuple[str, ...] = ()) -> lis
     model_type = config.get("model_type")
     problems = []
     if model_type not in (*VLLM_MODEL_TYPES, *plugin_types):
-        extra = " (arch uhd: install the sicog vLLM plugin, docs/serving.md)" if model_type == "sicog_uhd" else ""
+        extra = (" (arch uhd: sicog's vLLM plugin is not installed in the vLLM venv; `bash scripts/vllm_env.sh` "
+                 "installs it, docs/serving.md)") if model_type == "sicog_uhd" else ""
         problems.append(f"{path}: model_type {model_type!r} is not one vLLM serves{extra}")
     text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
     return problems + text_config_problems(text, f"{path}: text_config")

@@ -79,3 +79,22 @@ def test_vllm_tests_are_left_out_unless_selected(select):
 
     assert "test_greedy_outputs_equal_the_hf_backend" not in collected(select)
     assert "test_greedy_outputs_equal_the_hf_backend" in collected(["-m", "vllm"])
+
+
+def test_serve_takes_a_uhd_checkpoint_where_the_plugin_is_installed(tiny_uhd_ckpt, tmp_path, capsys):
+    """The plugin is found through the vLLM venv's entry points (a stand-in interpreter lists them)."""
+    def interpreter(name, plugins):
+        path = tmp_path / name
+        path.write_text(f"#!/bin/sh\necho {plugins}\n")
+        path.chmod(0o755)
+        return str(path)
+
+    with_plugin = interpreter("with", "lora_filesystem_resolver sicog_uhd")
+    assert main(["serve", str(tiny_uhd_ckpt), "--vllm-python", with_plugin, "--print-command"]) == 0
+    line = capsys.readouterr().out
+    for part in ("--trust-remote-code", "--dtype float32", "--max-model-len 1024", "chat_template.jinja"):
+        assert part in line, part
+    without = interpreter("without", "lora_filesystem_resolver")
+    assert main(["serve", str(tiny_uhd_ckpt), "--vllm-python", without, "--print-command"]) == 2
+    err = capsys.readouterr().err
+    assert "sicog_uhd" in err and "scripts/vllm_env.sh" in err

@@ -35,7 +35,11 @@ from vllm.multimodal import MULTIMODAL_REGISTRY
 from vllm.sequence import IntermediateTensors
 
 from sicog.model.uhd.resampler_uhd import SpatialResampler
-from sicog.model.vllm_uhd.uhd_processing import UhdDummyInputsBuilder, UhdMultiModalProcessor, UhdProcessingInfo
+from sicog.model.vllm_uhd.uhd_processing import (
+    UhdDummyInputsBuilder,
+    UhdMultiModalProcessor,
+    UhdProcessingInfo,
+)
 
 
 def tower_layers(num_layers: int, feature_layer: int) -> int:
