@@ -8,16 +8,14 @@ replaces its `<image>`. Both come from sicog's own code, so they equal the hf ba
   checkpoint's processor_config.json (slice size, maximum slices, the answering-time resize),
   applied to one image at a time (its slices row-major, then the overview);
 - the tokens: the layout of `slicing_uhd.layout_tokens` for the image's grid, written with the
-  checkpoint's ids of `<image>`, `<uhd_row>` and `<uhd_slice>`. Only the `<image>` positions
-  receive visual features; the separators keep their learned token embeddings.
+  checkpoint's ids of `<image>`, `<uhd_row>` and `<uhd_slice>` (`uhd_layout.layout_ids`). Only
+  the `<image>` positions receive visual features; the separators keep their learned embeddings.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,34 +33,7 @@ from vllm.multimodal.processing import (
 )
 
 from sicog.model.uhd.image_processing_uhd import SicogUhdImageProcessor
-from sicog.model.uhd.slicing_uhd import SlicePlan, layout_tokens
-
-#: keys of a saved image processor's settings that name classes, not settings
-_CLASS_KEYS = ("auto_map", "image_processor_type", "processor_class")
-
-
-def image_processor_settings(folder) -> dict:
-    """The image processor's settings saved in a checkpoint folder (processor_config.json's
-    `image_processor`, or a separate preprocessor_config.json)."""
-    folder = Path(folder)
-    try:
-        saved = json.loads((folder / "processor_config.json").read_text(encoding="utf-8"))["image_processor"]
-    except (OSError, KeyError, ValueError):
-        try:
-            saved = json.loads((folder / "preprocessor_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{folder}: no image processor settings (processor_config.json or "
-                             f"preprocessor_config.json): {e}") from e
-    return {k: v for k, v in saved.items() if k not in _CLASS_KEYS}
-
-
-def layout_ids(grid: tuple[int, int], side: int, image_id: int, row_id: int, slice_id: int) -> list[int]:
-    """The token ids that replace one `<image>`: `layout_tokens` of a (cols, rows) grid,
-    (0, 0) for an unsliced image."""
-    cols, rows = grid
-    plan = SlicePlan((0, 0), (cols, rows) if cols * rows else None)
-    kinds = {"image": image_id, "row": row_id, "slice": slice_id}
-    return [kinds[k] for k in layout_tokens(plan, side)]
+from sicog.model.vllm_uhd.uhd_layout import image_processor_settings, largest_image, layout_ids
 
 
 class UhdProcessingInfo(BaseProcessingInfo):
@@ -87,17 +58,8 @@ class UhdProcessingInfo(BaseProcessingInfo):
 
     @functools.cached_property
     def largest_image(self) -> ImageSize:
-        """The image size with the longest layout. With the answering-time resize (longer side
-        to L) an image is fixed by its aspect, so every L x h and h x L is tried; without it, a
-        grid of sizes up to the largest slicing (all pieces of the slice resolution)."""
-        proc = self.image_processor
-        longest = proc.inference_longest_side
-        if longest:
-            sizes = [(w, h) for other in range(1, longest + 1) for w, h in ((longest, other), (other, longest))]
-        else:
-            steps = [proc.scale_resolution * k // 4 for k in range(1, 4 * proc.max_slices + 1)]
-            sizes = [(w, h) for w in steps for h in steps]
-        width, height = max(sizes, key=lambda s: (proc.num_tokens(*s), -s[0] * s[1]))
+        """The image size with the longest layout (uhd_layout.largest_image)."""
+        width, height = largest_image(self.image_processor)
         return ImageSize(width=width, height=height)
 
     def get_mm_max_tokens_per_item(self, seq_len: int, mm_counts: Mapping[str, int]) -> Mapping[str, int]:
