@@ -65,6 +65,14 @@ def test_a_uhd_checkpoint_needs_the_plugin(tiny_uhd_ckpt):
     assert checkpoint_serving_problems(tiny_uhd_ckpt, ("sicog_uhd",)) == []
 
 
+def test_a_uhd_checkpoint_with_a_siglip_tower_is_named(tiny_uhd_ckpt, tmp_path):
+    config = json.loads((tiny_uhd_ckpt / "config.json").read_text())
+    config["vision_config"]["model_type"] = "siglip_vision_model"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (problem,) = checkpoint_serving_problems(tmp_path, ("sicog_uhd",))
+    assert "siglip_vision_model" in problem and "CLIP towers only" in problem
+
+
 @pytest.mark.parametrize("select", [[], ["-m", "not slow"]])
 def test_vllm_tests_are_left_out_unless_selected(select):
     import subprocess
