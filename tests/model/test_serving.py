@@ -65,6 +65,14 @@ def test_a_uhd_checkpoint_needs_the_plugin(tiny_uhd_ckpt):
     assert checkpoint_serving_problems(tiny_uhd_ckpt, ("sicog_uhd",)) == []
 
 
+def test_a_uhd_checkpoint_with_a_siglip_tower_is_named(tiny_uhd_ckpt, tmp_path):
+    config = json.loads((tiny_uhd_ckpt / "config.json").read_text())
+    config["vision_config"]["model_type"] = "siglip_vision_model"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (problem,) = checkpoint_serving_problems(tmp_path, ("sicog_uhd",))
+    assert "siglip_vision_model" in problem and "CLIP towers only" in problem
+
+
 @pytest.mark.parametrize("select", [[], ["-m", "not slow"]])
 def test_vllm_tests_are_left_out_unless_selected(select):
     import subprocess
@@ -79,3 +87,22 @@ def test_vllm_tests_are_left_out_unless_selected(select):
 
     assert "test_greedy_outputs_equal_the_hf_backend" not in collected(select)
     assert "test_greedy_outputs_equal_the_hf_backend" in collected(["-m", "vllm"])
+
+
+def test_serve_takes_a_uhd_checkpoint_where_the_plugin_is_installed(tiny_uhd_ckpt, tmp_path, capsys):
+    """The plugin is found through the vLLM venv's entry points (a stand-in interpreter lists them)."""
+    def interpreter(name, plugins):
+        path = tmp_path / name
+        path.write_text(f"#!/bin/sh\necho {plugins}\n")
+        path.chmod(0o755)
+        return str(path)
+
+    with_plugin = interpreter("with", "lora_filesystem_resolver sicog_uhd")
+    assert main(["serve", str(tiny_uhd_ckpt), "--vllm-python", with_plugin, "--print-command"]) == 0
+    line = capsys.readouterr().out
+    for part in ("--trust-remote-code", "--dtype float32", "--max-model-len 1024", "chat_template.jinja"):
+        assert part in line, part
+    without = interpreter("without", "lora_filesystem_resolver")
+    assert main(["serve", str(tiny_uhd_ckpt), "--vllm-python", without, "--print-command"]) == 2
+    err = capsys.readouterr().err
+    assert "sicog_uhd" in err and "scripts/vllm_env.sh" in err

@@ -1,9 +1,10 @@
-"""`sicog sample --backend openai` against a real vLLM server (`sicog serve`), arch llava.
+"""`sicog sample --backend openai` against a real vLLM server (`sicog serve`), archs llava and uhd
+(uhd through sicog's vLLM plugin, which scripts/vllm_env.sh installs into the vLLM venv).
 
 Opt-in: `pytest -m vllm` (left out otherwise, tests/conftest.py), and skipped when the vLLM venv
 of scripts/vllm_env.sh is missing. The server listens on 127.0.0.1 only; every wait is bounded.
-A server takes minutes to start on a loaded 2-core machine, so the module shares one (and the
-last test starts a second after killing the first).
+A server takes minutes to start on a loaded 2-core machine, so the tests of one arch share one
+(and the last test of each arch starts a second after killing the first).
 """
 
 from __future__ import annotations
@@ -87,16 +88,16 @@ class Server:
         self._log.close()
 
 
-def make_varied_checkpoint(out):
-    """A tiny llava checkpoint whose greedy outputs differ from image to image: the random init's
-    small weights make every item answer the same token, so the matrices are redrawn at unit
-    gain (seeded). Written by save_checkpoint, as every sicog checkpoint is."""
+def make_varied_checkpoint(out, arch: str = "llava"):
+    """A tiny checkpoint of `arch` whose greedy outputs differ from image to image: the random
+    init's small weights make every item answer the same token, so the matrices are redrawn at
+    unit gain (seeded). Written by save_checkpoint, as every sicog checkpoint is."""
     import torch
 
     from sicog.model.checkpoint import load_checkpoint, save_checkpoint
     from sicog.model.tiny import make_tiny_checkpoint
 
-    base = make_tiny_checkpoint(out.with_name(out.name + "-base"), seed=0)
+    base = make_tiny_checkpoint(out.with_name(out.name + "-base"), seed=0, arch=arch)
     model, processor = load_checkpoint(base)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -106,12 +107,13 @@ def make_varied_checkpoint(out):
     return save_checkpoint(model, processor, out, {"stage": "init", "seed": 0})
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(checkpoint, data file, server) shared by the module."""
+@pytest.fixture(scope="module", params=["llava", "uhd"])
+def served(request, tmp_path_factory):
+    """(checkpoint, data file, server) shared by the tests of one arch. For uhd the images are
+    resized to a longer side of 195 px and sliced at 64 px: 3x2 and 2x3 grids plus the overview."""
     _vllm_python()
-    root = tmp_path_factory.mktemp("vllm")
-    ckpt = make_varied_checkpoint(root / "ckpt")
+    root = tmp_path_factory.mktemp(f"vllm-{request.param}")
+    ckpt = make_varied_checkpoint(root / "ckpt", request.param)
     data = write_records(root, N_RECORDS, sizes=[(40, 30), (64, 64), (23, 50)])
     server = Server(ckpt, _free_port(), root / "server.log")
     yield ckpt, data, server
