@@ -11,6 +11,7 @@
     r{k}/pretrain_{arm}   stage 1.5: ORIGINAL LM + stage-1 projector, all parts, arm data + text
     r{k}/sft_{arm}        stage 2: identical data and steps for every arm
     r{k}/evaluate_{arm}
+    r{k}/probe_teacher, r{k}/monitor                   the round monitor (pipeline/monitor.py)
 
 Round k > 1 starts its warm-up from round k-1's `sicog` model (iterative self-improvement).
 """
@@ -36,6 +37,7 @@ from sicog.pipeline.checks import check_settings, check_step_inputs, check_work_
 from sicog.pipeline.config import PipelineConfig, PipelineData, expand_env
 from sicog.pipeline.hooks import standin_builder
 from sicog.pipeline.launch import describe_command
+from sicog.pipeline.monitor import plan_monitor
 from sicog.pipeline.post_training import plan_post_training
 from sicog.pipeline.step import Step
 from sicog.stages.curation.config import CurateConfig
@@ -205,6 +207,7 @@ class Planner:
                 self.evaluate_step(f"{r}/evaluate_{arm}", sft.outputs["checkpoint"], round=k, arm=arm)
             if k == 1 and cfg.post_training.method == "dpo":
                 plan_post_training(self, k)
+            plan_monitor(self, k)  # r{k}/probe_teacher, r{k}/monitor (pipeline/monitor.py)
             if "sicog" in arms:
                 base = self.arm_checkpoints[(k, "sicog")]  # the next round's base model
         return self.steps
