@@ -4,7 +4,9 @@ Self-training can collapse: labels grow repetitive, shorter or longer, their ans
 on a few values, or a round re-learns the previous round's labels verbatim. Each signal is a plain
 function of the label texts (docs/round_monitor.md says what each means and when it warns):
 
-- distinct-n: distinct word n-grams / all word n-grams over every label (1.0: nothing repeats);
+- distinct-n: distinct word n-grams / all word n-grams over the first `DISTINCT_LABELS` labels (1.0:
+  nothing repeats); a fixed count, because over a whole set the figure falls as the set grows, and
+  rounds keep sets of different sizes;
 - length: mean and median words per label;
 - answer distribution (CoT labels): how many labels have a final answer (`extract_cot_answer`,
   normalised by `normalize_text`), how many distinct answers, the Shannon entropy of their
@@ -24,6 +26,7 @@ from sicog.data.formats import extract_cot_answer
 from sicog.eval.answers import normalize_text
 
 _WORD = re.compile(r"\w+")
+DISTINCT_LABELS = 50  # labels distinct-n is measured over (docs/round_monitor.md)
 
 
 def words(text: str) -> list[str]:
@@ -74,7 +77,8 @@ def copied_share(texts: list[str], previous: list[str] | None) -> float | None:
 
 def collapse_signals(texts: list[str], previous: list[str] | None = None, answers: bool = False) -> dict:
     """Every signal of one set of labels; `answers` adds the answer distribution (CoT labels)."""
-    out = {"labels": len(texts), "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
+    sample = texts[:DISTINCT_LABELS]
+    out = {"labels": len(texts), "distinct_1": distinct_n(sample, 1), "distinct_2": distinct_n(sample, 2),
            **length_stats(texts), "copied_share": copied_share(texts, previous)}
     if answers:
         out.update(answer_distribution(texts))

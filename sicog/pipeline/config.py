@@ -189,7 +189,7 @@ class MonitorConfig:
     probe_image_folder: str | None = None  # image paths of the probe records are relative to it (null: data.image_folder)
     # warning thresholds (docs/round_monitor.md)
     max_probe_drop: float = ranged(0.05, min=0, max=1)  # teacher accuracy below the previous round's by more
-    min_distinct_2: float = ranged(0.05, min=0, max=1)  # distinct word bigrams / all bigrams of a task's labels
+    min_distinct_2: float = ranged(0.03, min=0, max=1)  # distinct word bigrams / all, over a task's first 50 labels
     max_length_change: float = ranged(0.5, min=0)  # |mean words / previous round's - 1|
     min_answer_entropy: float = ranged(1.0, min=0)  # bits, of the curated CoT labels' final answers
     max_copied_share: float = ranged(0.25, min=0, max=1)  # labels identical to one of the previous round's

@@ -40,3 +40,12 @@ def test_collapse_signals_has_every_signal():
     s = collapse_signals(["The answer is 1.", "The answer is 2."], ["The answer is 1."], answers=True)
     assert s["labels"] == 2 and s["copied_share"] == 0.5 and s["distinct_answers"] == 2
     assert "answer_entropy_bits" not in collapse_signals(["a"])
+
+
+def test_distinct_n_is_measured_over_a_fixed_number_of_labels():
+    from sicog.eval.collapse import DISTINCT_LABELS
+
+    texts = [f"label {i} words" for i in range(DISTINCT_LABELS)]
+    more = texts + ["label 0 words"] * 100  # repeats after the first DISTINCT_LABELS do not count
+    assert collapse_signals(more)["distinct_2"] == collapse_signals(texts)["distinct_2"]
+    assert collapse_signals(more)["labels"] == DISTINCT_LABELS + 100
