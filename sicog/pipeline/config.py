@@ -187,6 +187,9 @@ class MonitorConfig:
     # by step; null: no probe (the collapse signals are still measured)
     probe: str | None = None
     probe_image_folder: str | None = None  # image paths of the probe records are relative to it (null: data.image_folder)
+    # or: hold out this many images of data.annotated_reasoning (all their records) as the probe; the
+    # warm-up and every other use of the annotations then reads the rest (0: none)
+    probe_heldout: int = ranged(0, min=0)
     # warning thresholds (docs/round_monitor.md)
     max_probe_drop: float = ranged(0.05, min=0, max=1)  # teacher accuracy below the previous round's by more
     min_distinct_2: float = ranged(0.03, min=0, max=1)  # distinct word bigrams / all, over a task's first 50 labels
@@ -342,6 +345,8 @@ def validate(cfg: PipelineConfig) -> None:
         if lc.threads is not None and lc.threads < 1:
             raise ConfigError(f"key {name}.threads: must be >= 1 (or null: torch's default), got {lc.threads}")
         launcher_env(lc, f"{name}.env")  # an unset ${VAR} fails here, at plan time, naming the key
+    if cfg.monitor.probe and cfg.monitor.probe_heldout:
+        raise ConfigError("key monitor.probe_heldout: a probe file (monitor.probe) or a held-out count, not both")
     pt = cfg.post_training
     if pt.method not in ("none", "dpo"):
         raise ConfigError(f"key post_training.method: none or dpo, got {pt.method!r}")

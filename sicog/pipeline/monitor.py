@@ -1,6 +1,7 @@
 """The round monitor of `sicog run`: each round, beside accuracy, how right its teacher is and whether
 its curated data collapses, with a warning when a signal crosses its threshold (docs/round_monitor.md).
 
+    probe_heldout        (monitor.probe_heldout) images of the reasoning annotations held out as the probe
     r{k}/probe_teacher   the round's reasoning warm-up model (the teacher) answers `monitor.probe`
                          greedily, step by step (`sicog sample --mode cot`, one candidate)
     r{k}/monitor         monitor.json: the teacher's probe accuracy (sicog.eval.probe), the collapse
@@ -22,7 +23,7 @@ from sicog.config import config_to_dict
 from sicog.data.records import iter_json_objects
 from sicog.pipeline.actions import command_config
 from sicog.pipeline.config import MonitorConfig, expand_env
-from sicog.pipeline.data_steps import sample_counts
+from sicog.pipeline.data_steps import hold_out_probe, sample_counts
 from sicog.pipeline.launch import python_action
 from sicog.pipeline.step import Step
 from sicog.stages.sampling.config import SampleConfig
@@ -88,6 +89,25 @@ def monitor_round(k: int, curated: dict[str, str], previous_curated: dict[str, s
     return result
 
 
+def plan_heldout_probe(planner) -> None:
+    """monitor.probe_heldout: the `probe_heldout` step splits the reasoning annotations once, before any
+    step reads them, and `data.annotated_reasoning` becomes the rest (warm-up, mixture, SFT alike)."""
+    mon: MonitorConfig = planner.cfg.monitor
+    if not mon.enabled or not mon.probe_heldout:
+        return
+    source = planner.need("annotated_reasoning", "monitor.probe_heldout")
+    folder = planner.folder("probe_heldout")
+    rest, probe = f"{folder}/annotated_reasoning.jsonl", f"{folder}/probe.jsonl"
+    n, seed = mon.probe_heldout, planner.cfg.seed
+    planner.add(Step(name="probe_heldout", kind="data", inputs={"annotations": source},
+                     outputs={"annotations": rest, "probe": probe}, params={"images": n, "seed": seed},
+                     action=python_action(lambda step: hold_out_probe(source, rest, probe, n, seed),
+                                          "hold out the monitor's probe", planner.cfg.launcher_for("data").threads),
+                     work_dir=folder, role="probe_heldout",
+                     describe=f"{n} images of the reasoning annotations held out as the monitor's probe"))
+    planner.data.annotated_reasoning = rest
+
+
 def plan_monitor(planner, k: int) -> None:
     """Add round k's probe and monitor steps (nothing when monitor.enabled is false or the round
     has neither curated data nor a warm-up model)."""
@@ -100,9 +120,13 @@ def plan_monitor(planner, k: int) -> None:
     inputs = dict(curated)
     probe_out = None
     probe = expand_env(mon.probe, "monitor.probe")
-    if probe and teacher is not None:
+    heldout = next((s for s in planner.steps if s.role == "probe_heldout"), None)
+    if probe:
         probe = str(Path(probe).resolve())
         planner.check_input("monitor.probe", probe)
+    elif heldout is not None:
+        probe = heldout.outputs["probe"]
+    if probe and teacher is not None:
         folder = expand_env(mon.probe_image_folder, "monitor.probe_image_folder")
         image_folder = str(Path(folder).resolve()) if folder else planner.data.image_folder
         greedy = replace(planner.cfg.sampling.reasoning, n=1, temperature=0.0, top_p=1.0)

@@ -37,7 +37,7 @@ from sicog.pipeline.checks import check_settings, check_step_inputs, check_work_
 from sicog.pipeline.config import PipelineConfig, PipelineData, expand_env
 from sicog.pipeline.hooks import standin_builder
 from sicog.pipeline.launch import describe_command
-from sicog.pipeline.monitor import plan_monitor
+from sicog.pipeline.monitor import plan_heldout_probe, plan_monitor
 from sicog.pipeline.post_training import plan_post_training
 from sicog.pipeline.step import Step
 from sicog.stages.curation.config import CurateConfig
@@ -166,6 +166,7 @@ class Planner:
                                  "(stand-ins are built only for a data bundle: data.world)")
             vision_tower, language_model = standin_builder()(self)
         image_folder, parts = data.image_folder, {"vision_tower": vision_tower, "language_model": language_model}
+        plan_heldout_probe(self)  # before any step reads data.annotated_reasoning (pipeline/monitor.py)
 
         align = self.train_step(
             "align", "align", "stage1_align", parts,

@@ -85,3 +85,41 @@ def test_each_threshold_is_the_setting_that_decides():
     assert warnings(current, previous, MonitorConfig()) == []
     strict = MonitorConfig(max_probe_drop=0.01, min_distinct_2=0.3, max_copied_share=0.05)
     assert len(warnings(current, previous, strict)) == 3
+
+
+def test_a_held_out_probe_leaves_every_use_of_the_annotations(tmp_path):
+    cfg = _smoke(tmp_path, "monitor.probe_heldout=2", "mixture.sft_data=[instructions, annotated_reasoning]")
+    steps = {s.name: s for s in build_plan(cfg, PRESETS).steps}
+    rest, probe = steps["probe_heldout"].outputs["annotations"], steps["probe_heldout"].outputs["probe"]
+    assert steps["r1/warmup_reasoning"].inputs["source0"] == rest
+    assert rest in steps["sft_base"].inputs.values()  # stage 2 reads the rest too
+    assert steps["r1/probe_teacher"].inputs["records"] == probe
+    with pytest.raises(ConfigError, match="monitor.probe_heldout: a probe file"):
+        build_plan(_smoke(tmp_path / "both", "monitor.probe_heldout=2", f"monitor.probe={probe}"), PRESETS)
+
+
+def test_hold_out_probe_takes_whole_images_seeded(tmp_path):
+    from sicog.data.formats import to_cot_question
+    from sicog.pipeline.data_steps import hold_out_probe
+    from sicog.utils.io import SicogError
+
+    rows = []
+    for i in range(5):
+        q = f"How many circles in {i}?"
+        rows += [{"id": f"i{i}-cot", "image": f"i{i}.png", "conversations": [
+                     {"from": "human", "value": "<image>\n" + to_cot_question(q + "\nAnswer the question using a single word or phrase.")},
+                     {"from": "gpt", "value": f"Step 4: so. The answer is {i}."}]},
+                 {"id": f"i{i}-short", "image": f"i{i}.png", "conversations": [
+                     {"from": "human", "value": "<image>\n" + q + "\nAnswer the question using a single word or phrase."},
+                     {"from": "gpt", "value": str(i)}]}]
+    source = tmp_path / "ann.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    counts = hold_out_probe(str(source), str(tmp_path / "rest.jsonl"), str(tmp_path / "probe.jsonl"), 2, seed=0)
+    assert counts == {"images": 2, "probe_records": 2, "annotations_left": 6}  # one question per held-out image
+    rest = [json.loads(line) for line in (tmp_path / "rest.jsonl").read_text().splitlines()]
+    probe = [json.loads(line) for line in (tmp_path / "probe.jsonl").read_text().splitlines()]
+    assert not {r["image"] for r in rest} & {r["image"] for r in probe}  # no companion of a probe image is left
+    hold_out_probe(str(source), str(tmp_path / "rest2.jsonl"), str(tmp_path / "probe2.jsonl"), 2, seed=0)
+    assert (tmp_path / "probe2.jsonl").read_text() == (tmp_path / "probe.jsonl").read_text()
+    with pytest.raises(SicogError, match="monitor.probe_heldout: 5 images held out of the 5"):
+        hold_out_probe(str(source), str(tmp_path / "r3.jsonl"), str(tmp_path / "p3.jsonl"), 5, seed=0)
