@@ -345,7 +345,7 @@ def validate(cfg: PipelineConfig) -> None:
         if lc.threads is not None and lc.threads < 1:
             raise ConfigError(f"key {name}.threads: must be >= 1 (or null: torch's default), got {lc.threads}")
         launcher_env(lc, f"{name}.env")  # an unset ${VAR} fails here, at plan time, naming the key
-    if cfg.monitor.probe and cfg.monitor.probe_heldout:
+    if expand_env(cfg.monitor.probe, "monitor.probe") and cfg.monitor.probe_heldout:
         raise ConfigError("key monitor.probe_heldout: a probe file (monitor.probe) or a held-out count, not both")
     pt = cfg.post_training
     if pt.method not in ("none", "dpo"):
