@@ -10,7 +10,7 @@ its curated data collapses, with a warning when a signal crosses its threshold (
 
 Round k's monitor reads round k-1's monitor.json and curated files: the probe drop, the length change
 and the copied share compare with the previous round. The thresholds are `monitor.*` settings; which
-signal warns when is decided here, in `warnings`, and nowhere else.
+signal warns when is decided here, in `round_warnings`, and nowhere else.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _labels(path: str | None) -> list[str] | None:
     return out
 
 
-def warnings(current: dict, previous: dict | None, mon: MonitorConfig) -> list[str]:
+def round_warnings(current: dict, previous: dict | None, mon: MonitorConfig) -> list[str]:
     """The warnings of one round's monitor.json mapping (`previous`: round k-1's, or None)."""
     out = []
     probe, before = current.get("teacher_probe"), (previous or {}).get("teacher_probe")
@@ -84,7 +84,7 @@ def monitor_round(k: int, curated: dict[str, str], previous_curated: dict[str, s
     result = {"round": k, "teacher_probe": score_probe(probe) if probe else None, "curated": signals,
               "thresholds": {name: getattr(mon, name) for name in THRESHOLDS}}
     previous = json.loads(Path(previous_json).read_text(encoding="utf-8")) if previous_json else None
-    result["warnings"] = warnings(result, previous, mon)
+    result["warnings"] = round_warnings(result, previous, mon)
     write_json(out, result)
     return result
 
@@ -151,8 +151,9 @@ def plan_monitor(planner, k: int) -> None:
     def run(step) -> dict:
         result = monitor_round(k, curated, previous_curated, probe_out, previous_json, mon, out)
         probe_result = result["teacher_probe"] or {}
-        return {"warnings": len(result["warnings"]), "probe_items": probe_result.get("items"),
-                "probe_accuracy": probe_result.get("accuracy")}
+        counts = {"warnings": len(result["warnings"]), "probe_items": probe_result.get("items"),
+                  "probe_accuracy": probe_result.get("accuracy")}
+        return {key: value for key, value in counts.items() if value is not None}
 
     measure = python_action(run, f"round monitor of round {k}", planner.cfg.launcher_for("data").threads)
 

@@ -6,7 +6,7 @@ import pytest
 
 from sicog.config import ConfigError
 from sicog.pipeline.config import MonitorConfig
-from sicog.pipeline.monitor import monitor_round, warnings
+from sicog.pipeline.monitor import monitor_round, round_warnings
 from sicog.pipeline.plan import build_plan
 from tests.pipeline.test_plan import PRESETS, _smoke
 
@@ -82,9 +82,9 @@ def test_each_threshold_is_the_setting_that_decides():
     current = {"teacher_probe": {"accuracy": 0.5}, "curated": {"captions": {
         "distinct_2": 0.2, "mean_words": 10.0, "copied_share": 0.1}}}
     previous = {"teacher_probe": {"accuracy": 0.54}, "curated": {"captions": {"mean_words": 10.0}}}
-    assert warnings(current, previous, MonitorConfig()) == []
+    assert round_warnings(current, previous, MonitorConfig()) == []
     strict = MonitorConfig(max_probe_drop=0.01, min_distinct_2=0.3, max_copied_share=0.05)
-    assert len(warnings(current, previous, strict)) == 3
+    assert len(round_warnings(current, previous, strict)) == 3
 
 
 def test_a_held_out_probe_leaves_every_use_of_the_annotations(tmp_path):
