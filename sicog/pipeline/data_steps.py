@@ -4,6 +4,7 @@
   every item or for a seeded random subset as large as what curation kept (curation against chance at
   equal data), in the same training-record layout curation writes;
 - `head`: the first K records of a file (quick runs);
+- `hold_out_probe`: images of the reasoning annotations held out as the round monitor's probe;
 - counts read back from the outputs of `sicog sample`, `sicog curate` and `sicog evaluate`.
 """
 
@@ -13,10 +14,10 @@ import json
 import random
 from pathlib import Path
 
-from sicog.data.formats import with_image_token
-from sicog.data.records import iter_json_objects
+from sicog.data.formats import strip_image_token, to_cot_question, with_image_token
+from sicog.data.records import first_user_text, iter_json_objects
 from sicog.pipeline.actions import count_lines
-from sicog.utils.io import write_jsonl
+from sicog.utils.io import SicogError, write_jsonl
 
 
 def _records(path: str):
@@ -154,10 +155,6 @@ def hold_out_probe(source: str, rest_path: str, probe_path: str, n_images: int, 
 
     The probe keeps one record per (image, question asked step by step); its gpt turn is the truth.
     """
-    from sicog.data.formats import strip_image_token, to_cot_question
-    from sicog.data.records import first_user_text
-    from sicog.utils.io import SicogError
-
     records = list(_records(source))
     groups = sorted({str(r.get("image") or r.get("id")) for r in records})
     if n_images >= len(groups):
