@@ -261,6 +261,24 @@ def format_mcq_question(question: str, options: dict[str, str], hint: str | None
     return "\n".join(lines)
 
 
+_OPTION_LINE = re.compile(r"^([A-Z])\.\s+(.+?)\s*$")
+
+
+def read_mcq_options(prompt: str) -> dict[str, str]:
+    """The options of a prompt laid out by `format_mcq_question` ({letter: text}); {} when it has none."""
+    lines = prompt.splitlines()
+    if "Options:" not in (line.strip() for line in lines):
+        return {}
+    start = [line.strip() for line in lines].index("Options:") + 1
+    options = {}
+    for line in lines[start:]:
+        m = _OPTION_LINE.match(line.strip())
+        if not m:
+            break
+        options[m.group(1)] = m.group(2)
+    return options
+
+
 def mcq_prompt(question: str, options: dict[str, str], hint: str | None = None,
                style: str = "direct") -> str:
     """The user text of a multiple-choice item: the laid-out question, then the instruction.

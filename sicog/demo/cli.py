@@ -22,7 +22,7 @@ from sicog.pipeline.checks import check_settings, check_work_dir_apart
 from sicog.pipeline.cli import load_pipeline, run_pipeline
 from sicog.pipeline.config import LauncherConfig, expand_env
 from sicog.pipeline.engine import Engine
-from sicog.pipeline.launch import command_action, describe_command
+from sicog.pipeline.launch import command_action, describe_command, python_action
 from sicog.pipeline.step import Step
 from sicog.utils.io import SicogError
 
@@ -92,6 +92,22 @@ def world_step(out: Path, seed: int, world_args: list[str], launcher: LauncherCo
                 role="world", describe=describe_command(launcher, argv))
 
 
+def probe_step(out: Path, n_images: int, threads: int | None) -> Step:
+    """The round monitor's probe (sicog.demo.world.probe) as an engine step: DIR/probe, apart from the world."""
+    world, folder = out / "world", out / "probe"
+
+    def write(step):
+        from sicog.demo.world.probe import write_probe
+
+        return write_probe(world, folder, n_images)
+
+    return Step(name="probe", kind="world", inputs={"world": str(world / "manifest.json")},
+                outputs={"probe": str(folder / "probe.jsonl")}, params={"images": n_images},
+                action=python_action(write, "probe: sicog.demo.world.probe.write_probe", threads),
+                work_dir=str(out / "run" / "probe_log"), role="probe_data",
+                describe=f"{n_images} probe questions drawn apart from the world (monitor.probe)")
+
+
 def run_demo(preset: str, out: str | Path, seed: int = 0, config: str | None = None,
              overrides: list[str] | None = None, echo=print, arch: str = "llava") -> dict:
     """Run the demo into `out`; returns the report mapping."""
@@ -102,12 +118,18 @@ def run_demo(preset: str, out: str | Path, seed: int = 0, config: str | None = N
     cfg = load_pipeline(str(cfg_path), sets)
     if arch != "llava":
         cfg = load_pipeline(str(cfg_path), [*sets[:3], *arch_overrides(cfg, arch), *sets[3:]])
+    probe = cfg.demo.probe_images > 0 and cfg.monitor.enabled and cfg.monitor.probe is None
+    if probe:  # the round monitor's probe, written beside the world (a --set monitor.probe wins)
+        sets = [*sets[:3], f"monitor.probe={out / 'probe' / 'probe.jsonl'}",
+                f"monitor.probe_image_folder={out / 'probe'}", *sets[3:]]
+        cfg = load_pipeline(str(cfg_path), [*sets[:5], *arch_overrides(cfg, arch), *sets[5:]])
     # every setting, and work_dir apart from the world, before the world is written
     check_settings(cfg, cfg_path.parent)
     check_work_dir_apart(Path(expand_env(cfg.work_dir, "work_dir")).resolve(),
                          {"data.world": str(Path(expand_env(cfg.data.world, "data.world") or out / "world").resolve())})
     world_engine = Engine(out / "run", echo=echo)
-    world_engine.run([world_step(out, seed, cfg.demo.world_args, cfg.launcher_for("data"))])
+    world_engine.run([world_step(out, seed, cfg.demo.world_args, cfg.launcher_for("data"))] +
+                     ([probe_step(out, cfg.demo.probe_images, cfg.launcher_for("data").threads)] if probe else []))
     planner, engine = run_pipeline(cfg, echo=echo, write_report=False, config_dir=cfg_path.parent)
 
     from sicog.demo.report import write_demo_report

@@ -18,7 +18,7 @@ from sicog.data.bundle import bundle_files
 from sicog.data.formats import extract_cot_answer
 from sicog.data.records import iter_json_objects
 from sicog.demo.scoring import score_caption, summarize_captions
-from sicog.eval.answers import normalize_text
+from sicog.eval.answers import answer_matches
 from sicog.pipeline.data_steps import uncurated_records
 
 
@@ -45,16 +45,8 @@ def caption_quality(pairs: list[tuple[str, str]], scenes: dict[str, dict]) -> di
 
 
 def _answer_ok(text: str, truth: dict) -> bool:
-    got = extract_cot_answer(text or "")
-    if not got:
-        return False
-    got_n = normalize_text(got)
-    if truth.get("answer_letter"):
-        letter = truth["answer_letter"]
-        option = (truth.get("options") or {}).get(letter, "")
-        return got_n in (normalize_text(letter), normalize_text(f"({letter})")) or \
-            (bool(option) and got_n == normalize_text(option))
-    return got_n == normalize_text(str(truth["answer"]))
+    return answer_matches(extract_cot_answer(text or ""), truth.get("answer_letter") or str(truth["answer"]),
+                          truth.get("options"))
 
 
 def reasoning_quality(pairs: list[tuple[str, str]], truth: dict[str, dict]) -> dict:

@@ -43,6 +43,22 @@ def normalize_text(text: str) -> str:
     return " ".join(str(text).lower().split()).strip(_EDGE_PUNCT)
 
 
+def answer_matches(got: str | None, answer: str, options: dict[str, str] | None = None) -> bool:
+    """Whether the final answer `got` names `answer`: the same text after `normalize_text` ("(B)" is
+    "B"), or, when `answer` is the letter of one of `options`, that option's text.
+
+    The one rule for a label's final answer against the truth (the round monitor's probe,
+    the demo's label quality).
+    """
+    if not got:
+        return False
+    norm = normalize_text(got)
+    if norm == normalize_text(answer):
+        return True
+    option = (options or {}).get(answer)
+    return bool(option) and norm == normalize_text(option)
+
+
 def _contains_phrase(haystack: str, phrase: str) -> bool:
     """True when `phrase` occurs in `haystack` as whole words (both already normalised)."""
     if not phrase:

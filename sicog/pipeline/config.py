@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sicog.config import ConfigError
+from sicog.config import ConfigError, ranged
 from sicog.eval.config import EvaluateConfig
 from sicog.pipeline.arms import ArmSpec, check_arms
 from sicog.pipeline.estimate_config import EstimateSpec
@@ -179,10 +179,33 @@ class PostTrainingConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """`monitor`: each round's teacher accuracy on a labelled probe and collapse signals of its curated
+    labels, with a warning when a signal crosses its threshold (docs/round_monitor.md)."""
+
+    enabled: bool = True
+    # labelled question records the round's reasoning warm-up model (the teacher) answers greedily, step
+    # by step; null: no probe (the collapse signals are still measured)
+    probe: str | None = None
+    probe_image_folder: str | None = None  # image paths of the probe records are relative to it (null: data.image_folder)
+    # or: hold out this many images of data.annotated_reasoning (all their records) as the probe; the
+    # warm-up and every other use of the annotations then reads the rest (0: none)
+    probe_heldout: int = ranged(0, min=0)
+    # warning thresholds (docs/round_monitor.md)
+    max_probe_drop: float = ranged(0.05, min=0, max=1)  # teacher accuracy below the previous round's by more
+    min_distinct_2: float = ranged(0.03, min=0, max=1)  # distinct word bigrams / all, over a task's first 50 labels
+    max_length_change: float = ranged(0.5, min=0)  # |mean words / previous round's - 1|
+    min_answer_entropy: float = ranged(1.0, min=0)  # bits, of the curated CoT labels' final answers
+    max_copied_share: float = ranged(0.25, min=0, max=1)  # labels identical to one of the previous round's
+
+
+@dataclass
 class DemoSpec:
     """Read by a plugin's front end (`sicog demo`): how to write its data, and the report's notes."""
 
     world_args: list[str] = field(default_factory=list)  # flags of `sicog world` (sizes …)
+    # images of a probe drawn apart from the world (no file of it changes), for monitor.probe; 0: none
+    probe_images: int = ranged(0, min=0)
     notes: list[str] = field(default_factory=list)  # where the demo departs from the real recipe
 
 
@@ -217,6 +240,7 @@ class PipelineConfig:
     # child processes (launcher.in_process false). For machines one step cannot fill, like the CPU demo.
     parallel_steps: int = 1
     label_quality: bool = False  # world only: also greedy labels of the warm-up models, scored vs truth
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     demo: DemoSpec = field(default_factory=DemoSpec)
     estimate: EstimateSpec = field(default_factory=EstimateSpec)  # sizes `sicog run --estimate` cannot read
 
@@ -319,6 +343,8 @@ def validate(cfg: PipelineConfig) -> None:
         if lc.threads is not None and lc.threads < 1:
             raise ConfigError(f"key {name}.threads: must be >= 1 (or null: torch's default), got {lc.threads}")
         launcher_env(lc, f"{name}.env")  # an unset ${VAR} fails here, at plan time, naming the key
+    if expand_env(cfg.monitor.probe, "monitor.probe") and cfg.monitor.probe_heldout:
+        raise ConfigError("key monitor.probe_heldout: a probe file (monitor.probe) or a held-out count, not both")
     pt = cfg.post_training
     if pt.method not in ("none", "dpo"):
         raise ConfigError(f"key post_training.method: none or dpo, got {pt.method!r}")

@@ -5,6 +5,7 @@
   equal data), in the same training-record layout curation writes;
 - `head`: the first K records of a file (quick runs);
 - `first_candidates`: the first n candidates per item of a larger sample (sweeps over N);
+- `hold_out_probe`: images of the reasoning annotations held out as the round monitor's probe;
 - counts read back from the outputs of `sicog sample`, `sicog curate` and `sicog evaluate`.
 """
 
@@ -14,11 +15,11 @@ import json
 import random
 from pathlib import Path
 
-from sicog.data.formats import with_image_token
-from sicog.data.records import iter_json_objects
+from sicog.data.formats import strip_image_token, to_cot_question, with_image_token
+from sicog.data.records import first_user_text, iter_json_objects
 from sicog.pipeline.actions import count_lines
 from sicog.pipeline.step import StepFailed
-from sicog.utils.io import write_jsonl
+from sicog.utils.io import SicogError, write_jsonl
 
 
 def _records(path: str):
@@ -165,3 +166,29 @@ def read_eval_summary(result_dir: str) -> dict | None:
     """The JSON summary `sicog evaluate` wrote in `result_dir`."""
     return read_json_in(result_dir, ("summary.json",))
 
+
+
+def hold_out_probe(source: str, rest_path: str, probe_path: str, n_images: int, seed: int) -> dict:
+    """`monitor.probe_heldout`: a seeded draw of `n_images` images of the reasoning annotations
+    `source` becomes the round monitor's probe; every record of those images (the short-answer
+    companions too) leaves the annotations written to `rest_path`, so nothing trains on them.
+
+    The probe keeps one record per (image, question asked step by step); its gpt turn is the truth.
+    """
+    records = list(_records(source))
+    groups = sorted({str(r.get("image") or r.get("id")) for r in records})
+    if n_images >= len(groups):
+        raise SicogError(f"monitor.probe_heldout: {n_images} images held out of the {len(groups)} of {source} "
+                         "leave no warm-up annotations; hold out fewer")
+    held = set(random.Random(f"{seed}:probe_heldout").sample(groups, n_images))
+    rest = [r for r in records if str(r.get("image") or r.get("id")) not in held]
+    probe, seen = [], set()
+    for rec in records:
+        if str(rec.get("image") or rec.get("id")) in held:
+            key = (rec.get("image"), to_cot_question(strip_image_token(first_user_text(rec))))
+            if key not in seen:
+                seen.add(key)
+                probe.append(rec)
+    write_jsonl(rest_path, rest)
+    write_jsonl(probe_path, probe)
+    return {"images": n_images, "probe_records": len(probe), "annotations_left": len(rest)}

@@ -11,6 +11,7 @@
     r{k}/pretrain_{arm}   stage 1.5: ORIGINAL LM + stage-1 projector, all parts, arm data + text
     r{k}/sft_{arm}        stage 2: identical data and steps for every arm
     r{k}/evaluate_{arm}
+    r{k}/probe_teacher, r{k}/monitor                   the round monitor (pipeline/monitor.py)
 
 Which steps a round has follows from the sources its arms name (the arms table,
 sicog.pipeline.arms): warm-up and sampling only for a task some arm takes self-generated data of.
@@ -39,6 +40,7 @@ from sicog.pipeline.checks import check_settings, check_step_inputs, check_work_
 from sicog.pipeline.config import PipelineConfig, PipelineData, StageSpec, expand_env
 from sicog.pipeline.hooks import standin_builder
 from sicog.pipeline.launch import describe_command
+from sicog.pipeline.monitor import plan_heldout_probe, plan_monitor
 from sicog.pipeline.post_training import plan_post_training
 from sicog.pipeline.step import Step
 from sicog.stages.curation.config import CurateConfig
@@ -173,6 +175,7 @@ class Planner:
                                  "(stand-ins are built only for a data bundle: data.world)")
             vision_tower, language_model = standin_builder()(self)
         image_folder, parts = data.image_folder, {"vision_tower": vision_tower, "language_model": language_model}
+        plan_heldout_probe(self)  # before any step reads data.annotated_reasoning (pipeline/monitor.py)
 
         align = self.train_step(
             "align", "align", "stage1_align", parts,
@@ -202,6 +205,7 @@ class Planner:
                 self.arm_steps(k, arm, data_by_arm[arm.name], fresh, instructions)
             if k == 1 and cfg.post_training.method == "dpo":
                 plan_post_training(self, k)
+            plan_monitor(self, k)  # r{k}/probe_teacher, r{k}/monitor (pipeline/monitor.py)
             if "sicog" in [a.name for a in arms]:
                 base = self.arm_checkpoints[(k, "sicog")]  # the next round's base model
         return self.steps

@@ -87,3 +87,12 @@ def test_a_models_own_step_title_is_not_step_text():
     assert F.parse_cod(own) == bodies
     sentence = F.parse_cod(own.replace("Step 1: Key elements", "Step 1: A bus stands in the street."))
     assert sentence[0] == "A bus stands in the street.\nA bus."  # a sentence on the header line is text
+
+
+def test_read_mcq_options_reads_back_the_layout():
+    from sicog.data.formats import format_mcq_question, read_mcq_options, to_cot_question
+
+    options = {"A": "two", "B": "a red circle"}
+    assert read_mcq_options(format_mcq_question("How many?", options, hint="look")) == options
+    assert read_mcq_options(to_cot_question(F.mcq_prompt("How many?", options))) == options
+    assert read_mcq_options("How many circles?") == {}

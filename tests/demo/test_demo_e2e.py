@@ -5,7 +5,7 @@ real run - the smoke demo completes and writes the report schema with every arm 
 included); a SIGKILL of the whole process group while `r1/dpo_sicog` trains and a re-run of the
 same command finish without redoing any completed step, the DPO step continuing from its last
 checkpoint (the manifests, the event log and the step's checkpoints show it); `rounds=2` re-uses
-round 1 and reports accuracy round by round. (A kill during sampling: tests/stages/test_sample_scale.py.)
+round 1 and reports accuracy round by round, with the round monitor of each round. (A kill during sampling: tests/stages/test_sample_scale.py.)
 """
 
 from __future__ import annotations
@@ -141,5 +141,13 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path):
     assert {(0, "base"), (1, "sicog"), (2, "sicog")} <= set(by_round)
     assert all(by_round[k]["accuracy"] is not None for k in ((0, "base"), (1, "sicog"), (2, "sicog")))
     assert "Round by round" in (out / "report.md").read_text()
+    # the round monitor of both rounds: the teacher on the probe drawn apart from the world, collapse signals
+    monitor = {m["round"]: m for m in report["monitor"]}
+    assert set(monitor) == {1, 2} and monitor[2]["accuracy"] == by_round[(2, "sicog")]["accuracy"]
+    for m in monitor.values():
+        assert m["teacher_probe"]["items"] == 24 and set(m["curated"]) == {"captions", "reasoning"}
+    assert monitor[1]["curated"]["reasoning"]["copied_share"] is None
+    assert monitor[2]["curated"]["reasoning"]["labels"] == 0 or monitor[2]["curated"]["reasoning"]["copied_share"] is not None
+    assert "## Round monitor" in (out / "report.md").read_text()
     assert _manifest(run, "r1/warmup_perception")["finished_at"] == finished["r1/warmup_perception"]
     print(f"resumed smoke demo: {resume_seconds:.0f} s")

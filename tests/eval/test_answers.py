@@ -103,3 +103,12 @@ def test_overlapping_option_texts_prefer_longest():
 
 def test_normalize_text():
     assert normalize_text("  The  RED.  ") == "the red"
+
+
+def test_answer_matches_text_letter_or_the_letters_option():
+    from sicog.eval.answers import answer_matches
+
+    assert answer_matches("(B)", "B", {"A": "red", "B": "blue"})
+    assert answer_matches("Blue", "B", {"A": "red", "B": "blue"})
+    assert not answer_matches("red", "B", {"A": "red", "B": "blue"})
+    assert answer_matches(" 3 ", "3") and not answer_matches("4", "3") and not answer_matches(None, "3")

@@ -74,3 +74,19 @@ def test_overlap_table_of_the_stage15_audit():
     md = render_markdown({"arms": {}, "overlap": audit, "rounds": [], "steps": []}, "t")
     assert "| r1_sicog (56 records) | world | 8/40 | 9 | 0 | 0 | 10 |" in md
     assert "file not found" in md
+
+
+def test_round_monitor_table_shows_every_round_and_its_warnings():
+    signals = {"labels": 4, "distinct_1": 0.5, "distinct_2": 0.25, "mean_words": 9.0, "median_words": 9,
+               "copied_share": None}
+    cot = {**signals, "copied_share": 0.5, "answer_entropy_bits": 0.0, "distinct_answers": 1, "top_answer": "0",
+           "top_answer_share": 1.0}
+    monitor = [{"round": 1, "accuracy": 0.4, "teacher_probe": {"accuracy": 0.25, "answered": 3, "items": 4},
+                "curated": {"captions": signals}, "warnings": []},
+               {"round": 2, "accuracy": 0.3, "teacher_probe": None, "curated": {"reasoning": cot},
+                "warnings": ["curated reasoning: entropy low"]}]
+    md = render_markdown({"arms": {}, "monitor": monitor, "rounds": [], "steps": []}, "t")
+    assert "## Round monitor" in md
+    assert "| 1 | 40.0 | 25.0 (3 / 4) | captions | 4 | 0.5 | 0.25 | 9.0 / 9 | – | – |" in md
+    assert "| 2 | 30.0 | – | reasoning | 4 | 0.5 | 0.25 | 9.0 / 9 | 0.00 (1; 100.0 '0') | 50.0 |" in md
+    assert "- round 2: curated reasoning: entropy low" in md

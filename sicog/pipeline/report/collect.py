@@ -9,6 +9,7 @@ report's folder, so the folder can be moved.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -100,6 +101,22 @@ def curation_section(planner, engine) -> dict:
     return out
 
 
+def monitor_section(planner, root: Path) -> list[dict]:
+    """Each round's monitor.json (sicog.pipeline.monitor) with the round's sicog accuracy beside it."""
+    out = []
+    for step in sorted((s for s in planner.steps if s.role == "monitor"), key=lambda s: s.round):
+        path = Path(step.outputs["monitor"])
+        if not path.is_file():
+            continue
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        ev = planner.evaluations.get((step.round, "sicog"))
+        summary = read_eval_summary(ev) if ev else None
+        entry["accuracy"] = (summary.get("mcq", summary) or {}).get("accuracy") if summary else None
+        entry["file"] = _rel(str(path), root)
+        out.append(entry)
+    return out
+
+
 def curation_score_lists(planner) -> dict[str, list[float]]:
     """Best score of every curated item (kept or not) per round/task, from the curation outputs."""
     out: dict[str, list[float]] = {}
@@ -147,5 +164,6 @@ def build_report(planner, engine, root: Path, extra: dict | None = None) -> dict
     from sicog.pipeline.report.overlap import stage15_overlap
 
     report["overlap"] = stage15_overlap(planner, root)
+    report["monitor"] = monitor_section(planner, root)
     report.update(extra or {})
     return report

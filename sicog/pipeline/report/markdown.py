@@ -83,6 +83,7 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
         for r in [r for r in report["rounds"] if r["arm"] in ("base", "sicog")]:
             lines.append(f"| {r['round']} | {r['arm']} | {_fmt(r['accuracy'])} | {_fmt(r['object_recall'])} "
                          f"| {_fmt(r['hallucination_rate'])} |")
+    lines += _monitor_tables(report.get("monitor") or [])
     lines += _post_training(report["arms"])
     lines += list(sections or [])  # a caller's own tables (e.g. the demo's label quality)
     cur = report.get("curation") or {}
@@ -185,3 +186,38 @@ def _stats_line(stats: dict) -> str:
     return "; ".join(f"{k}: {json.dumps(stats[k])}" for k in keys)
 
 
+
+
+def _monitor_tables(rounds: list[dict]) -> list[str]:
+    """The round monitor (sicog.pipeline.monitor): teacher probe accuracy, collapse signals, warnings."""
+    if not rounds:
+        return []
+    lines = ["", "## Round monitor", "",
+             "Per round: the sicog arm's benchmark accuracy; the teacher's (the reasoning warm-up model's) "
+             "accuracy on the labelled probe, answering greedily step by step; and collapse signals of the "
+             "curated labels (distinct-n: distinct word n-grams / all; copied: labels identical to one of "
+             "the previous round's; answer entropy: of the CoT labels' final answers). Thresholds: "
+             "docs/round_monitor.md.", "",
+             "| round | accuracy % | teacher probe % (answered / items) | task | labels | distinct-1 | distinct-2 "
+             "| words mean / median | answer entropy bits (distinct; top answer share %) | copied % |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rounds:
+        probe = r.get("teacher_probe")
+        probe_text = (f"{_fmt(probe['accuracy'])} ({probe['answered']} / {probe['items']})" if probe else "–")
+        for task, s in (r.get("curated") or {}).items():
+            mean, median = s.get("mean_words"), s.get("median_words")
+            words = "–" if mean is None else f"{mean:.1f} / {median:g}"
+            if s.get("answer_entropy_bits") is not None:
+                ans = (f"{s['answer_entropy_bits']:.2f} ({s['distinct_answers']}; "
+                       f"{_fmt(s['top_answer_share'])} {s['top_answer']!r})")
+            else:
+                ans = "–"
+            lines.append(f"| {r['round']} | {_fmt(r.get('accuracy'))} | {probe_text} | {task} | {s.get('labels')} | "
+                         f"{_fmt(s.get('distinct_1'), pct=False)} | {_fmt(s.get('distinct_2'), pct=False)} | {words} "
+                         f"| {ans} | {_fmt(s.get('copied_share'))} |")
+        if not r.get("curated"):
+            lines.append(f"| {r['round']} | {_fmt(r.get('accuracy'))} | {probe_text} | – | | | | | | |")
+    warned = [(r["round"], w) for r in rounds for w in r.get("warnings") or []]
+    lines += ["", "Warnings: " + ("none." if not warned else "")]
+    lines += [f"- round {k}: {w}" for k, w in warned]
+    return lines
