@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sicog.data.records import iter_json_objects
+from sicog.eval.outputs import read_summary
 from sicog.pipeline.actions import count_lines
 from sicog.pipeline.config import ARMS, POST_TRAINING_ARMS
-from sicog.pipeline.data_steps import read_eval_summary, read_json_in
 from sicog.pipeline.report.compare import benchmark_comparisons, paired_comparisons
+from sicog.stages.curation.outputs import read_curated, read_stats
 
 
 def _rel(path: str | None, root: Path) -> str | None:
@@ -30,7 +30,7 @@ def _rel(path: str | None, root: Path) -> str | None:
 
 def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
     """{checkpoint, benchmark{accuracy, n, per_category}, captions{object_recall, hallucination_rate}}."""
-    summary = read_eval_summary(eval_dir) if eval_dir else None
+    summary = read_summary(eval_dir) if eval_dir else None
     out: dict = {"checkpoint": _rel(checkpoint, root), "evaluation": _rel(eval_dir, root)}
     if summary:
         mcq = summary.get("mcq", summary)
@@ -88,25 +88,22 @@ def _counts(engine, step) -> dict:
 
 
 def curation_section(planner, engine) -> dict:
-    """Per round and task: the curation report's stats plus kept counts (and the selection's)."""
+    """Per round and task: the curation's stats plus kept counts."""
     out: dict = {}
     for (k, task), step in sorted(planner.curate_steps.items()):
-        entry = {"counts": _counts(engine, step), "stats": read_json_in(step.outputs["report"]) or {}}
-        select = planner.select_steps.get((k, task))
-        if select is not None:  # curation.*.keep_fraction: the selection step decides what is kept
-            entry["selection"] = _counts(engine, select)
+        entry = {"counts": _counts(engine, step), "stats": read_stats(step.outputs["curated"]) or {}}
         out.setdefault(f"round{k}", {})[task] = entry
     return out
 
 
 def curation_score_lists(planner) -> dict[str, list[float]]:
-    """Best score of every curated item (kept or not) per round/task, from the curation outputs."""
+    """Best score of every kept item per round/task, from the curation outputs."""
     out: dict[str, list[float]] = {}
     for (k, task), step in sorted(planner.curate_steps.items()):
         curated = Path(step.outputs["curated"])
         if not curated.is_file():
             continue
-        scores = [float(rec["score"]) for _line, rec in iter_json_objects(curated)
+        scores = [float(rec["score"]) for rec in read_curated(curated)
                   if isinstance(rec.get("score"), (int, float))]
         if scores:
             out[f"r{k} {task}"] = scores

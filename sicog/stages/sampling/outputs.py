@@ -19,6 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
+from sicog.data.records import iter_json_objects
 from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.io import SicogError, file_fingerprint, write_json
 from sicog.utils.lock import as_recorded, check_finished, check_writable, settings_diff
@@ -93,3 +94,9 @@ def clear_output(cfg: SampleConfig, want: dict) -> None:
         out.unlink(missing_ok=True)
         summary_path(out).unlink(missing_ok=True)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def read_candidates(out: str | os.PathLike):
+    """The candidate records of a sampling's OUT, in file order (errors name file:line)."""
+    for _line, rec in iter_json_objects(out):
+        yield rec
