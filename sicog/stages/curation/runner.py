@@ -17,7 +17,6 @@ fails at once; a finished OUT with the same settings is a no-op, other settings 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
 import time
@@ -28,18 +27,12 @@ from sicog.config_flags import check_config
 from sicog.data.formats import with_image_token
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.curation.items import CandidateItem, extract_all, load_shard
-from sicog.stages.curation.outputs import (
-    claim_outputs,
-    clear_outputs,
-    finished_settings,
-    finished_stats,
-    summary_path,
-)
+from sicog.stages.curation.outputs import claim_outputs, clear_outputs, finished_settings, summary_path
 from sicog.stages.curation.scoring import ItemScore, keep_decisions, score_items
-from sicog.utils.dist import join_ranks
+from sicog.utils import resumable
 from sicog.utils.io import SicogError, atomic_write, dumps, write_json
 from sicog.utils.lock import output_locks
-from sicog.utils.shards import PartWriter, barrier, dist_info, drop_unused_parts, parts_dir, read_completed
+from sicog.utils.shards import PartWriter, dist_info, parts_dir, read_completed
 
 logger = logging.getLogger(__name__)
 SCORE_SCALE = "mean cosine similarity to the item's usable candidates, self included (paper scale)"
@@ -76,35 +69,6 @@ def result_record(it: CandidateItem, res: ItemScore) -> dict:
     return out
 
 
-def _check_run_key(cfg: CurateConfig, key: dict, write: bool) -> None:
-    """Parts left by an earlier run are only continued with the same input and settings."""
-    d = parts_dir(cfg.out)
-    f = d / "run.json"
-    if f.is_file():
-        old = json.loads(f.read_text(encoding="utf-8"))
-        if old != key:
-            diff = sorted(k for k in key if old.get(k) != key[k])
-            raise SicogError(f"{d} holds a partial run with other settings ({', '.join(diff)}); "
-                             "re-run with the same settings to finish it, pass --overwrite, or delete that folder")
-    elif write:
-        write_json(f, key)  # ranks racing here write the same content, atomically
-
-
-def _wait_for_ranks(cfg: CurateConfig, ids: list[str], world: int) -> None:
-    """Without a process group, rank 0 polls until every rank has finished every id."""
-    deadline = time.monotonic() + cfg.wait_timeout
-    d = parts_dir(cfg.out)
-    while True:
-        # markers first: re-reading the parts is only worth it once every rank says it is done
-        if all((d / f"rank-{r}.finished").exists() for r in range(world)):
-            if set(ids) <= set(read_completed(cfg.out)):
-                return
-            time.sleep(4.0)  # a stale marker of an earlier run: that rank is still working
-        if time.monotonic() > deadline:
-            raise SicogError(f"{cfg.out}: timed out waiting for the other ranks' parts in {d}")
-        time.sleep(1.0)
-
-
 def run_curation(cfg: CurateConfig, encoder=None) -> dict | None:
     """Run (or resume) one curation; returns the stats on rank 0, None on other ranks.
 
@@ -128,51 +92,37 @@ def _run_claimed(cfg: CurateConfig, encoder) -> dict | None:
     rank, world = dist_info()
     ids, mine = load_shard(cfg.candidates, cfg.task, rank, world)  # validates everything first
     key, want = cfg.run_key(), finished_settings(cfg)
-    finished = finished_stats(cfg, want)
+    finished = resumable.finished(cfg.out, want, cfg.overwrite)
     if finished is not None:
         logger.info("%s is finished with these settings: nothing to do", cfg.out)
-        return finished if rank == 0 else None
-    if not cfg.overwrite:
-        _check_run_key(cfg, key, write=False)
-    grouped = join_ranks(world, rank, cfg.overwrite, cfg.out, lambda: clear_outputs(cfg, key))
-    done = read_completed(cfg.out) if parts_dir(cfg.out).is_dir() else {}
-    pending = [it for it in mine if it.id not in done]
-    logger.info("rank %d/%d: %d items (%d finished earlier, %d to curate)", rank, world, len(mine),
-                len(mine) - len(pending), len(pending))
-    try:
-        if pending and encoder is None:
-            encoder = load_encoder(cfg.encoder, task=cfg.task, device=cfg.device,
-                                   max_seq_length=cfg.max_seq_length, instruction=cfg.instruction,
-                                   dtype=cfg.dtype)
-        _check_run_key(cfg, key, write=True)
-        _curate_rank(cfg, pending, encoder, rank, t_start)
-    except BaseException:
-        if world == 1:
-            drop_unused_parts(cfg.out)
-        raise
+        return (finished.get("stats") or {}) if rank == 0 else None
+    loaded = {"encoder": encoder}
 
-    if grouped:
-        barrier()
-    elif world > 1 and rank == 0:
-        _wait_for_ranks(cfg, ids, world)
-    summary = None
-    if rank == 0:
-        info = getattr(encoder, "info", None) or {"encoder": cfg.encoder}
-        summary = _merge(cfg, ids, world, t_start, info, want)
-    if grouped:
-        import torch.distributed as dist
+    def work(rank: int, world: int) -> None:
+        done = read_completed(cfg.out)
+        pending = [it for it in mine if it.id not in done]
+        logger.info("rank %d/%d: %d items (%d finished earlier, %d to curate)", rank, world, len(mine),
+                    len(mine) - len(pending), len(pending))
+        if pending and loaded["encoder"] is None:
+            loaded["encoder"] = load_encoder(cfg.encoder, task=cfg.task, device=cfg.device,
+                                             max_seq_length=cfg.max_seq_length, instruction=cfg.instruction,
+                                             dtype=cfg.dtype)
+        _curate_rank(cfg, pending, loaded["encoder"], rank, t_start)
 
-        barrier()  # nobody tears the group down before the merge is done
-        dist.destroy_process_group()
-    return summary
+    def merge(world: int) -> dict:
+        info = getattr(loaded["encoder"], "info", None) or {"encoder": cfg.encoder}
+        return _merge(cfg, ids, world, t_start, info, want)
+
+    return resumable.run_sharded(
+        cfg.out, key, overwrite=cfg.overwrite, wait_timeout=cfg.wait_timeout,
+        clear_old=lambda: clear_outputs(cfg, key), work=work,
+        covered=lambda: set(ids) <= set(read_completed(cfg.out)), merge=merge)
 
 
 def _curate_rank(cfg: CurateConfig, pending: list[CandidateItem], encoder, rank: int, t_start: float) -> None:
     """Score this rank's pending items chunk by chunk into its part file, then its stats and marker."""
     stats = {"rank": rank, "items": len(pending), "candidates": 0, "valid_candidates": 0,
              "texts_encoded": 0, "encode_seconds": 0.0, "score_seconds": 0.0}
-    d = parts_dir(cfg.out)
-    (d / f"rank-{rank}.finished").unlink(missing_ok=True)
     with PartWriter(cfg.out, rank) as writer:
         for start in range(0, len(pending), cfg.chunk_items):
             chunk = pending[start:start + cfg.chunk_items]
@@ -189,8 +139,7 @@ def _curate_rank(cfg: CurateConfig, pending: list[CandidateItem], encoder, rank:
             logger.info("rank %d: %d/%d items curated (%d texts encoded in %.1fs)", rank,
                         start + len(chunk), len(pending), timing.texts_encoded, timing.encode_seconds)
     stats["seconds"] = round(time.perf_counter() - t_start, 3)
-    write_json(d / f"rank-{rank}.stats.json", stats)
-    (d / f"rank-{rank}.finished").touch()
+    resumable.finish_rank(cfg.out, rank, stats)
 
 
 def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encoder_info: dict, want: dict) -> dict:
@@ -204,9 +153,7 @@ def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encode
         raise SicogError(f"{cfg.out}: cannot merge, {len(missing)} item(s) not curated "
                          f"(first: {missing[0]!r}); run the same command again to finish them")
     results = [done[i] for i in ids]
-    d = parts_dir(cfg.out)
-    stat_files = [d / f"rank-{r}.stats.json" for r in range(world)]  # this run's ranks only
-    per_rank = [json.loads(f.read_text(encoding="utf-8")) for f in stat_files if f.is_file()]
+    per_rank = resumable.rank_stats(cfg.out, world)
     rule = cfg.cut()
     decisions, score_cut = keep_decisions([r["score"] if r["outcome"] == "scored" else None for r in results],
                                           **rule)
@@ -231,7 +178,7 @@ def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encode
     with atomic_write(cfg.out) as fh:
         for rec in kept:
             fh.write(dumps(rec) + "\n")
-    shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(parts_dir(cfg.out), ignore_errors=True)
     logger.info("wrote %s: %d of %d items kept, %s (%d extraction failures)", cfg.out,
                 stats["kept"], stats["items"], cut_text(stats), stats["extraction_failures"])
     return stats
