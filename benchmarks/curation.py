@@ -6,8 +6,8 @@ loads the encoder once, then times
 
   raw_unique: SentenceTransformer.encode on exactly the texts curation embeds (the extracted
               Step 5 descriptions, deduplicated), same batch size;
-  curation:   run_curation (read + validate + extract + dedupe + encode + score + write curated,
-              pairs and report) with that loaded encoder;
+  curation:   run_curation (read + validate + extract + dedupe + encode + score + write curated
+              and report) with that loaded encoder;
   raw_full:   encode of all extracted texts without deduplication (what a naive pipeline does).
 
 overhead = curation / raw_unique - 1 (target <= 10 %); on a shared machine the load drifts
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         return time.perf_counter() - t0
 
     cfg = CurateConfig(candidates=str(src), out=str(work / "curated.jsonl"), task="caption",
-                       encoder=args.encoder, batch_size=args.batch_size, pairs_out=str(work / "pairs.jsonl"),
+                       encoder=args.encoder, batch_size=args.batch_size,
                        report_dir=str(work / "report"), progress=False)
 
     def curate() -> tuple[float, dict]:

@@ -25,7 +25,11 @@ run_curation() {
     --seed "${SEED:-0}" \
     --batch-size "${BATCH_SIZE:-256}" \
     --out "$OUTPUT_DIR/curated.jsonl" \
-    --pairs-out "$OUTPUT_DIR/pairs.jsonl" \
     --report-dir "$OUTPUT_DIR/report" \
     "${extra[@]}"
+  # DPO pairs of the kept items (chosen = the curated reply, rejected = its `rejected`), once: on node 0
+  if [ "${NODE_RANK:-0}" = "0" ]; then
+    "$PYTHON" -m sicog pairs --curated "$OUTPUT_DIR/curated.jsonl" --out "$OUTPUT_DIR/pairs.jsonl" \
+      --heldout-fraction 0
+  fi
 }

@@ -1,7 +1,7 @@
 """Preference pairs for DPO: the record shape, reading with errors naming file:line and key, the
 lazy pair dataset and its collator.
 
-Pair record (one JSONL line; `sicog pairs` and `sicog curate --pairs-out` write this shape)::
+Pair record (one JSONL line; `sicog pairs` writes this shape)::
 
     {"id": "img-7#mask", "image": "images/7.png", "prompt": "What is ...? Think step by step.",
      "chosen": "Step 1: ...", "rejected": "Step 1: ...",

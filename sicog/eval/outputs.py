@@ -88,3 +88,9 @@ class Staging:
         """Rename every staged file into --out (same file system: each rename is atomic)."""
         for f in sorted(self.dir.iterdir()):
             os.replace(f, self.out / f.name)
+
+
+def read_summary(out: str | os.PathLike) -> dict | None:
+    """The summary.json of a finished evaluation in folder `out` (None: not finished)."""
+    path = Path(out) / SUMMARY
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

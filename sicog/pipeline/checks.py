@@ -41,10 +41,8 @@ def check_settings(cfg: PipelineConfig, config_dir: str | Path | None = None) ->
         sample = command_config(SampleConfig, getattr(cfg.sampling, task), model=placeholder, data="<records>",
                                 out="<candidates>", mode=mode)
         check_command_config(sample, f"sampling.{task}")
-        spec = getattr(cfg.curation, task)
-        curate = command_config(CurateConfig, spec, candidates="<candidates>", out="<curated>",
-                                task="caption" if task == "captions" else "reasoning",
-                                threshold=-1.0 if spec.keep_fraction is not None else spec.threshold)
+        curate = command_config(CurateConfig, getattr(cfg.curation, task), candidates="<candidates>",
+                                out="<curated>", task="caption" if task == "captions" else "reasoning")
         check_command_config(curate, f"curation.{task}")
     if cfg.evaluation.enabled:
         evaluate = command_config(EvaluateConfig, cfg.evaluation, model=placeholder,

@@ -113,15 +113,12 @@ class SamplingConfig:
 class CurateSpec(CurateConfig):
     """`curation.captions` / `curation.reasoning`: any `sicog curate` setting (sicog.stages.curation.config).
 
-    The pipeline sets candidates, out, task, pairs_out, report_dir and seed of each curation step.
+    The pipeline sets candidates, out, task, report_dir and seed of each curation step.
     """
 
-    # keep the most consistent fraction of items instead of a fixed threshold (curate then runs with
-    # no threshold and a selection step keeps the items whose best score is in the top fraction)
-    keep_fraction: float | None = None
-
-    MOVED_KEYS: ClassVar[dict[str, str]] = {"extra_args": _EXTRA_ARGS_MOVED.format(cmd="curate")}
-    PIPELINE_KEYS: ClassVar[tuple[str, ...]] = ("candidates", "out", "task", "pairs_out", "report_dir", "seed")
+    MOVED_KEYS: ClassVar[dict[str, str]] = {**CurateConfig.MOVED_KEYS,
+                                            "extra_args": _EXTRA_ARGS_MOVED.format(cmd="curate")}
+    PIPELINE_KEYS: ClassVar[tuple[str, ...]] = ("candidates", "out", "task", "report_dir", "seed")
 
 
 @dataclass
@@ -320,9 +317,6 @@ def validate(cfg: PipelineConfig) -> None:
         mi = getattr(cfg.sampling, task).max_items
         if mi is not None and mi < 1:
             raise ConfigError(f"key sampling.{task}.max_items: must be >= 1 (or null: every item), got {mi}")
-        kf = getattr(cfg.curation, task).keep_fraction
-        if kf is not None and not 0.0 < kf <= 1.0:
-            raise ConfigError(f"key curation.{task}.keep_fraction: must be in (0, 1], got {kf}")
     bad_keys = [k for k in cfg.mixture.sft_data if k not in PipelineData.__dataclass_fields__ or k == "world"]
     if bad_keys or not cfg.mixture.sft_data:
         raise ConfigError(f"key mixture.sft_data: data keys expected (e.g. instructions), got {cfg.mixture.sft_data}")

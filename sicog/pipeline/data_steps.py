@@ -6,19 +6,21 @@
 - `head`: the first K records of a file (quick runs);
 - `first_candidates`: the first n candidates per item of a larger sample (sweeps over N);
 - `hold_out_probe`: images of the reasoning annotations held out as the round monitor's probe;
-- counts read back from the outputs of `sicog sample`, `sicog curate` and `sicog evaluate`.
+- counts read back from the outputs of `sicog sample`, `sicog curate` and `sicog evaluate` (each
+  read by its command's own reader).
 """
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 from sicog.data.formats import strip_image_token, to_cot_question, with_image_token
 from sicog.data.records import first_user_text, iter_json_objects
+from sicog.eval.outputs import read_summary
 from sicog.pipeline.actions import count_lines
 from sicog.pipeline.step import StepFailed
+from sicog.stages.curation.outputs import read_curated, read_stats
+from sicog.stages.sampling.outputs import read_candidates
 from sicog.utils.io import SicogError, write_jsonl
 
 
@@ -44,7 +46,7 @@ def uncurated_records(candidates_path: str, seed: int, n_items: int | None = Non
     `n_items`: keep a seeded random subset of that many items (file order kept); None: every item.
     """
     out = []
-    for cand in _records(candidates_path):
+    for cand in read_candidates(candidates_path):
         texts = [t for t in cand.get("candidates", []) if isinstance(t, str) and t.strip()]
         if not texts:
             continue
@@ -67,26 +69,6 @@ def uncurated_action(candidates_path: str, out_path: str, seed: int, match_path:
         records = uncurated_records(candidates_path, seed, n_items)
         write_jsonl(out_path, records)
         return {"records": len(records), **({"matched_to": n_items} if match_path else {})}
-
-    return action
-
-
-def select_top_fraction(records: list[dict], fraction: float) -> tuple[list[dict], float | None]:
-    """The `fraction` of records with the highest `score` (file order kept; ties broken by order)."""
-    if not records:
-        return [], None
-    k = max(1, round(fraction * len(records)))
-    order = sorted(range(len(records)), key=lambda i: (-float(records[i].get("score", 0.0)), i))
-    keep = sorted(order[:k])
-    return [records[i] for i in keep], float(records[order[k - 1]].get("score", 0.0))
-
-
-def select_action(curated_path: str, out_path: str, fraction: float):
-    def action(step, engine) -> dict:
-        records = list(_records(curated_path))
-        kept, cut = select_top_fraction(records, fraction)
-        write_jsonl(out_path, kept)
-        return {"items": len(records), "kept": len(kept), "score_cut": cut}
 
     return action
 
@@ -124,7 +106,7 @@ def head_action(path: str, out_path: str, max_items: int | None):
 
 def sample_counts(path: str) -> dict:
     items = cands = empty = 0
-    for rec in _records(path):
+    for rec in read_candidates(path):
         items += 1
         c = rec.get("candidates", [])
         cands += len(c)
@@ -132,40 +114,24 @@ def sample_counts(path: str) -> dict:
     return {"items": items, "candidates": cands, "empty_candidates": empty}
 
 
-def read_json_in(folder: str | Path, names: tuple[str, ...] = ("stats.json",)) -> dict | None:
-    """The first of `names` in `folder`, else its first *.json by name; None when there is none."""
-    folder = Path(folder)
-    candidates = [folder / n for n in names] + (sorted(folder.glob("*.json")) if folder.is_dir() else [])
-    for path in candidates:
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    return None
-
-
-def curate_counts(curated: str, report_dir: str) -> dict:
-    kept = sum(1 for _ in _records(curated))
-    stats = read_json_in(report_dir, ("stats.json", "curation_stats.json")) or {}
+def curate_counts(curated: str) -> dict:
+    kept = sum(1 for _ in read_curated(curated))
+    stats = read_stats(curated) or {}
     counts = {"kept": kept}
-    for key in ("items", "kept", "dropped", "threshold", "extraction_failures"):
+    for key in ("items", "kept", "dropped", "threshold", "keep_fraction", "score_cut", "extraction_failures"):
         if isinstance(stats.get(key), (int, float)):
             counts[f"stats_{key}"] = stats[key]
     return counts
 
 
 def evaluate_counts(result_dir: str) -> dict:
-    summary = read_eval_summary(result_dir) or {}
+    summary = read_summary(result_dir) or {}
     mcq = summary.get("mcq", summary)
     counts = {k: mcq[k] for k in ("accuracy", "n") if isinstance(mcq.get(k), (int, float))}
     cap = summary.get("captions") or {}
     counts.update({f"caption_{k}": cap[k] for k in ("object_recall", "hallucination_rate")
                    if isinstance(cap.get(k), (int, float))})
     return counts
-
-
-def read_eval_summary(result_dir: str) -> dict | None:
-    """The JSON summary `sicog evaluate` wrote in `result_dir`."""
-    return read_json_in(result_dir, ("summary.json",))
-
 
 
 def hold_out_probe(source: str, rest_path: str, probe_path: str, n_images: int, seed: int) -> dict:

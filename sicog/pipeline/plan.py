@@ -108,7 +108,6 @@ class Planner:
         self.uncurated: dict[tuple[int, str], str] = {}
         self.oracle: dict[tuple[int, str], str] = {}
         self.curate_steps: dict[tuple[int, str], Step] = {}  # (round, task) -> the curate step
-        self.select_steps: dict[tuple[int, str], Step] = {}  # (round, task) -> its keep_fraction selection
         self.pretrain_steps: dict[tuple[int, str], Step] = {}  # (round, arm) -> stage 1.5
         self.dpo_steps: dict[tuple[int, str], Step] = {}  # (round, arm) -> post-training (post_training.py)
 
@@ -275,21 +274,11 @@ class Planner:
         cfg = command_config(
             CurateConfig, spec, candidates=candidates, out=out, task="caption" if task == "captions" else "reasoning",
             encoder=expand_env(spec.encoder, f"curation.{task}.encoder") or "minilm",
-            threshold=-1.0 if spec.keep_fraction is not None else spec.threshold,
-            pairs_out=f"{folder}/pairs.jsonl", report_dir=report, seed=self.cfg.seed + 1000 * k)
+            report_dir=report, seed=self.cfg.seed + 1000 * k)
         self.curate_steps[(k, task)] = self.config_step(
             name, "curate", cfg, {"candidates": candidates}, {"curated": out, "report": report},
-            lambda step: data_steps.curate_counts(out, report), round=k, task=task)
-        if spec.keep_fraction is None:
-            return out
-        selected = self.folder(sel_name := f"r{k}/select_{task}") + "/curated.jsonl"
-        self.select_steps[(k, task)] = self.add(Step(
-            name=sel_name, kind="data", inputs={"curated": out}, outputs={"curated": selected},
-            params={"keep_fraction": spec.keep_fraction},
-            action=data_steps.select_action(out, selected, spec.keep_fraction), work_dir=self.folder(sel_name),
-            round=k, arm="sicog", task=task, role="select",
-            describe=f"keep the {spec.keep_fraction:.0%} most self-consistent items (by best score)"))
-        return selected
+            lambda step: data_steps.curate_counts(out), round=k, task=task)
+        return out
 
     def uncurated_step(self, name: str, candidates: str, k: int, task: str, match: str | None, *,
                        arm: str, items: str) -> str:

@@ -2,7 +2,8 @@
 
 Input: candidate records from `sicog sample` (id, image, prompt, mode, candidates, corruption,
 meta). Output: LLaVA training records whose gpt turn is the FULL chosen candidate (all steps),
-plus `scores`, `chosen_index`, `score`, `rejected`; optional DPO pairs and a report.
+plus `scores`, `chosen_index`, `score`, `rejected` (from which `sicog pairs` builds DPO pairs), and a
+report.
 The work is done by sicog.stages.curation (items/extraction, encoders, scoring, report, runner).
 
 Degenerate input - outcome (each counted in the report's "degenerate" block, never a crash):
@@ -31,7 +32,7 @@ DESCRIPTION = """\
 Step 3: self-consistency curation of sampled candidates (docs/method.md, step 3).
 
 usage: sicog curate [CONFIG.yaml] [flags]. CONFIG.yaml holds any of the settings below under
-their field names (--pairs-out is `pairs_out:`, --no-progress is `progress: false`); flags
+their field names (--keep-fraction is `keep_fraction:`, --no-progress is `progress: false`); flags
 given on the command line override it. --candidates, --out and --task are required, from either.
 
 Per item: extract the comparable part of each candidate (mode cod -> the Step 5 description;
@@ -46,8 +47,11 @@ chunk), L2-normalise, and score
 chosen = argmax (ties -> lowest index). rejected = a uniform pick from the lower half of the
 ranking (usable candidates by score desc, index asc; the lower half is the last floor(n/2):
 n=6 -> ranks 4-6, n=5 -> ranks 4-5), seeded by sha256("SEED:ID") so it does not depend on
-order or sharding. The item is kept iff its best score >= --threshold. The kept record's gpt
-turn is the FULL chosen candidate (all steps).
+order or sharding. The item is kept iff its best score >= --threshold; with --keep-fraction F
+instead, once every rank is done, the round(F * n) of the n scored items with the highest best
+score are kept (at least one; ties by input order), and the report names the score cut. The
+kept record's gpt turn is the FULL chosen candidate (all steps). DPO pairs: `sicog pairs
+--curated OUT` (chosen = the record's reply, rejected = its `rejected`).
 
 Degenerate input: 0 candidates -> dropped; empty / unextractable candidates -> excluded from
 scoring and never chosen (counted by kind); all extractions failed -> dropped; fewer than

@@ -177,13 +177,12 @@ def _settings(cfg: PairsConfig) -> dict:
 
 def build_pairs(cfg: PairsConfig) -> dict:
     """Write OUT (and the held-out file) and OUT.summary.json; returns the summary's stats."""
-    import json
-
-    from sicog.utils.lock import check_finished, check_writable, output_locks
+    from sicog.utils import resumable
+    from sicog.utils.lock import check_writable, output_locks
     from sicog.utils.paths import check_outputs_apart
 
     check_config(cfg)  # a config built in code: each setting's range, then validate()
-    summary = Path(cfg.out).with_name(Path(cfg.out).name + ".summary.json")
+    summary = resumable.summary_path(cfg.out)
     outputs = {"--out": cfg.out, "--out (its summary)": summary, "--heldout-out": cfg.heldout_out}
     check_outputs_apart(outputs, {"--curated": cfg.curated, "--corrupted": cfg.corrupted})
     for flag, path in (("--out", cfg.out), ("--heldout-out", cfg.heldout_out)):
@@ -191,14 +190,10 @@ def build_pairs(cfg: PairsConfig) -> dict:
             check_writable(path, flag, "file")
     with output_locks({"--out": cfg.out, "--heldout-out": cfg.heldout_out}):
         want = _settings(cfg)
-        if Path(cfg.out).exists():
-            try:
-                old = json.loads(summary.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                old = {}
-            if check_finished(cfg.out, old.get("settings"), want, summary, cfg.overwrite):
-                log.info("%s is up to date (same settings): nothing to do", cfg.out)
-                return old.get("stats") or {}
+        finished = resumable.finished(cfg.out, want, cfg.overwrite)  # one process: no parts, only the summary
+        if finished is not None:
+            log.info("%s is up to date (same settings): nothing to do", cfg.out)
+            return finished.get("stats") or {}
         skips: Counter = Counter()
         curated = read_curated(cfg.curated)  # every input is read and checked before anything is written
         found = curated_pairs(curated, skips) if cfg.curated_pairs else []

@@ -218,18 +218,18 @@ def test_uncurated_arm_matches_the_curated_item_count_unless_all(tmp_path):
         build_plan(_smoke(tmp_path / "x", "uncurated_items=some"))
 
 
-def test_keep_fraction_selects_the_most_consistent_items(tmp_path):
-    from sicog.pipeline.data_steps import select_top_fraction
-
-    recs = [{"id": str(i), "score": s} for i, s in enumerate([0.9, 0.5, 0.99, 0.7, 0.99, 0.1])]
-    kept, cut = select_top_fraction(recs, 0.5)
-    assert [r["id"] for r in kept] == ["0", "2", "4"] and cut == 0.9  # file order kept
-    assert select_top_fraction([], 0.5) == ([], None)
-    planner = build_plan(_smoke(tmp_path, "curation.captions.keep_fraction=0.25"), PRESETS)
+def test_keep_fraction_is_curates_own_setting(tmp_path):
+    """curation.*.keep_fraction goes to `sicog curate` as it is: no threshold, no selection step after it."""
+    planner = build_plan(_smoke(tmp_path, "curation.captions.keep_fraction=0.25", "curation.captions.threshold=null"),
+                         PRESETS)
     steps = {s.name: s for s in planner.steps}
-    assert steps["r1/curate_captions"].params["curate"]["threshold"] == -1.0
-    assert steps["r1/pretrain_sicog"].inputs["source0"] == steps["r1/select_captions"].outputs["curated"]
-    assert "r1/select_reasoning" not in steps
+    curate = steps["r1/curate_captions"].params["curate"]
+    assert curate["keep_fraction"] == 0.25 and curate["threshold"] is None
+    assert steps["r1/pretrain_sicog"].inputs["source0"] == steps["r1/curate_captions"].outputs["curated"]
+    assert not [s for s in steps if "select" in s]
+    with pytest.raises(ConfigError, match=r"curation\.captions\.threshold: --threshold \(0\.5\) and --keep-fraction "
+                                          r"\(0\.25\) are exclusive"):
+        build_plan(_smoke(tmp_path / "b", "curation.captions.keep_fraction=0.25"), PRESETS)
 
 
 def test_standin_cell_targets_follow_the_scene_graph():

@@ -22,7 +22,7 @@ from sicog.utils.shards import parts_dir
 from ._harness import BadInput, assert_clean_failure, run_main, run_sicog, with_flags
 
 JOB = ["curate", "--candidates", "{tmp}/in/cands.jsonl", "--out", "{tmp}/out/curated.jsonl", "--task", "caption",
-       "--pairs-out", "{tmp}/out/pairs.jsonl", "--report-dir", "{tmp}/out/report", "--threshold", "0.5",
+       "--report-dir", "{tmp}/out/report", "--threshold", "0.5",
        "--no-progress"]
 OUT = ["out"]
 
@@ -47,13 +47,17 @@ CASES = [
              r"empty\.jsonl: no candidate records \(expected one JSON object per line", OUT),
     BadInput("candidates_is_a_folder", job(candidates="{tmp}/in"), r"in: is a folder", OUT),
     BadInput("threshold_not_a_number", job(threshold="nan"), r"--threshold must be a number in \[-1, 1\]", OUT),
-    BadInput("pairs_out_is_the_summary", job(pairs_out="{tmp}/out/curated.jsonl.summary.json"),
-             r"--pairs-out \(.*curated\.jsonl\.summary\.json\) is --out \(its summary\)", OUT),
+    BadInput("threshold_and_keep_fraction", job(keep_fraction="0.5"),
+             r"--threshold \(0\.5\) and --keep-fraction \(0\.5\) are exclusive: give one", OUT),
+    BadInput("keep_fraction_above_one", with_flags(JOB[:-3] + JOB[-1:], keep_fraction="1.5"),  # no --threshold
+             r"--keep-fraction must be in \(0, 1\], got 1\.5", OUT),
+    BadInput("pairs_out_is_sicog_pairs_now", job(pairs_out="{tmp}/out/pairs.jsonl"),
+             r"unrecognized arguments: --pairs-out", OUT),
+    BadInput("report_dir_is_the_summary", job(report_dir="{tmp}/out/curated.jsonl.summary.json"),
+             r"--report-dir \(.*curated\.jsonl\.summary\.json\) is --out \(its summary\)", OUT),
     BadInput("report_dir_contains_out", job(report_dir="{tmp}/out"), r"--report-dir \(.*/out\) contains --out", OUT),
     BadInput("out_is_the_candidates", job(out="{tmp}/in/cands.jsonl"),
              r"--out \(.*in/cands\.jsonl\) is --candidates \(.*in/cands\.jsonl\)", OUT),
-    BadInput("pairs_out_is_the_candidates", job(pairs_out="{tmp}/in/cands.jsonl"),
-             r"--pairs-out \(.*in/cands\.jsonl\) is --candidates", OUT),
     BadInput("report_dir_contains_the_candidates", job(report_dir="{tmp}/in"),
              r"--report-dir \(.*/in\) contains --candidates \(.*in/cands\.jsonl\)", OUT),
     BadInput("out_inside_the_encoder", job(encoder="{tmp}/enc", out="{tmp}/enc/curated.jsonl"),
@@ -62,7 +66,6 @@ CASES = [
              r"--out .*afile/curated\.jsonl: cannot be written: .*afile is a file", OUT),
     BadInput("report_dir_is_a_file", job(report_dir="{tmp}/afile"), r"--report-dir .*afile: is a file; expected a "
              r"folder", OUT),
-    BadInput("pairs_out_is_a_folder", job(pairs_out="{tmp}/in"), r"--pairs-out \(.*/in\) contains --candidates", OUT),
 ]
 
 
@@ -103,7 +106,7 @@ def test_a_finished_curation_knows_its_settings(tmp, capsys):
     summary = json.loads(summary_path(out).read_text())
     assert summary["settings"]["threshold"] == 0.5 and len(summary["settings"]["candidates"]) == 16
     assert summary["stats"]["items"] == 3
-    files = {p: p.read_bytes() for p in (out, tmp / "out" / "pairs.jsonl", tmp / "out" / "rep1" / "stats.json")}
+    files = {p: p.read_bytes() for p in (out, tmp / "out" / "rep1" / "stats.json")}
     rc, err = _main(tmp, capsys, *job(report_dir="{tmp}/out/rep1"))
     assert rc == 0 and "finished with these settings: nothing to do" in err
     assert all(p.read_bytes() == b for p, b in files.items())
@@ -120,10 +123,10 @@ def test_a_finished_curation_knows_its_settings(tmp, capsys):
     assert rc == 2 and "candidates: earlier '" in err
     # --overwrite: the earlier report (named by its summary) goes, files the user added stay
     (tmp / "out" / "rep1" / "notes.txt").write_text("mine")
-    rc, err = _main(tmp, capsys, *job(report_dir="{tmp}/out/rep2", pairs_out="{tmp}/out/pairs2.jsonl"), "--overwrite")
+    rc, err = _main(tmp, capsys, *job(report_dir="{tmp}/out/rep2"), "--overwrite")
     assert rc == 0, err
     assert sorted(p.name for p in (tmp / "out" / "rep1").iterdir()) == ["notes.txt"]
-    assert not (tmp / "out" / "pairs.jsonl").exists() and (tmp / "out" / "pairs2.jsonl").is_file()
+    assert (tmp / "out" / "rep2" / "stats.json").is_file()
     assert json.loads(summary_path(out).read_text())["stats"]["items"] == 4
 
 
@@ -136,10 +139,10 @@ def test_a_second_writer_is_refused_while_one_holds_the_output(tmp):
                      res.stderr)
 
 
-def test_a_second_writer_of_the_pairs_file_is_refused(tmp):
-    """Every output is locked, not only --out: another run writing --pairs-out stops this one."""
-    with output_lock(tmp / "out" / "pairs.jsonl"):
+def test_a_second_writer_of_the_report_is_refused(tmp):
+    """Every output is locked, not only --out: another run writing --report-dir stops this one."""
+    with output_lock(tmp / "out" / "report"):
         res = run_sicog(JOB, tmp)
     assert res.returncode == 2
-    assert re.search(rf"pairs\.jsonl is being written by pid {os.getpid()}", res.stderr), res.stderr[-2000:]
+    assert re.search(rf"report is being written by pid {os.getpid()}", res.stderr), res.stderr[-2000:]
     assert not (tmp / "out" / "curated.jsonl").exists()

@@ -66,7 +66,7 @@ def minilm():
 
 def _cfg(tmp_path: Path, src: Path, **kw) -> CurateConfig:
     base = {"candidates": str(src), "out": str(tmp_path / "curated.jsonl"), "task": "caption",
-            "pairs_out": str(tmp_path / "pairs.jsonl"), "report_dir": str(tmp_path / "report"),
+            "report_dir": str(tmp_path / "report"),
             "progress": False, "batch_size": 16}
     return CurateConfig(**{**base, **kw})
 
@@ -75,8 +75,7 @@ def test_cli_caption_end_to_end_with_bundled_minilm(tmp_path):
     src = write_jsonl(tmp_path / "cands.jsonl", caption_records())
     out = tmp_path / "curated.jsonl"
     rc = main(["curate", "--candidates", str(src), "--out", str(out), "--task", "caption",
-               "--threshold", "0.5", "--pairs-out", str(tmp_path / "pairs.jsonl"),
-               "--report-dir", str(tmp_path / "report"), "--seed", "7", "--no-progress"])
+               "--threshold", "0.5", "--report-dir", str(tmp_path / "report"), "--seed", "7", "--no-progress"])
     assert rc == 0
     kept = {r["id"]: r for r in read_jsonl(out)}
     assert set(kept) == {"consensus", "identical", "unicode"}
@@ -91,12 +90,10 @@ def test_cli_caption_end_to_end_with_bundled_minilm(tmp_path):
         validate_training_record(r, "out")
     assert kept["identical"]["chosen_index"] == 0 and kept["identical"]["score"] == pytest.approx(1.0)
     assert "à gauche" in kept["unicode"]["conversations"][1]["value"]
-    pairs = {p["id"]: p for p in read_jsonl(tmp_path / "pairs.jsonl")}
-    assert "identical" not in pairs  # chosen == rejected: no pair
-    assert pairs["consensus"]["chosen"] == c["conversations"][1]["value"]
-    assert pairs["consensus"]["prompt"] == formats.COD_PROMPT and pairs["consensus"]["image"] == "consensus.png"
+    assert c["rejected"] not in (None, c["conversations"][1]["value"])  # `sicog pairs` makes the DPO pair of it
     stats = json.loads((tmp_path / "report" / "stats.json").read_text())
     assert stats["items"] == 6 and stats["kept"] == 3 and stats["threshold"] == 0.5
+    assert stats["keep_fraction"] is None and stats["score_cut"] == min(r["score"] for r in kept.values())
     assert stats["degenerate"]["no_candidates"] == 1
     assert stats["degenerate"]["all_extractions_failed"] == 1
     assert stats["degenerate"]["too_few_valid_candidates"] == 1
@@ -129,8 +126,10 @@ def test_config_yaml_is_the_command_and_flags_override_it(tmp_path):
     (["--out", "o.jsonl", "--task", "caption"], "--candidates is required (or `candidates:` in CONFIG.yaml)"),
     (["--candidates", "c.jsonl", "--out", "o.jsonl"], "--task is required (or `task:` in CONFIG.yaml)"),
     (["--candidates", "c.jsonl", "--out", "c.jsonl", "--task", "caption"], ") is --candidates ("),
-    (["--candidates", "c.jsonl", "--out", "o.jsonl", "--pairs-out", "o.jsonl", "--task", "caption"],
-     "--out and --pairs-out must be different files, both are o.jsonl"),
+    (["--candidates", "c.jsonl", "--out", "o.jsonl", "--task", "caption", "--threshold", "0.8",
+      "--keep-fraction", "0.5"], "--threshold (0.8) and --keep-fraction (0.5) are exclusive: give one"),
+    (["--candidates", "c.jsonl", "--out", "o.jsonl", "--task", "caption", "--keep-fraction", "0"],
+     "--keep-fraction must be in (0, 1], got 0.0"),
     (["--candidates", "c.jsonl", "--out", "o.jsonl", "--task", "caption", "--threshold", "2"], "--threshold must be"),
 ])
 def test_missing_or_bad_settings_are_clean_errors(tmp_path, capsys, argv, message):
@@ -147,14 +146,14 @@ def test_flag_names_and_defaults_are_the_cli_contract():
     add_arguments(p)
     flags = sorted(s for a in p._actions for s in a.option_strings if s not in ("-h", "--help"))
     assert flags == sorted(["--candidates", "--out", "--task", "--encoder", "--threshold", "--batch-size",
-                            "--pairs-out", "--report-dir", "--seed", "--min-candidates", "--chunk-items",
+                            "--keep-fraction", "--report-dir", "--seed", "--min-candidates", "--chunk-items",
                             "--device", "--dtype", "--max-seq-length", "--instruction", "--no-progress",
                             "--overwrite"])
     assert [a.choices for a in p._actions if a.dest in ("task", "dtype")] == \
         [("caption", "reasoning"), ("auto", "float32", "float16", "bfloat16")]
     d = CurateConfig()
     assert (d.encoder, d.threshold, d.batch_size, d.seed, d.min_candidates, d.chunk_items, d.device, d.dtype,
-            d.max_seq_length, d.instruction, d.progress) == ("minilm", 0.9, 256, 0, 2, 20000, "auto", "auto",
+            d.max_seq_length, d.instruction, d.progress) == ("minilm", None, 256, 0, 2, 20000, "auto", "auto",
                                                               None, None, True)
 
 
@@ -178,7 +177,6 @@ def test_thresholds_and_rejected_picks_reproduce(tmp_path, minilm):
     a = run_curation(_cfg(tmp_path / "a", src, threshold=0.5, seed=3), encoder=minilm)
     b = run_curation(_cfg(tmp_path / "b", src, threshold=0.5, seed=3), encoder=minilm)
     assert (tmp_path / "a" / "curated.jsonl").read_bytes() == (tmp_path / "b" / "curated.jsonl").read_bytes()
-    assert (tmp_path / "a" / "pairs.jsonl").read_bytes() == (tmp_path / "b" / "pairs.jsonl").read_bytes()
     assert b["at_threshold"] == a["at_threshold"] and b["best_score_quantiles"] == a["best_score_quantiles"]
     hi = run_curation(_cfg(tmp_path / "c", src, threshold=0.99, seed=3), encoder=minilm)
     kept_hi = {r["id"] for r in read_jsonl(tmp_path / "c" / "curated.jsonl")}
@@ -216,9 +214,40 @@ def test_rank_sharding_merges_exactly_once(tmp_path, monkeypatch):
     two_out = read_jsonl(cfg.out)
     assert [r["id"] for r in two_out] == [f"r{i}" for i in range(9)]
     assert one_out == two_out
-    assert read_jsonl(tmp_path / "one" / "pairs.jsonl") == read_jsonl(tmp_path / "two" / "pairs.jsonl")
     assert two["world_size"] == 2 and len(two["throughput"]["per_rank"]) == 2 and single["items"] == 9
     assert not parts_dir(cfg.out).exists()
+
+
+def test_keep_fraction_keeps_the_top_items_over_every_rank(tmp_path, monkeypatch):
+    """--keep-fraction: the round(F * n) scored items with the highest best score (ties: input order),
+    decided after the ranks merge, so one rank or two give the same file; stats name the real cut."""
+    recs = [cand(f"r{i}", [cod(f"A red circle number {i}."), cod(f"A {'blue ' * (i % 4)}circle, number {i}."),
+                           cod("Something else entirely.")]) for i in range(9)]
+    src = write_jsonl(tmp_path / "c.jsonl", recs)
+    every = run_curation(_cfg(tmp_path / "all", src, threshold=-1.0), encoder=Fake())
+    scores = {r["id"]: r["score"] for r in read_jsonl(tmp_path / "all" / "curated.jsonl")}
+    assert every["kept"] == len(scores) == 9
+    top = sorted(scores, key=lambda i: (-scores[i], int(i[1:])))[:4]  # round(0.45 * 9) = 4
+    one = run_curation(_cfg(tmp_path / "one", src, keep_fraction=0.45), encoder=Fake())
+    kept = read_jsonl(tmp_path / "one" / "curated.jsonl")
+    assert [r["id"] for r in kept] == [i for i in scores if i in top]  # input order
+    assert one["kept"] == 4 and one["threshold"] is None and one["keep_fraction"] == 0.45
+    assert one["score_cut"] == min(scores[i] for i in top) and one["degenerate"]["below_threshold"] == 5
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.setenv("RANK", "1")
+    cfg = _cfg(tmp_path / "two", src, keep_fraction=0.45, wait_timeout=5)
+    assert run_curation(cfg, encoder=Fake()) is None
+    monkeypatch.setenv("RANK", "0")
+    two = run_curation(cfg, encoder=Fake())
+    assert (tmp_path / "two" / "curated.jsonl").read_bytes() == (tmp_path / "one" / "curated.jsonl").read_bytes()
+    assert two["score_cut"] == one["score_cut"] and two["kept"] == 4
+
+
+def test_default_threshold_is_the_papers(tmp_path):
+    cfg = _cfg(tmp_path, write_jsonl(tmp_path / "c.jsonl", caption_records()))
+    assert cfg.cut() == {"threshold": 0.9} and cfg.run_key()["threshold"] == 0.9
+    assert _cfg(tmp_path, cfg.candidates, keep_fraction=0.5).cut() == {"keep_fraction": 0.5}
 
 
 def test_resume_refuses_parts_of_other_settings(tmp_path, monkeypatch):
@@ -248,7 +277,7 @@ def test_malformed_input_names_file_line_field_and_leaves_nothing(tmp_path, caps
     src = write_jsonl(tmp_path / "c.jsonl", ['{"id": "ok", "prompt": "p", "candidates": ["x", "y"]}', line])
     out = tmp_path / "o" / "curated.jsonl"
     rc = main(["curate", "--candidates", str(src), "--out", str(out), "--task", "caption",
-               "--pairs-out", str(tmp_path / "o" / "pairs.jsonl"), "--report-dir", str(tmp_path / "o" / "rep")])
+               "--report-dir", str(tmp_path / "o" / "rep")])
     assert rc == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "o").exists()

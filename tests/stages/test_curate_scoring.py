@@ -11,6 +11,7 @@ from sicog.data import formats
 from sicog.stages.curation.items import CandidateItem, extract, extract_all
 from sicog.stages.curation.scoring import (
     item_rng,
+    keep_decisions,
     l2_normalise,
     lower_half,
     mean_cosine_scores,
@@ -48,7 +49,7 @@ def _item(cands, mode="caption", item_id="x"):
 
 
 def _score(items, **kw):
-    kw = {"batch_size": 8, "seed": 0, "threshold": 0.9, **kw}
+    kw = {"batch_size": 8, "seed": 0, **kw}
     return score_items(items, BagOfWords(), **kw)[0]
 
 
@@ -78,7 +79,7 @@ def test_ties_go_to_lowest_index_and_identical_are_flagged():
     assert res.chosen_index == 0
     (res,) = _score([_item(["a b", "a b", "a b"])])
     assert res.identical and res.chosen_index == 0 and res.score == pytest.approx(1.0)
-    assert res.kept  # 1.0 >= 0.9
+    assert keep_decisions([res.score], threshold=0.9) == ([True], res.score)  # 1.0 >= 0.9
 
 
 def test_lower_half_definition():
@@ -109,13 +110,22 @@ def test_rejected_is_seeded_per_item_and_from_lower_half():
 
 def test_threshold_keeps_and_drops():
     items = [_item(["a b c", "a b c", "a b d"], item_id="hi"), _item(["a b", "c d", "e f"], item_id="lo")]
-    hi, lo = _score(items, threshold=0.5)
-    assert hi.kept and not lo.kept
+    hi, lo = _score(items)
+    assert keep_decisions([hi.score, lo.score], threshold=0.5) == ([True, False], hi.score)
     assert lo.score == pytest.approx(1 / 3)  # include-self: orthogonal candidates score 1/n
-    hi2, _ = _score(items, threshold=hi.score)  # >= threshold is kept
-    assert hi2.kept
-    hi3, _ = _score(items, threshold=hi.score + 1e-6)
-    assert not hi3.kept
+    assert keep_decisions([hi.score, lo.score], threshold=hi.score)[0] == [True, False]  # >= threshold is kept
+    assert keep_decisions([hi.score, lo.score], threshold=hi.score + 1e-6) == ([False, False], None)
+
+
+def test_keep_fraction_keeps_the_highest_best_scores_ties_by_order():
+    best = [0.9, 0.5, 0.99, None, 0.7, 0.99, 0.1]  # None: not scored (never kept, not counted)
+    assert keep_decisions(best, keep_fraction=0.5) == ([True, False, True, False, False, True, False], 0.9)
+    assert keep_decisions([0.8, 0.8, 0.8], keep_fraction=0.34) == ([True, False, False], 0.8)  # ties: order
+    assert keep_decisions([0.2, 0.1], keep_fraction=0.01) == ([True, False], 0.2)  # at least one
+    assert keep_decisions([None, None], keep_fraction=0.5) == ([False, False], None)
+    assert keep_decisions([], keep_fraction=1.0) == ([], None)
+    with pytest.raises(ValueError, match="exactly one"):
+        keep_decisions([0.5], threshold=0.5, keep_fraction=0.5)
 
 
 def test_degenerate_items():
@@ -123,13 +133,13 @@ def test_degenerate_items():
         _item([], item_id="n"), _item(["", "   "], item_id="e"), _item(["only one"], item_id="s"),
         _item(["", "fine text", "  "], item_id="o"), _item(["红色 圆形 左边", "红色 圆形 左边", "蓝色"], item_id="u"),
     ])
-    assert none.outcome == "no_candidates" and not none.kept
+    assert none.outcome == "no_candidates" and none.score is None
     assert empty.outcome == "all_extractions_failed" and empty.scores == [None, None]
-    assert single.outcome == "too_few_valid" and not single.kept and single.score == pytest.approx(1.0)
+    assert single.outcome == "too_few_valid" and single.score == pytest.approx(1.0)  # never kept: not `scored`
     assert one_valid.outcome == "too_few_valid" and one_valid.chosen_index == 1
     assert ascii_free.outcome == "scored" and ascii_free.chosen_index == 0 and ascii_free.rejected_index == 2
     (single_ok,) = _score([_item(["only one"], item_id="s")], min_candidates=1)
-    assert single_ok.kept and single_ok.rejected_index is None
+    assert single_ok.outcome == "scored" and single_ok.rejected_index is None
 
 
 def test_failed_extraction_is_never_chosen():
@@ -144,7 +154,7 @@ def test_failed_extraction_is_never_chosen():
 def test_one_encode_call_with_deduplicated_texts():
     enc = BagOfWords()
     items = [_item(["same", "same", "other"], item_id=str(i)) for i in range(5)]
-    score_items(items, enc, batch_size=4, seed=0, threshold=0.9)
+    score_items(items, enc, batch_size=4, seed=0)
     assert len(enc.calls) == 1
     assert sorted(enc.calls[0]) == ["other", "same"]
 

@@ -13,12 +13,7 @@ from sicog.data import formats
 from sicog.data.records import DataError, Located
 from sicog.stages.sampling.config import SampleConfig
 from sicog.stages.sampling.items import build_items, parse_corruptions
-from sicog.stages.sampling.runner import (
-    _check_run_manifest,
-    _wait_for_parts,
-    run_sampling,
-    summary_path,
-)
+from sicog.stages.sampling.runner import run_sampling, summary_path
 from sicog.utils.io import SicogError
 from sicog.utils.shards import parts_dir
 from tests.stages._sampling import QUESTION, one_torch_thread, read_jsonl, write_records  # noqa: F401
@@ -85,26 +80,6 @@ def test_malformed_data_file_fails_before_anything_is_written(tmp_path, capsys, 
     assert rc == 2
     assert f"{data}{where}" in capsys.readouterr().err
     assert not out.exists() and not parts_dir(out).exists() and not summary_path(out).exists()
-
-
-def test_changed_settings_are_refused_on_resume(tmp_path):
-    cfg = SampleConfig(model="m", data="d", out=str(tmp_path / "o.jsonl"), mode="cod", n=6)
-    _check_run_manifest(cfg, cfg.determining("abc"))
-    _check_run_manifest(cfg, cfg.determining("abc"))  # same settings: fine
-    cfg.n = 4
-    with pytest.raises(SicogError, match="n: earlier 6, now 4.*pass --overwrite"):
-        _check_run_manifest(cfg, cfg.determining("abc"))
-
-
-def test_rank_zero_stops_waiting_when_another_rank_failed(tmp_path):
-    cfg = SampleConfig(model="m", data="d", out=str(tmp_path / "o.jsonl"), mode="cod", wait_timeout=30)
-    parts_dir(cfg.out).mkdir()
-    (parts_dir(cfg.out) / "rank-1.failed").write_text("ImageLoadError: x.jsonl:3: record 'a': image not found\n")
-    with pytest.raises(SicogError, match="rank 1 failed: ImageLoadError: x.jsonl:3"):
-        _wait_for_parts(cfg, ["a"], 2, started=0.0)
-    cfg.wait_timeout = 0.0  # a stale marker from an earlier run is ignored (then: timeout)
-    with pytest.raises(SicogError, match="timed out"):
-        _wait_for_parts(cfg, ["a"], 2, started=4e9)
 
 
 def _cfg(ckpt, tmp_path, data, out="out.jsonl", **kw):

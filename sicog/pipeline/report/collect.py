@@ -13,12 +13,12 @@ import json
 import os
 from pathlib import Path
 
-from sicog.data.records import iter_json_objects
+from sicog.eval.outputs import read_summary
 from sicog.pipeline.actions import count_lines
 from sicog.pipeline.arms import ARMS, arm_names, arm_table, declared_comparisons
 from sicog.pipeline.config import POST_TRAINING_ARMS
-from sicog.pipeline.data_steps import read_eval_summary, read_json_in
 from sicog.pipeline.report.compare import COMPARISONS, benchmark_comparisons, paired_comparisons
+from sicog.stages.curation.outputs import read_curated, read_stats
 
 
 def _rel(path: str | None, root: Path) -> str | None:
@@ -32,7 +32,7 @@ def _rel(path: str | None, root: Path) -> str | None:
 
 def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
     """{checkpoint, benchmark{accuracy, n, per_category}, captions{object_recall, hallucination_rate}}."""
-    summary = read_eval_summary(eval_dir) if eval_dir else None
+    summary = read_summary(eval_dir) if eval_dir else None
     out: dict = {"checkpoint": _rel(checkpoint, root), "evaluation": _rel(eval_dir, root)}
     if summary:
         mcq = summary.get("mcq", summary)
@@ -90,13 +90,10 @@ def _counts(engine, step) -> dict:
 
 
 def curation_section(planner, engine) -> dict:
-    """Per round and task: the curation report's stats plus kept counts (and the selection's)."""
+    """Per round and task: the curation's stats plus kept counts."""
     out: dict = {}
     for (k, task), step in sorted(planner.curate_steps.items()):
-        entry = {"counts": _counts(engine, step), "stats": read_json_in(step.outputs["report"]) or {}}
-        select = planner.select_steps.get((k, task))
-        if select is not None:  # curation.*.keep_fraction: the selection step decides what is kept
-            entry["selection"] = _counts(engine, select)
+        entry = {"counts": _counts(engine, step), "stats": read_stats(step.outputs["curated"]) or {}}
         out.setdefault(f"round{k}", {})[task] = entry
     return out
 
@@ -110,7 +107,7 @@ def monitor_section(planner, root: Path) -> list[dict]:
             continue
         entry = json.loads(path.read_text(encoding="utf-8"))
         ev = planner.evaluations.get((step.round, "sicog"))
-        summary = read_eval_summary(ev) if ev else None
+        summary = read_summary(ev) if ev else None
         entry["accuracy"] = (summary.get("mcq", summary) or {}).get("accuracy") if summary else None
         entry["file"] = _rel(str(path), root)
         out.append(entry)
@@ -118,13 +115,13 @@ def monitor_section(planner, root: Path) -> list[dict]:
 
 
 def curation_score_lists(planner) -> dict[str, list[float]]:
-    """Best score of every curated item (kept or not) per round/task, from the curation outputs."""
+    """Best score of every kept item per round/task, from the curation outputs."""
     out: dict[str, list[float]] = {}
     for (k, task), step in sorted(planner.curate_steps.items()):
         curated = Path(step.outputs["curated"])
         if not curated.is_file():
             continue
-        scores = [float(rec["score"]) for _line, rec in iter_json_objects(curated)
+        scores = [float(rec["score"]) for rec in read_curated(curated)
                   if isinstance(rec.get("score"), (int, float))]
         if scores:
             out[f"r{k} {task}"] = scores

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from sicog.data.records import iter_json_objects
+from sicog.eval.outputs import read_summary
 from sicog.eval.stats import paired_difference
-from sicog.pipeline.data_steps import read_eval_summary
 
 #: (arm, against): what the demo and the paper compare — does self-generated pre-training help, does
 #: curation help, and how far perfect labels would go
@@ -24,7 +24,7 @@ COMPARISONS = (("sicog", "base"), ("sicog", "uncurated"), ("oracle", "base"), ("
 
 def per_question_hits(eval_dir: str | None) -> dict[str, float] | None:
     """{question index: 1.0 / 0.0} of the headline scoring, or None when the evaluation has none."""
-    summary = read_eval_summary(eval_dir) if eval_dir else None
+    summary = read_summary(eval_dir) if eval_dir else None
     name = ((summary or {}).get("files") or {}).get("predictions")
     if not name or not (Path(eval_dir) / name).is_file():
         return None
@@ -44,7 +44,7 @@ def paired_comparisons(eval_dirs: dict[str, str | None], pairs=COMPARISONS) -> l
 
 def benchmark_scores(eval_dir: str | None) -> dict[str, dict]:
     """{name: scores.json} of the `benchmarks:` list an evaluation ran (sicog.eval.benchmark_list)."""
-    summary = read_eval_summary(eval_dir) if eval_dir else None
+    summary = read_summary(eval_dir) if eval_dir else None
     out = {}
     for name, entry in ((summary or {}).get("benchmarks") or {}).items():
         folder = Path(eval_dir) / entry.get("folder", f"benchmarks/{name}")

@@ -91,14 +91,9 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
         lines += ["", "## Curation", ""]
         for rnd, tasks in cur.items():
             for task, v in tasks.items():
-                counts, sel = v.get("counts", {}), v.get("selection")
-                if sel:
-                    lines.append(f"- {rnd} {task}: kept the {sel.get('kept')} of {sel.get('items')} items with the "
-                                 f"highest best score (score cut {sel.get('score_cut')}); "
-                                 f"{counts.get('stats_extraction_failures', 0)} extraction failures")
-                else:
-                    lines.append(f"- {rnd} {task}: kept {counts.get('kept', '–')} of "
-                                 f"{counts.get('stats_items', '–')} items " + _stats_line(v.get("stats", {})))
+                counts = v.get("counts", {})
+                lines.append(f"- {rnd} {task}: kept {counts.get('kept', '–')} of "
+                             f"{counts.get('stats_items', '–')} items " + _stats_line(v.get("stats", {})))
     lines += ["", "## Steps", "", "| step | status | seconds |", "|---|---|---|"]
     for s in report["steps"]:
         lines.append(f"| {s['name']} | {s['status']} | {_fmt(s.get('seconds'), pct=False)} |")
@@ -182,7 +177,7 @@ def _post_training(arms: dict) -> list[str]:
 
 
 def _stats_line(stats: dict) -> str:
-    keys = [k for k in ("threshold", "score_quantiles", "quantiles") if k in stats]
+    keys = [k for k in ("threshold", "keep_fraction", "score_cut", "extraction_failures") if stats.get(k) is not None]
     return "; ".join(f"{k}: {json.dumps(stats[k])}" for k in keys)
 
 

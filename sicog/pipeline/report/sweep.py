@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sicog.eval.outputs import read_summary
 from sicog.pipeline.actions import count_lines
 from sicog.pipeline.arms import arm_names
-from sicog.pipeline.data_steps import read_eval_summary
 from sicog.utils.io import atomic_write, write_json
 
 
@@ -29,7 +29,7 @@ def sweep_rows(sweep, engine) -> list[dict]:
         for (r, arm), folder in sorted(p.evaluations.items(), key=lambda kv, order=arm_names(p.cfg.arms): (
                 kv[0][0], order.index(kv[0][1]) if kv[0][1] in order else len(order), kv[0][1])):
             # the config's order of arms, then post-training arms
-            mcq = (read_eval_summary(folder) or {}).get("mcq") or read_eval_summary(folder) or {}
+            mcq = (read_summary(folder) or {}).get("mcq") or read_summary(folder) or {}
             arms[arm if r <= 1 else f"{arm} (round {r})"] = {"accuracy": mcq.get("accuracy"), "ci95": mcq.get("ci95"),
                                                              "n": mcq.get("n")}
         curated = {f"r{k} {task}": count_lines(path) if Path(path).is_file() else None

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
 from sicog.config_flags import setting
 from sicog.stages.curation.items import TASKS
 from sicog.utils.io import SicogError, file_fingerprint
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+DEFAULT_THRESHOLD = 0.9  # the paper's main setting; used when neither --threshold nor --keep-fraction is given
 
 
 @dataclass
@@ -30,11 +31,13 @@ class CurateConfig:
                                      "cot/direct/conv (default cot); a record's `mode` picks its extraction",
                                required=True, choices=TASKS)
     encoder: str = setting("minilm", "minilm | nv-embed-v2:PATH | sentence-transformers folder or cached name")
-    threshold: float = setting(0.9, "keep an item iff its best score >= this, on the include-self mean-cosine "
-                                    "scale (paper: 0.9 main, 0.85 and 0.8 also reported)")
+    threshold: float | None = setting(None, "keep an item iff its best score >= this, on the include-self "
+                                            "mean-cosine scale (paper: 0.9 main, 0.85 and 0.8 also reported; "
+                                            f"default {DEFAULT_THRESHOLD} unless --keep-fraction)")
+    keep_fraction: float | None = setting(None, "instead of --threshold: keep this fraction (0, 1] of the scored "
+                                                "items, those with the highest best score (ties: input order), "
+                                                "counted over every rank's items")
     batch_size: int = setting(256, "texts per encoder forward pass")
-    pairs_out: str | None = setting(None, "also write DPO pairs .jsonl (id, image, prompt, chosen, rejected) for "
-                                          "kept items whose rejected differs from chosen")
     report_dir: str | None = setting(None, "write stats.json and best_scores.png (histogram with the threshold) here")
     seed: int = setting(0, "seed of the rejected picks (per item: sha256 of SEED:ID)")
     min_candidates: int = setting(2, "fewest usable candidates an item needs to be scored and kept")
@@ -54,21 +57,35 @@ class CurateConfig:
     wait_timeout: float = setting(6 * 3600.0, "rank 0 without a process group: seconds to wait for the other "
                                               "ranks' parts", cli=False)
 
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "pairs_out": "`sicog pairs --curated OUT --out PAIRS.jsonl` writes the DPO pairs (from the curated "
+                     "records' `rejected`)"}
+
     def validate(self) -> None:
         """Errors that need no data (required settings and choices: sicog.config_flags.check_config)."""
-        if not math.isfinite(self.threshold) or not -1.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and (not math.isfinite(self.threshold) or not -1.0 <= self.threshold <= 1.0):
             raise SicogError(f"--threshold must be a number in [-1, 1] (mean cosine), got {self.threshold}")
+        if self.keep_fraction is not None and not 0.0 < self.keep_fraction <= 1.0:
+            raise SicogError(f"--keep-fraction must be in (0, 1], got {self.keep_fraction}")
+        if self.threshold is not None and self.keep_fraction is not None:
+            raise SicogError(f"--threshold ({self.threshold}) and --keep-fraction ({self.keep_fraction}) are "
+                             "exclusive: give one")
         for name, value in (("--batch-size", self.batch_size), ("--min-candidates", self.min_candidates),
                             ("--chunk-items", self.chunk_items)):
             if value < 1:
                 raise SicogError(f"{name} must be >= 1, got {value}")
-        if self.pairs_out and Path(self.pairs_out).resolve() == Path(self.out).resolve():
-            raise SicogError(f"--out and --pairs-out must be different files, both are {self.out}")
         # outputs against the inputs (--candidates, an encoder folder): curation/outputs.claim_outputs
+
+    def cut(self) -> dict:
+        """The keep rule, as `scoring.keep_decisions` takes it: {"threshold": T} or {"keep_fraction": F}."""
+        if self.keep_fraction is not None:
+            return {"keep_fraction": self.keep_fraction}
+        return {"threshold": DEFAULT_THRESHOLD if self.threshold is None else self.threshold}
 
     def run_key(self) -> dict:
         """What a resumed run must share with the run whose parts it continues."""
         return {"candidates": file_fingerprint(self.candidates), "task": self.task,
-                "encoder": self.encoder, "threshold": self.threshold, "seed": self.seed,
+                "encoder": self.encoder, "threshold": self.cut().get("threshold"),
+                "keep_fraction": self.keep_fraction, "seed": self.seed,
                 "min_candidates": self.min_candidates, "max_seq_length": self.max_seq_length,
                 "instruction": self.instruction, "dtype": self.dtype}

@@ -1,38 +1,31 @@
 """The outputs of `sicog curate`: claimed before any work, recorded when finished.
 
-- `claim_outputs`: --out, --pairs-out and --report-dir (and OUT's summary and parts) apart from
+- `claim_outputs`: --out and --report-dir (and OUT's summary and parts) apart from
   every input (--candidates, an encoder folder) and writable - before anything is read.
 - `finished_settings`: what decides the outputs (`CurateConfig.run_key`: the candidates' sha256
-  and the scoring settings) plus where the pairs and the report go and, for an encoder folder,
+  and the scoring settings) plus where the report goes and, for an encoder folder,
   its files' size and time. `OUT.summary.json` records them with the stats and the files written
   (rank 0 writes it just before OUT, so an OUT always has its summary).
-- `finished_stats`: a finished OUT with the same settings means nothing to do (its stats are
-  returned); other settings, or an OUT without a summary recording them, are refused unless
-  --overwrite, and then `clear_outputs` removes OUT, its summary, the pairs file and report
-  files (stats.json, best_scores.png) its recorded settings name, and parts of other settings -
-  those files only.
+- A finished OUT with the same settings means nothing to do; other settings, or an OUT without
+  a summary recording them, are refused unless --overwrite (sicog.utils.resumable), and then
+  `clear_outputs` removes OUT, its summary, the report files (stats.json, best_scores.png) its
+  recorded settings name, and parts of other settings - those files only.
+- `read_curated` / `read_stats`: what other commands read of a finished curation: its records,
+  and the stats its summary recorded.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import shutil
 from pathlib import Path
 
+from sicog.data.records import iter_json_objects
 from sicog.stages.curation.config import CurateConfig
-from sicog.utils.lock import as_recorded, check_finished, check_writable
+from sicog.utils import resumable
+from sicog.utils.lock import as_recorded, check_writable
 from sicog.utils.paths import check_outputs_apart
+from sicog.utils.resumable import summary_path
 from sicog.utils.shards import parts_dir
-
-logger = logging.getLogger(__name__)
-
-
-def summary_path(out: str | os.PathLike) -> Path:
-    """`OUT.summary.json`: the settings, stats and files of a finished curation."""
-    out = Path(out)
-    return out.with_name(out.name + ".summary.json")
 
 
 def _encoder_folder(cfg: CurateConfig) -> str | None:
@@ -43,11 +36,9 @@ def _encoder_folder(cfg: CurateConfig) -> str | None:
 def claim_outputs(cfg: CurateConfig) -> None:
     """Every output apart from every input, and writable (checks only)."""
     outputs = {"--out": cfg.out, "--out (its summary)": summary_path(cfg.out), "--out (its parts)": parts_dir(cfg.out),
-               "--pairs-out": cfg.pairs_out, "--report-dir": cfg.report_dir}
+               "--report-dir": cfg.report_dir}
     check_outputs_apart(outputs, {"--candidates": cfg.candidates, "--encoder": _encoder_folder(cfg)})
     check_writable(cfg.out, "--out", "file")
-    if cfg.pairs_out:
-        check_writable(cfg.pairs_out, "--pairs-out", "file")
     if cfg.report_dir:
         check_writable(cfg.report_dir, "--report-dir", "dir")
 
@@ -58,50 +49,28 @@ def finished_settings(cfg: CurateConfig) -> dict:
 
     folder = _encoder_folder(cfg)
     return as_recorded({**cfg.run_key(),
-                        "pairs_out": str(Path(cfg.pairs_out).resolve()) if cfg.pairs_out else None,
                         "report_dir": str(Path(cfg.report_dir).resolve()) if cfg.report_dir else None,
                         "encoder_files": model_files_fingerprint(folder) if folder else None})
 
 
-def _summary(out: str | os.PathLike) -> dict:
-    try:
-        old = json.loads(summary_path(out).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return old if isinstance(old, dict) else {}
-
-
-def finished_stats(cfg: CurateConfig, want: dict) -> dict | None:
-    """The stats of a finished OUT with these settings (nothing to do), else None (see the module
-    docstring: other settings are refused unless --overwrite)."""
-    out = Path(cfg.out)
-    if parts_dir(out).is_dir() or not out.exists():
-        return None  # unfinished parts (checked against their run.json) or nothing yet
-    old = _summary(out)
-    if check_finished(out, old.get("settings"), want, summary_path(out), cfg.overwrite):
-        return old.get("stats") or {}
-    return None
-
-
 def clear_outputs(cfg: CurateConfig, run_key: dict) -> None:
-    """--overwrite: remove what the outputs hold of other settings (see the module docstring)."""
-    out, d = Path(cfg.out), parts_dir(cfg.out)
-    try:
-        stale_parts = json.loads((d / "run.json").read_text(encoding="utf-8")) != as_recorded(run_key)
-    except (OSError, ValueError):
-        stale_parts = d.is_dir()
-    if stale_parts:
-        shutil.rmtree(d, ignore_errors=True)
-    if not (out.exists() or summary_path(out).exists()):
-        return
+    """--overwrite: OUT, its summary and parts of other settings (sicog.utils.resumable.clear), and
+    the report files (stats.json, best_scores.png) the old summary's settings name."""
     from sicog.stages.curation.report import HISTOGRAM_NAME, STATS_NAME
 
-    logger.info("--overwrite: removing %s, its summary and the pairs and report it made", out)
-    old = _summary(out).get("settings") or {}
-    made = [old.get("pairs_out")] + [str(Path(old["report_dir"]) / n) for n in (STATS_NAME, HISTOGRAM_NAME)
-                                     if old.get("report_dir")]
-    for f in made:
-        if isinstance(f, str) and Path(f).is_file():
-            Path(f).unlink()
-    out.unlink(missing_ok=True)
-    summary_path(out).unlink(missing_ok=True)
+    def made(old: dict) -> list[str]:
+        report = (old.get("settings") or {}).get("report_dir")
+        return [str(Path(report) / n) for n in (STATS_NAME, HISTOGRAM_NAME)] if report else []
+
+    resumable.clear(cfg.out, run_key, made)
+
+
+def read_curated(out: str | os.PathLike):
+    """The training records of a curation's OUT, in file order (errors name file:line)."""
+    for _line, rec in iter_json_objects(out):
+        yield rec
+
+
+def read_stats(out: str | os.PathLike) -> dict | None:
+    """The stats a finished curation recorded in OUT.summary.json (None: no summary)."""
+    return resumable.read_summary(out).get("stats") if summary_path(out).is_file() else None

@@ -1,5 +1,6 @@
-"""The curation report: stats.json (keep rates, score quantiles, failures, degenerate items,
-throughput) and best_scores.png (histogram of the best scores with the threshold marked)."""
+"""The curation report: stats.json (the keep rule and the score cut it gave, keep rates, score
+quantiles, failures, degenerate items, throughput) and best_scores.png (histogram of the best
+scores with the cut marked)."""
 
 from __future__ import annotations
 
@@ -25,13 +26,24 @@ def _threshold_key(t: float) -> str:
     return f"{t:g}"
 
 
-def build_stats(results: Sequence[dict], *, threshold: float, timing: dict, settings: dict) -> dict:
-    """Aggregate per-item result records (see curate.result_record) into the stats dict."""
+def cut_text(stats: dict) -> str:
+    """The keep rule of a stats dict in words: 'threshold 0.9' or 'keep fraction 0.75 (score cut 0.8)'."""
+    if stats.get("keep_fraction") is not None:
+        cut = stats.get("score_cut")
+        return f"keep fraction {stats['keep_fraction']:g} (score cut {'none' if cut is None else f'{cut:g}'})"
+    return f"threshold {stats['threshold']:g}"
+
+
+def build_stats(results: Sequence[dict], *, rule: dict, score_cut: float | None, timing: dict,
+                settings: dict) -> dict:
+    """Aggregate per-item result records (see runner.result_record, with `kept` decided) into the
+    stats dict; `rule`: CurateConfig.cut(), `score_cut`: the lowest best score kept."""
+    threshold = rule.get("threshold")
     n = len(results)
     best = np.array([r["score"] for r in results if r["outcome"] == "scored"], dtype=np.float64)
     kept = sum(1 for r in results if r["kept"])
     at = {}
-    for t in sorted({*PAPER_THRESHOLDS, threshold}):
+    for t in sorted({*PAPER_THRESHOLDS, *([threshold] if threshold is not None else [])}):
         k = int((best >= t).sum())
         at[_threshold_key(t)] = {"kept": k, "dropped": n - k, "keep_rate": round(k / n, 4) if n else None}
     failures = {kind: 0 for kind in FAILURE_KINDS}
@@ -54,6 +66,8 @@ def build_stats(results: Sequence[dict], *, threshold: float, timing: dict, sett
         "kept": kept,
         "dropped": n - kept,
         "threshold": threshold,
+        "keep_fraction": rule.get("keep_fraction"),
+        "score_cut": score_cut,
         "keep_rate": round(kept / n, 4) if n else None,
         "at_threshold": at,
         "best_score_quantiles": quant,
@@ -68,7 +82,6 @@ def build_stats(results: Sequence[dict], *, threshold: float, timing: dict, sett
             "identical_candidates": sum(1 for r in results if r["identical"]),
             "below_threshold": sum(1 for r in results if r["outcome"] == "scored" and not r["kept"]),
         },
-        "pairs": timing.get("pairs", {}),
         "throughput": {
             "candidates_this_run": timing.get("candidates", 0),
             "texts_encoded": texts,
@@ -86,9 +99,10 @@ def build_stats(results: Sequence[dict], *, threshold: float, timing: dict, sett
     }
 
 
-def plot_histogram(best_scores: Sequence[float], threshold: float, path: str | os.PathLike,
-                   title: str = "") -> None:
-    """PNG histogram of best scores, threshold as a red line, the paper's cut-offs dotted."""
+def plot_histogram(best_scores: Sequence[float], rule: dict, score_cut: float | None, kept: int,
+                   path: str | os.PathLike, title: str = "") -> None:
+    """PNG histogram of best scores, the cut as a red line (the threshold, or the score cut of a keep
+    fraction), the paper's cut-offs dotted."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -96,19 +110,21 @@ def plot_histogram(best_scores: Sequence[float], threshold: float, path: str | o
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     scores = np.asarray(best_scores, dtype=np.float64)
+    line = rule.get("threshold", score_cut)
     if scores.size:
-        lo = min(float(scores.min()), threshold, 0.8) - 0.01
+        lo = min(float(scores.min()), 0.8, *([line] if line is not None else [])) - 0.01
         ax.hist(scores, bins=50, range=(lo, 1.0 + 1e-6), color="#4c72b0")
     for t in PAPER_THRESHOLDS:
-        if t != threshold:
+        if t != line:
             ax.axvline(t, color="grey", linestyle=":", linewidth=1)
-    kept = int((scores >= threshold).sum())
-    ax.axvline(threshold, color="red", linewidth=2,
-               label=f"threshold {threshold:g}: {kept}/{scores.size} kept")
+    if line is not None:
+        ax.axvline(line, color="red", linewidth=2, label=f"{cut_text({**rule, 'score_cut': score_cut})}: "
+                                                         f"{kept}/{scores.size} kept")
     ax.set_xlabel("best self-consistency score (mean cosine, self included)")
     ax.set_ylabel("items")
     ax.set_title(title or "curation: best score per item")
-    ax.legend(loc="upper left")
+    if line is not None:
+        ax.legend(loc="upper left")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

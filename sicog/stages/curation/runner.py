@@ -2,20 +2,21 @@
 
 Every rank validates the whole candidates file first (a bad line fails the run before anything
 is written), takes the items i with i % world_size == rank, and appends one *result record* per
-item — kept or not — to its part file OUT.parts/rank-R.jsonl (sicog.utils.shards). A re-run
-with the same settings skips finished items. When all ranks are done, rank 0 writes the pairs
-file, the report, OUT.summary.json and finally OUT (each atomically) from the parts, in input
-order, each id exactly once, and removes the parts.
+item — its scores, and the training record it gives if kept — to its part file
+OUT.parts/rank-R.jsonl (sicog.utils.shards). A re-run with the same settings skips finished
+items. When all ranks are done, rank 0 decides which items are kept, over all of them
+(`scoring.keep_decisions`: --threshold or --keep-fraction), then writes the report,
+OUT.summary.json and finally OUT (each atomically) from the parts, in input order, each id
+exactly once, and removes the parts.
 
 Before any of this the outputs are claimed (curation/outputs.py: apart from the inputs,
-writable) and rank 0 holds `OUT.lock` (and the locks of --pairs-out and --report-dir) for the whole run, so a second run on the same --out
+writable) and rank 0 holds `OUT.lock` (and the lock of --report-dir) for the whole run, so a second run on the same --out
 fails at once; a finished OUT with the same settings is a no-op, other settings need --overwrite.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
 import time
@@ -26,25 +27,20 @@ from sicog.config_flags import check_config
 from sicog.data.formats import with_image_token
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.curation.items import CandidateItem, extract_all, load_shard
-from sicog.stages.curation.outputs import (
-    claim_outputs,
-    clear_outputs,
-    finished_settings,
-    finished_stats,
-    summary_path,
-)
-from sicog.stages.curation.scoring import ItemScore, score_items
-from sicog.utils.dist import join_ranks
+from sicog.stages.curation.outputs import claim_outputs, clear_outputs, finished_settings, summary_path
+from sicog.stages.curation.scoring import ItemScore, keep_decisions, score_items
+from sicog.utils import resumable
 from sicog.utils.io import SicogError, atomic_write, dumps, write_json
 from sicog.utils.lock import output_locks
-from sicog.utils.shards import PartWriter, barrier, dist_info, drop_unused_parts, parts_dir, read_completed
+from sicog.utils.shards import PartWriter, dist_info, parts_dir, read_completed
 
 logger = logging.getLogger(__name__)
 SCORE_SCALE = "mean cosine similarity to the item's usable candidates, self included (paper scale)"
 
 
-def result_record(it: CandidateItem, res: ItemScore, pairs: bool) -> dict:
-    """What a rank writes per item: the decision, the counts, and the outputs if kept."""
+def result_record(it: CandidateItem, res: ItemScore) -> dict:
+    """What a rank writes per item: the scores, the counts, and the training record if it may be
+    kept (outcome `scored`; whether it is, rank 0 decides once every item is scored)."""
     failures: dict[str, int] = {}
     for kind in it.failures:
         if kind:
@@ -52,11 +48,11 @@ def result_record(it: CandidateItem, res: ItemScore, pairs: bool) -> dict:
     rec = it.record
     chosen = it.candidates[res.chosen_index].strip() if res.chosen_index is not None else None
     rejected = it.candidates[res.rejected_index].strip() if res.rejected_index is not None else None
-    out = {"id": it.id, "outcome": res.outcome, "kept": res.kept, "identical": res.identical,
+    out = {"id": it.id, "outcome": res.outcome, "identical": res.identical,
            "n_candidates": len(it.candidates), "failures": failures, "scores": res.scores,
            "chosen_index": res.chosen_index, "score": res.score, "rejected_index": res.rejected_index,
-           "record": None, "pair": None}
-    if not res.kept:
+           "record": None}
+    if res.outcome != "scored":
         return out
     image = rec.get("image")
     human = with_image_token(rec["prompt"]) if image else rec["prompt"]
@@ -70,42 +66,7 @@ def result_record(it: CandidateItem, res: ItemScore, pairs: bool) -> dict:
     if "meta" in rec:
         curated["meta"] = rec["meta"]
     out["record"] = curated
-    if pairs and rejected is not None and rejected != chosen:
-        out["pair"] = {"id": it.id, "image": image, "prompt": rec["prompt"], "chosen": chosen,
-                       "rejected": rejected, "chosen_index": res.chosen_index,
-                       "rejected_index": res.rejected_index, "chosen_score": res.score,
-                       "rejected_score": res.scores[res.rejected_index], "mode": it.mode,
-                       "corruption": rec.get("corruption")}
     return out
-
-
-def _check_run_key(cfg: CurateConfig, key: dict, write: bool) -> None:
-    """Parts left by an earlier run are only continued with the same input and settings."""
-    d = parts_dir(cfg.out)
-    f = d / "run.json"
-    if f.is_file():
-        old = json.loads(f.read_text(encoding="utf-8"))
-        if old != key:
-            diff = sorted(k for k in key if old.get(k) != key[k])
-            raise SicogError(f"{d} holds a partial run with other settings ({', '.join(diff)}); "
-                             "re-run with the same settings to finish it, pass --overwrite, or delete that folder")
-    elif write:
-        write_json(f, key)  # ranks racing here write the same content, atomically
-
-
-def _wait_for_ranks(cfg: CurateConfig, ids: list[str], world: int) -> None:
-    """Without a process group, rank 0 polls until every rank has finished every id."""
-    deadline = time.monotonic() + cfg.wait_timeout
-    d = parts_dir(cfg.out)
-    while True:
-        # markers first: re-reading the parts is only worth it once every rank says it is done
-        if all((d / f"rank-{r}.finished").exists() for r in range(world)):
-            if set(ids) <= set(read_completed(cfg.out)):
-                return
-            time.sleep(4.0)  # a stale marker of an earlier run: that rank is still working
-        if time.monotonic() > deadline:
-            raise SicogError(f"{cfg.out}: timed out waiting for the other ranks' parts in {d}")
-        time.sleep(1.0)
 
 
 def run_curation(cfg: CurateConfig, encoder=None) -> dict | None:
@@ -117,7 +78,7 @@ def run_curation(cfg: CurateConfig, encoder=None) -> dict | None:
     check_config(cfg)  # required settings, choices, CurateConfig.validate
     claim_outputs(cfg)
     rank, _world = dist_info()
-    outputs = {"--out": cfg.out, "--pairs-out": cfg.pairs_out, "--report-dir": cfg.report_dir}
+    outputs = {"--out": cfg.out, "--report-dir": cfg.report_dir}
     with output_locks(outputs) if rank == 0 else contextlib.nullcontext():
         return _run_claimed(cfg, encoder)
 
@@ -131,60 +92,45 @@ def _run_claimed(cfg: CurateConfig, encoder) -> dict | None:
     rank, world = dist_info()
     ids, mine = load_shard(cfg.candidates, cfg.task, rank, world)  # validates everything first
     key, want = cfg.run_key(), finished_settings(cfg)
-    finished = finished_stats(cfg, want)
+    finished = resumable.finished(cfg.out, want, cfg.overwrite)
     if finished is not None:
         logger.info("%s is finished with these settings: nothing to do", cfg.out)
-        return finished if rank == 0 else None
-    if not cfg.overwrite:
-        _check_run_key(cfg, key, write=False)
-    grouped = join_ranks(world, rank, cfg.overwrite, cfg.out, lambda: clear_outputs(cfg, key))
-    done = read_completed(cfg.out) if parts_dir(cfg.out).is_dir() else {}
-    pending = [it for it in mine if it.id not in done]
-    logger.info("rank %d/%d: %d items (%d finished earlier, %d to curate)", rank, world, len(mine),
-                len(mine) - len(pending), len(pending))
-    try:
-        if pending and encoder is None:
-            encoder = load_encoder(cfg.encoder, task=cfg.task, device=cfg.device,
-                                   max_seq_length=cfg.max_seq_length, instruction=cfg.instruction,
-                                   dtype=cfg.dtype)
-        _check_run_key(cfg, key, write=True)
-        _curate_rank(cfg, pending, encoder, rank, t_start)
-    except BaseException:
-        if world == 1:
-            drop_unused_parts(cfg.out)
-        raise
+        return (finished.get("stats") or {}) if rank == 0 else None
+    loaded = {"encoder": encoder}
 
-    if grouped:
-        barrier()
-    elif world > 1 and rank == 0:
-        _wait_for_ranks(cfg, ids, world)
-    summary = None
-    if rank == 0:
-        info = getattr(encoder, "info", None) or {"encoder": cfg.encoder}
-        summary = _merge(cfg, ids, world, t_start, info, want)
-    if grouped:
-        import torch.distributed as dist
+    def work(rank: int, world: int) -> None:
+        done = read_completed(cfg.out)
+        pending = [it for it in mine if it.id not in done]
+        logger.info("rank %d/%d: %d items (%d finished earlier, %d to curate)", rank, world, len(mine),
+                    len(mine) - len(pending), len(pending))
+        if pending and loaded["encoder"] is None:
+            loaded["encoder"] = load_encoder(cfg.encoder, task=cfg.task, device=cfg.device,
+                                             max_seq_length=cfg.max_seq_length, instruction=cfg.instruction,
+                                             dtype=cfg.dtype)
+        _curate_rank(cfg, pending, loaded["encoder"], rank, t_start)
 
-        barrier()  # nobody tears the group down before the merge is done
-        dist.destroy_process_group()
-    return summary
+    def merge(world: int) -> dict:
+        info = getattr(loaded["encoder"], "info", None) or {"encoder": cfg.encoder}
+        return _merge(cfg, ids, world, t_start, info, want)
+
+    return resumable.run_sharded(
+        cfg.out, key, overwrite=cfg.overwrite, wait_timeout=cfg.wait_timeout,
+        clear_old=lambda: clear_outputs(cfg, key), work=work,
+        covered=lambda: set(ids) <= set(read_completed(cfg.out)), merge=merge)
 
 
 def _curate_rank(cfg: CurateConfig, pending: list[CandidateItem], encoder, rank: int, t_start: float) -> None:
     """Score this rank's pending items chunk by chunk into its part file, then its stats and marker."""
     stats = {"rank": rank, "items": len(pending), "candidates": 0, "valid_candidates": 0,
              "texts_encoded": 0, "encode_seconds": 0.0, "score_seconds": 0.0}
-    d = parts_dir(cfg.out)
-    (d / f"rank-{rank}.finished").unlink(missing_ok=True)
     with PartWriter(cfg.out, rank) as writer:
         for start in range(0, len(pending), cfg.chunk_items):
             chunk = pending[start:start + cfg.chunk_items]
             extract_all(chunk)
             results, timing = score_items(chunk, encoder, batch_size=cfg.batch_size, seed=cfg.seed,
-                                          threshold=cfg.threshold, min_candidates=cfg.min_candidates,
-                                          progress=cfg.progress and rank == 0)
+                                          min_candidates=cfg.min_candidates, progress=cfg.progress and rank == 0)
             for it, res in zip(chunk, results):
-                writer.write(result_record(it, res, pairs=cfg.pairs_out is not None))
+                writer.write(result_record(it, res))
             stats["candidates"] += timing.candidates
             stats["valid_candidates"] += sum(e is not None for it in chunk for e in it.extracted)
             stats["texts_encoded"] += timing.texts_encoded
@@ -193,13 +139,13 @@ def _curate_rank(cfg: CurateConfig, pending: list[CandidateItem], encoder, rank:
             logger.info("rank %d: %d/%d items curated (%d texts encoded in %.1fs)", rank,
                         start + len(chunk), len(pending), timing.texts_encoded, timing.encode_seconds)
     stats["seconds"] = round(time.perf_counter() - t_start, 3)
-    write_json(d / f"rank-{rank}.stats.json", stats)
-    (d / f"rank-{rank}.finished").touch()
+    resumable.finish_rank(cfg.out, rank, stats)
 
 
 def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encoder_info: dict, want: dict) -> dict:
-    """Rank 0: pairs, report, then OUT, from the parts; exactly once per id, in input order."""
-    from sicog.stages.curation.report import HISTOGRAM_NAME, STATS_NAME, build_stats, plot_histogram
+    """Rank 0: the keep decisions over every item, the report, then OUT, from the parts; exactly once
+    per id, in input order."""
+    from sicog.stages.curation.report import HISTOGRAM_NAME, STATS_NAME, build_stats, cut_text, plot_histogram
 
     done = read_completed(cfg.out)
     missing = [i for i in ids if i not in done]
@@ -207,44 +153,32 @@ def _merge(cfg: CurateConfig, ids: list[str], world: int, t_start: float, encode
         raise SicogError(f"{cfg.out}: cannot merge, {len(missing)} item(s) not curated "
                          f"(first: {missing[0]!r}); run the same command again to finish them")
     results = [done[i] for i in ids]
-    d = parts_dir(cfg.out)
-    stat_files = [d / f"rank-{r}.stats.json" for r in range(world)]  # this run's ranks only
-    per_rank = [json.loads(f.read_text(encoding="utf-8")) for f in stat_files if f.is_file()]
-    pairs = {"written": 0, "skipped_identical": 0, "skipped_no_rejected": 0}
-    for r in results:
-        if r["kept"]:
-            if r["pair"] is not None:
-                pairs["written"] += 1
-            elif r["rejected_index"] is None:
-                pairs["skipped_no_rejected"] += 1
-            else:
-                pairs["skipped_identical"] += 1
-    if cfg.pairs_out:
-        with atomic_write(cfg.pairs_out) as fh:
-            for r in results:
-                if r["kept"] and r["pair"] is not None:
-                    fh.write(dumps(r["pair"]) + "\n")
+    per_rank = resumable.rank_stats(cfg.out, world)
+    rule = cfg.cut()
+    decisions, score_cut = keep_decisions([r["score"] if r["outcome"] == "scored" else None for r in results],
+                                          **rule)
+    for r, keep in zip(results, decisions):
+        r["kept"] = keep
     kept = [r["record"] for r in results if r["kept"]]
     if cfg.report_dir:  # drawn before the clock stops, so total_seconds includes it
-        plot_histogram([r["score"] for r in results if r["outcome"] == "scored"], cfg.threshold,
+        plot_histogram([r["score"] for r in results if r["outcome"] == "scored"], rule, score_cut, len(kept),
                        Path(cfg.report_dir) / HISTOGRAM_NAME,
                        title=f"{cfg.task} curation: {len(kept)}/{len(results)} kept")
     timing = {key: sum(s[key] for s in per_rank)
               for key in ("candidates", "valid_candidates", "texts_encoded", "encode_seconds", "score_seconds")}
-    timing.update(total_seconds=time.perf_counter() - t_start, per_rank=per_rank,
-                  pairs=pairs if cfg.pairs_out else {})
+    timing.update(total_seconds=time.perf_counter() - t_start, per_rank=per_rank)
     settings = {"task": cfg.task, "score_scale": SCORE_SCALE, "seed": cfg.seed,
                 "min_candidates": cfg.min_candidates, "batch_size": cfg.batch_size, "world_size": world,
                 "encoder_info": encoder_info, "candidates_file": cfg.candidates, "out": cfg.out,
-                "pairs_out": cfg.pairs_out, "config": asdict(cfg)}
-    stats = build_stats(results, threshold=cfg.threshold, timing=timing, settings=settings)
+                "config": asdict(cfg)}
+    stats = build_stats(results, rule=rule, score_cut=score_cut, timing=timing, settings=settings)
     if cfg.report_dir:
         write_json(Path(cfg.report_dir) / STATS_NAME, stats)
     write_json(summary_path(cfg.out), {"settings": want, "stats": stats})  # first: an OUT always has one
     with atomic_write(cfg.out) as fh:
         for rec in kept:
             fh.write(dumps(rec) + "\n")
-    shutil.rmtree(d, ignore_errors=True)
-    logger.info("wrote %s: %d of %d items kept at threshold %g (%d extraction failures)", cfg.out,
-                stats["kept"], stats["items"], cfg.threshold, stats["extraction_failures"])
+    shutil.rmtree(parts_dir(cfg.out), ignore_errors=True)
+    logger.info("wrote %s: %d of %d items kept, %s (%d extraction failures)", cfg.out,
+                stats["kept"], stats["items"], cut_text(stats), stats["extraction_failures"])
     return stats

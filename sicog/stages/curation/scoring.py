@@ -16,7 +16,11 @@ Decisions (documented in `sicog curate --help` too):
   the last floor(n/2) of the ranking (n = 6: ranks 4-6; n = 5: ranks 4-5, the median is not in
   it; n = 2: the other one); rejected = a uniform pick from it by a generator seeded with
   sha256(f"{seed}:{id}"), so it depends on neither input order nor sharding;
-- identical extracted texts are embedded once (dedupe before encoding).
+- identical extracted texts are embedded once (dedupe before encoding);
+- which items are kept (`keep_decisions`) is decided once every item is scored, over all of them:
+  with a threshold, the scored items whose best score >= it; with a keep fraction f, the
+  max(1, round(f * n)) of the n scored items with the highest best score, ties by input order
+  (so the cut does not depend on sharding, and a fraction counts every rank's items).
 """
 
 from __future__ import annotations
@@ -50,7 +54,6 @@ class ItemScore:
     score: float | None = None  # the chosen candidate's score (= max)
     rejected_index: int | None = None
     identical: bool = False  # >= 2 usable candidates, all with the same extracted text
-    kept: bool = False
 
 
 @dataclass
@@ -118,7 +121,7 @@ def mean_cosine_scores(emb: np.ndarray, text_index: np.ndarray, item_of: np.ndar
 
 
 def score_items(items: Sequence[CandidateItem], encoder: TextEncoder, *, batch_size: int,
-                seed: int, threshold: float, min_candidates: int = 2,
+                seed: int, min_candidates: int = 2,
                 progress: bool = False) -> tuple[list[ItemScore], ChunkTiming]:
     """Score every item (extractions must be filled); one encoder call for all unique texts."""
     timing = ChunkTiming(candidates=sum(len(it.candidates) for it in items))
@@ -154,13 +157,12 @@ def score_items(items: Sequence[CandidateItem], encoder: TextEncoder, *, batch_s
             else:
                 scores.append(float(flat_scores[pos]))
                 pos += 1
-        results.append(_decide(it, scores, seed, threshold, min_candidates))
+        results.append(_decide(it, scores, seed, min_candidates))
     timing.score_seconds = time.perf_counter() - t0
     return results, timing
 
 
-def _decide(it: CandidateItem, scores: list[float | None], seed: int, threshold: float,
-            min_candidates: int) -> ItemScore:
+def _decide(it: CandidateItem, scores: list[float | None], seed: int, min_candidates: int) -> ItemScore:
     ranking = rank_candidates(scores)
     n_valid = len(ranking)
     if not it.candidates:
@@ -177,5 +179,25 @@ def _decide(it: CandidateItem, scores: list[float | None], seed: int, threshold:
     pool = lower_half(ranking)
     if pool:
         res.rejected_index = pool[int(item_rng(seed, it.id).integers(len(pool)))]
-    res.kept = res.score >= threshold
     return res
+
+
+def keep_decisions(best: Sequence[float | None], *, threshold: float | None = None,
+                   keep_fraction: float | None = None) -> tuple[list[bool], float | None]:
+    """Which items are kept, and the score cut: the lowest best score kept (None: none kept).
+
+    `best`: per item in input order, its best score if it may be kept (outcome `scored`), else None.
+    Exactly one of `threshold` and `keep_fraction` is given (see the module docstring).
+    """
+    if (threshold is None) == (keep_fraction is None):
+        raise ValueError("keep_decisions: give exactly one of threshold and keep_fraction")
+    eligible = [i for i, s in enumerate(best) if s is not None]
+    if threshold is not None:
+        chosen = {i for i in eligible if best[i] >= threshold}
+    elif eligible:
+        order = sorted(eligible, key=lambda i: (-best[i], i))
+        chosen = set(order[:max(1, round(keep_fraction * len(eligible)))])
+    else:
+        chosen = set()
+    cut = min((best[i] for i in chosen), default=None)
+    return [i in chosen for i in range(len(best))], cut

@@ -40,8 +40,7 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """Preference-optimise a checkpoint (DPO or IPO) on preference pairs from YAML.
 
-data.sources name pair files written by `sicog pairs` or `sicog curate --pairs-out`; the rest
-of the YAML is a `sicog train` stage plus a `dpo` section (loss_type, beta, sft_weight,
+data.sources name pair files written by `sicog pairs`; the rest of the YAML is a `sicog train` stage plus a `dpo` section (loss_type, beta, sft_weight,
 reference, heldout). Runs alone, under torchrun and under DeepSpeed ZeRO-2/3; a re-run resumes.
 Examples:
   sicog dpo configs/tiny/dpo.yaml --set dpo.beta=0.2

@@ -12,18 +12,15 @@
    to cover every id), rank 0 writes `OUT.summary.json` (with the settings and input
    fingerprints of `run.json`) and then OUT atomically, in input order.
 
-Before any of this: --out must be apart from every input (sicog.utils.paths) and writable, and
-rank 0 holds `OUT.lock` (sicog.utils.lock) for the whole run, so a second run on the same --out
-fails at once. A finished OUT is kept when its summary records the same settings (a no-op that
-says so); other settings, or an OUT without such a summary, are refused unless --overwrite,
-which clears OUT, its summary and parts of other settings first (rank 0, before any rank
-writes; see sampling/outputs.py).
+Steps 3 and 5, and what a finished OUT or --overwrite means, are the protocol every sharded
+output follows (sicog.utils.resumable). Before any of this: --out must be apart from every input
+(sicog.utils.paths) and writable, and rank 0 holds `OUT.lock` (sicog.utils.lock) for the whole
+run, so a second run on the same --out fails at once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -32,27 +29,13 @@ from pathlib import Path
 from sicog.config_flags import check_config
 from sicog.stages.sampling.config import SampleConfig
 from sicog.stages.sampling.items import SampleItem, candidate_record, check_image_exists, load_items
-from sicog.stages.sampling.outputs import (  # noqa: F401 (summary_path, _check_run_manifest: tests)
-    _check_run_manifest,
-    claim_output,
-    clear_output,
-    finished_summary,
-    run_settings,
-    summary_path,
-)
-from sicog.utils.dist import join_ranks
+from sicog.stages.sampling.outputs import claim_output, run_settings
+from sicog.utils import resumable
 from sicog.utils.io import SicogError, dumps, iter_jsonl, write_json
 from sicog.utils.lock import output_lock
+from sicog.utils.resumable import summary_path
 from sicog.utils.secrets import mask_secrets
-from sicog.utils.shards import (
-    PartWriter,
-    dist_info,
-    drop_unused_parts,
-    merge_parts,
-    owns,
-    parts_dir,
-    read_completed,
-)
+from sicog.utils.shards import PartWriter, dist_info, merge_parts, owns, parts_dir, read_completed
 
 logger = logging.getLogger(__name__)
 
@@ -102,26 +85,6 @@ class _Progress:
             self._bar.close()
 
 
-def _wait_for_parts(cfg: SampleConfig, ids: list[str], world_size: int, started: float) -> None:
-    """Without a process group: rank 0 waits until every id is finished or skipped by some rank
-    and every rank says it finished; a rank that failed during this run stops the wait."""
-    deadline = time.monotonic() + cfg.wait_timeout
-    while True:
-        for r in range(1, world_size):
-            failed = parts_dir(cfg.out) / f"rank-{r}.failed"
-            if failed.exists() and failed.stat().st_mtime >= started - 1.0:
-                raise SicogError(f"rank {r} failed: {failed.read_text(encoding='utf-8').strip()}; "
-                                 "run the same command again to finish the job")
-        done = set(read_completed(cfg.out))
-        skipped = {s["id"] for s in _read_skips(cfg.out, world_size)}
-        markers = all((parts_dir(cfg.out) / f"rank-{r}.finished").exists() for r in range(world_size))
-        if markers and all(i in done or i in skipped for i in ids):
-            return
-        if time.monotonic() > deadline:
-            raise SicogError(f"{cfg.out}: timed out waiting for the other ranks' parts")
-        time.sleep(2.0)
-
-
 def _select_backend(cfg: SampleConfig):
     if cfg.backend == "hf":
         from sicog.stages.sampling.hf_backend import run_hf
@@ -146,13 +109,12 @@ def run_sampling(cfg: SampleConfig) -> dict | None:
 def _run_claimed(cfg: SampleConfig) -> dict | None:
     from sicog.stages.sampling.items import parse_corruptions
 
-    started = time.time()
     rank, world = dist_info()
     out = Path(cfg.out)
     corruptions = parse_corruptions(cfg.corruption)
     items = load_items(cfg.data, cfg.mode, corruptions)  # validates the whole file first
     want = run_settings(cfg)
-    finished = finished_summary(cfg, want)
+    finished = resumable.finished(out, want, cfg.overwrite)
     if finished is not None:
         logger.info("%s is finished with these settings: nothing to do", out)
         return finished if rank == 0 else None
@@ -161,36 +123,17 @@ def _run_claimed(cfg: SampleConfig) -> dict | None:
         from sicog.eval.predict import check_weight_files
 
         check_weight_files(cfg.model)
-    grouped = join_ranks(world, rank, cfg.overwrite, out, lambda: clear_output(cfg, want))
-    _check_run_manifest(cfg, want)
-
-    failed_marker = parts_dir(out) / f"rank-{rank}.failed"
-    failed_marker.unlink(missing_ok=True)
-    try:
-        _run_rank(cfg, items, rank, world, backend)
-    except BaseException as e:
-        if world == 1:
-            drop_unused_parts(out)
-        else:  # without a process group, rank 0 learns of a dead rank only through this file
-            failed_marker.write_text(f"{type(e).__name__}: {e}\n", encoding="utf-8")
-        raise
-
     ids = [it.id for it in items]
-    if grouped:
-        import torch.distributed as dist
 
-        dist.barrier()
-    elif world > 1 and rank == 0:
-        _wait_for_parts(cfg, ids, world, started)
-    summary = None
-    if rank == 0:
-        summary = _merge_and_summarise(cfg, items, world, want)
-    if grouped:
-        import torch.distributed as dist
+    def covered() -> bool:  # every id finished or skipped by some rank
+        done, skipped = read_completed(out), {s["id"] for s in _read_skips(out, world)}
+        return all(i in done or i in skipped for i in ids)
 
-        dist.barrier()  # nobody leaves (and tears the group down) before the merge is done
-        dist.destroy_process_group()
-    return summary
+    return resumable.run_sharded(
+        out, want, overwrite=cfg.overwrite, wait_timeout=cfg.wait_timeout,
+        clear_old=lambda: resumable.clear(out, want),
+        work=lambda rank, world: _run_rank(cfg, items, rank, world, backend), covered=covered,
+        merge=lambda world: _merge_and_summarise(cfg, items, world, want))
 
 
 def _run_rank(cfg: SampleConfig, items: list[SampleItem], rank: int, world: int, backend) -> None:
@@ -200,8 +143,6 @@ def _run_rank(cfg: SampleConfig, items: list[SampleItem], rank: int, world: int,
     done_recs = read_completed(out)
     done = {it.id for it in mine if it.id in done_recs}
     skip_fh = open(_skip_file(out, rank), "w", encoding="utf-8")  # this run's skips only
-    finished_marker = parts_dir(out) / f"rank-{rank}.finished"
-    finished_marker.unlink(missing_ok=True)
     skipped: list[dict] = []
 
     def skip(item: SampleItem, reason: str) -> None:
@@ -247,8 +188,7 @@ def _run_rank(cfg: SampleConfig, items: list[SampleItem], rank: int, world: int,
     rank_stats = {"rank": rank, "items": len(mine), "generated_items": stats["candidates"] // cfg.n,
                   "candidates": stats["candidates"], "tokens": stats["tokens"], "seconds": seconds,
                   "skipped": len(skipped)}
-    write_json(parts_dir(out) / f"rank-{rank}.stats.json", rank_stats)
-    finished_marker.touch()
+    resumable.finish_rank(out, rank, rank_stats)
     logger.info("rank %d finished: %d candidates, %d tokens in %.1fs (%.1f candidates/s), %d skipped",
                 rank, stats["candidates"], stats["tokens"], seconds,
                 stats["candidates"] / max(seconds, 1e-9), len(skipped))
@@ -259,11 +199,7 @@ def _merge_and_summarise(cfg: SampleConfig, items: list[SampleItem], world: int,
     skips = _read_skips(out, world)
     done = read_completed(out)
     skips = [s for s in skips if s["id"] not in done]
-    per_rank = []
-    for r in range(world):
-        f = parts_dir(out) / f"rank-{r}.stats.json"
-        if f.exists():
-            per_rank.append(json.loads(f.read_text(encoding="utf-8")))
+    per_rank = resumable.rank_stats(out, world)
     seconds = max((s["seconds"] for s in per_rank), default=0.0)
     cands = sum(s["candidates"] for s in per_rank)
     tokens = sum(s["tokens"] for s in per_rank)
