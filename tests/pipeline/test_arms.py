@@ -15,8 +15,7 @@ from .plan_snapshot import CASES, SNAPSHOT, plan_case
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_shipped_configs_plan_as_before_the_arms_table(case, tmp_path):
     before = json.loads(SNAPSHOT.read_text(encoding="utf-8"))[case]
-    # the snapshot predates the round monitor (its diagnostic steps are tested in test_monitor.py)
-    after = plan_case(case, tmp_path, ["monitor.enabled=false"])
+    after = plan_case(case, tmp_path)
     assert [s["name"] for s in after] == [s["name"] for s in before]
     for old, new in zip(before, after):
         assert new == old, (f"step {old['name']} of case {case} plans differently; if that is meant, rewrite "
