@@ -227,8 +227,8 @@ def test_keep_fraction_is_curates_own_setting(tmp_path):
     assert curate["keep_fraction"] == 0.25 and curate["threshold"] is None
     assert steps["r1/pretrain_sicog"].inputs["source0"] == steps["r1/curate_captions"].outputs["curated"]
     assert not [s for s in steps if "select" in s]
-    with pytest.raises(ConfigError, match=r"curation\.captions\.threshold: --threshold \(0\.5\) and --keep-fraction "
-                                          r"\(0\.25\) are exclusive"):
+    with pytest.raises(ConfigError, match=r"key curation\.captions\.threshold: 0\.5 given with --keep-fraction "
+                                          r"0\.25: the two are exclusive"):
         build_plan(_smoke(tmp_path / "b", "curation.captions.keep_fraction=0.25"), PRESETS)
 
 

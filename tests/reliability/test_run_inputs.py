@@ -32,7 +32,7 @@ CASES = [
     BadInput("curation_threshold_above_one", _dry("curation.captions.threshold=2.0"),
              r"key curation\.captions\.threshold: .*\[-1, 1\]"),
     BadInput("keep_fraction_zero", _dry("curation.reasoning.keep_fraction=0"),
-             r"curation\.reasoning\.keep_fraction: --keep-fraction must be in \(0, 1\]"),
+             r"key curation\.reasoning\.keep_fraction: must be in \(0, 1\], got 0"),
     BadInput("text_only_ratio_one", _dry("mixture.text_only_ratio=1.0"), r"mixture\.text_only_ratio: must be in \[0, 1\)"),
     BadInput("rounds_zero", _dry("rounds=0"), r"key rounds: must be >= 1"),
     BadInput("rounds_huge", _dry("rounds=100000"), r"key rounds: must be <= 20, got 100000"),

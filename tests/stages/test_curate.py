@@ -127,10 +127,10 @@ def test_config_yaml_is_the_command_and_flags_override_it(tmp_path):
     (["--candidates", "c.jsonl", "--out", "o.jsonl"], "--task is required (or `task:` in CONFIG.yaml)"),
     (["--candidates", "c.jsonl", "--out", "c.jsonl", "--task", "caption"], ") is --candidates ("),
     (["--candidates", "c.jsonl", "--out", "o.jsonl", "--task", "caption", "--threshold", "0.8",
-      "--keep-fraction", "0.5"], "--threshold (0.8) and --keep-fraction (0.5) are exclusive: give one"),
+      "--keep-fraction", "0.5"], "--threshold (threshold): 0.8 given with --keep-fraction 0.5: the two are exclusive, give one"),
     (["--candidates", "c.jsonl", "--out", "o.jsonl", "--task", "caption", "--keep-fraction", "0"],
-     "--keep-fraction must be in (0, 1], got 0.0"),
-    (["--candidates", "c.jsonl", "--out", "o.jsonl", "--task", "caption", "--threshold", "2"], "--threshold must be"),
+     "--keep-fraction (keep_fraction): must be in (0, 1], got 0.0"),
+    (["--candidates", "c.jsonl", "--out", "o.jsonl", "--task", "caption", "--threshold", "2"], "--threshold (threshold): must be in [-1, 1], got 2.0"),
 ])
 def test_missing_or_bad_settings_are_clean_errors(tmp_path, capsys, argv, message):
     assert main(["curate", *argv]) == 2

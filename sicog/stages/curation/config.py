@@ -7,13 +7,13 @@ override it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 from sicog.config_flags import setting
 from sicog.stages.curation.items import TASKS
-from sicog.utils.io import SicogError, file_fingerprint
+from sicog.utils.fields import ConfigError
+from sicog.utils.io import file_fingerprint
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 DEFAULT_THRESHOLD = 0.9  # the paper's main setting; used when neither --threshold nor --keep-fraction is given
@@ -33,21 +33,23 @@ class CurateConfig:
     encoder: str = setting("minilm", "minilm | nv-embed-v2:PATH | sentence-transformers folder or cached name")
     threshold: float | None = setting(None, "keep an item iff its best score >= this, on the include-self "
                                             "mean-cosine scale (paper: 0.9 main, 0.85 and 0.8 also reported; "
-                                            f"default {DEFAULT_THRESHOLD} unless --keep-fraction)")
+                                            f"default {DEFAULT_THRESHOLD} unless --keep-fraction)", min=-1.0, max=1.0)
     keep_fraction: float | None = setting(None, "instead of --threshold: keep this fraction (0, 1] of the scored "
                                                 "items, those with the highest best score (ties: input order), "
-                                                "counted over every rank's items")
-    batch_size: int = setting(256, "texts per encoder forward pass")
+                                                "counted over every rank's items", min=0.0, min_exclusive=True,
+                                          max=1.0)
+    batch_size: int = setting(256, "texts per encoder forward pass", min=1)
     report_dir: str | None = setting(None, "write stats.json and best_scores.png (histogram with the threshold) here")
     seed: int = setting(0, "seed of the rejected picks (per item: sha256 of SEED:ID)")
-    min_candidates: int = setting(2, "fewest usable candidates an item needs to be scored and kept")
+    min_candidates: int = setting(2, "fewest usable candidates an item needs to be scored and kept",
+                                 min=1)
     chunk_items: int = setting(20000, "items per encode-and-score chunk (one encoder call each; bounds memory, "
-                                      "and finished chunks survive a kill)")
+                                      "and finished chunks survive a kill)", min=1)
     device: str = setting("auto", "encoder device: auto (GPU LOCAL_RANK if any, else cpu), cpu, cuda:0")
     dtype: str = setting("auto", "encoder weights dtype (auto: float16 for nv-embed-v2 on GPU, else the "
                                  "model's own)", choices=DTYPES)
     max_seq_length: int | None = setting(None, "encoder max tokens (default: the model's own; nv-embed-v2: 1024 "
-                                               "caption / 512 reasoning)")
+                                               "caption / 512 reasoning)", min=1)
     instruction: str | None = setting(None, "nv-embed-v2 only: prefix every text with 'Instruct: TEXT\\nQuery: ' "
                                             "(default none, as the authors)")
     overwrite: bool = setting(False, "replace what --out (with its pairs and report) holds of other settings "
@@ -55,25 +57,17 @@ class CurateConfig:
                                      "same settings is kept either way: nothing to do)")
     progress: bool = setting(True, "no progress bar", invert="--no-progress")
     wait_timeout: float = setting(6 * 3600.0, "rank 0 without a process group: seconds to wait for the other "
-                                              "ranks' parts", cli=False)
+                                              "ranks' parts", cli=False, min=0.0, min_exclusive=True)
 
     MOVED_KEYS: ClassVar[dict[str, str]] = {
         "pairs_out": "`sicog pairs --curated OUT --out PAIRS.jsonl` writes the DPO pairs (from the curated "
                      "records' `rejected`)"}
 
     def validate(self) -> None:
-        """Errors that need no data (required settings and choices: sicog.config_flags.check_config)."""
-        if self.threshold is not None and (not math.isfinite(self.threshold) or not -1.0 <= self.threshold <= 1.0):
-            raise SicogError(f"--threshold must be a number in [-1, 1] (mean cosine), got {self.threshold}")
-        if self.keep_fraction is not None and not 0.0 < self.keep_fraction <= 1.0:
-            raise SicogError(f"--keep-fraction must be in (0, 1], got {self.keep_fraction}")
+        """The rules between settings (each setting's own range: sicog.config_flags.check_config)."""
         if self.threshold is not None and self.keep_fraction is not None:
-            raise SicogError(f"--threshold ({self.threshold}) and --keep-fraction ({self.keep_fraction}) are "
-                             "exclusive: give one")
-        for name, value in (("--batch-size", self.batch_size), ("--min-candidates", self.min_candidates),
-                            ("--chunk-items", self.chunk_items)):
-            if value < 1:
-                raise SicogError(f"{name} must be >= 1, got {value}")
+            raise ConfigError(f"{self.threshold} given with --keep-fraction {self.keep_fraction}: the two are "
+                              "exclusive, give one", key="threshold", flag="--threshold")
         # outputs against the inputs (--candidates, an encoder folder): curation/outputs.claim_outputs
 
     def cut(self) -> dict:

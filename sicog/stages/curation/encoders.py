@@ -137,8 +137,6 @@ def load_encoder(spec: str, *, task: str = "caption", device: str = "auto",
     parsed = parse_encoder_spec(spec)
     if instruction and parsed.kind != "nv-embed-v2":
         raise SicogError("--instruction is only used with --encoder nv-embed-v2:PATH")
-    if dtype not in DTYPES:
-        raise SicogError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     # Never reach a hub: the library reads this when it first loads.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
