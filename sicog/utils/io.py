@@ -90,11 +90,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
 STALE_TEMP_SECONDS = 24 * 3600
 
 
-def remove_stale_temps(path: str | os.PathLike) -> None:
+def remove_stale_temps(path: str | os.PathLike, older_than: float = STALE_TEMP_SECONDS) -> None:
     """Remove `.NAME.*.tmp` files and folders beside `path` (atomic_write's and atomic_dir's own) older
-    than STALE_TEMP_SECONDS: a writer killed before its rename leaves one."""
+    than `older_than` seconds: a writer killed before its rename leaves one. A caller holding the
+    output's lock (`sicog.utils.lock`) passes 0: no live writer of that path can own one then."""
     path = Path(path)
-    cutoff = time.time() - STALE_TEMP_SECONDS
+    cutoff = time.time() - older_than
     with contextlib.suppress(OSError):
         for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             with contextlib.suppress(OSError):

@@ -1,0 +1,168 @@
+"""`sicog convert` and `sicog data check` on hostile records and paths.
+
+- An `image` that is present but no path (a list, a number, "", a stored image with neither bytes
+  nor a path) is a counted skip (`bad-image`), never a text-only record; a path with a NUL, a
+  symlink loop or a 300-character name is a counted skip naming the cause, never a traceback.
+- `data check`: a missing --image-folder or --model folder, an empty file are exit 2 naming it; a
+  uhd checkpoint's processor (code shipped in the folder) loads and counts tokens; bad image paths
+  are problems at file:line.
+- `--limit N` keeps N records when a repeated id comes first; every output is locked; the temp
+  files of a killed run are removed by the next one, even when it has nothing to do.
+In-process (sicog.cli.main).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from sicog.cli import main as sicog_main
+from sicog.utils.lock import output_lock
+
+from ._harness import snapshot
+
+_TAGGED = "<SUMMARY>s</SUMMARY><CAPTION>c</CAPTION><REASONING>r</REASONING><CONCLUSION>A</CONCLUSION>"
+
+
+def _record(i: int, image=..., answer: str = _TAGGED) -> dict:
+    rec = {"id": f"r{i}", "conversations": [{"from": "human", "value": "<image>\nWhat is it?"},
+                                            {"from": "gpt", "value": answer}]}
+    if image is not ...:
+        rec["image"] = image
+    return rec
+
+
+@pytest.fixture
+def tmp(tmp_path) -> Path:
+    img = tmp_path / "in" / "img"
+    img.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(img / "ok.png")
+    os.symlink("loop.png", img / "loop.png")
+    return tmp_path
+
+
+def _write(tmp: Path, *records: dict) -> Path:
+    path = tmp / "in" / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def _main(capsys, *argv) -> tuple[int, str]:
+    rc = sicog_main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.err + out.out
+
+
+CONVERTERS = {
+    "llava-cot": lambda tmp: ["--out-cot", tmp / "out" / "c.jsonl", "--out-short", tmp / "out" / "s.jsonl"],
+    "questions": lambda tmp: ["--out", tmp / "out" / "c.jsonl"],
+}
+
+# name: (the second record's image, the reason it is skipped under, what the example says)
+IMAGES = {
+    "a_list": (["img/ok.png"], "bad-image", r"expected a non-empty path string, got list"),
+    "a_number": (17, "bad-image", r"got int 17"),
+    "empty": ("", "bad-image", r"got str \"\""),
+    "stored_without_bytes_or_path": ({"bytes": None, "path": None}, "bad-image", r"neither bytes nor a path"),
+    "nul_in_path": ("img/a\x00b.png", "bad-image-path", r"NUL byte"),
+    "symlink_loop": ("img/loop.png", "bad-image-path", r"a symlink loop"),
+    "name_too_long": ("img/" + "x" * 300 + ".png", "bad-image-path", r"a file name too long"),
+    "a_folder": ("img", "image-not-a-file", r"is a folder, not a regular file"),
+}
+
+
+@pytest.mark.parametrize("converter", sorted(CONVERTERS))
+@pytest.mark.parametrize("case", sorted(IMAGES))
+def test_a_bad_image_is_a_counted_skip(tmp, capsys, converter, case):
+    image, reason, why = IMAGES[case]
+    data = _write(tmp, _record(0, "img/ok.png"), _record(1, image))
+    rc, out = _main(capsys, "convert", converter, "--data", data, "--image-folder", tmp / "in",
+                    *CONVERTERS[converter](tmp), "--no-progress")
+    assert rc == 0 and "Traceback" not in out, out[-2000:]
+    written = [json.loads(line) for line in (tmp / "out" / "c.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in written] == ["r0"] and all(r.get("image") == "img/ok.png" for r in written)
+    summary = json.loads((tmp / "out" / "c.jsonl.summary.json").read_text())
+    assert summary["skipped"] == {reason: 1}, summary["skipped"]
+    assert re.search(r"data\.jsonl:2: .*" + why, summary["skipped_examples"][reason][0]), summary
+
+
+def test_limit_keeps_n_records_when_a_repeated_id_comes_first(tmp, capsys):
+    caption = [{"id": "r0", "image": "img/ok.png", "conversations": [
+        {"from": "human", "value": "<image>\nDescribe."}, {"from": "gpt", "value": f"caption {i}"}]} for i in range(2)]
+    data = _write(tmp, *caption, _record(1, "img/ok.png", "caption 2"), _record(2, "img/ok.png", "caption 3"))
+    rc, out = _main(capsys, "convert", "allava-caption", "--data", data, "--image-folder", tmp / "in",
+                    "--out", tmp / "out" / "c.jsonl", "--limit", "2", "--no-progress")
+    assert rc == 0, out[-2000:]
+    assert [json.loads(x)["id"] for x in (tmp / "out" / "c.jsonl").read_text().splitlines()] == ["r0", "r0#2"]
+
+
+def test_every_output_of_a_converter_is_locked(tmp, capsys):
+    data = _write(tmp, _record(0, "img/ok.png"))
+    with output_lock(tmp / "out" / "s.jsonl"):
+        rc, out = _main(capsys, "convert", "llava-cot", "--data", data, "--image-folder", tmp / "in",
+                        *CONVERTERS["llava-cot"](tmp), "--no-progress")
+    assert rc == 2 and re.search(r"s\.jsonl is being written by pid \d+", out), out[-2000:]
+    assert not (tmp / "out" / "c.jsonl").exists()
+
+
+def test_a_killed_converters_temp_files_go_with_the_next_run(tmp, capsys):
+    data = _write(tmp, _record(0, "img/ok.png"))
+    argv = ["convert", "llava-cot", "--data", data, "--image-folder", tmp / "in", *CONVERTERS["llava-cot"](tmp),
+            "--no-progress"]
+    assert _main(capsys, *argv)[0] == 0
+    left = [tmp / "out" / f".{name}.k1ll3d.tmp" for name in ("c.jsonl", "s.jsonl", "c.jsonl.summary.json")]
+    for p in left:  # as a writer killed a moment ago leaves them
+        p.write_text("half")
+    rc, out = _main(capsys, *argv)  # finished with these settings: nothing to write, the temp files go
+    assert rc == 0 and "nothing to do" in out, out[-2000:]
+    assert not [p for p in left if p.exists()]
+
+
+# ----------------------------------------------------------------------------- sicog data check
+def _check(tmp: Path, capsys, data: Path, *extra) -> tuple[int, str]:
+    return _main(capsys, "data", "check", data, "--image-folder", tmp / "in", "--no-progress", *extra)
+
+
+# name: (the file's text, extra flags, the error)
+CHECK_EXIT_2 = {
+    "empty_file": ("", [], r"data\.jsonl: no record in it"),
+    "blank_lines_only": ("\n  \n\n", [], r"data\.jsonl: no record in it"),
+    "image_folder_missing": (None, ["--image-folder", "{tmp}/nowhere"], r"--image-folder .*nowhere: folder not found"),
+    "model_folder_missing": (None, ["--model", "{tmp}/nomodel"], r"--model .*nomodel: checkpoint folder not found"),
+    "model_not_a_checkpoint": (None, ["--model", "{tmp}/in/img"], r"--model .*img: cannot load its processor"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHECK_EXIT_2))
+def test_data_check_exit_2(tmp, capsys, case):
+    text, extra, place = CHECK_EXIT_2[case]
+    data = _write(tmp, _record(0, "img/ok.png", "A")) if text is None else tmp / "in" / "data.jsonl"
+    if text is not None:
+        data.write_text(text)
+    before = snapshot(tmp)
+    rc, out = _check(tmp, capsys, data, *[str(a).replace("{tmp}", str(tmp)) for a in extra])
+    assert rc == 2 and "Traceback" not in out, out[-2000:]
+    assert re.search(place, out), out[-2000:]
+    assert snapshot(tmp) == before
+
+
+@pytest.mark.parametrize("case", ["nul_in_path", "symlink_loop", "name_too_long", "a_folder"])
+def test_data_check_names_a_bad_image_path(tmp, capsys, case):
+    image, _, why = IMAGES[case]
+    data = _write(tmp, _record(0, "img/ok.png", "A"), _record(1, image, "B"))
+    rc, out = _check(tmp, capsys, data)
+    assert rc == 1 and "Traceback" not in out, out[-2000:]
+    assert re.search(r"images: 1\n  .*data\.jsonl:2: .*" + why, out), out[-2000:]
+
+
+def test_data_check_counts_tokens_with_a_uhd_checkpoint(tmp, capsys, tiny_uhd_ckpt):
+    text_only = {"id": "t", "conversations": [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "B"}]}
+    data = _write(tmp, _record(0, "img/ok.png", "A"), text_only)
+    rc, out = _check(tmp, capsys, data, "--model", tiny_uhd_ckpt)
+    assert rc == 0 and "Traceback" not in out, out[-2000:]
+    assert re.search(r"token lengths: max \d+; <= 256: 2;", out) and "no problems found" in out, out[-2000:]
