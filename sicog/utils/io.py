@@ -192,15 +192,16 @@ def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
-def model_files_fingerprint(model: str | os.PathLike) -> dict:
-    """Size and modification time of a checkpoint folder's config.json and weight files: enough to
-    tell a rewritten model, without reading 15 GB of weights on every run that compares settings.
+def model_files_fingerprint(model: str | os.PathLike, every_file: bool = False) -> dict:
+    """Size and modification time of a checkpoint folder's config.json and weight files (with
+    `every_file`: of every file in it, tokenizer and processor files too): enough to tell a
+    rewritten model, without reading 15 GB of weights on every run that compares settings.
     A name that is no folder (a served model) is recorded as given."""
     folder = Path(model)
     if not folder.is_dir():
         return {"name": str(model)}
     files = sorted(f for f in folder.iterdir()
-                   if f.is_file() and (f.name == "config.json" or f.suffix in WEIGHT_SUFFIXES))
+                   if f.is_file() and (every_file or f.name == "config.json" or f.suffix in WEIGHT_SUFFIXES))
     return {f.name: f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files}
 
 

@@ -6,6 +6,8 @@
 - `data check`: a missing --image-folder or --model folder, an empty file are exit 2 naming it; a
   uhd checkpoint's processor (code shipped in the folder) loads and counts tokens; bad image paths
   are problems at file:line.
+- `convert llava-uhd` records its inputs by content: a rewritten weight, tokenizer or config
+  file is other settings (refused, redone with --overwrite), not "already converted".
 - `--limit N` keeps N records when a repeated id comes first; every output is locked; the temp
   files of a killed run are removed by the next one, even when it has nothing to do.
 In-process (sicog.cli.main).
@@ -23,6 +25,7 @@ from PIL import Image
 
 from sicog.cli import main as sicog_main
 from sicog.utils.lock import output_lock
+from tests.model.uhd.test_convert import _cfg, their_folder  # noqa: F401  (the authors'-layout checkpoint)
 
 from ._harness import snapshot
 
@@ -166,3 +169,38 @@ def test_data_check_counts_tokens_with_a_uhd_checkpoint(tmp, capsys, tiny_uhd_ck
     rc, out = _check(tmp, capsys, data, "--model", tiny_uhd_ckpt)
     assert rc == 0 and "Traceback" not in out, out[-2000:]
     assert re.search(r"token lengths: max \d+; <= 256: 2;", out) and "no problems found" in out, out[-2000:]
+
+
+# ----------------------------------------------------------------------------- convert llava-uhd
+
+# name: the file of their checkpoint (or of the vision tower) rewritten between two runs
+REWRITTEN = {"weights": ("folder", "model.safetensors"), "tokenizer": ("folder", "tokenizer.json"),
+             "config": ("folder", "config.json"), "vision_tower_config": ("tower", "config.json")}
+
+
+@pytest.mark.parametrize("case", sorted(REWRITTEN))
+def test_convert_llava_uhd_fingerprints_its_inputs_by_content(their_folder, tmp_path, capsys, case):  # noqa: F811
+    import shutil
+
+    from sicog.model.uhd.convert import convert
+
+    theirs = {**their_folder, "folder": tmp_path / "theirs", "tower": tmp_path / "clip"}
+    shutil.copytree(their_folder["folder"], theirs["folder"])
+    shutil.copytree(their_folder["tower"], theirs["tower"])
+    cfg = _cfg(theirs, tmp_path / "ours")
+    argv = ["convert", "llava-uhd", "--checkpoint", cfg.checkpoint, "--vision-tower", cfg.vision_tower,
+            "--out", cfg.out, "--row-token-id", str(cfg.row_token_id), "--slice-token-id", str(cfg.slice_token_id)]
+    convert(cfg)
+    meta = (tmp_path / "ours" / "sicog_meta.json").read_bytes()
+    where, name = REWRITTEN[case]
+    f = theirs[where] / name
+    data = f.read_bytes()
+    f.write_bytes(data)  # the same path, a new write (a retrained or re-downloaded file)
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+    rc, out = _main(capsys, *argv)
+    assert rc == 2 and re.search(r"ours was made with other settings \(.*files", out), out[-2000:]
+    assert (tmp_path / "ours" / "sicog_meta.json").read_bytes() == meta
+    rc, out = _main(capsys, *argv, "--overwrite")
+    assert rc == 0, out[-2000:]
+    assert (tmp_path / "ours" / "sicog_meta.json").read_bytes() != meta
+    assert _main(capsys, *argv)[0] == 0  # now up to date: nothing to do
