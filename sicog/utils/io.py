@@ -27,8 +27,10 @@ DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
 def disk_error(path: str | os.PathLike, e: OSError) -> SicogError:
     """The user-facing error of an OSError met while writing `path` (full disk, quota, ...)."""
-    return SicogError(f"{path}: cannot write: {e.strerror or e} (nothing was left half-written; free space or "
-                      "choose another output, then run the same command again)")
+    err = SicogError(f"{path}: cannot write: {e.strerror or e} (nothing was left half-written; free space or "
+                     "choose another output, then run the same command again)")
+    err.reason = str(e.strerror or e)  # for a caller that words its own message (annotate's journal)
+    return err
 
 
 def _finite(value: Any) -> Any:
