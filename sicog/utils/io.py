@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -151,6 +152,24 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     return n
 
 
+#: a \\uD800-\\uDFFF escape: JSON allows one alone, Unicode (and so every UTF-8 writer) does not
+_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+class _LoneSurrogate(ValueError):
+    pass
+
+
+def _check_unicode(value: Any) -> None:
+    """Raise _LoneSurrogate when a string in `value` holds half a surrogate pair (`"\\ud800"`): such
+    a record could be read but never written back (UTF-8 cannot encode it)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _LoneSurrogate(f"a lone surrogate \\u{ord(e.object[e.start]):04x} (half of a UTF-16 pair) is no "
+                             "Unicode character") from None
+
+
 def iter_jsonl(path: str | os.PathLike, *, errors: str = "raise", torn_tail_ok: bool = False,
                error_type: type[Exception] = SicogError) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed value) for every non-blank line of a JSONL file.
@@ -170,11 +189,16 @@ def iter_jsonl(path: str | os.PathLike, *, errors: str = "raise", torn_tail_ok: 
             if not raw.strip():
                 continue
             try:  # a BOM (Windows editors write one) is not part of the first record
-                yield lineno, json.loads(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                value = json.loads(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
+                if _SURROGATE.search(raw):
+                    _check_unicode(value)
+                yield lineno, value
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, _LoneSurrogate) as e:
                 if torn_tail_ok and not raw.endswith(b"\n"):
                     return  # only the last line can lack its newline: a torn write
                 why = (f"invalid JSON: {e.msg} (column {e.colno})" if isinstance(e, json.JSONDecodeError)
+                       else "invalid JSON: nested too deeply to read" if isinstance(e, RecursionError)
+                       else f"invalid JSON: {e}" if isinstance(e, _LoneSurrogate)
                        else f"not UTF-8 text ({e.reason} at byte {e.start})")
                 err = error_type(f"{path}:{lineno}: {why}")
                 if errors == "raise":

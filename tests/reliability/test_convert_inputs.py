@@ -204,3 +204,52 @@ def test_convert_llava_uhd_fingerprints_its_inputs_by_content(their_folder, tmp_
     assert rc == 0, out[-2000:]
     assert (tmp_path / "ours" / "sicog_meta.json").read_bytes() != meta
     assert _main(capsys, *argv)[0] == 0  # now up to date: nothing to do
+
+
+# ----------------------------------------------------------------------------- hostile lines (probe of issue 26)
+_OK = json.dumps(_record(0, "img/ok.png")) + "\n"
+# name: (the second line, what the count / the problem says)
+LINES = {
+    "nested_too_deeply": ("[" * 100000 + "]" * 100000, r"invalid JSON: nested too deeply to read"),
+    "lone_surrogate": ('{"id": "r1", "note": "half a pair \\ud800"}', r"invalid JSON: a lone surrogate \\ud800"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LINES))
+def test_convert_counts_a_hostile_line(tmp, capsys, case):
+    line, why = LINES[case]
+    data = tmp / "in" / "data.jsonl"
+    data.write_text(_OK + line + "\n")
+    rc, out = _main(capsys, "convert", "llava-cot", "--data", data, *CONVERTERS["llava-cot"](tmp), "--no-progress")
+    assert rc == 0 and "Traceback" not in out, out[-2000:]
+    summary = json.loads((tmp / "out" / "c.jsonl.summary.json").read_text())
+    assert summary["skipped"] == {"invalid-json": 1} and re.search(why, summary["skipped_examples"]["invalid-json"][0])
+
+
+@pytest.mark.parametrize("case", sorted(LINES))
+def test_data_check_names_a_hostile_line(tmp, capsys, case):
+    line, why = LINES[case]
+    data = tmp / "in" / "data.jsonl"
+    data.write_text(_OK.replace(_TAGGED, "A") + line + "\n")
+    rc, out = _check(tmp, capsys, data)
+    assert rc == 1 and "Traceback" not in out, out[-2000:]
+    assert re.search(r"json: 1\n  .*data\.jsonl:2: " + why, out), out[-2000:]
+
+
+def test_an_inputs_nan_is_written_as_null(tmp, capsys):
+    data = tmp / "in" / "data.jsonl"
+    data.write_text(_OK.replace('{"id": "r0"', '{"id": "r0", "score": NaN'))
+    assert _main(capsys, "convert", "llava-cot", "--data", data, *CONVERTERS["llava-cot"](tmp), "--no-progress")[0] == 0
+    for out in ("c.jsonl", "s.jsonl"):
+        rec = json.loads((tmp / "out" / out).read_text(), parse_constant=lambda c: pytest.fail(f"{c} written"))
+        assert rec["score"] is None
+
+
+@pytest.mark.parametrize("command", ["convert", "data check"])
+def test_a_fifo_as_the_data_file_is_exit_2_not_a_hang(tmp, capsys, command):
+    os.mkfifo(tmp / "in" / "data.jsonl")
+    argv = (["convert", "questions", "--data", tmp / "in" / "data.jsonl", "--out", tmp / "out" / "q.jsonl"]
+            if command == "convert" else ["data", "check", tmp / "in" / "data.jsonl"])
+    rc, out = _main(capsys, *argv)  # a hang here is the defect (the suite's timeout stops it)
+    assert rc == 2 and re.search(r"data\.jsonl: is a FIFO, not a regular file", out), out[-2000:]
+    assert not (tmp / "out").exists()

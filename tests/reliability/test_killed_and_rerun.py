@@ -43,7 +43,7 @@ _TAGGED = "<SUMMARY>s</SUMMARY><CAPTION>c{}</CAPTION><REASONING>r</REASONING><CO
 def _convert(d: Path, ctx) -> list:
     recs = ({"id": f"r{i % 9000}", "image": f"img/{i}.png", "conversations": [  # ids repeat: made unique
         {"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": _TAGGED.format(i)}]}
-        for i in range(60000))
+        for i in range(40000))
     (d / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     return ["convert", "llava-cot", "--data", d / "data.jsonl", "--out-cot", d / "out" / "cot.jsonl",
             "--out-short", d / "out" / "short.jsonl", "--no-progress"]
@@ -57,19 +57,19 @@ def _annotate(d: Path, ctx) -> list:
 
 def _evaluate(d: Path, ctx) -> list:
     (d / "bench").mkdir()
-    write_tsv(d / "bench" / "bench.tsv", MMSTAR_COLUMNS, mmstar_rows(48))
+    write_tsv(d / "bench" / "bench.tsv", MMSTAR_COLUMNS, mmstar_rows(12))
     return ["evaluate", "--model", ctx["ckpt"], "--benchmark", d / "bench" / "bench.tsv", "--out", d / "eval",
             "--batch-size", "2", "--max-new-tokens", "3", "--captions", "off", "--no-progress"]
 
 
 def _train(d: Path, ctx) -> list:
-    return ["train", stage_config(d, write_tiny_dataset(d / "data", n=16), "run", max_steps=12, save_steps=2,
+    return ["train", stage_config(d, write_tiny_dataset(d / "data", n=8), "run", max_steps=6, save_steps=2,
                                   logging_steps=2)]
 
 
 def _dpo(d: Path, ctx) -> list:
-    pairs = write_tiny_pairs(d / "data", write_tiny_dataset(d / "data", n=16))
-    return ["dpo", dpo_config(d, pairs, "run", max_steps=12, save_steps=2, logging_steps=2, dpo={"heldout": None})]
+    pairs = write_tiny_pairs(d / "data", write_tiny_dataset(d / "data", n=8), n=4)
+    return ["dpo", dpo_config(d, pairs, "run", max_steps=6, save_steps=2, logging_steps=2, dpo={"heldout": None})]
 
 
 CASES = {
@@ -94,6 +94,7 @@ def _kill_when(argv: list[str], folder: Path, under_way: str, timeout: float = 1
     assert proc.returncode == -signal.SIGKILL, f"the run ended (exit {proc.returncode}) before it was killed:\n{err[-2000:]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_killed_then_rerun_gives_the_uninterrupted_outputs(tmp_path, tiny_ckpt, capsys, case):
     c = CASES[case]

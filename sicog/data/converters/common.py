@@ -42,7 +42,7 @@ from sicog.data.embedded import ImageExtractor, is_embedded
 from sicog.data.images import BAD_PATH, NOT_A_FILE, NOT_FOUND, OUTSIDE, ImageError, image_file, resolve_image
 from sicog.data.records import DataError, record_id
 from sicog.data.sources import fingerprint, iter_json_records, iter_source, parquet_files
-from sicog.utils.io import SicogError, atomic_write, remove_stale_temps, write_json
+from sicog.utils.io import SicogError, atomic_write, dumps, remove_stale_temps, write_json
 from sicog.utils.lock import as_recorded, check_finished, check_writable, output_locks
 from sicog.utils.paths import check_outputs_apart
 
@@ -254,7 +254,7 @@ def _convert(job: Job, convert: Callable, outs: dict[str, Path], want: dict) -> 
         def emit(converted: dict[str, list[dict]], changes: list[tuple[str, str]], where: str) -> None:
             for flag, recs in converted.items():
                 for r in recs:
-                    files[flag].write(json.dumps(r, ensure_ascii=False) + "\n")
+                    files[flag].write(dumps(r) + "\n")  # strict JSON: an input's NaN is written as null
                 written[flag] += len(recs)
             for reason in dict.fromkeys(r for r, _ in changes):
                 changed.add(reason, lambda reason=reason: f"{where}: " + "; ".join(d for r, d in changes if r == reason))
