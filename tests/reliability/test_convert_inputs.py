@@ -253,3 +253,37 @@ def test_a_fifo_as_the_data_file_is_exit_2_not_a_hang(tmp, capsys, command):
     rc, out = _main(capsys, *argv)  # a hang here is the defect (the suite's timeout stops it)
     assert rc == 2 and re.search(r"data\.jsonl: is a FIFO, not a regular file", out), out[-2000:]
     assert not (tmp / "out").exists()
+
+
+# name: (argv changes for `convert llava-cot`, the error)
+CONVERT_EXIT_2 = {
+    "image_folder_missing": (["--image-folder", "{tmp}/nowhere"], r"--image-folder .*nowhere: folder not found"),
+    "image_folder_a_file": (["--image-folder", "{tmp}/in/img/ok.png"], r"--image-folder .*ok\.png: is a file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONVERT_EXIT_2))
+def test_convert_names_a_bad_image_folder(tmp, capsys, case):
+    extra, place = CONVERT_EXIT_2[case]
+    data = _write(tmp, _record(0, "img/ok.png"))
+    rc, out = _main(capsys, "convert", "llava-cot", "--data", data, *CONVERTERS["llava-cot"](tmp), "--no-progress",
+                    *[a.replace("{tmp}", str(tmp)) for a in extra])
+    assert rc == 2 and re.search(place, out), out[-2000:]
+    assert not (tmp / "out").exists()
+
+
+def test_convert_counts_an_id_that_is_no_string_or_integer(tmp, capsys):
+    data = _write(tmp, _record(0, "img/ok.png"), {**_record(1, "img/ok.png"), "id": {"a": 1}})
+    assert _main(capsys, "convert", "llava-cot", "--data", data, *CONVERTERS["llava-cot"](tmp), "--no-progress")[0] == 0
+    summary = json.loads((tmp / "out" / "c.jsonl.summary.json").read_text())
+    assert summary["skipped"] == {"bad-id": 1} and "got dict" in summary["skipped_examples"]["bad-id"][0]
+
+
+def test_a_stored_image_whose_bytes_are_text_is_counted_not_dropped(tmp, capsys):
+    rec = {**_record(1, answer="a caption"), "image": {"bytes": "iVBORw0KGgo=", "path": "x.png"}}
+    data = _write(tmp, _record(0, "img/ok.png", "a caption"), rec)
+    rc, out = _main(capsys, "convert", "llava-pretrain", "--data", data, "--out", tmp / "out" / "c.jsonl",
+                    "--no-progress")
+    assert rc == 0, out[-2000:]
+    summary = json.loads((tmp / "out" / "c.jsonl.summary.json").read_text())
+    assert summary["skipped"] == {"bad-image": 1} and "got str" in summary["skipped_examples"]["bad-image"][0]

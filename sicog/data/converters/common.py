@@ -185,6 +185,9 @@ def _check_paths(job: Job, outs: dict[str, Path]) -> None:
     # the images may go inside --image-folder (one folder for training), never among the inputs
     check_outputs_apart({"--extract-images-to": job.extract_images_to},
                         {"--data": job.data, "--exclude": job.exclude, **folders})
+    if job.image_folder is not None and not Path(job.image_folder).is_dir():  # else every record says "missing"
+        why = "is a file; expected a folder" if Path(job.image_folder).exists() else "folder not found"
+        raise SicogError(f"--image-folder {job.image_folder}: {why}")
     for flag, p in outs.items():
         check_writable(p, flag, "file")
     if job.extract_images_to:
@@ -268,6 +271,8 @@ def _convert(job: Job, convert: Callable, outs: dict[str, Path], want: dict) -> 
                     raise Skip("invalid-json", str(rec).split(": ", 1)[-1])
                 if not isinstance(rec, dict):
                     raise Skip("bad-record", f"expected a JSON object, got {type(rec).__name__}")
+                if "id" in rec and (not isinstance(rec["id"], (str, int)) or isinstance(rec["id"], bool)):
+                    raise Skip("bad-id", f"key 'id': expected a string or integer, got {_shown(rec['id'])}")
                 original = record_id(rec, read)
                 ctx = Context(where, ids.assign(original), job.image_folder, job.allow_outside)
                 if ctx.id != original:
@@ -276,6 +281,9 @@ def _convert(job: Job, convert: Callable, outs: dict[str, Path], want: dict) -> 
                     raise Skip("excluded", f"id {ctx.id!r} is in --exclude {job.exclude}")
                 stored = rec.get("image") if is_embedded(rec.get("image")) else None
                 if isinstance(rec.get("image"), dict) and stored is None:
+                    if rec["image"].get("bytes") not in (None, b""):  # text in JSON, not bytes: never dropped unsaid
+                        raise Skip("bad-image", f"key 'image.bytes': expected the image's bytes (parquet), got "
+                                                f"{type(rec['image']['bytes']).__name__}")
                     path = rec["image"].get("path")  # a stored image without bytes: its path alone
                     if not isinstance(path, str) or not path:  # neither: a bad image, not a text-only record
                         raise Skip("bad-image", "key 'image': a stored image with neither bytes nor a path")
