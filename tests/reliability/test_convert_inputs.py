@@ -287,3 +287,36 @@ def test_a_stored_image_whose_bytes_are_text_is_counted_not_dropped(tmp, capsys)
     assert rc == 0, out[-2000:]
     summary = json.loads((tmp / "out" / "c.jsonl.summary.json").read_text())
     assert summary["skipped"] == {"bad-image": 1} and "got str" in summary["skipped_examples"]["bad-image"][0]
+
+
+def _garbage_weights(theirs: dict) -> None:
+    (theirs["folder"] / "model.safetensors").write_bytes(b"\xff" * 64)
+
+
+def _tower_missing(theirs: dict) -> None:
+    import shutil
+
+    shutil.rmtree(theirs["tower"])
+
+
+# name: (what is done to a copy of the authors' checkpoint, the error)
+UHD_EXIT_2 = {
+    "weights_not_safetensors": (_garbage_weights, r"model\.safetensors: cannot read the weights \(safetensors\)"),
+    "vision_tower_missing": (_tower_missing, r"--vision-tower .*clip: folder not found"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UHD_EXIT_2))
+def test_convert_llava_uhd_bad_input_is_exit_2(their_folder, tmp_path, capsys, case):  # noqa: F811
+    import shutil
+
+    damage, place = UHD_EXIT_2[case]
+    theirs = {**their_folder, "folder": tmp_path / "theirs", "tower": tmp_path / "clip"}
+    shutil.copytree(their_folder["folder"], theirs["folder"])
+    shutil.copytree(their_folder["tower"], theirs["tower"])
+    damage(theirs)
+    cfg = _cfg(theirs, tmp_path / "ours")
+    rc, out = _main(capsys, "convert", "llava-uhd", "--checkpoint", cfg.checkpoint, "--vision-tower", cfg.vision_tower,
+                    "--out", cfg.out)
+    assert rc == 2 and "Traceback" not in out and re.search(place, out), out[-2000:]
+    assert not (tmp_path / "ours").exists()

@@ -104,9 +104,13 @@ def _open_shard(shard: Path):
     """(names, get) of one shard: `get(name)` reads one tensor (safetensors lazily; a .bin shard is
     loaded once, memory-mapped where its format allows, with `weights_only=True`)."""
     if shard.suffix == ".safetensors":
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(shard), framework="pt") as f:
+        try:
+            f = safe_open(str(shard), framework="pt")
+        except (SafetensorError, OSError) as e:  # a bad header, a truncated file
+            raise SicogError(f"{shard}: cannot read the weights (safetensors): {e}") from None
+        with f:
             yield list(f.keys()), f.get_tensor
         return
     import pickle
@@ -220,8 +224,9 @@ def convert(cfg: ConvertUhdConfig) -> Path:
 
     src, out = Path(cfg.checkpoint), Path(cfg.out)
     check_outputs_apart({"--out": out}, {"--checkpoint": src, "--vision-tower": cfg.vision_tower})
-    if not src.is_dir():
-        raise SicogError(f"--checkpoint {src}: folder not found")
+    for flag, folder in (("--checkpoint", src), ("--vision-tower", Path(cfg.vision_tower))):
+        if not folder.is_dir():
+            raise SicogError(f"{flag} {folder}: folder not found")
     # the inputs by content (size + mtime of every file), not by path: a rewritten weight file
     # makes a rerun convert again (--overwrite), never keep the output of the old weights
     settings = {"checkpoint": str(src.resolve()), "checkpoint_files": model_files_fingerprint(src, every_file=True),
