@@ -11,6 +11,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -207,11 +208,20 @@ def iter_jsonl(path: str | os.PathLike, *, errors: str = "raise", torn_tail_ok: 
 
 
 def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes (hex, first 16 chars): identifies a data file in manifests."""
+    """sha256 of a file's bytes (hex, first 16 chars): identifies a data file in manifests. A
+    missing, unreadable or non-regular file (a FIFO would block for ever) is a SicogError naming it."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            what = "a folder" if os.path.isdir(path) else "not a regular file (a FIFO, socket or device)"
+            raise SicogError(f"{path}: is {what}; expected a data file")
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    except FileNotFoundError:
+        raise SicogError(f"{path}: file not found") from None
+    except OSError as e:
+        raise SicogError(f"{path}: cannot be read: {e.strerror or e}") from None
     return h.hexdigest()[:16]
 
 

@@ -186,3 +186,23 @@ def test_a_full_disk_under_annotate_loses_no_paid_answer(tmp_path, capsys, monke
         assert sicog_main(argv) == 0, capsys.readouterr().err[-2000:]
         assert sorted(item for item, _ in server.log) == sorted(f"item-{k}" for k in range(8))  # none asked twice
     assert len(read_jsonl(out / "cod.jsonl")) == 8
+
+
+def _fifo(tmp: Path) -> None:
+    (tmp / "curated.jsonl").unlink()
+    os.mkfifo(tmp / "curated.jsonl")
+
+
+# name: (what is done to --curated, the error)
+CURATED_UNREADABLE = {"missing": (lambda tmp: (tmp / "curated.jsonl").unlink(), r"curated\.jsonl: file not found"),
+                      "a_fifo": (_fifo, r"curated\.jsonl: is not a regular file \(a FIFO")}
+
+
+@pytest.mark.parametrize("case", sorted(CURATED_UNREADABLE))
+def test_pairs_names_an_unreadable_curated_file(tmp, capsys, case):
+    damage, place = CURATED_UNREADABLE[case]
+    damage(tmp)
+    rc = sicog_main(_pairs(tmp))  # a hang on the FIFO is the defect (the suite's timeout stops it)
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and re.search(place, err), err[-2000:]
+    assert not (tmp / "out").exists()
