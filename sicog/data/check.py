@@ -21,8 +21,10 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
+from sicog.data import slices
 from sicog.data.chat import to_messages
 from sicog.data.images import load_image, resolve_image
 from sicog.data.records import DataError, iter_json_objects, validate_training_record
@@ -78,7 +80,9 @@ class Report:
         return sum(self.counts.values())
 
 
-def _check_images(rec: dict, where: str, cfg: DataCheckConfig, report: Report) -> None:
+def _check_images(rec: dict, where: str, cfg: DataCheckConfig, report: Report,
+                  max_pixels: int | None = None) -> tuple[int, int] | None:
+    """Report the record's placeholder and image problems; the image's size when it decodes."""
     try:  # the placeholders exactly as training reads them (SupervisedDataset's first check)
         to_messages(rec, where)
     except DataError as e:
@@ -86,9 +90,38 @@ def _check_images(rec: dict, where: str, cfg: DataCheckConfig, report: Report) -
     image = rec.get("image")
     if image:
         try:
-            load_image(resolve_image(cfg.image_folder, image, where, cfg.allow_images_outside_folder), where)
+            return load_image(resolve_image(cfg.image_folder, image, where, cfg.allow_images_outside_folder), where,
+                              max_pixels).size
         except DataError as e:
             report.add("images", str(e))
+    return None
+
+
+#: the processor files that may name their own code (`auto_map`: a uhd checkpoint's processor)
+_PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+
+
+def load_processor(folder: str):
+    """The processor of checkpoint `folder`, as stock transformers loads it: a uhd checkpoint's
+    processor is code shipped in the folder (`auto_map`), loaded with trust_remote_code (the folder
+    is the user's own --model); SicogError naming the folder when it is missing or does not load."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise SicogError(f"--model {folder}: checkpoint folder not found")
+    remote = False
+    for name in _PROCESSOR_FILES:
+        try:
+            remote |= "auto_map" in json.loads((path / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as e:
+            raise SicogError(f"--model {path / name}: not a readable JSON file: {e}") from None
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(str(path), trust_remote_code=remote)
+    except Exception as e:  # transformers raises OSError, ValueError, KeyError ... for a bad folder
+        raise SicogError(f"--model {folder}: cannot load its processor: {type(e).__name__}: {e}") from None
 
 
 def _histogram(lengths: list[int]) -> dict[str, int]:
@@ -101,13 +134,13 @@ def _histogram(lengths: list[int]) -> dict[str, int]:
 
 def check_file(cfg: DataCheckConfig) -> dict:
     """The summary of one file (see the module docstring)."""
+    if cfg.image_folder is not None and not Path(cfg.image_folder).is_dir():
+        raise SicogError(f"--image-folder {cfg.image_folder}: folder not found")
     processor = None
     if cfg.model:
-        from transformers import AutoProcessor
-
         from sicog.data.chat import encode_conversation
 
-        processor = AutoProcessor.from_pretrained(cfg.model)
+        processor = load_processor(cfg.model)
     report, lengths = Report(max(cfg.show, 20)), []
     ids: dict[str, int] = {}  # id -> N of its first record (file:N)
     contents: dict[bytes, int] = {}  # digest of (image, conversation) -> N of its first record
@@ -138,10 +171,16 @@ def check_file(cfg: DataCheckConfig) -> dict:
         if digest in contents:
             report.add("duplicate records", f"{where}: same image and conversation as {cfg.file}:{contents[digest]}")
         contents.setdefault(digest, lineno)
-        _check_images(rec, where, cfg, report)
+        size = _check_images(rec, where, cfg, report, slices.max_pixels_of(processor))
         if processor is not None:
+            image_text = None
+            if rec.get("image") and slices.slices_images(processor):
+                if size is None:  # a sliced image's tokens depend on its size: reported above, not measured
+                    continue
+                image_text = slices.layout_for_size(processor, *size)
             try:
-                n = len(encode_conversation(processor, rec, max_length=1 << 30, where=where).input_ids)
+                n = len(encode_conversation(processor, rec, max_length=1 << 30, where=where,
+                                            image_text=image_text).input_ids)
             except SicogError as e:
                 report.add("tokens", str(e))
                 continue
@@ -149,6 +188,8 @@ def check_file(cfg: DataCheckConfig) -> dict:
             if n > cfg.max_length:
                 report.add("too long", f"{where}: {n} tokens, over --max-length {cfg.max_length}")
     records.close()
+    if not checked:  # "no problems found" would pass a file that holds no training data at all
+        raise SicogError(f"{cfg.file}: no record in it (an empty file, or blank lines only): nothing to train on")
     return {"file": cfg.file, "records_checked": checked, "limited": bool(cfg.limit and checked >= cfg.limit),
             "problems": dict(report.counts), "details": report.problems,
             "token_lengths": ({"max": max(lengths, default=0), "histogram": _histogram(lengths),

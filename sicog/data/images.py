@@ -21,7 +21,9 @@ any pixel is decoded.
 Guarding (`image_file`, `ImageError`): every image is opened through this module, which first
 checks the path is a regular file: a NUL byte, a symlink loop, a 300-character name, a folder, a
 FIFO (a reader would block for ever) or a device is an ImageError naming the record and saying
-which (`kind`, for counting), never a traceback or a hang.
+which (`kind`, for counting), never a traceback or a hang. `max_pixels_in_folder` reads a
+checkpoint's pixel cap from its processor file, so commands check image headers against it
+before a model loads.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import errno
 import functools
 import io
+import json
 import os
 import stat
 import warnings
@@ -216,23 +219,50 @@ def load_image(path: str | os.PathLike, where: str, max_pixels: int | None = Non
     return open_image(path, where, max_pixels)
 
 
-def image_header(path: str | os.PathLike, where: str, max_pixels: int | None = None) -> tuple[tuple[int, int], str]:
-    """((width, height), format) from the header alone, of a checked file (`image_file`); ImageError
+def image_header(path: str | os.PathLike | bytes, where: str,
+                 max_pixels: int | None = None) -> tuple[tuple[int, int], str]:
+    """((width, height), format) from the header alone, of a checked file (`image_file`) or of
+    encoded bytes; ImageError
     naming `where` if it cannot be read or is above `max_pixels` / PIL's decompression-bomb limit."""
+    name = "<bytes>" if isinstance(path, bytes) else str(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with _opened(path, where) as im:
-                _check_pixels(im.size, max_pixels, where, str(path))
+                _check_pixels(im.size, max_pixels, where, name)
                 return im.size, im.format
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{where}: image {path} is too large to decode safely: {e}", TOO_LARGE) from None
+        raise ImageError(f"{where}: image {name} is too large to decode safely: {e}", TOO_LARGE) from None
     except DataError:
         raise
     except DECODE_ERRORS as e:
-        raise ImageError(f"{where}: unreadable image {path}: {type(e).__name__}: {e}", UNREADABLE) from None
+        raise ImageError(f"{where}: unreadable image {name}: {type(e).__name__}: {e}", UNREADABLE) from None
 
 
 def image_size(path: str | os.PathLike, where: str) -> tuple[int, int]:
     """(width, height) from the header alone (`image_header`)."""
     return image_header(path, where)[0]
+
+
+#: the class name sicog's uhd image processor is saved under (`image_processor_type`; a test keeps
+#: it equal to sicog.model.uhd.image_processing_uhd.SicogUhdImageProcessor's name)
+UHD_IMAGE_PROCESSOR = "SicogUhdImageProcessor"
+
+
+def max_pixels_in_folder(folder: str | os.PathLike | None) -> int | None:
+    """The pixel cap (`slices.max_pixels_of`) of the processor that checkpoint `folder` would load,
+    read from its processor_config.json without loading anything, so that `sample` and `evaluate`
+    refuse an over-limit image from its header before a model loads. None: no cap, not a folder
+    (a served model), or no processor file (loading reports that)."""
+    if folder is None or not Path(folder).is_dir():
+        return None
+    for name in ("processor_config.json", "preprocessor_config.json"):
+        try:
+            cfg = json.loads((Path(folder) / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        ip = cfg.get("image_processor", cfg) if isinstance(cfg, dict) else None
+        if isinstance(ip, dict) and ip.get("image_processor_type") == UHD_IMAGE_PROCESSOR:
+            cap = ip.get("max_pixels")
+            return cap if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else None
+    return None

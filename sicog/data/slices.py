@@ -9,6 +9,8 @@ module is the one place the dataset, collator and pre-flight ask about that:
 - `layout_for_size(processor, width, height)`: that text from the size alone (length estimates);
 - `collate_slices(examples)`: one batch's slices zero-padded into one tensor, in batch order;
 - `tokens_per_image(processor, image_grids)`: the `<image>` count each image of a batch must have;
+- `max_pixels_of(processor)`: the pixel cap of sliced images (`images.max_pixels_in_folder`: of a
+  checkpoint folder, before anything loads);
 - `training_resize_target(processor, size, image_name, rules, seed, key)`: the authors' training-time
   resizes (`TrainingResize`: the TextVQA long-side rule, else the seeded six-slice augmentation).
 """

@@ -21,6 +21,7 @@ import glob
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,7 +37,12 @@ _DIAGNOSE_MAX_BYTES = 256 << 20
 
 
 def sniff_format(path: str | os.PathLike) -> str:
-    """"json" (a list), "jsonl" or "parquet", from the file's first bytes (see the module docstring)."""
+    """"json" (a list), "jsonl" or "parquet", from the file's first bytes (see the module docstring).
+    DataError when `path` is no regular file: opening a FIFO would block for ever."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        what = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise DataError(f"{path}: is {what}, not a regular file; expected a .json / .jsonl / .parquet file")
     with open(path, "rb") as fh:
         head = fh.read(4)
         if head == PARQUET_MAGIC:

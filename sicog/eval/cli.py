@@ -160,6 +160,20 @@ def _check_caption_images(cap_items: list, caption_path: Path, allow_outside: bo
         confine(caption_path.parent, it.image, f"{caption_path}:{getattr(it, 'line', '?')}")
 
 
+def _check_image_sizes(items: list, cap_items: list, tsv, caption_path: Path | None, model) -> None:
+    """Every image within the checkpoint's pixel cap (a uhd model's max_pixels) and PIL's
+    decompression-bomb limit, from its header: a SicogError naming the row before a model loads,
+    not the image processor's error after."""
+    from sicog.data.images import image_header, max_pixels_in_folder
+
+    cap = max_pixels_in_folder(model)
+    for it in items:
+        if it.image is not None:
+            image_header(it.image, f"{tsv}:{it.line}: benchmark row {it.index!r}", cap)
+    for it in cap_items:
+        image_header(it.image, f"{caption_path}:{getattr(it, 'line', '?')}: caption item {it.id!r}", cap)
+
+
 def _evaluate(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path | None, out: Path,
               predict, caption_predict, option_scorer) -> dict:
     from sicog.data.formats import CAPTION_PROMPT, COD_PROMPT
@@ -181,6 +195,7 @@ def _evaluate(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path 
     cap_limit = cfg.caption_limit if cfg.caption_limit is not None else cfg.limit
     cap_items = scorer.read(caption_path, limit=cap_limit) if do_captions else []
     _check_caption_images(cap_items, caption_path, cfg.allow_images_outside_folder)
+    _check_image_sizes(items, cap_items, bench.tsv, caption_path, cfg.model)
     log.info("%s: %d multiple-choice items%s", bench.tsv, len(items),
              f", {len(cap_items)} caption images" if do_captions else "")
     blind_items = with_shuffled_images(items) if cfg.shuffled_image_control else None   # fails before loading

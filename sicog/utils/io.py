@@ -9,7 +9,9 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -27,8 +29,10 @@ DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 
 def disk_error(path: str | os.PathLike, e: OSError) -> SicogError:
     """The user-facing error of an OSError met while writing `path` (full disk, quota, ...)."""
-    return SicogError(f"{path}: cannot write: {e.strerror or e} (nothing was left half-written; free space or "
-                      "choose another output, then run the same command again)")
+    err = SicogError(f"{path}: cannot write: {e.strerror or e} (nothing was left half-written; free space or "
+                     "choose another output, then run the same command again)")
+    err.reason = str(e.strerror or e)  # for a caller that words its own message (annotate's journal)
+    return err
 
 
 def _finite(value: Any) -> Any:
@@ -90,11 +94,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
 STALE_TEMP_SECONDS = 24 * 3600
 
 
-def remove_stale_temps(path: str | os.PathLike) -> None:
+def remove_stale_temps(path: str | os.PathLike, older_than: float = STALE_TEMP_SECONDS) -> None:
     """Remove `.NAME.*.tmp` files and folders beside `path` (atomic_write's and atomic_dir's own) older
-    than STALE_TEMP_SECONDS: a writer killed before its rename leaves one."""
+    than `older_than` seconds: a writer killed before its rename leaves one. A caller holding the
+    output's lock (`sicog.utils.lock`) passes 0: no live writer of that path can own one then."""
     path = Path(path)
-    cutoff = time.time() - STALE_TEMP_SECONDS
+    cutoff = time.time() - older_than
     with contextlib.suppress(OSError):
         for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             with contextlib.suppress(OSError):
@@ -148,6 +153,24 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     return n
 
 
+#: a \\uD800-\\uDFFF escape: JSON allows one alone, Unicode (and so every UTF-8 writer) does not
+_SURROGATE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+class _LoneSurrogate(ValueError):
+    pass
+
+
+def _check_unicode(value: Any) -> None:
+    """Raise _LoneSurrogate when a string in `value` holds half a surrogate pair (`"\\ud800"`): such
+    a record could be read but never written back (UTF-8 cannot encode it)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _LoneSurrogate(f"a lone surrogate \\u{ord(e.object[e.start]):04x} (half of a UTF-16 pair) is no "
+                             "Unicode character") from None
+
+
 def iter_jsonl(path: str | os.PathLike, *, errors: str = "raise", torn_tail_ok: bool = False,
                error_type: type[Exception] = SicogError) -> Iterator[tuple[int, Any]]:
     """Yield (line number, parsed value) for every non-blank line of a JSONL file.
@@ -167,11 +190,16 @@ def iter_jsonl(path: str | os.PathLike, *, errors: str = "raise", torn_tail_ok: 
             if not raw.strip():
                 continue
             try:  # a BOM (Windows editors write one) is not part of the first record
-                yield lineno, json.loads(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                value = json.loads(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
+                if _SURROGATE.search(raw):
+                    _check_unicode(value)
+                yield lineno, value
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, _LoneSurrogate) as e:
                 if torn_tail_ok and not raw.endswith(b"\n"):
                     return  # only the last line can lack its newline: a torn write
                 why = (f"invalid JSON: {e.msg} (column {e.colno})" if isinstance(e, json.JSONDecodeError)
+                       else "invalid JSON: nested too deeply to read" if isinstance(e, RecursionError)
+                       else f"invalid JSON: {e}" if isinstance(e, _LoneSurrogate)
                        else f"not UTF-8 text ({e.reason} at byte {e.start})")
                 err = error_type(f"{path}:{lineno}: {why}")
                 if errors == "raise":
@@ -180,26 +208,36 @@ def iter_jsonl(path: str | os.PathLike, *, errors: str = "raise", torn_tail_ok: 
 
 
 def file_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes (hex, first 16 chars): identifies a data file in manifests."""
+    """sha256 of a file's bytes (hex, first 16 chars): identifies a data file in manifests. A
+    missing, unreadable or non-regular file (a FIFO would block for ever) is a SicogError naming it."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            what = "a folder" if os.path.isdir(path) else "not a regular file (a FIFO, socket or device)"
+            raise SicogError(f"{path}: is {what}; expected a data file")
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    except FileNotFoundError:
+        raise SicogError(f"{path}: file not found") from None
+    except OSError as e:
+        raise SicogError(f"{path}: cannot be read: {e.strerror or e}") from None
     return h.hexdigest()[:16]
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
-def model_files_fingerprint(model: str | os.PathLike) -> dict:
-    """Size and modification time of a checkpoint folder's config.json and weight files: enough to
-    tell a rewritten model, without reading 15 GB of weights on every run that compares settings.
+def model_files_fingerprint(model: str | os.PathLike, every_file: bool = False) -> dict:
+    """Size and modification time of a checkpoint folder's config.json and weight files (with
+    `every_file`: of every file in it, tokenizer and processor files too): enough to tell a
+    rewritten model, without reading 15 GB of weights on every run that compares settings.
     A name that is no folder (a served model) is recorded as given."""
     folder = Path(model)
     if not folder.is_dir():
         return {"name": str(model)}
     files = sorted(f for f in folder.iterdir()
-                   if f.is_file() and (f.name == "config.json" or f.suffix in WEIGHT_SUFFIXES))
+                   if f.is_file() and (every_file or f.name == "config.json" or f.suffix in WEIGHT_SUFFIXES))
     return {f.name: f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files}
 
 

@@ -9,6 +9,7 @@ removes the parts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -81,9 +82,16 @@ class PartWriter:
             raise
 
     def close(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as e:  # a line left torn is cut off by the next run
+            if e.errno in DISK_ERRNOS:
+                raise disk_error(self.path, e) from None
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                self._fh.close()
 
     def __enter__(self) -> "PartWriter":
         return self

@@ -186,3 +186,17 @@ def test_a_strip_reaches_a_centre_cropping_processor_as_its_centre_square(size):
     assert centre_square_for_crop(LlavaImageProcessorPil(do_pad=True), image) is image
     near_square = Image.new("RGB", (40, 30))
     assert centre_square_for_crop(ip, near_square) is near_square
+
+
+def test_the_uhd_processor_name_is_the_classes(tiny_uhd_ckpt):
+    from sicog.data.images import UHD_IMAGE_PROCESSOR, max_pixels_in_folder
+    from sicog.model.uhd.image_processing_uhd import SicogUhdImageProcessor
+
+    assert UHD_IMAGE_PROCESSOR == SicogUhdImageProcessor.__name__
+    assert max_pixels_in_folder(tiny_uhd_ckpt) == SicogUhdImageProcessor().max_pixels
+
+
+def test_a_llava_checkpoint_or_a_served_model_has_no_pixel_cap(tiny_ckpt):
+    from sicog.data.images import max_pixels_in_folder
+
+    assert max_pixels_in_folder(tiny_ckpt) is None and max_pixels_in_folder("served-model-name") is None

@@ -141,3 +141,68 @@ def test_a_full_disk_under_annotate_is_exit_2_naming_its_journal(tmp_path, capsy
     assert rc == 2 and "Traceback" not in err, err[-2000:]
     assert re.search(r"journal\.parts/rank-0\.jsonl: cannot write: No space left on device", err), err[-2000:]
     assert not (tmp_path / "out" / "cod.jsonl").exists()
+
+
+# full after this many journal lines: (lines the journal takes, --concurrency)
+PAID_ANSWERS = {"first_line": (0, "4"), "after_three_lines": (3, "4"), "one_at_a_time": (2, "1")}
+
+
+@pytest.mark.parametrize("case", sorted(PAID_ANSWERS))
+def test_a_full_disk_under_annotate_loses_no_paid_answer(tmp_path, capsys, monkeypatch, case):
+    """Every answer the server sent is in the journal or printed as a journal line; appended, the
+    next run asks only for the rest."""
+    from sicog.utils.shards import PartWriter
+    from tests.stages._annotation import annotate_argv, read_jsonl, write_caption_records
+    from tests.stages._cod_server import CodServer
+
+    room, concurrency = PAID_ANSWERS[case]
+    real_write = PartWriter.write
+
+    def fills_up(self, rec):
+        self.lines = getattr(self, "lines", 0) + 1
+        if self.lines > room:
+            raise io.disk_error(self.path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        real_write(self, rec)
+
+    data, folder = write_caption_records(tmp_path, 8)
+    out = tmp_path / "out"
+    with CodServer(delay=0.05) as server:
+        argv = annotate_argv(data, folder, out, server.base_url, "--concurrency", concurrency)
+        monkeypatch.setattr(PartWriter, "write", fills_up)
+        rc = sicog_main(argv)
+        monkeypatch.undo()
+        err = capsys.readouterr().err
+        assert rc == 2 and "Traceback" not in err, err[-2000:]
+        assert re.search(r"journal\.parts/rank-0\.jsonl: cannot write: No space left on device; \d+ paid answer",
+                         err), err[-2000:]
+        journal = out / "journal.parts" / "rank-0.jsonl"
+        printed = [line for line in err.split("once there is room ---\n", 1)[1].split("---\n", 1)[0].splitlines()]
+        kept = [r["id"] for r in read_jsonl(journal)] + [json.loads(line)["id"] for line in printed]
+        paid = [item for item, kind in server.log]
+        assert sorted(kept) == sorted(paid) and len(paid) >= 1 and len(read_jsonl(journal)) == room
+        assert not (out / "cod.jsonl").exists()
+        with open(journal, "a") as fh:  # what the user does once there is room
+            fh.write("".join(line + "\n" for line in printed))
+        assert sicog_main(argv) == 0, capsys.readouterr().err[-2000:]
+        assert sorted(item for item, _ in server.log) == sorted(f"item-{k}" for k in range(8))  # none asked twice
+    assert len(read_jsonl(out / "cod.jsonl")) == 8
+
+
+def _fifo(tmp: Path) -> None:
+    (tmp / "curated.jsonl").unlink()
+    os.mkfifo(tmp / "curated.jsonl")
+
+
+# name: (what is done to --curated, the error)
+CURATED_UNREADABLE = {"missing": (lambda tmp: (tmp / "curated.jsonl").unlink(), r"curated\.jsonl: file not found"),
+                      "a_fifo": (_fifo, r"curated\.jsonl: is not a regular file \(a FIFO")}
+
+
+@pytest.mark.parametrize("case", sorted(CURATED_UNREADABLE))
+def test_pairs_names_an_unreadable_curated_file(tmp, capsys, case):
+    damage, place = CURATED_UNREADABLE[case]
+    damage(tmp)
+    rc = sicog_main(_pairs(tmp))  # a hang on the FIFO is the defect (the suite's timeout stops it)
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and re.search(place, err), err[-2000:]
+    assert not (tmp / "out").exists()

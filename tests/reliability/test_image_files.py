@@ -99,3 +99,57 @@ def test_dpo_names_the_bad_image(tmp_path, capsys, bomb, case):
     assert rc == 2 and "Traceback" not in err, err[-2000:]
     assert re.search(r"pairs\.jsonl:3: .*" + f"({why}|too large)", err), err[-2000:]
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------- over a uhd model's pixel cap
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory) -> Path:
+    """9000x9000 = 81 M pixels: under PIL's bomb limit, over the uhd processor's max_pixels (50 M)."""
+    path = tmp_path_factory.mktemp("huge") / "huge.png"
+    Image.new("1", (9000, 9000)).save(path)
+    return path
+
+
+def _no_model(*args, **kwargs):
+    raise AssertionError("a model was loaded before the images were checked")
+
+
+def _sample_over_limit(tmp: Path, huge: Path, model: Path) -> list:
+    _folder(tmp / "in", huge)
+    os.link(huge, tmp / "in" / "img" / "huge.png")
+    data = _caption_file(tmp / "in", "img/huge.png")
+    return ["sample", "--backend", "hf", "--model", model, "--data", data, "--image-folder", tmp / "in",
+            "--out", tmp / "out.jsonl", "--mode", "cot", "--n", "1", "--no-progress"]
+
+
+def _evaluate_over_limit(tmp: Path, huge: Path, model: Path) -> list:
+    import base64
+
+    from tests.eval._tsv import MMSTAR_COLUMNS, mmstar_rows, write_tsv
+
+    rows = mmstar_rows(3)
+    rows[1]["image"] = base64.b64encode(huge.read_bytes()).decode("ascii")
+    write_tsv(tmp / "bench.tsv", MMSTAR_COLUMNS, rows)
+    return ["evaluate", "--model", model, "--benchmark", tmp / "bench.tsv", "--out", tmp / "eval",
+            "--captions", "off", "--no-progress"]
+
+
+# command: (its argv, the error: file:line of the record, the size, the cap)
+OVER_LIMIT = {
+    "sample": (_sample_over_limit, r"data\.jsonl:2: record 'r1': image .*huge\.png is 9000x9000 = 81000000 pixels, "
+                                   r"above the limit of 50000000"),
+    "evaluate": (_evaluate_over_limit, r"bench\.tsv:3: benchmark row '1': image <bytes> is 9000x9000 = 81000000 "
+                                       r"pixels, above the limit of 50000000"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OVER_LIMIT))
+def test_an_image_over_the_uhd_cap_fails_before_the_model_loads(tmp_path, capsys, monkeypatch, huge_png,
+                                                                tiny_uhd_ckpt, case):
+    import sicog.model.checkpoint
+
+    argv, place = OVER_LIMIT[case]
+    monkeypatch.setattr(sicog.model.checkpoint, "load_checkpoint", _no_model)
+    rc, err = _main(capsys, *argv(tmp_path, huge_png, tiny_uhd_ckpt))
+    assert rc == 2 and "Traceback" not in err, err[-2000:]
+    assert re.search(place, err), err[-2000:]

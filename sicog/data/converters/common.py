@@ -20,8 +20,9 @@ input (`sicog.data.embedded`) and points the records there, --allow-images-outsi
 image paths leave --image-folder.
 
 Outputs are claimed as every command's: apart from the inputs, writable, one writer at a time
-(`<first output>.lock`); an output whose summary records the same settings is kept (nothing to
-do), other settings are refused unless --overwrite.
+(`<output>.lock` of each output; temp files a killed run left beside them are removed then); an
+output whose summary records the same settings is kept (nothing to do), other settings are
+refused unless --overwrite.
 """
 
 from __future__ import annotations
@@ -38,11 +39,11 @@ from sicog.config_flags import setting
 from sicog.data.converters.ids import UniqueIds
 from sicog.data.converters.reservoir import Reservoir
 from sicog.data.embedded import ImageExtractor, is_embedded
-from sicog.data.images import resolve_image
+from sicog.data.images import BAD_PATH, NOT_A_FILE, NOT_FOUND, OUTSIDE, ImageError, image_file, resolve_image
 from sicog.data.records import DataError, record_id
 from sicog.data.sources import fingerprint, iter_json_records, iter_source, parquet_files
-from sicog.utils.io import SicogError, atomic_write, write_json
-from sicog.utils.lock import as_recorded, check_finished, check_writable, output_lock
+from sicog.utils.io import SicogError, atomic_write, dumps, remove_stale_temps, write_json
+from sicog.utils.lock import as_recorded, check_finished, check_writable, output_locks
 from sicog.utils.paths import check_outputs_apart
 
 logger = logging.getLogger(__name__)
@@ -182,6 +183,9 @@ def _check_paths(job: Job, outs: dict[str, Path]) -> None:
     # the images may go inside --image-folder (one folder for training), never among the inputs
     check_outputs_apart({"--extract-images-to": job.extract_images_to},
                         {"--data": job.data, "--exclude": job.exclude, **folders})
+    if job.image_folder is not None and not Path(job.image_folder).is_dir():  # else every record says "missing"
+        why = "is a file; expected a folder" if Path(job.image_folder).exists() else "folder not found"
+        raise SicogError(f"--image-folder {job.image_folder}: {why}")
     for flag, p in outs.items():
         check_writable(p, flag, "file")
     if job.extract_images_to:
@@ -213,7 +217,9 @@ def convert_file(job: Job, convert: Callable[[dict, Context], dict[str, list[dic
     outs = {flag: Path(p) for flag, p in job.outputs.items()}
     _check_paths(job, outs)
     want = as_recorded({"converter": job.name, "data": fingerprint(job.data), **job.settings})
-    with output_lock(next(iter(outs.values()))):
+    with output_locks(outs):
+        for p in (*outs.values(), job.summary_path):  # a killed run's temp files: we hold every lock, none is live
+            remove_stale_temps(p, older_than=0)
         done = _finished(job, want)
         if done is not None:
             logger.info("%s: finished with these settings, nothing to do", ", ".join(map(str, outs.values())))
@@ -249,7 +255,7 @@ def _convert(job: Job, convert: Callable, outs: dict[str, Path], want: dict) -> 
         def emit(converted: dict[str, list[dict]], changes: list[tuple[str, str]], where: str) -> None:
             for flag, recs in converted.items():
                 for r in recs:
-                    files[flag].write(json.dumps(r, ensure_ascii=False) + "\n")
+                    files[flag].write(dumps(r) + "\n")  # strict JSON: an input's NaN is written as null
                 written[flag] += len(recs)
             for reason in dict.fromkeys(r for r, _ in changes):
                 changed.add(reason, lambda reason=reason: f"{where}: " + "; ".join(d for r, d in changes if r == reason))
@@ -263,6 +269,8 @@ def _convert(job: Job, convert: Callable, outs: dict[str, Path], want: dict) -> 
                     raise Skip("invalid-json", str(rec).split(": ", 1)[-1])
                 if not isinstance(rec, dict):
                     raise Skip("bad-record", f"expected a JSON object, got {type(rec).__name__}")
+                if "id" in rec and (not isinstance(rec["id"], (str, int)) or isinstance(rec["id"], bool)):
+                    raise Skip("bad-id", f"key 'id': expected a string or integer, got {_shown(rec['id'])}")
                 original = record_id(rec, read)
                 ctx = Context(where, ids.assign(original), job.image_folder, job.allow_outside)
                 if ctx.id != original:
@@ -271,8 +279,13 @@ def _convert(job: Job, convert: Callable, outs: dict[str, Path], want: dict) -> 
                     raise Skip("excluded", f"id {ctx.id!r} is in --exclude {job.exclude}")
                 stored = rec.get("image") if is_embedded(rec.get("image")) else None
                 if isinstance(rec.get("image"), dict) and stored is None:
+                    if rec["image"].get("bytes") not in (None, b""):  # text in JSON, not bytes: never dropped unsaid
+                        raise Skip("bad-image", f"key 'image.bytes': expected the image's bytes (parquet), got "
+                                                f"{type(rec['image']['bytes']).__name__}")
                     path = rec["image"].get("path")  # a stored image without bytes: its path alone
-                    rec["image"] = path if isinstance(path, str) and path else None
+                    if not isinstance(path, str) or not path:  # neither: a bad image, not a text-only record
+                        raise Skip("bad-image", "key 'image': a stored image with neither bytes nor a path")
+                    rec["image"] = path
                 if stored is not None:
                     if extractor is None:
                         raise SicogError(f"{where}: key 'image': the image is stored in the file; pass "
@@ -333,24 +346,38 @@ def _write_pending(job: Job, extractor: ImageExtractor, pending: dict[int, tuple
             extractor.write(image, name, where)
 
 
+#: the Skip reason of each kind of unusable image path (`images.ImageError.kind`)
+_IMAGE_SKIPS = {OUTSIDE: "image-outside-folder", NOT_FOUND: "missing-image", BAD_PATH: "bad-image-path",
+                NOT_A_FILE: "image-not-a-file"}
+
+
 def relative_image(rec: dict, folder: str | None, where: str, required: bool = True,
                    allow_outside: bool = False) -> str | None:
-    """The record's image path, checked inside `folder` (unless `allow_outside`) and present (when a
-    folder is given) and made relative to it; Skip("no-image" | "image-outside-folder" |
-    "missing-image") otherwise."""
+    """The record's image path, checked inside `folder` (unless `allow_outside`) and a regular file
+    (when a folder is given; `images.image_file`) and made relative to it; Skip("no-image" |
+    "bad-image" | "image-outside-folder" | "missing-image" | "bad-image-path" | "image-not-a-file" |
+    "unreadable-image") otherwise. A record without the key (or with null) has no image; any other
+    value that is not a non-empty path (a list, a number, "") is a bad image, never a text-only
+    record."""
     image = rec.get("image")
-    if not isinstance(image, str) or not image:
+    if image is None:
         if required:
             raise Skip("no-image", "the record names no image")
         return None
+    if not isinstance(image, str) or not image:
+        raise Skip("bad-image", f"key 'image': expected a non-empty path string, got {_shown(image)}")
     if folder is None:
         return image
     try:
-        path = resolve_image(folder, image, where, allow_outside=allow_outside)
-    except DataError as e:
-        raise Skip("image-outside-folder", str(e).split(": ", 1)[-1]) from None
-    if not path.is_file():
-        raise Skip("missing-image", f"{image} is not in {folder}")
+        path = image_file(resolve_image(folder, image, where, allow_outside=allow_outside), where)
+    except ImageError as e:
+        raise Skip(_IMAGE_SKIPS.get(e.kind, "unreadable-image"), str(e).split(": ", 1)[-1]) from None
     if Path(image).is_absolute() and not allow_outside:
         return str(path.relative_to(Path(folder).resolve()))
     return image
+
+
+def _shown(value) -> str:
+    """A record's value in a message: its type, and the value when short."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"

@@ -15,6 +15,10 @@ settings beside the LM's (a top-level `rope_theta`, `torch_dtype`, ...). The LM'
 by transformers' own `Qwen2Config.from_dict`, so every LM setting that release wrote (rope theta
 and scaling, sliding window, norm eps, tying, vocabulary) reaches the converted model as it
 reached theirs; docs/uhd.md lists the rest of what carries over.
+
+The output records the settings that made it, its inputs by content: the size and modification
+time of every file of --checkpoint and --vision-tower. A rerun with the same ones has nothing to
+do; a rewritten weight, tokenizer or config file is other settings (refused unless --overwrite).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sicog.config_flags import add_config_arguments, config_from_args, setting
-from sicog.utils.io import SicogError, atomic_dir, write_json
+from sicog.utils.io import SicogError, atomic_dir, model_files_fingerprint, write_json
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +104,13 @@ def _open_shard(shard: Path):
     """(names, get) of one shard: `get(name)` reads one tensor (safetensors lazily; a .bin shard is
     loaded once, memory-mapped where its format allows, with `weights_only=True`)."""
     if shard.suffix == ".safetensors":
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(shard), framework="pt") as f:
+        try:
+            f = safe_open(str(shard), framework="pt")
+        except (SafetensorError, OSError) as e:  # a bad header, a truncated file
+            raise SicogError(f"{shard}: cannot read the weights (safetensors): {e}") from None
+        with f:
             yield list(f.keys()), f.get_tensor
         return
     import pickle
@@ -216,8 +224,14 @@ def convert(cfg: ConvertUhdConfig) -> Path:
 
     src, out = Path(cfg.checkpoint), Path(cfg.out)
     check_outputs_apart({"--out": out}, {"--checkpoint": src, "--vision-tower": cfg.vision_tower})
-    settings = {"checkpoint": str(src.resolve()), **{k: v for k, v in dataclasses.asdict(cfg).items()
-                                                      if k not in ("checkpoint", "out", "overwrite")}}
+    for flag, folder in (("--checkpoint", src), ("--vision-tower", Path(cfg.vision_tower))):
+        if not folder.is_dir():
+            raise SicogError(f"{flag} {folder}: folder not found")
+    # the inputs by content (size + mtime of every file), not by path: a rewritten weight file
+    # makes a rerun convert again (--overwrite), never keep the output of the old weights
+    settings = {"checkpoint": str(src.resolve()), "checkpoint_files": model_files_fingerprint(src, every_file=True),
+                "vision_tower_files": model_files_fingerprint(cfg.vision_tower, every_file=True),
+                **{k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("checkpoint", "out", "overwrite")}}
     with output_lock(out):
         if out.exists() and check_finished(out, (_read_json(out / META, "meta") if (out / META).is_file() else {})
                                            .get("settings"), settings, out / META, cfg.overwrite):

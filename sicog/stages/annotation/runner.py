@@ -7,7 +7,8 @@
 3. The items not in the journal are annotated with at most --concurrency requests in flight
    (asyncio; one event loop, so journal lines are written one at a time). Each item ends in the
    journal as a success or as a failure with its error; a missing or unreadable image is a
-   failure without a request. A 401/403/404 stops the run: every other item would fail alike; so
+   failure without a request. A journal that cannot be written (a full disk) stops new requests;
+   the answers of those in flight and of the failed line are printed, not lost (exit 2). A 401/403/404 stops the run: every other item would fail alike; so
    do --stop-after-identical-4xx items in a row refused with the same 4xx (the server's message
    is quoted).
 4. cod.jsonl, dd.jsonl, failures.jsonl and summary.json are written from the journal.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -38,7 +40,7 @@ from sicog.stages.annotation.prompt import (
     prompt_fingerprint,
     user_text,
 )
-from sicog.utils.io import SicogError, file_fingerprint
+from sicog.utils.io import SicogError, dumps, file_fingerprint
 from sicog.utils.lock import as_recorded, output_lock
 from sicog.utils.secrets import mask_secrets, register_secret
 
@@ -124,6 +126,19 @@ async def _annotate_one(client: CodClient, cfg: AnnotateConfig, item: CaptionIte
     return await client.annotate(item.id, item.question, item.caption, url, est)
 
 
+def _unjournaled(error: SicogError, entries: list[dict], journal) -> None:
+    """Stop on a journal that cannot be written (a full disk), losing no paid answer: the answers
+    it could not take go to stderr as journal lines, to be appended to it once there is room (a
+    rerun then skips them; not appended, they are asked again)."""
+    if entries:
+        sys.stderr.write(f"--- {len(entries)} paid answer(s) not in {journal}: append these lines to it "
+                         f"once there is room ---\n" + "".join(dumps(e) + "\n" for e in entries) + "---\n")
+        sys.stderr.flush()
+    raise SicogError(f"{journal}: cannot write: {getattr(error, 'reason', error)}; {len(entries)} paid answer(s) "
+                     f"could not be journaled: printed above as journal lines, append them to it once there is "
+                     f"room (else the next run asks for them again), then run the same command again") from None
+
+
 async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: str | None) -> dict:
     """Annotate `todo` into the journal; returns this run's counts."""
     from tqdm.auto import tqdm
@@ -136,8 +151,23 @@ async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: s
                smoothing=0.05)
     started = time.perf_counter()
 
+    full: list[SicogError] = []  # the journal's disk error, once met
+    unjournaled: list[dict] = []  # paid answers the journal could not take, kept for the error
+
+    def journal(writer, entry: dict) -> None:
+        """Write `entry`; after a disk error it (and every later one) is kept for `_unjournaled`."""
+        if not full:
+            try:
+                writer.write(entry)
+                return
+            except SicogError as e:  # a full disk (PartWriter names the journal)
+                full.append(e)
+        unjournaled.append(entry)
+
     async def worker(writer) -> None:
         for item in pending:
+            if full:  # no new request; those in flight finish, their answers are kept
+                return
             outcome = await _annotate_one(client, cfg, item)
             entry = {"id": item.id, "ok": outcome.error is None, "attempts": outcome.attempts,
                      "usage": outcome.usage.as_dict()}
@@ -149,7 +179,7 @@ async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: s
                 counts["failed"] += 1
                 logger.warning("%s (%s) failed after %d request(s): %s", item.id, item.where, outcome.attempts,
                                outcome.error)
-            writer.write(entry)
+            journal(writer, entry)
             counts["requests_sent"] += outcome.attempts  # retries included
             usage.add(outcome.usage)
             bar.update(1)
@@ -162,22 +192,29 @@ async def _annotate_all(cfg: AnnotateConfig, todo: list[CaptionItem], api_key: s
                     f"--max-tokens and --base-url; the refused items are in the journal of {cfg.out}: rerun "
                     "with --retry-failures once fixed (--stop-after-identical-4xx sets the count, 0: never stop)")
 
-    with outputs.journal_writer(cfg.out) as writer:
-        tasks = [asyncio.create_task(worker(writer)) for _ in range(min(cfg.concurrency, len(todo)))]
+    writer = outputs.journal_writer(cfg.out)
+    tasks = [asyncio.create_task(worker(writer)) for _ in range(min(cfg.concurrency, len(todo)))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException as exc:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if is_fatal(exc):
+            raise SicogError(f"{cfg.base_url} refused the run ({describe(exc)}); check --base-url, --model "
+                             f"and the key in ${cfg.api_key_env}. Finished items are kept: run the same "
+                             "command again to continue") from None
+        raise
+    finally:
+        bar.close()
+        await client.close()
         try:
-            await asyncio.gather(*tasks)
-        except BaseException as exc:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if is_fatal(exc):
-                raise SicogError(f"{cfg.base_url} refused the run ({describe(exc)}); check --base-url, --model "
-                                 f"and the key in ${cfg.api_key_env}. Finished items are kept: run the same "
-                                 "command again to continue") from None
-            raise
-        finally:
-            bar.close()
-            await client.close()
+            writer.close()
+        except SicogError as e:  # its last line may be torn: the next run cuts it off
+            if not full:
+                full.append(e)
+        if full:
+            _unjournaled(full[0], unjournaled, writer.path)
     seconds = time.perf_counter() - started
     return {"items": len(todo), **counts, **usage.as_dict(), "seconds": round(seconds, 3),
             "items_per_s": round(len(todo) / seconds, 3) if seconds else None}

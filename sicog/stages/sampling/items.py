@@ -22,7 +22,7 @@ from PIL import Image
 
 from sicog.data import formats
 from sicog.data.corruptions import apply_corruption, canonical_name, corruption_seed
-from sicog.data.images import image_file, open_image, resolve_image
+from sicog.data.images import image_header, open_image, resolve_image
 from sicog.data.records import (
     DataError,
     Located,
@@ -170,11 +170,15 @@ def image_path(item: SampleItem, image_folder: str | os.PathLike | None, allow_o
         raise ImageLoadError(str(e)) from None
 
 
-def check_image_exists(item: SampleItem, image_folder: str | os.PathLike | None, allow_outside: bool = False) -> None:
-    """Raise ImageLoadError naming the record when its image lies outside the folder or does not exist."""
+def check_image_exists(item: SampleItem, image_folder: str | os.PathLike | None, allow_outside: bool = False,
+                       max_pixels: int | None = None) -> None:
+    """Raise ImageLoadError naming the record when its image lies outside the folder, is no regular
+    file (missing, a FIFO, a loop ...) or, from its header, is above `max_pixels` (the checkpoint's
+    cap, `slices.max_pixels_in_folder`) or PIL's decompression-bomb limit."""
     if item.image is not None:
-        try:  # a regular file (sicog.data.images.image_file): not missing, a FIFO, a loop ...
-            image_file(image_path(item, image_folder, allow_outside), f"{item.where}: record {item.source_id!r}")
+        try:
+            image_header(image_path(item, image_folder, allow_outside), f"{item.where}: record {item.source_id!r}",
+                         max_pixels)
         except DataError as e:
             raise ImageLoadError(str(e)) from None
 

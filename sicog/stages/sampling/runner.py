@@ -27,6 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sicog.config_flags import check_config
+from sicog.data.images import max_pixels_in_folder
 from sicog.stages.sampling.config import SampleConfig
 from sicog.stages.sampling.items import SampleItem, candidate_record, check_image_exists, load_items
 from sicog.stages.sampling.outputs import claim_output, run_settings
@@ -153,12 +154,13 @@ def _run_rank(cfg: SampleConfig, items: list[SampleItem], rank: int, world: int,
         skip_fh.flush()
 
     runnable = []
+    max_pixels = max_pixels_in_folder(cfg.model) if cfg.backend == "hf" else None
     for it in mine:
         if it.id in done:
             runnable.append(it)
             continue
-        try:
-            check_image_exists(it, cfg.image_folder, cfg.allow_images_outside_folder)  # before generating
+        try:  # before generating, before the model loads
+            check_image_exists(it, cfg.image_folder, cfg.allow_images_outside_folder, max_pixels)
             runnable.append(it)
         except SicogError as e:
             if cfg.on_error != "skip":
