@@ -85,6 +85,16 @@ def tiny_uhd(tiny_uhd_ckpt):
     return model.eval(), processor
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_sicog_cache(tmp_path_factory):
+    """SICOG_CACHE_DIR (the stand-ins cache of `sicog demo`/`sicog run`) is a folder of this test
+    process, never the user's ~/.cache/sicog: a test sees no cache it did not fill, and two xdist
+    workers never build into one folder at once. A test that shares a cache passes its own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SICOG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "sicog_cache"))
+        yield
+
+
 # ---------------------------------------------------------------------------- built once per test run
 def _run_root(tmp_path_factory) -> Path:
     """The folder of this test run that every xdist worker sees: the run's base temp folder (each

@@ -43,9 +43,19 @@ def _events(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "pipeline_log.jsonl").read_text().splitlines()]
 
 
+def _whole_json(path: Path) -> bool:
+    """`path` exists and holds whole JSON: a checkpoint's trainer_state.json is written last, but not
+    atomically, and a kill while it is half written leaves a checkpoint the resume rightly ignores."""
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _start_and_kill_during(cmd: list[str], env: dict, step: str, ready: Path) -> list[str]:
     """Run `cmd` in its own process group and SIGKILL the group once `step` is running and the
-    file `ready` exists; returns the output lines (read on a thread, so the pipe never blocks it)."""
+    JSON file `ready` is whole; returns the output lines (read on a thread, so the pipe never blocks it)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
     seen: list[str] = []
@@ -60,7 +70,7 @@ def _start_and_kill_during(cmd: list[str], env: dict, step: str, ready: Path) ->
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None and not (running.is_set() and ready.is_file()):
+    while time.time() < deadline and proc.poll() is None and not (running.is_set() and _whole_json(ready)):
         time.sleep(0.02)
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)

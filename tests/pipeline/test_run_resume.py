@@ -57,8 +57,14 @@ def _candidates(out: Path, task: str) -> list[dict]:
 
 
 def _complete_checkpoint(folder: Path) -> Path | None:
-    done = sorted(folder.glob("checkpoint-*/trainer_state.json"))
-    return done[0].parent if done else None
+    """The first checkpoint whose trainer_state.json (written last, not atomically) is whole JSON."""
+    for state in sorted(folder.glob("checkpoint-*/trainer_state.json")):
+        try:
+            json.loads(state.read_text())
+        except (OSError, ValueError):
+            continue
+        return state.parent
+    return None
 
 
 def test_resume_during_warmup_changes_nothing(tmp_path, smoke_standins_cache):
