@@ -5,7 +5,9 @@ few steps: A uninterrupted; B SIGKILLed (the whole process group) as soon as
 `r1/warmup_perception/checkpoint-*` is complete, then re-run to completion, resuming the warm-up
 from that checkpoint. The sampled candidates (which the warm-up model writes) and the report's
 figures of every arm must be identical: an exact resume changes nothing. Both runs share the
-stand-in cache, as runs of one machine do.
+stand-in cache, as runs of one machine do (the test run's, built once). Less work than the preset
+where no check depends on it: two arms, no label-quality table, no DPO, and the steps after the
+sampling train a third of the reasoning warm-up's steps and half of SFT's.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 SETS = ["stages.warmup_perception.set.training.save_steps=5",  # of 30 steps: a checkpoint early on
         "arms=[base, sicog]", "label_quality=false",
-        "post_training.method=none"]  # resume of the DPO step: tests/stages (its own kill test)
+        "post_training.method=none",  # resume of the DPO step: tests/demo/test_demo_e2e.py (its own kill test)
+        "stages.warmup_reasoning.set.training.max_steps=30", "stages.sft.set.training.max_steps=10"]
 WARMUP = "r1/warmup_perception"
 
 
@@ -54,12 +57,18 @@ def _candidates(out: Path, task: str) -> list[dict]:
 
 
 def _complete_checkpoint(folder: Path) -> Path | None:
-    done = sorted(folder.glob("checkpoint-*/trainer_state.json"))
-    return done[0].parent if done else None
+    """The first checkpoint whose trainer_state.json (written last, not atomically) is whole JSON."""
+    for state in sorted(folder.glob("checkpoint-*/trainer_state.json")):
+        try:
+            json.loads(state.read_text())
+        except (OSError, ValueError):
+            continue
+        return state.parent
+    return None
 
 
-def test_resume_during_warmup_changes_nothing(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "SICOG_CACHE_DIR": str(tmp_path / "cache")}
+def test_resume_during_warmup_changes_nothing(tmp_path, smoke_standins_cache):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "SICOG_CACHE_DIR": str(smoke_standins_cache)}
     a, b = tmp_path / "a", tmp_path / "b"
 
     # A: uninterrupted

@@ -2,7 +2,9 @@
 loop, a 300-character name, a FIFO, a folder, a decompression bomb (a ~50 KB PNG of 20000x20000,
 refused from its header). `sample` and `dpo` stop with exit 2 naming file:line and the cause;
 `annotate --dry-run` counts the item as unsendable (and does not block on the FIFO).
-In-process (sicog.cli.main): every check runs before a model or a server is needed.
+In-process (sicog.cli.main): no model is needed; `sample` reads an image when its item is sent, so
+it gets a server that answers the good record (a dead one would refuse that record's request,
+concurrently with the bad image's check, and either error could end the run first).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 from PIL import Image
 
 from sicog.cli import main as sicog_main
+from tests.stages._loopback import LoopbackServer
 from tests.stages.conftest import dpo_config, write_tiny_dataset, write_tiny_pairs
 
 # name: (the record's image path, what the error must say)
@@ -64,13 +67,23 @@ def _main(capsys, *argv) -> tuple[int, str]:
     return rc, out.err + out.out
 
 
+class _OneAnswer(LoopbackServer):
+    """Answers every chat completion with one choice."""
+
+    def respond(self, path, body, auth):
+        return 200, {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                                                                                   "content": "An answer."}}],
+                     "usage": {"completion_tokens": 2}}, None
+
+
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_sample_names_the_bad_image(tmp_path, capsys, bomb, case):
     image, why = BAD[case]
     data = _caption_file(_folder(tmp_path / "in", bomb), image)
-    rc, err = _main(capsys, "sample", "--backend", "openai", "--api-base", "http://127.0.0.1:9/v1", "--model", "m",
-                    "--data", data, "--image-folder", tmp_path / "in", "--out", tmp_path / "out.jsonl", "--mode", "cot",
-                    "--n", "1", "--max-retries", "0", "--no-progress")
+    with _OneAnswer() as server:
+        rc, err = _main(capsys, "sample", "--backend", "openai", "--api-base", server.base_url, "--model", "m",
+                        "--data", data, "--image-folder", tmp_path / "in", "--out", tmp_path / "out.jsonl",
+                        "--mode", "cot", "--n", "1", "--max-retries", "0", "--no-progress")
     assert rc == 2 and "Traceback" not in err, err[-2000:]
     assert re.search(r"data\.jsonl:2: record 'r1'.*" + f"({why})", err), err[-2000:]
 
