@@ -81,6 +81,8 @@ def plan_case(name: str, scratch: Path, extra: list[str] | None = None) -> list[
     scratch = scratch.resolve()
     work = scratch / "work"
     cwd = os.getcwd()
+    # the stand-ins cache as a user's default (the test run points SICOG_CACHE_DIR at its own folder)
+    cache = os.environ.pop("SICOG_CACHE_DIR", None)
     try:
         if path.parent == PRESETS:
             world = fake_world(scratch / "world")
@@ -91,6 +93,8 @@ def plan_case(name: str, scratch: Path, extra: list[str] | None = None) -> list[
         planner = build_plan(cfg, path.parent)
     finally:
         os.chdir(cwd)
+        if cache is not None:
+            os.environ["SICOG_CACHE_DIR"] = cache
     return normalise(planner.steps, {str(scratch): "<scratch>", str(ROOT): "<repo>",
                                      str(Path.home()): "<home>"})
 
