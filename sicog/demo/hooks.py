@@ -5,7 +5,9 @@
   and its data is a world, a `standins` step pre-trains a tiny CLIP tower and LM for it
   (sicog.demo.standins), configured by the YAML's `standins:` section (`StandinsSpec`);
 - `sicog.eval.captions.register_caption_scorer`: `sicog evaluate` scores descriptions of a
-  world's benchmark images against their scene graphs (sicog.demo.scoring).
+  world's benchmark images against their scene graphs (sicog.demo.scoring);
+- `sicog.pipeline.hooks.register_label_noiser`: a truth source with `noise` (the oracle_noised arm)
+  gets wrong in-range counts / answers from sicog.demo.label_noise.
 """
 
 from __future__ import annotations
@@ -68,10 +70,12 @@ def plan_standins(planner) -> tuple[str, str]:
 
 
 def register() -> None:
-    """Register the demo's stand-in builder and caption scorer (idempotent)."""
+    """Register the demo's stand-in builder, caption scorer and label noiser (idempotent)."""
     from sicog.demo.scoring import SCENE_GRAPH_SCORER
     from sicog.eval.captions import register_caption_scorer
-    from sicog.pipeline.hooks import register_standin_builder
+    from sicog.demo.label_noise import NOISER
+    from sicog.pipeline.hooks import register_label_noiser, register_standin_builder
 
     register_standin_builder(plan_standins)
     register_caption_scorer(SCENE_GRAPH_SCORER)
+    register_label_noiser(NOISER)

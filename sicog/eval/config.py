@@ -62,6 +62,10 @@ class EvaluateConfig:
                                                   "the real accuracy is what the model reads from the image "
                                                   "(summary: mcq_shuffled_images)")
     limit: int | None = setting(None, "evaluate only the first N items (and N caption images)", metavar="N")
+    generate_limit: int | None = setting(None, "score the generate way on only the first N items (of --limit): "
+                                               "generating a reply, a step-by-step one above all, costs far more "
+                                               "per item than scoring option likelihoods (default: every item)",
+                                         metavar="N")
     caption_limit: int | None = setting(None, "describe only the first N caption images (default: --limit, else "
                                               "all): captions cost far more per item than multiple choice",
                                         metavar="N")
@@ -99,6 +103,7 @@ class EvaluateConfig:
         """Errors that need no data (required settings and choices: sicog.config_flags.check_config)."""
         for flag, value in (("--batch-size", self.batch_size), ("--max-new-tokens", self.max_new_tokens),
                             ("--limit", self.limit), ("--caption-limit", self.caption_limit),
+                            ("--generate-limit", self.generate_limit),
                             ("--caption-max-new-tokens", self.caption_max_new_tokens),
                             ("--open-max-new-tokens", self.open_max_new_tokens)):
             if value is not None and value < 1:

@@ -24,7 +24,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-ARMS = {"base", "sicog", "uncurated", "oracle", "sicog_dpo", "base_dpo"}
+ARMS = {"base", "sicog", "uncurated", "uncurated_valid", "oracle", "oracle_noised", "annotated", "base_long",
+        "sicog_dpo", "base_dpo"}
 
 
 def _manifest(run: Path, step: str) -> dict:
@@ -100,11 +101,13 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path):
     # 3. report.json has the documented schema
     report = json.loads((out / "report.json").read_text())
     assert report["preset"] == "smoke" and report["seed"] == 1 and report["wall_seconds"] > 0
-    # the four arms of the comparison, plus the post-training arms of the smoke preset's DPO step
+    # the arms of the comparison and its controls, plus the post-training arms of the smoke preset's DPO step
     assert set(report["arms"]) == ARMS
     assert report["arms"]["sicog_dpo"]["dpo"]["steps"] == 20  # the whole stage, not the resumed part
-    assert {(c["arm"], c["against"]) for c in report["comparisons"]} >= {("sicog", "base"), ("sicog", "uncurated")}
-    for name in ("base", "sicog", "uncurated", "oracle"):
+    assert {(c["arm"], c["against"]) for c in report["comparisons"]} >= {
+        ("sicog", "base"), ("sicog", "uncurated"), ("sicog", "uncurated_valid"), ("oracle", "oracle_noised"),
+        ("sicog", "annotated"), ("sicog", "base_long")}
+    for name in ("base", "sicog", "uncurated", "uncurated_valid", "oracle", "oracle_noised", "annotated", "base_long"):
         arm = report["arms"][name]
         assert len(arm["benchmark"]["ci95"]) == 2
         assert (out / arm["checkpoint"] / "config.json").is_file(), name
@@ -115,7 +118,20 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path):
         assert set(arm["benchmark"]["accuracy_by_scoring"]) == {"likelihood", "generate"}
         assert arm["benchmark"]["accuracy_by_scoring"]["likelihood"] == arm["benchmark"]["accuracy"]
         assert {"object_recall", "hallucination_rate"} <= set(arm["captions"])
-    names = [s["name"] for s in report["steps"]]
+        # each question subtype apart, with its interval, and the shuffled-image control of every arm
+        subs = arm["benchmark"]["per_subcategory"]
+        assert subs and all(len(v["ci95"]) == 2 and v["n"] > 0 for v in subs.values())
+        assert set(arm["benchmark"]["per_subcategory_shuffled_images"]) == set(subs)
+    # the controls' data: the noised truth makes as many answers wrong as the curated labels get wrong
+    # (of those it can: the smoke world also asks questions other than counts), uncurated_valid takes
+    # the items curation kept; base_long is stage 2 alone with its own budget
+    for task in ("captions", "reasoning"):
+        noised = _manifest(run, f"r1/noised_{task}")["counts"]
+        assert noised["noised"] + noised["unnoisable"] == round(noised["share"] * noised["records"])
+        valid = _manifest(run, f"r1/uncurated_{task}_kept_parseable")["counts"]
+        assert valid["records"] <= valid["kept_items"]
+    assert _manifest(run, "r1/sft_base_long")["counts"]["steps"] == 35
+    assert not (run / "r1" / "pretrain_base_long").exists()    names = [s["name"] for s in report["steps"]]
     for word in ("warmup", "sample", "curate", "align", "pretrain", "sft", "evaluate"):
         assert any(word in n for n in names), word
     assert all(isinstance(s["seconds"], (int, float)) for s in report["steps"])
@@ -129,7 +145,7 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path):
         assert rows[(task, "random candidate")]["items"] >= rows[(task, "uncurated arm")]["items"]
     md = (out / "report.md").read_text()
     assert "departs from the real recipe" in md
-    assert "scored by **likelihood**" in md and "| generate % |" in md
+    assert "scored by **likelihood**" in md and "| generate % |" in md and "per question subtype" in md
     for png in ("accuracy.png", "accuracy_per_category.png", "curation_scores.png"):
         assert (out / png).stat().st_size > 1000, png
 

@@ -29,6 +29,11 @@ def _rel(path: str | None, root: Path) -> str | None:
         return str(path)
 
 
+def _subtypes(mcq: dict) -> dict:
+    """{subtype: {accuracy, ci95, n}} of an evaluation's per_subcategory (the TSV's l2-category)."""
+    return {k: {f: v.get(f) for f in ("accuracy", "ci95", "n")} for k, v in (mcq.get("per_subcategory") or {}).items()}
+
+
 def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
     """{checkpoint, benchmark{accuracy, n, per_category}, captions{object_recall, hallucination_rate}}."""
     summary = read_eval_summary(eval_dir) if eval_dir else None
@@ -45,6 +50,11 @@ def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
             "chance_accuracy": mcq.get("chance_accuracy"),
             "scoring": summary.get("mcq_scoring", "generate"),
             "accuracy_by_scoring": {way: m.get("accuracy") for way, m in (summary.get("mcq_by_scoring") or {}).items()},
+            # each scoring's n and interval: a scoring may read fewer questions (evaluation.generate_limit)
+            "by_scoring": {way: {k: m.get(k) for k in ("accuracy", "ci95", "n")}
+                           for way, m in (summary.get("mcq_by_scoring") or {}).items()},
+            "prompt_style": summary.get("prompt_style"),
+            "per_subcategory": _subtypes(mcq),
         }
         blind = summary.get("mcq_shuffled_images")
         if blind:
@@ -52,6 +62,7 @@ def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
             out["benchmark"]["ci95_shuffled_images"] = blind.get("ci95")
             out["benchmark"]["per_category_shuffled_images"] = {
                 k: (v["accuracy"] if isinstance(v, dict) else v) for k, v in (blind.get("per_category") or {}).items()}
+            out["benchmark"]["per_subcategory_shuffled_images"] = _subtypes(blind)
         if summary.get("benchmarks"):
             out["benchmarks"] = {name: {k: b.get(k) for k in ("kind", "headline", "value", "n_items", "paired")}
                                  for name, b in summary["benchmarks"].items()}
