@@ -25,8 +25,10 @@ from sicog.demo.world import vocab as V
 from sicog.demo.world.scenes import SceneConfig
 
 _WORD_VALUE = {w: i for i, w in enumerate(V.NUMBER_WORDS)} | {"a single": 1}
-_TOTAL_RE = re.compile(r"\b(a single|" + "|".join(V.NUMBER_WORDS) + r")\s+(geometric shape|shape|object)(s?)\b",
-                       re.IGNORECASE)
+# a scene's total as the texts state it ("three shapes", "a single object"); not "No two shapes share a
+# row" (a relation) nor "no shapes" (a total is at least min_objects)
+_TOTAL_RE = re.compile(r"(?<![Nn]o )\b(a single|" + "|".join(V.NUMBER_WORDS[1:]) +
+                       r")\s+(geometric shape|shape|object)(s?)\b(?! share)", re.IGNORECASE)
 _COT_END_RE = re.compile(r"There (is|are) (\w+) ([^.\n]+)\.(\s*)The answer is (\w+)\.")
 _COT_GIVES_RE = re.compile(r"\bgives (\d+)\b")
 _COT_OPTION_RE = re.compile(r"That is option ([A-Z]), (\d+)\.")
@@ -96,7 +98,9 @@ class WorldLabelNoiser:
         if end.group(5).isdigit():  # an open question: any other in-range count
             m, answer = _other(n, *_low_high("reasoning", text), rng), None
         else:  # a multiple-choice question: another of its options
-            letter = rng.choice(sorted(k for k, v in options.items() if v != n) or [None])
+            low, high = _low_high("reasoning", text)  # another option, in range where one is (options may not be)
+            others = sorted(k for k, v in options.items() if v != n)
+            letter = rng.choice([k for k in others if low <= options[k] <= high] or others or [None])
             m, answer = options.get(letter), letter
         if m is None:
             return None

@@ -131,7 +131,8 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path):
         valid = _manifest(run, f"r1/uncurated_{task}_kept_parseable")["counts"]
         assert valid["records"] <= valid["kept_items"]
     assert _manifest(run, "r1/sft_base_long")["counts"]["steps"] == 35
-    assert not (run / "r1" / "pretrain_base_long").exists()    names = [s["name"] for s in report["steps"]]
+    assert not (run / "r1" / "pretrain_base_long").exists()
+    names = [s["name"] for s in report["steps"]]
     for word in ("warmup", "sample", "curate", "align", "pretrain", "sft", "evaluate"):
         assert any(word in n for n in names), word
     assert all(isinstance(s["seconds"], (int, float)) for s in report["steps"])
