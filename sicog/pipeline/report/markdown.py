@@ -66,12 +66,14 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
                               for w in a.get("benchmark", {}).get("accuracy_by_scoring", {})))
     headline = next((a["benchmark"].get("scoring") for a in report["arms"].values() if a.get("benchmark")), None)
     others = [w for w in ways if w != headline]
+    style = next((a["benchmark"].get("prompt_style") for a in report["arms"].values() if a.get("benchmark")), None)
     lines += ["## Arms (round 1)", ""]
     if headline:
         lines += [f"Benchmark accuracy is scored by **{headline}**" +
                   (f"; also shown: {', '.join(others)}" if others else "") +
-                  " (generate: the option letter the model writes; likelihood: the option text it finds "
-                  "most probable as the answer to the open question).", ""]
+                  (" (generate: the model's own step-by-step answer to the open question, matched to the option "
+                   "texts (open_cot); " if style == "open_cot" else " (generate: the option letter the model writes; ")
+                  + "likelihood: the option text it finds most probable as the answer to the open question).", ""]
     blind = any("accuracy_shuffled_images" in a.get("benchmark", {}) for a in report["arms"].values())
     if blind:
         lines += ["*shuffled images*: the same questions, each with another item's image — what the question "
