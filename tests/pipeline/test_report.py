@@ -91,7 +91,8 @@ def test_each_subtype_apart_with_its_interval_and_the_generate_subset(tmp_path):
     arm = arm_result(str(tmp_path / "c"), str(tmp_path / "e"), tmp_path)
     assert arm["benchmark"]["per_subcategory"]["count_class"] == {"accuracy": 0.5, "ci95": [0.3, 0.7], "n": 4}
     assert arm["benchmark"]["by_scoring"]["generate"] == {"accuracy": 0.25, "ci95": [0.0, 0.6], "n": 5}
-    md = render_markdown({"arms": {"sicog": arm}, "rounds": [], "steps": []}, "t")
+    md = render_markdown({"arms": {"sicog": {**arm, "note": "curated labels"}}, "rounds": [], "steps": []}, "t")
+    assert "- `sicog`: curated labels" in md
     assert "| arm | count_all (n 6) | count_class (n 4) |" in md
     assert "| sicog | 80.0 [70.0, 90.0] | 50.0 [30.0, 70.0] |" in md
     assert "| sicog, shuffled images | 25.0 [70.0, 90.0] | 25.0 [30.0, 70.0] |" in md

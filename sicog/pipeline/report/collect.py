@@ -136,6 +136,8 @@ def build_report(planner, engine, root: Path, extra: dict | None = None) -> dict
         if (r, arm) in planner.arm_checkpoints:
             arms[arm] = arm_result(planner.arm_checkpoints[(r, arm)], planner.evaluations.get((r, arm)), root)
             arms[arm]["stage15_data"] = _stage15_data(planner, r, arm, root)
+            if table[arm].note:
+                arms[arm]["note"] = table[arm].note  # what the arm measures (its entry of the arms table)
     for arm in POST_TRAINING_ARMS:  # post_training: after stage 2 of round 1
         if (1, arm) in planner.arm_checkpoints:
             from sicog.pipeline.post_training import dpo_result

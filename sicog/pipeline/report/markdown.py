@@ -89,6 +89,9 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
             extra += f"{_with_ci(b.get('accuracy_shuffled_images'), b.get('ci95_shuffled_images'))} | "
         lines.append(f"| {name} | {_with_ci(b.get('accuracy'), b.get('ci95'))} | {extra}{b.get('n', '–')} | "
                      f"{_fmt(c.get('object_recall'))} | {_fmt(c.get('hallucination_rate'))} | `{a['checkpoint']}` |")
+    notes = [f"- `{name}`: {a['note']}" for name, a in report["arms"].items() if a.get("note")]
+    if notes:
+        lines += ["", "What each arm is (its entry of the arms table):", "", *notes]
     if report.get("comparisons"):
         lines += ["", "### Paired differences (same questions)", "",
                   "Each question scored for both arms; the interval resamples questions in pairs, so it is "
