@@ -22,7 +22,9 @@ SMOKE = str(PRESETS / "smoke.yaml")
 
 def _sets(tmp_path):
     world = fake_world(tmp_path / "world")
-    return [f"work_dir={tmp_path / 'work'}", f"data.world={world}", "post_training.method=none"]
+    # the paper's four arms (the smoke preset also runs the controls): the step counts below are theirs
+    return [f"work_dir={tmp_path / 'work'}", f"data.world={world}", "post_training.method=none",
+            "arms=[base, sicog, uncurated, oracle]"]
 
 
 def test_parse_sweeps_reads_values_as_yaml_and_orders_n_from_the_largest():
