@@ -52,7 +52,7 @@ def _start_and_kill_during(cmd: list[str], env: dict, step: str, ready: Path) ->
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    deadline = time.time() + 600
+    deadline = time.time() + 1200  # eight arms before the DPO step, on a shared 2-core machine
     while time.time() < deadline and proc.poll() is None and not (running.is_set() and ready.is_file()):
         time.sleep(0.02)
     if proc.poll() is None:
