@@ -127,7 +127,7 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path):
     # the items curation kept; base_long is stage 2 alone with its own budget
     for task in ("captions", "reasoning"):
         noised = _manifest(run, f"r1/noised_{task}")["counts"]
-        assert noised["noised"] + noised["unnoisable"] == round(noised["share"] * noised["records"])
+        assert abs(noised["noised"] + noised["unnoisable"] - noised["share"] * noised["records"]) <= 0.51  # share: 4 digits
         valid = _manifest(run, f"r1/uncurated_{task}_kept_parseable")["counts"]
         assert valid["records"] <= valid["kept_items"]
     assert _manifest(run, "r1/sft_base_long")["counts"]["steps"] == 35
