@@ -44,7 +44,7 @@ CASES = [
              r"dup\.yaml:3: key 'training' appears twice \(lines 1 and 3\)"),
     BadInput("pipeline_duplicate_key", ["run", "{tmp}/dup.yaml", "--dry-run"],
              r"dup\.yaml:3: key 'training' appears twice"),
-    BadInput("unknown_arm", _dry("arms=[base, curated]"), r"key arms: unknown arm.*curated"),
+    BadInput("unknown_arm", _dry("arms=[base, curated]"), r"key arms\[1\]: unknown arm .curated."),
     BadInput("train_max_steps_zero", _dry("stages.warmup_perception.set.training.max_steps=0"),
              r"stages\.warmup_perception.*training\.max_steps"),
     BadInput("evaluation_batch_size_zero", _dry("evaluation.batch_size=0"), r"key evaluation\.batch_size"),
