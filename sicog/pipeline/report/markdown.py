@@ -26,8 +26,10 @@ def _scoring_cell(b: dict, way: str) -> str:
     if not m:
         return _fmt(b.get("accuracy_by_scoring", {}).get(way))
     cell = _with_ci(m.get("accuracy"), m.get("ci95"))
-    style = f", {b['prompt_style']}" if way == "generate" and b.get("prompt_style") else ""
-    return cell + (f" (n {m['n']}{style})" if m.get("n") != b.get("n") or style else "")
+    style = b.get("prompt_style") if way == "generate" and b.get("prompt_style") not in (None, "direct") else None
+    if m.get("n") == b.get("n") and not style:
+        return cell
+    return cell + " (" + ", ".join([f"n {m['n']}"] + ([style] if style else [])) + ")"
 
 
 def _subtype_table(report: dict) -> list[str]:
