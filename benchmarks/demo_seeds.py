@@ -10,6 +10,13 @@ sicog-minus-base and sicog-minus-uncurated differences per seed, each with its p
 over that seed's questions, and pooled over seeds (mean of the seeds' paired differences with a
 stratified bootstrap interval), wall time per seed, and the label quality table (curated vs greedy
 vs random labels) averaged over seeds.
+
+Two kinds of interval stand side by side: question-level (bootstrap over one benchmark's questions,
+pooled over seeds) and seed-level (Student's t over the seeds' figures, n − 1 degrees of freedom,
+sicog.eval.stats.t_interval): the second also covers what changes with the seed (world, samples,
+training) and is the one a claim about the method needs. Every arm's accuracy and every comparison
+of the report (sicog.pipeline.report.compare.COMPARISONS: the paper's pairs and the controls) gets
+both; each question subtype is reported apart, with its shuffled-image control.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from sicog.eval.stats import pooled_paired_difference
+from sicog.eval.stats import pooled_paired_difference, t_interval
 from sicog.pipeline.report.compare import COMPARISONS, per_question_hits
 
 METRICS = (("accuracy", ("benchmark", "accuracy")),
@@ -51,8 +58,13 @@ def _hits(report: dict, report_dir: Path | None, arm: str) -> dict[str, float] |
     return per_question_hits(str(report_dir / rel)) if report_dir is not None and rel else None
 
 
+#: the arms' order in the tables (others after, by name)
+ARM_ORDER = ("base", "base_long", "sicog", "uncurated_valid", "uncurated", "annotated", "oracle", "oracle_noised")
+
+
 def paired(reports: dict[int, dict], dirs: dict[int, Path]) -> dict:
-    """Per comparison: each seed's paired difference + interval (report.json) and the pooled one."""
+    """Per comparison: each seed's paired difference + interval (report.json), the pooled one
+    (question-level) and the t interval of the seeds' differences (seed-level)."""
     out = {}
     for a, b in COMPARISONS:
         per_seed = {s: next((c for c in r.get("comparisons", []) if (c["arm"], c["against"]) == (a, b)), None)
@@ -60,7 +72,8 @@ def paired(reports: dict[int, dict], dirs: dict[int, Path]) -> dict:
         strata = [(ha, hb) for s, r in reports.items()
                   if (ha := _hits(r, dirs.get(s), a)) is not None and (hb := _hits(r, dirs.get(s), b)) is not None]
         if any(per_seed.values()) or strata:
-            out[f"{a}-{b}"] = {"per_seed": per_seed, "pooled": pooled_paired_difference(strata) if strata else None}
+            out[f"{a}-{b}"] = {"per_seed": per_seed, "pooled": pooled_paired_difference(strata) if strata else None,
+                               "seeds_t": t_interval([c["difference"] for c in per_seed.values() if c])}
     return out
 
 
@@ -102,28 +115,37 @@ def benchmark_list(reports: dict[int, dict], dirs: dict[int, Path]) -> dict:
 
 def aggregate(reports: dict[int, dict], dirs: dict[int, Path] | None = None) -> dict:
     arms = sorted({a for r in reports.values() for a in r["arms"]},
-                  key=lambda a: ("base", "sicog", "uncurated", "oracle").index(a) if a in
-                  ("base", "sicog", "uncurated", "oracle") else 9)
+                  key=lambda a: (ARM_ORDER.index(a) if a in ARM_ORDER else len(ARM_ORDER), a))
     out: dict = {"seeds": sorted(reports), "arms": {}, "differences": {}, "wall_seconds": {}, "label_quality": {}}
     for arm in arms:
         out["arms"][arm] = {}
         for name, path in METRICS:
             per_seed = {s: _get(r["arms"].get(arm, {}), path) for s, r in reports.items()}
-            out["arms"][arm][name] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed}
+            out["arms"][arm][name] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed,
+                                      "seeds_t": t_interval(list(per_seed.values()))}
     cats = sorted({c for r in reports.values() for a in r["arms"].values()
                    for c in (a.get("benchmark", {}).get("per_category") or {})})
     out["per_category"] = {
         arm: {c: {key: _mean_std([_get(r["arms"].get(arm, {}), ("benchmark", key, c)) for r in reports.values()])
                   for key in ("per_category", "per_category_shuffled_images")} for c in cats}
         for arm in arms}
-    for a, b in (("sicog", "base"), ("sicog", "uncurated"), ("oracle", "base")):
+    subs = sorted({c for r in reports.values() for a in r["arms"].values()
+                   for c in (a.get("benchmark", {}).get("per_subcategory") or {})})
+    out["per_subcategory"] = {
+        arm: {c: {key: _mean_std([(_get(r["arms"].get(arm, {}), ("benchmark", key, c)) or {}).get("accuracy")
+                                  for r in reports.values()])
+                  for key in ("per_subcategory", "per_subcategory_shuffled_images")} for c in subs}
+        for arm in arms}
+    for a, b in COMPARISONS:
         if a in out["arms"] and b in out["arms"]:
             diffs = {s: (_get(r["arms"].get(a, {}), ("benchmark", "accuracy")) or 0)
                      - (_get(r["arms"].get(b, {}), ("benchmark", "accuracy")) or 0) for s, r in reports.items()}
-            out["differences"][f"{a}-{b} accuracy"] = {**_mean_std(list(diffs.values())), "per_seed": diffs}
+            out["differences"][f"{a}-{b} accuracy"] = {**_mean_std(list(diffs.values())), "per_seed": diffs,
+                                                       "seeds_t": t_interval(list(diffs.values()))}
             rec = {s: (_get(r["arms"].get(a, {}), ("captions", "object_recall")) or 0)
                    - (_get(r["arms"].get(b, {}), ("captions", "object_recall")) or 0) for s, r in reports.items()}
-            out["differences"][f"{a}-{b} object_recall"] = {**_mean_std(list(rec.values())), "per_seed": rec}
+            out["differences"][f"{a}-{b} object_recall"] = {**_mean_std(list(rec.values())), "per_seed": rec,
+                                                            "seeds_t": t_interval(list(rec.values()))}
     out["paired"] = paired(reports, dirs or {})
     out["benchmark_list"] = benchmark_list(reports, dirs or {})
     out["wall_seconds"] = {s: r.get("wall_seconds") for s, r in reports.items()}
@@ -139,6 +161,15 @@ def aggregate(reports: dict[int, dict], dirs: dict[int, Path] | None = None) -> 
     return out
 
 
+def _t(stat: dict | None, sign: bool = False) -> str:
+    """"[lo, hi]": the seed-level 95 % t interval in points (– with fewer than two seeds)."""
+    ci = (stat or {}).get("ci95")
+    if not ci:
+        return "–"
+    f = "{:+.1f}" if sign else "{:.1f}"
+    return "[" + f.format(100 * ci[0]) + ", " + f.format(100 * ci[1]) + "]"
+
+
 def _pm(stat: dict, scale: float = 100.0) -> str:
     if stat.get("mean") is None:
         return "–"
@@ -148,32 +179,38 @@ def _pm(stat: dict, scale: float = 100.0) -> str:
 def render(summary: dict, preset: str) -> str:
     seeds = summary["seeds"]
     lines = [f"# sicog demo --preset {preset}: {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
-             "mean ± sample std over seeds, in %", "",
+             "mean ± sample std over seeds, in %; *seeds 95 %*: the t interval of the mean over the seeds "
+             "(n − 1 degrees of freedom), the seed-level interval", "",
              "benchmark accuracy: the report's headline scoring (the demo: option likelihood); generate: the "
-             "option letter the model writes; shuffled images: the headline scoring with every item's image "
+             "reply the model writes (the tiny preset: a step-by-step answer to the open question, open_cot, "
+             "on the first 500 questions); shuffled images: the headline scoring with every item's image "
              "swapped for another's (what the question alone gives)", "",
-             "| arm | benchmark accuracy | generate | shuffled images | caption object recall | hallucination rate |",
-             "|---|---|---|---|---|---|"]
+             "| arm | benchmark accuracy | seeds 95 % | generate | shuffled images | caption object recall "
+             "| hallucination rate |",
+             "|---|---|---|---|---|---|---|"]
     for arm, m in summary["arms"].items():
-        lines.append(f"| {arm} | {_pm(m['accuracy'])} | {_pm(m['accuracy_generate'])} | "
+        lines.append(f"| {arm} | {_pm(m['accuracy'])} | {_t(m['accuracy'].get('seeds_t'))} | "
+                     f"{_pm(m['accuracy_generate'])} | "
                      f"{_pm(m['accuracy_shuffled_images'])} | {_pm(m['object_recall'])} | "
                      f"{_pm(m['hallucination_rate'])} |")
-    lines += ["", "| difference | mean ± std | per seed |", "|---|---|---|"]
+    lines += ["", "| difference | mean ± std | seeds 95 % (t) | per seed |", "|---|---|---|---|"]
     for name, d in summary["differences"].items():
         per = ", ".join(f"{100 * v:+.1f}" for v in d["per_seed"].values())
-        lines.append(f"| {name} | {_pm(d)} | {per} |")
+        lines.append(f"| {name} | {_pm(d)} | {_t(d.get('seeds_t'), True)} | {per} |")
     if summary.get("paired"):
         lines += ["", "Paired differences on the same questions, in points: per seed with its 95 % interval over "
                   "that seed's questions; pooled = mean over seeds with a stratified bootstrap interval "
-                  "(question-sampling noise only; the spread between seeds is the per-seed column)", "",
-                  "| difference | pooled [95 % interval] | per seed [95 % interval] |", "|---|---|---|"]
+                  "(question-level: question-sampling noise only); seeds (t) = the t interval of the seeds' "
+                  "differences (seed-level: what changes with the seed as well)", "",
+                  "| difference | pooled [95 % interval] | seeds [95 %, t] | per seed [95 % interval] |",
+                  "|---|---|---|---|"]
         for name, d in summary["paired"].items():
             per = "; ".join(f"{s}: {100 * c['difference']:+.1f} [{100 * c['ci95'][0]:+.1f}, {100 * c['ci95'][1]:+.1f}]"
                             for s, c in d["per_seed"].items() if c)
             p = d.get("pooled")
             pooled = (f"{100 * p['difference']:+.1f} [{100 * p['ci95'][0]:+.1f}, {100 * p['ci95'][1]:+.1f}]"
                       if p else "–")
-            lines.append(f"| {name} | {pooled} | {per or '–'} |")
+            lines.append(f"| {name} | {pooled} | {_t(d.get('seeds_t'), True)} | {per or '–'} |")
     bl = summary.get("benchmark_list") or {}
     if bl.get("names"):
         lines += ["", "Benchmarks of `evaluation.benchmarks` (headline figure, mean ± std over seeds)", "",
@@ -194,6 +231,14 @@ def render(summary: dict, preset: str) -> str:
             cells = [f"{_pm(per[c]['per_category'])} ({_pm(per[c]['per_category_shuffled_images'])})"
                      if c in per else "–" for c in cats]
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    subs = sorted({c for per in summary.get("per_subcategory", {}).values() for c in per})
+    if subs:
+        lines += ["", "Accuracy per question subtype (headline scoring, mean ± std over seeds; in brackets: with "
+                  "shuffled images)", "", "| arm | " + " | ".join(subs) + " |", "|---|" + "---|" * len(subs)]
+        for arm, per in summary["per_subcategory"].items():
+            cells = [f"{_pm(per[c]['per_subcategory'])} ({_pm(per[c]['per_subcategory_shuffled_images'])})"
+                     if c in per else "–" for c in subs]
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     if summary["label_quality"]:
         lines += ["", "Label quality against the ground truth (round 1, mean ± std over seeds, %)", "",
                   "| task | labels | metric | value |", "|---|---|---|---|"]
@@ -210,7 +255,8 @@ def render(summary: dict, preset: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="tiny", choices=("smoke", "tiny"), help="demo preset (default tiny)")
+    p.add_argument("--preset", default="tiny", choices=("smoke", "tiny", "controls"),
+                   help="demo preset (default tiny)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to run (default 0 1 2)")
     p.add_argument("--out", default="runs/demo_seeds", help="folder for seed<N>/ runs and the summary")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -7,7 +7,9 @@
 - `sicog.pipeline.hooks.register_model_configs`: the stand-ins' configs, so `sicog run --estimate`
   sizes them before they are built;
 - `sicog.eval.captions.register_caption_scorer`: `sicog evaluate` scores descriptions of a
-  world's benchmark images against their scene graphs (sicog.demo.scoring).
+  world's benchmark images against their scene graphs (sicog.demo.scoring);
+- `sicog.pipeline.hooks.register_label_noiser`: a truth source with `noise` (the oracle_noised arm)
+  gets wrong in-range counts / answers from sicog.demo.label_noise.
 """
 
 from __future__ import annotations
@@ -81,11 +83,13 @@ def standin_configs(step) -> dict:
 
 
 def register() -> None:
-    """Register the demo's stand-in builder, its models' configs and caption scorer (idempotent)."""
+    """Register the demo's stand-in builder, its models' configs, caption scorer and label noiser (idempotent)."""
+    from sicog.demo.label_noise import NOISER
     from sicog.demo.scoring import SCENE_GRAPH_SCORER
     from sicog.eval.captions import register_caption_scorer
-    from sicog.pipeline.hooks import register_model_configs, register_standin_builder
+    from sicog.pipeline.hooks import register_label_noiser, register_model_configs, register_standin_builder
 
     register_standin_builder(plan_standins)
     register_model_configs("standins", standin_configs)
     register_caption_scorer(SCENE_GRAPH_SCORER)
+    register_label_noiser(NOISER)

@@ -5,8 +5,8 @@ on its Step 5 paragraph): object precision (1 - hallucination rate) and object r
 reasoning the final answer ("The answer is X.") is compared with the question's truth.
 
 Rows compare, on the same items, the teacher's greedy output, a random candidate, the curated
-(most self-consistent) candidate and the ground truth (and the uncurated arm's own labels, a random
-candidate of as many random items as curation kept): do curated labels beat what the teacher
+(most self-consistent) candidate and the ground truth (and the labels of the arms drawn from the
+candidates or from noised truth: uncurated, uncurated_valid, oracle_noised): do curated labels beat what the teacher
 would have said anyway? (Self-training that only re-teaches the teacher's own errors cannot help.)
 """
 
@@ -71,12 +71,18 @@ def label_quality(planner, world_dir: str) -> dict:
         # one seeded random candidate of every item (the uncurated arm's draw), whatever items that arm kept
         sets["random candidate"] = [(r["id"], _label_of(r))
                                     for r in uncurated_records(cand_path, planner.cfg.seed + 1000 * k)]
-        if (k, task) in planner.uncurated:
-            sets["uncurated arm"] = [(r["id"], _label_of(r)) for r in _jsonl(planner.uncurated[(k, task)])]
+        # the labels of the arms drawn from candidates or noised truth (uncurated, uncurated_valid, oracle_noised)
+        arm_sets = {}
+        for step in planner.steps:
+            if step.role in ("uncurated", "noised") and step.round == k and step.task == task:
+                name = "uncurated arm" if step.outputs["records"] == planner.uncurated.get((k, task)) \
+                    else f"{step.name.split('/')[-1]} ({step.arm} arm)"
+                arm_sets[name] = [(r["id"], _label_of(r)) for r in _jsonl(step.outputs["records"])]
+        sets.update(arm_sets)
         if (k, task) in planner.oracle:
             sets["ground truth"] = [(r["id"], _label_of(r)) for r in _jsonl(planner.oracle[(k, task)])]
         if curated:
-            for name in [n for n in sets if n not in ("ground truth", "uncurated arm")]:
+            for name in [n for n in sets if n != "ground truth" and n not in arm_sets]:
                 sets[f"{name}, kept items"] = [(i, t) for i, t in sets[name] if i in curated]
             sets["curated, kept items"] = list(curated.items())
         for name, pairs in sets.items():

@@ -113,7 +113,8 @@ def run_settings(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Pa
                     "prompt": cfg.caption_prompt, "max_new_tokens": cfg.caption_max_new_tokens,
                     "limit": cfg.caption_limit}
     return {"model": model_files_fingerprint(cfg.model), "benchmark": file_fingerprint(bench.tsv),
-            "limit": cfg.limit, "batch_size": cfg.batch_size, "prompt_style": cfg.prompt_style,
+            "limit": cfg.limit, **({"generate_limit": cfg.generate_limit} if cfg.generate_limit else {}),
+            "batch_size": cfg.batch_size, "prompt_style": cfg.prompt_style,
             "max_new_tokens": cfg.reply_tokens(), "mcq_scoring": cfg.scorings(),
             "shuffled_image_control": cfg.shuffled_image_control, "captions": captions,
             "device": cfg.device, "dtype": cfg.dtype, **_list_settings(cfg)}
@@ -263,7 +264,8 @@ def _evaluate(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path 
         return m
 
     for k, way in enumerate(scorings):
-        by_scoring[way] = score(way, items, "" if k == 0 else way)
+        way_items = items[:cfg.generate_limit] if way == "generate" and cfg.generate_limit else items
+        by_scoring[way] = score(way, way_items, "" if k == 0 else way)
     shuffled = score(scorings[0], blind_items, "shuffled_images") if blind_items is not None else None
     summary: dict = {
         "model": str(cfg.model),

@@ -62,6 +62,10 @@ class EvaluateConfig:
                                                   "the real accuracy is what the model reads from the image "
                                                   "(summary: mcq_shuffled_images)")
     limit: int | None = setting(None, "evaluate only the first N items (and N caption images)", metavar="N", min=1)
+    generate_limit: int | None = setting(None, "score the generate way on only the first N items (of --limit): "
+                                               "generating a reply, a step-by-step one above all, costs far more "
+                                               "per item than scoring option likelihoods (default: every item)",
+                                         metavar="N", min=1)
     caption_limit: int | None = setting(None, "describe only the first N caption images (default: --limit, else "
                                               "all): captions cost far more per item than multiple choice",
                                         metavar="N", min=1)

@@ -311,11 +311,14 @@ def summarize_mcq(preds: Sequence[McqPrediction], vlmevalkit: bool = True) -> di
     n = len(preds)
     correct = sum(p.correct for p in preds)
     per_cat: dict[str, list[int]] = {}
+    per_sub: dict[str, list[float]] = {}  # the TSV's l2-category (MMBench's, the world's question subtype)
     for p in preds:
         if p.item.category is not None:
             c = per_cat.setdefault(p.item.category, [0, 0])
             c[0] += p.correct
             c[1] += 1
+        if p.item.row.get("l2-category"):
+            per_sub.setdefault(p.item.row["l2-category"], []).append(float(p.correct))
     from sicog.eval.stats import bootstrap_interval
 
     summary = {
@@ -330,6 +333,10 @@ def summarize_mcq(preds: Sequence[McqPrediction], vlmevalkit: bool = True) -> di
             cat: {"n": t, "correct": c, "accuracy": c / t} for cat, (c, t) in sorted(per_cat.items())
         },
     }
+    if per_sub:  # each subtype apart, with its own 95 % interval over its questions
+        summary["per_subcategory"] = {
+            sub: {"n": len(v), "correct": int(sum(v)), "accuracy": sum(v) / len(v),
+                  "ci95": [round(x, 4) for x in bootstrap_interval(v)]} for sub, v in sorted(per_sub.items())}
     if vlmevalkit:  # the same replies as VLMEvalKit scores them: comparable with its published numbers
         choices = [p.vlmevalkit_choice for p in preds]
         hits = sum(c == p.item.answer for c, p in zip(choices, preds))

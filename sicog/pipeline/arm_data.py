@@ -3,10 +3,14 @@
 The steps a round needs follow from the sources its arms name, and nothing else:
 
     r{k}/warmup_*, r{k}/sample_*   for a task some arm takes curated or candidate data of
-    r{k}/curate_*                  for a task some arm takes curated data of, or matched candidates
+    r{k}/curate_*                  for a task some arm takes curated data of, matched or kept candidates,
+                                   or truth noised like the curated labels
     r{k}/uncurated_*               one seeded random candidate per item (`matched`: as many items as
-                                   curation keeps); one step per distinct `items` setting
+                                   curation keeps; `kept`: those very items; `_parseable`: among the
+                                   candidates curation parses); one step per distinct setting
     oracle_*                       the first max_items truth records when sampling takes only those
+    r{k}/noised_*                  truth with a share of its counts / answers made wrong (`noise`,
+                                   `noise_from`: curated), one step per distinct share
 
 Shared steps are planned once however many arms read them, so two arms that differ only in their
 text-only share or budget train on the very same files.
@@ -37,7 +41,8 @@ def _items(planner, src: ArmSource) -> str:
 def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str, list[str]]:
     """Warm-up, sampling, curation and data steps of round k; returns each arm's stage-1.5 files."""
     cfg, data, r = planner.cfg, planner.data, f"r{k}"
-    sampled = [t for t in TASKS if any(a.uses("curated", t, k) or a.uses("candidate", t, k) for a in arms)]
+    sampled = [t for t in TASKS if any(a.uses("curated", t, k) or a.uses("candidate", t, k)
+                                       or any(s.noise_from for s in a.uses("truth", t, k)) for a in arms)]
     cand = {}
     for task in sampled:
         warm_key, stage, ann_key, unl_key, mode, _ = TASK_KEYS[task]
@@ -53,21 +58,35 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                                                             planner.need(unl_key, "sampling"), mode, greedy, k,
                                                             task, role="greedy")
         planner.candidates[(k, task)] = cand[task]
-    uncurated: dict[tuple[str, str], str] = {}  # (task, items) -> records
+    uncurated: dict[tuple[str, str, bool], str] = {}  # (task, items, parseable) -> records
     for task in sampled:
-        draws = [(a.name, _items(planner, s)) for a in arms for s in a.uses("candidate", task, k)]
-        if any(a.uses("curated", task, k) for a in arms) or any(items == "matched" for _, items in draws):
+        draws = [(a.name, _items(planner, s), s.parseable) for a in arms for s in a.uses("candidate", task, k)]
+        if any(a.uses("curated", task, k) or any(s.noise_from for s in a.uses("truth", task, k)) for a in arms) \
+                or any(items in ("matched", "kept") for _, items, _p in draws):
             planner.curated[(k, task)] = planner.curate_step(task, cand[task], k)
-        for arm, items in draws:
-            if (task, items) in uncurated:
+        for arm, items, parseable in draws:
+            if (task, items, parseable) in uncurated:
                 continue
-            name = f"{r}/uncurated_{task}" + ("" if items == cfg.uncurated_items else f"_{items}")
-            uncurated[(task, items)] = planner.uncurated_step(
-                name, cand[task], k, task, planner.curated[(k, task)] if items == "matched" else None,
-                arm=arm, items=items)
-            if items == cfg.uncurated_items:
-                planner.uncurated[(k, task)] = uncurated[(task, items)]
+            plain = items == cfg.uncurated_items and not parseable
+            name = f"{r}/uncurated_{task}" + ("" if plain else f"_{items}") + ("_parseable" if parseable else "")
+            uncurated[(task, items, parseable)] = planner.uncurated_step(
+                name, cand[task], k, task, planner.curated[(k, task)] if items in ("matched", "kept") else None,
+                arm=arm, items=items, parse_mode=TASK_KEYS[task][4] if parseable else None)
+            if plain:
+                planner.uncurated[(k, task)] = uncurated[(task, items, parseable)]
     truth = {t: _truth(planner, k, t) for t in TASKS if any(a.uses("truth", t, k) for a in arms)}
+    noised: dict[tuple[str, float | None, str | None], str] = {}  # (task, share, noise_from) -> records
+    for arm in arms:
+        for src in arm.sources:
+            if src.kind != "truth" or (src.noise is None and src.noise_from is None) or src.round not in (None, k):
+                continue
+            for task in src.tasks():
+                key = (task, src.noise, src.noise_from)
+                if key not in noised:
+                    name = f"{r}/noised_{task}" + (f"_{src.noise:g}" if src.noise is not None else "")
+                    noised[key] = planner.noised_step(name, truth[task], k, task, src.noise,
+                                                      planner.curated[(k, task)] if src.noise_from else None,
+                                                      arm=arm.name)
     out = {}
     for arm in arms:
         files = []
@@ -79,9 +98,11 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                 if src.kind == "curated":
                     files.append(_curated(planner, arm, src, k, task))
                 elif src.kind == "candidate":
-                    files.append(uncurated[(task, _items(planner, src))])
+                    files.append(uncurated[(task, _items(planner, src), src.parseable)])
                 elif src.kind == "annotations":
                     files.append(planner.need(TASK_KEYS[task][2], f"the {arm.name} arm"))
+                elif src.noise is not None or src.noise_from is not None:
+                    files.append(noised[(task, src.noise, src.noise_from)])
                 else:
                     files.append(truth[task])
         out[arm.name] = files

@@ -5,9 +5,12 @@ An arm is one model trained the same way as every other arm except for what its 
     name             the arm's name (step names r{k}/pretrain_<name>, r{k}/sft_<name>, the report's rows)
     sources          its stage-1.5 data, in order (each expands to one file per task, captions first):
                        curated      the round's self-consistency-curated candidates (curation.*)
-                       candidate    one seeded random candidate per item, uncurated (items: matched | all)
+                       candidate    one seeded random candidate per item, uncurated (items: matched | all |
+                                    kept; `parseable`: only among the candidates curation can parse)
                        annotations  the warm-up annotations (data.annotated_captions / annotated_reasoning)
-                       truth        ground truth of the unlabeled items (data.oracle_captions / oracle_reasoning)
+                       truth        ground truth of the unlabeled items (data.oracle_captions / oracle_reasoning);
+                                    `noise` / `noise_from`: a share of them with the stated counts / final
+                                    answer made wrong by the registered label noiser (pipeline/hooks.py)
                        file         an external JSONL of LLaVA records (`path`: teacher-distilled, plain captions …)
                      `task` keeps one task's file (captions | reasoning); null: both; `round` (curated):
                      that round's curated data instead of the arm's own round's
@@ -42,9 +45,19 @@ class ArmSource:
     kind: str = choices(SOURCE_KINDS, "curated")
     task: str | None = choices(TASKS, None)  # one task's data only; null: captions then reasoning
     path: str | None = None  # kind file: a JSONL / JSON of LLaVA records (${VAR} expanded)
-    # kind candidate: `matched` (a seeded random subset as large as what curation keeps) or `all`
-    # (every item); null: the pipeline's uncurated_items
-    items: str | None = choices(("matched", "all"), None)
+    # kind candidate: `matched` (a seeded random subset as large as what curation keeps), `all`
+    # (every item) or `kept` (the very items curation kept); null: the pipeline's uncurated_items
+    items: str | None = choices(("matched", "all", "kept"), None)
+    # kind candidate: draw only among the candidates curation's extractor parses (a CoD with its
+    # Step-5 description, a CoT with a final answer); items with none are left out
+    parseable: bool = False
+    # kind truth: the share of its items (seeded) whose stated counts / final answer the registered
+    # label noiser (sicog.pipeline.hooks) replaces with a wrong value
+    noise: float | None = ranged(None, min=0.0, max=1.0)
+    # kind truth: take the share instead from the round's curated labels of the task: the share of
+    # them the noiser judges wrong against the truth of the same item (a positive control: correct
+    # labels against labels as often wrong as the self-generated ones)
+    noise_from: str | None = choices(("curated",), None)
     # kind curated: the curated data of that round (<= the round the arm trains in, e.g. round 2
     # training on round 1's data as well as its own); null: the arm's own round
     round: int | None = ranged(None, min=1)
@@ -79,8 +92,17 @@ BUILTIN_ARMS: dict[str, ArmSpec] = {
     "base": ArmSpec("base", note="no stage 1.5: the base model"),
     "sicog": ArmSpec("sicog", [ArmSource("curated")], note="curated self-generated CoD + CoT"),
     "uncurated": ArmSpec("uncurated", [ArmSource("candidate")],
-                         note="one random candidate per item (curation against chance)"),
+                         note="one random candidate per item, parseable or not (curation against chance and against "
+                              "unparseable labels at once; uncurated_valid isolates the first)"),
     "oracle": ArmSpec("oracle", [ArmSource("truth")], note="ground-truth CoD + CoT of the same items"),
+    # controls of the mechanism (docs/ablations.md)
+    "uncurated_valid": ArmSpec("uncurated_valid", [ArmSource("candidate", items="kept", parseable=True)],
+                               note="a random parseable candidate of the items curation kept (selection vs chance)"),
+    "oracle_noised": ArmSpec("oracle_noised", [ArmSource("truth", noise_from="curated")],
+                             note="ground truth with as many wrong counts / answers as the curated labels "
+                                  "(does label correctness matter?)"),
+    "annotated": ArmSpec("annotated", [ArmSource("annotations")],
+                         note="stage 1.5 on the warm-up annotations alone (the seed labels, no self-generated data)"),
 }
 ARMS = tuple(BUILTIN_ARMS)
 
@@ -132,6 +154,13 @@ def check_arms(arms: list, round_arms: list[str], control_arms: list[str], post_
                     raise ConfigError(f"key {where}.sources[{j}].items: only for kind candidate")
                 if src.round is not None and src.kind != "curated":
                     raise ConfigError(f"key {where}.sources[{j}].round: only for kind curated")
+                if src.parseable and src.kind != "candidate":
+                    raise ConfigError(f"key {where}.sources[{j}].parseable: only for kind candidate")
+                for key in ("noise", "noise_from"):
+                    if getattr(src, key) is not None and src.kind != "truth":
+                        raise ConfigError(f"key {where}.sources[{j}].{key}: only for kind truth")
+                if src.noise is not None and src.noise_from is not None:
+                    raise ConfigError(f"key {where}.sources[{j}].noise: give a share or noise_from, not both")
             if entry.pretrain_steps is not None and not entry.sources:
                 raise ConfigError(f"key {where}.pretrain_steps: the arm has no stage-1.5 sources")
             if entry.text_only_ratio is not None and not entry.sources:

@@ -1,8 +1,11 @@
 """Small data steps of `sicog run` and the counts each step records in its manifest.
 
 - `uncurated`: the ablation arm without self-consistency — one seeded random candidate per item, for
-  every item or for a seeded random subset as large as what curation kept (curation against chance at
-  equal data), in the same training-record layout curation writes;
+  every item, for a seeded random subset as large as what curation kept (curation against chance at
+  equal data) or for the very items curation kept, optionally among parseable candidates only, in the
+  same training-record layout curation writes;
+- `noised_truth`: ground truth with a share of its stated counts / answers made wrong by the
+  registered label noiser (a share given, or that of the curated labels, judged by the noiser);
 - `head`: the first K records of a file (quick runs);
 - `first_candidates`: the first n candidates per item of a larger sample (sweeps over N);
 - `hold_out_probe`: images of the reasoning annotations held out as the round monitor's probe;
@@ -19,6 +22,7 @@ from sicog.data.records import first_user_text, iter_json_objects
 from sicog.eval.outputs import read_summary
 from sicog.pipeline.actions import count_lines
 from sicog.pipeline.step import StepFailed
+from sicog.stages.curation.items import extract
 from sicog.stages.curation.outputs import read_curated, read_stats
 from sicog.stages.sampling.outputs import read_candidates
 from sicog.utils.io import SicogError, write_jsonl
@@ -40,14 +44,21 @@ def candidate_to_record(cand: dict, text: str) -> dict:
     return rec
 
 
-def uncurated_records(candidates_path: str, seed: int, n_items: int | None = None) -> list[dict]:
+def uncurated_records(candidates_path: str, seed: int, n_items: int | None = None, *,
+                      ids: set[str] | None = None, parse_mode: str | None = None) -> list[dict]:
     """One random non-empty candidate per item (seeded per item id, so order does not matter).
 
     `n_items`: keep a seeded random subset of that many items (file order kept); None: every item.
+    `ids`: only these items (e.g. those curation kept). `parse_mode` (cod | cot): draw only among the
+    candidates curation's extractor parses (sicog.stages.curation.items.extract); items with none
+    are left out.
     """
     out = []
     for cand in read_candidates(candidates_path):
-        texts = [t for t in cand.get("candidates", []) if isinstance(t, str) and t.strip()]
+        if ids is not None and str(cand["id"]) not in ids:
+            continue
+        texts = [t for t in cand.get("candidates", []) if isinstance(t, str) and t.strip()
+                 and (parse_mode is None or extract(t, parse_mode)[0] is not None)]
         if not texts:
             continue
         rng = random.Random(f"{seed}:{cand['id']}")
@@ -62,13 +73,76 @@ def uncurated_records(candidates_path: str, seed: int, n_items: int | None = Non
     return out
 
 
-def uncurated_action(candidates_path: str, out_path: str, seed: int, match_path: str | None = None):
-    """`match_path`: the curated file whose record count the uncurated arm matches (None: every item)."""
+def uncurated_action(candidates_path: str, out_path: str, seed: int, match_path: str | None = None,
+                     items: str = "matched", parse_mode: str | None = None):
+    """`match_path`: the curated file whose record count (items: matched) or whose very items (items:
+    kept) the uncurated arm takes (None: every item); `parse_mode`: parseable candidates only."""
     def action(step, engine) -> dict:
-        n_items = count_lines(match_path) if match_path else None
-        records = uncurated_records(candidates_path, seed, n_items)
+        n_items = count_lines(match_path) if match_path and items == "matched" else None
+        ids = {str(r["id"]) for r in _records(match_path)} if match_path and items == "kept" else None
+        records = uncurated_records(candidates_path, seed, n_items, ids=ids, parse_mode=parse_mode)
         write_jsonl(out_path, records)
-        return {"records": len(records), **({"matched_to": n_items} if match_path else {})}
+        counts = {"records": len(records)}
+        if n_items is not None:
+            counts["matched_to"] = n_items
+        if ids is not None:
+            counts["kept_items"] = len(ids)
+        return counts
+
+    return action
+
+
+def _gpt_text(rec: dict, role: str = "gpt") -> str:
+    return next((t["value"] for t in rec.get("conversations", []) if t.get("from") == role), "")
+
+
+def _with_gpt_text(rec: dict, text: str) -> dict:
+    turns = [dict(t, value=text) if t.get("from") == "gpt" else t for t in rec["conversations"]]
+    return {**rec, "conversations": turns}
+
+
+def noised_records(truth: list[dict], share: float, task: str, noiser, seed: int) -> tuple[list[dict], int, int]:
+    """The truth records with a seeded `share` of them given a wrong stated count / answer by `noiser`.
+
+    Returns (records in file order, items noised, items drawn that state nothing to make wrong)."""
+    ids = sorted(str(r["id"]) for r in truth)
+    chosen = set(random.Random(f"{seed}:noise").sample(ids, round(share * len(ids))))
+    out, noised, unnoisable = [], 0, 0
+    for rec in truth:
+        if str(rec["id"]) in chosen:
+            wrong = noiser.wrong(_gpt_text(rec), _gpt_text(rec, "human"), task, random.Random(f"{seed}:{rec['id']}"))
+            if wrong is None:
+                unnoisable += 1
+            else:
+                rec, noised = {**_with_gpt_text(rec, wrong), "noised": True}, noised + 1
+        out.append(rec)
+    return out, noised, unnoisable
+
+
+def wrong_share(labels_path: str, truth: list[dict], task: str, noiser) -> tuple[float, int]:
+    """(share of the labels the noiser judges wrong against the truth of the same item, items judged)."""
+    by_id = {str(r["id"]): _gpt_text(r) for r in truth}
+    judged = [noiser.is_wrong(_gpt_text(r), by_id[str(r["id"])], task)
+              for r in _records(labels_path) if str(r["id"]) in by_id]
+    return (sum(judged) / len(judged) if judged else 0.0), len(judged)
+
+
+def noised_truth_action(truth_path: str, out_path: str, task: str, seed: int, share: float | None,
+                        labels_path: str | None):
+    """A truth file with a share of its labels made wrong (`share`, or that of `labels_path` as judged)."""
+    def action(step, engine) -> dict:
+        from sicog.pipeline.hooks import label_noiser
+
+        noiser = label_noiser()
+        truth = list(_records(truth_path))
+        counts: dict = {}
+        s = share
+        if labels_path is not None:
+            s, judged = wrong_share(labels_path, truth, task, noiser)
+            counts.update(share_from=labels_path, labels_judged=judged)
+        records, noised, unnoisable = noised_records(truth, s, task, noiser, seed)
+        write_jsonl(out_path, records)
+        return {**counts, "records": len(records), "share": round(s, 4), "noised": noised, "unnoisable": unnoisable}
 
     return action
 

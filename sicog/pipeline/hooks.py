@@ -12,11 +12,15 @@ plugin registers a builder that adds its own step(s) to the plan:
 
 A user's own synthetic world can register its builder the same way (entry point group
 `sicog.plugins`, loaded by `sicog.cli.load_plugins`).
+
+A truth source with `noise` (the `oracle_noised` arm, sicog.pipeline.arms) asks for a *label noiser*:
+the pipeline does not know what a stated count is in someone's data, so the data's owner registers
+one (`register_label_noiser`, a `LabelNoiser`; the demo's is sicog.demo.label_noise).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from sicog.utils.io import SicogError
 
@@ -60,3 +64,42 @@ def model_configs_of(step) -> dict[str, Any]:
     """{output path: config} of the model folders `step` writes, when its kind registered them; else {}."""
     fn = _MODEL_CONFIGS.get(step.kind)
     return fn(step) if fn else {}
+
+
+class LabelNoiser(Protocol):
+    """What a truth source's `noise` needs from the data's owner (sicog.pipeline.arms): only the
+    world knows what a stated count is and which wrong values are in range.
+
+        wrong(text, prompt, task, rng) -> str | None
+                                                the label (answering `prompt`, the record's human turn)
+                                                with its stated counts / final answer replaced by a
+                                                wrong in-range value (None: it states none)
+        is_wrong(label, truth, task) -> bool   a label states another count / answer than the truth
+                                                label of the same item (or none at all)
+
+    `task` is captions or reasoning; `rng` a random.Random seeded per item.
+    """
+
+    def wrong(self, text: str, prompt: str, task: str, rng) -> str | None: ...
+
+    def is_wrong(self, label: str, truth: str, task: str) -> bool: ...
+
+
+_LABEL_NOISERS: list[LabelNoiser] = []
+
+
+def register_label_noiser(noiser: LabelNoiser) -> None:
+    """Register the label noiser of truth sources with `noise` (the last one registered is used; idempotent)."""
+    if noiser in _LABEL_NOISERS:
+        _LABEL_NOISERS.remove(noiser)
+    _LABEL_NOISERS.append(noiser)
+
+
+def label_noiser() -> LabelNoiser:
+    """The registered label noiser; an error says how to get one."""
+    if not _LABEL_NOISERS:
+        raise SicogError("a truth source with noise / noise_from (e.g. the oracle_noised arm) needs a label noiser "
+                         "that knows how to make a stated count or answer wrong, and none is registered: load a "
+                         "plugin that registers one (sicog.pipeline.hooks.register_label_noiser; the built-in "
+                         "demo's is sicog.demo.label_noise)")
+    return _LABEL_NOISERS[-1]

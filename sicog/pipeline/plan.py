@@ -281,14 +281,28 @@ class Planner:
         return out
 
     def uncurated_step(self, name: str, candidates: str, k: int, task: str, match: str | None, *,
-                       arm: str, items: str) -> str:
+                       arm: str, items: str, parse_mode: str | None = None) -> str:
         out, seed = self.folder(name) + "/records.jsonl", self.cfg.seed + 1000 * k
+        params = {"seed": seed, "items": items, **({"parseable": parse_mode} if parse_mode else {})}
+        what = {"matched": " of as many items as curation keeps", "kept": " of the items curation kept"}
         self.add(Step(name=name, kind="data", inputs={"candidates": candidates} | ({"curated": match} if match else {}),
-                      outputs={"records": out},
-                      params={"seed": seed, "items": items},
-                      action=data_steps.uncurated_action(candidates, out, seed, match),
+                      outputs={"records": out}, params=params,
+                      action=data_steps.uncurated_action(candidates, out, seed, match, items, parse_mode),
                       work_dir=self.folder(name), round=k, arm=arm, task=task, role="uncurated",
-                      describe="one random candidate per item" + (" of as many items as curation keeps" * bool(match))))
+                      describe=f"one random {'parseable ' if parse_mode else ''}candidate per item"
+                               + (what.get(items, "") if match else "")))
+        return out
+
+    def noised_step(self, name: str, truth: str, k: int, task: str, share: float | None, labels: str | None, *,
+                    arm: str) -> str:
+        """Truth with a share of its stated counts / answers made wrong (`share`, or that of `labels`)."""
+        out, seed = self.folder(name) + "/records.jsonl", self.cfg.seed + 1000 * k
+        self.add(Step(name=name, kind="data", inputs={"truth": truth} | ({"labels": labels} if labels else {}),
+                      outputs={"records": out}, params={"seed": seed, "share": share, "share_of": labels and "labels"},
+                      action=data_steps.noised_truth_action(truth, out, task, seed, share, labels),
+                      work_dir=self.folder(name), round=k, arm=arm, task=task, role="noised",
+                      describe="ground truth, " + (f"{share:.0%} of its items" if labels is None else "as many items as "
+                               "the curated labels get wrong") + " with a wrong count / answer"))
         return out
 
     def evaluate_step(self, name: str, model: str, round: int, arm: str) -> None:

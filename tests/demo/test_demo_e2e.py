@@ -29,7 +29,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-ARMS = {"base", "sicog", "uncurated", "oracle", "sicog_dpo", "base_dpo"}
+ARMS = {"base", "sicog", "uncurated", "uncurated_valid", "oracle", "oracle_noised", "annotated", "base_long",
+        "sicog_dpo", "base_dpo"}
 DPO_STEPS = 10
 SETS = ["stages.warmup_perception.set.training.max_steps=15", "stages.sft.set.training.max_steps=10",
         f"post_training.dpo.set.training.max_steps={DPO_STEPS}"]
@@ -69,7 +70,7 @@ def _start_and_kill_during(cmd: list[str], env: dict, step: str, ready: Path) ->
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    deadline = time.time() + 600
+    deadline = time.time() + 1200  # eight arms before the DPO step, on a shared 2-core machine
     while time.time() < deadline and proc.poll() is None and not (running.is_set() and _whole_json(ready)):
         time.sleep(0.02)
     if proc.poll() is None:
@@ -120,11 +121,13 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path, smoke_standins_c
     # 3. report.json has the documented schema
     report = json.loads((out / "report.json").read_text())
     assert report["preset"] == "smoke" and report["seed"] == 1 and report["wall_seconds"] > 0
-    # the four arms of the comparison, plus the post-training arms of the smoke preset's DPO step
+    # the arms of the comparison and its controls, plus the post-training arms of the smoke preset's DPO step
     assert set(report["arms"]) == ARMS
     assert report["arms"]["sicog_dpo"]["dpo"]["steps"] == DPO_STEPS  # the whole stage, not the resumed part
-    assert {(c["arm"], c["against"]) for c in report["comparisons"]} >= {("sicog", "base"), ("sicog", "uncurated")}
-    for name in ("base", "sicog", "uncurated", "oracle"):
+    assert {(c["arm"], c["against"]) for c in report["comparisons"]} >= {
+        ("sicog", "base"), ("sicog", "uncurated"), ("sicog", "uncurated_valid"), ("oracle", "oracle_noised"),
+        ("sicog", "annotated"), ("sicog", "base_long")}
+    for name in ("base", "sicog", "uncurated", "uncurated_valid", "oracle", "oracle_noised", "annotated", "base_long"):
         arm = report["arms"][name]
         assert len(arm["benchmark"]["ci95"]) == 2
         assert (out / arm["checkpoint"] / "config.json").is_file(), name
@@ -135,6 +138,20 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path, smoke_standins_c
         assert set(arm["benchmark"]["accuracy_by_scoring"]) == {"likelihood", "generate"}
         assert arm["benchmark"]["accuracy_by_scoring"]["likelihood"] == arm["benchmark"]["accuracy"]
         assert {"object_recall", "hallucination_rate"} <= set(arm["captions"])
+        # each question subtype apart, with its interval, and the shuffled-image control of every arm
+        subs = arm["benchmark"]["per_subcategory"]
+        assert subs and all(len(v["ci95"]) == 2 and v["n"] > 0 for v in subs.values())
+        assert set(arm["benchmark"]["per_subcategory_shuffled_images"]) == set(subs)
+    # the controls' data: the noised truth makes as many answers wrong as the curated labels get wrong
+    # (of those it can: the smoke world also asks questions other than counts), uncurated_valid takes
+    # the items curation kept; base_long is stage 2 alone with its own budget
+    for task in ("captions", "reasoning"):
+        noised = _manifest(run, f"r1/noised_{task}")["counts"]
+        assert abs(noised["noised"] + noised["unnoisable"] - noised["share"] * noised["records"]) <= 0.51  # share: 4 digits
+        valid = _manifest(run, f"r1/uncurated_{task}_kept_parseable")["counts"]
+        assert valid["records"] <= valid["kept_items"]
+    assert _manifest(run, "r1/sft_base_long")["counts"]["steps"] == 35
+    assert not (run / "r1" / "pretrain_base_long").exists()
     names = [s["name"] for s in report["steps"]]
     for word in ("warmup", "sample", "curate", "align", "pretrain", "sft", "evaluate"):
         assert any(word in n for n in names), word
@@ -149,7 +166,7 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path, smoke_standins_c
         assert rows[(task, "random candidate")]["items"] >= rows[(task, "uncurated arm")]["items"]
     md = (out / "report.md").read_text()
     assert "departs from the real recipe" in md
-    assert "scored by **likelihood**" in md and "| generate % |" in md
+    assert "scored by **likelihood**" in md and "| generate % |" in md and "per question subtype" in md
     for png in ("accuracy.png", "accuracy_per_category.png", "curation_scores.png"):
         assert (out / png).stat().st_size > 1000, png
 

@@ -87,6 +87,24 @@ def test_open_cot_asks_the_training_question_without_options_and_reads_the_optio
     assert s["mcq"]["accuracy"] == 1.0 and s["max_new_tokens"] == 512
 
 
+def test_generate_limit_scores_the_first_items_and_each_subtype_apart(world, tmp_path):
+    items = read_mcq_tsv(world / "benchmark.tsv")
+    s = evaluate_checkpoint(_cfg(world, tmp_path, prompt_style="open_cot", captions="off", generate_limit=3),
+                            predict=mcq_oracle(world, "open_cot"))
+    assert s["mcq"]["n"] == 3 and s["settings"]["generate_limit"] == 3
+    subs = s["mcq"]["per_subcategory"]
+    expected: dict = {}
+    for it in items[:3]:
+        expected[it.row["l2-category"]] = expected.get(it.row["l2-category"], 0) + 1
+    assert {k: v["n"] for k, v in subs.items()} == expected
+    assert all(v["accuracy"] == 1.0 and v["ci95"] == [1.0, 1.0] for v in subs.values())
+    # a constant answerer: each subtype's accuracy is its own share of that letter
+    s = evaluate_checkpoint(_cfg(world, tmp_path / "A", captions="off"), predict=lambda pairs: ["A"] * len(pairs))
+    for sub, v in s["mcq"]["per_subcategory"].items():
+        mine = [it for it in items if it.row["l2-category"] == sub]
+        assert v["n"] == len(mine) and v["accuracy"] == pytest.approx(sum(it.answer == "A" for it in mine) / len(mine))
+
+
 def test_resolve_benchmark_errors(tmp_path, world):
     tsv, caps, name, _scorer = resolve_benchmark(f"world:{world}")
     assert tsv == world / "benchmark.tsv" and caps == world / "benchmark_captions.jsonl"

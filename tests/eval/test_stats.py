@@ -53,3 +53,19 @@ def test_pooled_difference_weighs_every_stratum_equally():
     assert d["difference"] == pytest.approx(0.05) and d["strata"] == 2 and d["n"] == 1100
     assert 0.035 < d["ci95"][0] < 0.05 < d["ci95"][1] < 0.065
     assert pooled_paired_difference([({"1": 1.0}, {"2": 1.0})])["strata"] == 0
+
+
+def test_t_interval_over_seeds_matches_the_t_distribution():
+    from sicog.eval.stats import t_interval, t_quantile_975
+
+    # three seeds, the sicog - base differences: mean 9.0, s = 6.48, t_{.975,2} = 4.303
+    r = t_interval([0.05, 0.055, 0.165])
+    assert r["n"] == 3 and r["df"] == 2 and abs(r["mean"] - 0.09) < 1e-12
+    sd = (((0.05 - 0.09) ** 2 + (0.055 - 0.09) ** 2 + (0.165 - 0.09) ** 2) / 2) ** 0.5
+    assert abs(r["ci95"][1] - (0.09 + 4.303 * sd / 3 ** 0.5)) < 1e-12
+    assert abs((r["ci95"][0] + r["ci95"][1]) / 2 - r["mean"]) < 1e-12
+    # 4 degrees of freedom (five evaluation seeds): 2.776; the expansion beyond the table is close
+    assert t_quantile_975(4) == 2.776 and abs(t_quantile_975(40) - 2.021) < 0.002
+    assert abs(t_quantile_975(120) - 1.980) < 0.002
+    assert t_interval([0.3])["ci95"] is None and t_interval([])["mean"] is None
+    assert all(abs(v - 0.2) < 1e-12 for v in t_interval([0.2, 0.2, 0.2])["ci95"])  # no spread: no width

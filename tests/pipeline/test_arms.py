@@ -78,6 +78,12 @@ def test_an_arm_of_one_task_samples_only_that_task(tmp_path):
     ("[{name: x, sources: [{kind: guess}]}]", "kind: must be one of"),
     ("[{name: x, sources: [{kind: curated}], text_only_ratio: 1.0}]", "text_only_ratio: must be in"),
     ("[base, {name: nothing}]", "all train nothing"),
+    ("[{name: x, sources: [{kind: curated, parseable: true}]}]", r"sources\[0\].parseable: only for kind candidate"),
+    ("[{name: x, sources: [{kind: curated, noise: 0.3}]}]", r"sources\[0\].noise: only for kind truth"),
+    ("[{name: x, sources: [{kind: truth, noise: 0.3, noise_from: curated}]}]", "a share or noise_from, not both"),
+    ("[{name: x, sources: [{kind: truth, noise: 1.5}]}]", "noise: must be in"),
+    ("[{name: x, sources: [{kind: truth, noise_from: greedy}]}]", "noise_from: must be one of"),
+    ("[{name: uncurated_valid, sources: []}]", "built-in arm"),
 ])
 def test_wrong_arm_entries_name_the_key(tmp_path, arms, message):
     with pytest.raises(ConfigError, match=message):
@@ -104,3 +110,32 @@ def test_an_arm_may_read_an_earlier_rounds_curated_data(tmp_path):
         _plan(tmp_path / "b", "rounds=2", "arms=[sicog, {name: ahead, sources: [{kind: curated, round: 2}]}]")
     with pytest.raises(ConfigError, match="only for kind curated"):
         _plan(tmp_path / "c", "arms=[{name: x, sources: [{kind: truth, round: 1}]}]")
+
+
+def test_control_arms_plan_their_data_from_the_table(tmp_path):
+    planner, world = _plan(tmp_path, "arms=[base, uncurated_valid, oracle, oracle_noised, annotated, "
+                           "{name: half_wrong, sources: [{kind: truth, noise: 0.5, task: reasoning}]}]")
+    steps = {s.name: s for s in planner.steps}
+    # no arm trains on curated data, but uncurated_valid takes the items curation kept and oracle_noised
+    # as many wrong labels as it has: both tasks are sampled and curated
+    for task in ("captions", "reasoning"):
+        curated = planner.curated[(1, task)]
+        valid = steps[f"r1/uncurated_{task}_kept_parseable"]
+        assert valid.inputs["curated"] == curated and valid.params["items"] == "kept"
+        assert valid.params["parseable"] == {"captions": "cod", "reasoning": "cot"}[task]
+        noised = steps[f"r1/noised_{task}"]
+        assert noised.inputs == {"truth": str(world / f"oracle_{task}.jsonl"), "labels": curated}
+    assert steps["r1/noised_reasoning_0.5"].params["share"] == 0.5 and "labels" not in steps[
+        "r1/noised_reasoning_0.5"].inputs
+    def sources(arm):
+        return [x["path"] for x in steps[f"r1/pretrain_{arm}"].params["train"]["data"]["sources"]][:-1]  # - text
+    assert sources("oracle") == [str(world / "oracle_captions.jsonl"), str(world / "oracle_reasoning.jsonl")]
+    assert sources("oracle_noised") == [steps["r1/noised_captions"].outputs["records"],
+                                        steps["r1/noised_reasoning"].outputs["records"]]
+    assert sources("annotated") == [str(world / "annotated_captions.jsonl"), str(world / "annotated_reasoning.jsonl")]
+    assert sources("uncurated_valid") == [steps["r1/uncurated_captions_kept_parseable"].outputs["records"],
+                                          steps["r1/uncurated_reasoning_kept_parseable"].outputs["records"]]
+    assert sources("half_wrong") == [steps["r1/noised_reasoning_0.5"].outputs["records"]]
+    # annotations alone need no warm-up, sampling or curation
+    planner, _ = _plan(tmp_path / "b", "arms=[base, annotated]")
+    assert not [s.name for s in planner.steps if s.name.startswith("r1/") and "annotated" not in s.name]

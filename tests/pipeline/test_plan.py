@@ -17,6 +17,7 @@ from sicog.pipeline.config import LauncherConfig, PipelineConfig
 from sicog.pipeline.data_steps import uncurated_records
 from sicog.pipeline.launch import command_argv
 from sicog.pipeline.plan import build_plan
+from sicog.utils.io import SicogError
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = ROOT / "configs" / "pipeline"
@@ -194,6 +195,65 @@ def test_uncurated_picks_one_seeded_random_candidate_per_item(tmp_path):
     assert all(r in a for r in sub) and sub != a[:10]  # same per-item draws, random items, file order
     assert [r["id"] for r in sub] == sorted((r["id"] for r in sub), key=lambda i: int(i[1:]))
     assert uncurated_records(str(path), 0, n_items=99) == a
+
+
+def test_uncurated_valid_draws_a_parseable_candidate_of_the_kept_items(tmp_path):
+    path = tmp_path / "cand.jsonl"
+    good = "Step 1: Clarify.\nx\n\nStep 2: Look.\ny\n\nStep 3: Reason.\nz\n\nStep 4: Conclude.\nThe answer is {}."
+    recs = [{"id": f"q{i}", "image": f"{i}.png", "prompt": "How many?", "mode": "cot",
+             "candidates": ["rambling without an answer", good.format(i), "more rambling", good.format(i + 1)]}
+            for i in range(30)]
+    recs.append({"id": "none", "image": "n.png", "prompt": "p", "mode": "cot", "candidates": ["no", "answer"]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    kept = {f"q{i}" for i in range(0, 30, 3)} | {"none"}
+    out = uncurated_records(str(path), 0, ids=kept, parse_mode="cot")
+    assert {r["id"] for r in out} == kept - {"none"}  # an item with no parseable candidate is left out
+    assert {r["chosen_index"] for r in out} == {0, 1}  # indices among the parseable ones (1 and 3)
+    assert all("The answer is" in r["conversations"][1]["value"] for r in out)
+    assert len({r["conversations"][1]["value"][-3:] for r in uncurated_records(str(path), 0, parse_mode="cot")}) > 10
+
+
+class _Noiser:   # a label "states" the number after '#'; wrong: the next number
+    def wrong(self, text, prompt, task, rng):
+        return None if "#" not in text else text.split("#")[0] + f"#{int(text.split('#')[1]) + 1}"
+
+    def is_wrong(self, label, truth, task):
+        return label != truth
+
+
+def test_noised_truth_makes_the_share_of_the_curated_labels_wrong(tmp_path):
+    from sicog.pipeline import hooks
+    from sicog.pipeline.data_steps import noised_records, noised_truth_action
+
+    def rec(i, text):
+        return {"id": f"u{i}", "image": f"{i}.png", "conversations": [{"from": "human", "value": "<image>\nCount."},
+                                                                      {"from": "gpt", "value": text}]}
+    truth = [rec(i, f"count #{i % 5}") for i in range(40)] + [rec(99, "nothing stated")]
+    (tmp_path / "truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in truth))
+    # curated labels of 20 items, 5 of them wrong: a quarter
+    labels = [rec(i, f"count #{i % 5}" if i % 4 else "count #7") for i in range(20)]
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labels))
+    out, noised, unnoisable = noised_records(truth, 0.5, "reasoning", _Noiser(), 3)
+    assert noised + unnoisable == round(0.5 * 41) and [r["id"] for r in out] == [r["id"] for r in truth]
+    assert sum(r.get("noised", False) for r in out) == noised
+    for r, t in zip(out, truth):
+        assert (r["conversations"][1]["value"] != t["conversations"][1]["value"]) == r.get("noised", False)
+        assert r["conversations"][0] == t["conversations"][0]
+    assert noised_records(truth, 0.5, "reasoning", _Noiser(), 3)[0] == out  # seeded
+    assert noised_records(truth, 0.0, "reasoning", _Noiser(), 3)[0] == truth
+    action = noised_truth_action(str(tmp_path / "truth.jsonl"), str(tmp_path / "out.jsonl"), "reasoning", 3,
+                                 None, str(tmp_path / "labels.jsonl"))
+    saved = list(hooks._LABEL_NOISERS)
+    hooks._LABEL_NOISERS[:] = []
+    try:
+        with pytest.raises(SicogError, match="label noiser"):
+            action(None, None)
+        hooks.register_label_noiser(_Noiser())
+        counts = action(None, None)
+    finally:
+        hooks._LABEL_NOISERS[:] = saved
+    assert counts["share"] == 0.25 and counts["labels_judged"] == 20 and counts["records"] == 41
+    assert counts["noised"] + counts["unnoisable"] == round(0.25 * 41)
 
 
 def test_uncurated_arm_matches_the_curated_item_count_unless_all(tmp_path):

@@ -90,3 +90,26 @@ def test_round_monitor_table_shows_every_round_and_its_warnings():
     assert "| 1 | 40.0 | 25.0 (3 / 4) | captions | 4 | 0.5 | 0.25 | 9.0 / 9 | – | – |" in md
     assert "| 2 | 30.0 | – | reasoning | 4 | 0.5 | 0.25 | 9.0 / 9 | 0.00 (1; 100.0 '0') | 50.0 |" in md
     assert "- round 2: curated reasoning: entropy low" in md
+
+
+def test_each_subtype_apart_with_its_interval_and_the_generate_subset(tmp_path):
+    def summary(acc_all, acc_class):
+        subs = {"count_all": {"accuracy": acc_all, "n": 6, "ci95": [acc_all - 0.1, acc_all + 0.1]},
+                "count_class": {"accuracy": acc_class, "n": 4, "ci95": [acc_class - 0.2, acc_class + 0.2]}}
+        s = _summary(0.6, 0.3, {}, {})
+        s["prompt_style"] = "open_cot"
+        s["mcq"]["per_subcategory"] = subs
+        s["mcq_by_scoring"]["generate"].update(n=5, ci95=[0.0, 0.6])
+        s["mcq_shuffled_images"]["per_subcategory"] = {k: {**v, "accuracy": 0.25} for k, v in subs.items()}
+        return s
+
+    write_json(tmp_path / "e" / "summary.json", summary(0.8, 0.5))
+    arm = arm_result(str(tmp_path / "c"), str(tmp_path / "e"), tmp_path)
+    assert arm["benchmark"]["per_subcategory"]["count_class"] == {"accuracy": 0.5, "ci95": [0.3, 0.7], "n": 4}
+    assert arm["benchmark"]["by_scoring"]["generate"] == {"accuracy": 0.25, "ci95": [0.0, 0.6], "n": 5}
+    md = render_markdown({"arms": {"sicog": {**arm, "note": "curated labels"}}, "rounds": [], "steps": []}, "t")
+    assert "- `sicog`: curated labels" in md
+    assert "| arm | count_all (n 6) | count_class (n 4) |" in md
+    assert "| sicog | 80.0 [70.0, 90.0] | 50.0 [30.0, 70.0] |" in md
+    assert "| sicog, shuffled images | 25.0 [70.0, 90.0] | 25.0 [30.0, 70.0] |" in md
+    assert "| 25.0 [0.0, 60.0] (n 5, open_cot) |" in md and "step-by-step answer to the open question" in md

@@ -22,9 +22,10 @@ SMOKE = str(PRESETS / "smoke.yaml")
 
 def _sets(tmp_path):
     world = fake_world(tmp_path / "world")
-    # the round monitor off: the step counts below are those of the arms' own steps
+    # the paper's four arms (the smoke preset also runs the controls) and the round monitor off: the step
+    # counts below are those of these arms' own steps
     return [f"work_dir={tmp_path / 'work'}", f"data.world={world}", "post_training.method=none",
-            "monitor.enabled=false"]
+            "arms=[base, sicog, uncurated, oracle]", "monitor.enabled=false"]
 
 
 def test_parse_sweeps_reads_values_as_yaml_and_orders_n_from_the_largest():

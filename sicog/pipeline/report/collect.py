@@ -30,6 +30,11 @@ def _rel(path: str | None, root: Path) -> str | None:
         return str(path)
 
 
+def _subtypes(mcq: dict) -> dict:
+    """{subtype: {accuracy, ci95, n}} of an evaluation's per_subcategory (the TSV's l2-category)."""
+    return {k: {f: v.get(f) for f in ("accuracy", "ci95", "n")} for k, v in (mcq.get("per_subcategory") or {}).items()}
+
+
 def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
     """{checkpoint, benchmark{accuracy, n, per_category}, captions{object_recall, hallucination_rate}}."""
     summary = read_summary(eval_dir) if eval_dir else None
@@ -46,6 +51,11 @@ def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
             "chance_accuracy": mcq.get("chance_accuracy"),
             "scoring": summary.get("mcq_scoring", "generate"),
             "accuracy_by_scoring": {way: m.get("accuracy") for way, m in (summary.get("mcq_by_scoring") or {}).items()},
+            # each scoring's n and interval: a scoring may read fewer questions (evaluation.generate_limit)
+            "by_scoring": {way: {k: m.get(k) for k in ("accuracy", "ci95", "n")}
+                           for way, m in (summary.get("mcq_by_scoring") or {}).items()},
+            "prompt_style": summary.get("prompt_style"),
+            "per_subcategory": _subtypes(mcq),
         }
         blind = summary.get("mcq_shuffled_images")
         if blind:
@@ -53,6 +63,7 @@ def arm_result(checkpoint: str, eval_dir: str | None, root: Path) -> dict:
             out["benchmark"]["ci95_shuffled_images"] = blind.get("ci95")
             out["benchmark"]["per_category_shuffled_images"] = {
                 k: (v["accuracy"] if isinstance(v, dict) else v) for k, v in (blind.get("per_category") or {}).items()}
+            out["benchmark"]["per_subcategory_shuffled_images"] = _subtypes(blind)
         if summary.get("benchmarks"):
             out["benchmarks"] = {name: {k: b.get(k) for k in ("kind", "headline", "value", "n_items", "paired")}
                                  for name, b in summary["benchmarks"].items()}
@@ -139,6 +150,8 @@ def build_report(planner, engine, root: Path, extra: dict | None = None) -> dict
         if (r, arm) in planner.arm_checkpoints:
             arms[arm] = arm_result(planner.arm_checkpoints[(r, arm)], planner.evaluations.get((r, arm)), root)
             arms[arm]["stage15_data"] = _stage15_data(planner, r, arm, root)
+            if table[arm].note:
+                arms[arm]["note"] = table[arm].note  # what the arm measures (its entry of the arms table)
     for arm in POST_TRAINING_ARMS:  # post_training: after stage 2 of round 1
         if (1, arm) in planner.arm_checkpoints:
             from sicog.pipeline.post_training import dpo_result

@@ -18,6 +18,11 @@ from sicog.eval.stats import paired_difference
 #: (arm, against): what the demo and the paper compare — does self-generated pre-training help, does
 #: curation help, and how far perfect labels would go
 COMPARISONS = (("sicog", "base"), ("sicog", "uncurated"), ("oracle", "base"), ("sicog", "oracle"),
+               # the controls of the mechanism (sicog.pipeline.arms): selection against chance at equal
+               # parseable data, correct against as-often-wrong labels, self-generated data beyond the
+               # seed labels, stage 1.5 against as many more stage-2 steps
+               ("sicog", "uncurated_valid"), ("oracle", "oracle_noised"), ("sicog", "annotated"),
+               ("annotated", "base"), ("sicog", "base_long"), ("oracle", "base_long"),
                # post-training arms (when the run has them): what DPO adds, and what stage 1.5 adds under DPO
                ("sicog_dpo", "sicog"), ("sicog_dpo", "base_dpo"))
 

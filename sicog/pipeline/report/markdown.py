@@ -20,6 +20,41 @@ def _signed(v) -> str:
     return "–" if v is None else f"{100 * v:+.1f}"
 
 
+def _scoring_cell(b: dict, way: str) -> str:
+    """A second scoring's accuracy, with its interval and, when it read fewer questions, their number."""
+    m = (b.get("by_scoring") or {}).get(way)
+    if not m:
+        return _fmt(b.get("accuracy_by_scoring", {}).get(way))
+    cell = _with_ci(m.get("accuracy"), m.get("ci95"))
+    style = b.get("prompt_style") if way == "generate" and b.get("prompt_style") not in (None, "direct") else None
+    if m.get("n") == b.get("n") and not style:
+        return cell
+    return cell + " (" + ", ".join([f"n {m['n']}"] + ([style] if style else [])) + ")"
+
+
+def _subtype_table(report: dict) -> list[str]:
+    """Accuracy per question subtype (the benchmark's l2-category), each arm with its interval, and the
+    shuffled-image control of the same subtype: a gain confined to one skill shows here."""
+    arms = report["arms"]
+    subs = sorted({k for a in arms.values() for k in a.get("benchmark", {}).get("per_subcategory") or {}})
+    if not subs:
+        return []
+    lines = ["", "### Accuracy per question subtype (%, 95 % interval over that subtype's questions)", "",
+             "| arm | " + " | ".join(f"{s} (n {_sub_n(arms, s)})" for s in subs) + " |", "|---|" + "---|" * len(subs)]
+    for suffix, key in (("", "per_subcategory"), (", shuffled images", "per_subcategory_shuffled_images")):
+        for name, a in arms.items():
+            ps = a.get("benchmark", {}).get(key)
+            if ps:
+                lines.append(f"| {name}{suffix} | " + " | ".join(
+                    _with_ci((ps.get(s) or {}).get("accuracy"), (ps.get(s) or {}).get("ci95")) for s in subs) + " |")
+    return lines
+
+
+def _sub_n(arms: dict, sub: str):
+    return next(((a["benchmark"]["per_subcategory"].get(sub) or {}).get("n") for a in arms.values()
+                 if (a.get("benchmark", {}).get("per_subcategory") or {}).get(sub)), "–")
+
+
 def render_markdown(report: dict, title: str, notes: list[str] | None = None,
                     sections: list[str] | None = None) -> str:
     """The report as markdown; `notes` list departures from the real recipe, `sections` are extra lines."""
@@ -33,12 +68,14 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
                               for w in a.get("benchmark", {}).get("accuracy_by_scoring", {})))
     headline = next((a["benchmark"].get("scoring") for a in report["arms"].values() if a.get("benchmark")), None)
     others = [w for w in ways if w != headline]
+    style = next((a["benchmark"].get("prompt_style") for a in report["arms"].values() if a.get("benchmark")), None)
     lines += ["## Arms (round 1)", ""]
     if headline:
         lines += [f"Benchmark accuracy is scored by **{headline}**" +
                   (f"; also shown: {', '.join(others)}" if others else "") +
-                  " (generate: the option letter the model writes; likelihood: the option text it finds "
-                  "most probable as the answer to the open question).", ""]
+                  (" (generate: the model's own step-by-step answer to the open question, matched to the option "
+                   "texts (open_cot); " if style == "open_cot" else " (generate: the option letter the model writes; ")
+                  + "likelihood: the option text it finds most probable as the answer to the open question).", ""]
     blind = any("accuracy_shuffled_images" in a.get("benchmark", {}) for a in report["arms"].values())
     if blind:
         lines += ["*shuffled images*: the same questions, each with another item's image — what the question "
@@ -49,11 +86,14 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
               "| checkpoint |", "|---|---|" + "---|" * (len(others) + blind) + "---|---|---|---|"]
     for name, a in report["arms"].items():
         b, c = a.get("benchmark", {}), a.get("captions", {})
-        extra = "".join(f"{_fmt(b.get('accuracy_by_scoring', {}).get(w))} | " for w in others)
+        extra = "".join(f"{_scoring_cell(b, w)} | " for w in others)
         if blind:
             extra += f"{_with_ci(b.get('accuracy_shuffled_images'), b.get('ci95_shuffled_images'))} | "
         lines.append(f"| {name} | {_with_ci(b.get('accuracy'), b.get('ci95'))} | {extra}{b.get('n', '–')} | "
                      f"{_fmt(c.get('object_recall'))} | {_fmt(c.get('hallucination_rate'))} | `{a['checkpoint']}` |")
+    notes = [f"- `{name}`: {a['note']}" for name, a in report["arms"].items() if a.get("note")]
+    if notes:
+        lines += ["", "What each arm is (its entry of the arms table):", "", *notes]
     if report.get("comparisons"):
         lines += ["", "### Paired differences (same questions)", "",
                   "Each question scored for both arms; the interval resamples questions in pairs, so it is "
@@ -66,6 +106,7 @@ def render_markdown(report: dict, title: str, notes: list[str] | None = None,
                          f"[{_signed(lo)}, {_signed(hi)}] | {c['n']} |")
     lines += _benchmark_tables(report)
     lines += _overlap_table(report)
+    lines += _subtype_table(report)
     cats = sorted({k for a in report["arms"].values() for k in a.get("benchmark", {}).get("per_category", {})})
     if cats:
         lines += ["", "### Accuracy per question category (%)", "",
