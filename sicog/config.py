@@ -22,13 +22,7 @@ from typing import Any, TypeVar
 import yaml
 
 from sicog.model_settings import LoraSettings, TinyModelConfig, UhdSettings  # noqa: F401 (re-exported)
-from sicog.utils.fields import (  # noqa: F401 (re-exported; choices, ranged: deprecated, for the two modules they name)
-    ConfigError,
-    check_field,
-    choices,
-    ranged,
-    setting,
-)
+from sicog.utils.fields import ConfigError, check_field, setting  # noqa: F401 (re-exported)
 from sicog.utils.io import atomic_write
 from sicog.utils.yaml_files import read_yaml
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sicog.config import ConfigError
-from sicog.utils.fields import choices, ranged
+from sicog.utils.fields import setting
 
 SOURCE_KINDS = ("curated", "candidate", "annotations", "truth", "file")
 TASKS = ("captions", "reasoning")
@@ -42,25 +42,25 @@ TASKS = ("captions", "reasoning")
 class ArmSource:
     """One stage-1.5 source of an arm (see the module docstring for the kinds)."""
 
-    kind: str = choices(SOURCE_KINDS, "curated")
-    task: str | None = choices(TASKS, None)  # one task's data only; null: captions then reasoning
+    kind: str = setting("curated", choices=SOURCE_KINDS)
+    task: str | None = setting(None, choices=TASKS)  # one task's data only; null: captions then reasoning
     path: str | None = None  # kind file: a JSONL / JSON of LLaVA records (${VAR} expanded)
     # kind candidate: `matched` (a seeded random subset as large as what curation keeps), `all`
     # (every item) or `kept` (the very items curation kept); null: the pipeline's uncurated_items
-    items: str | None = choices(("matched", "all", "kept"), None)
+    items: str | None = setting(None, choices=("matched", "all", "kept"))
     # kind candidate: draw only among the candidates curation's extractor parses (a CoD with its
     # Step-5 description, a CoT with a final answer); items with none are left out
     parseable: bool = False
     # kind truth: the share of its items (seeded) whose stated counts / final answer the registered
     # label noiser (sicog.pipeline.hooks) replaces with a wrong value
-    noise: float | None = ranged(None, min=0.0, max=1.0)
+    noise: float | None = setting(None, min=0.0, max=1.0)
     # kind truth: take the share instead from the round's curated labels of the task: the share of
     # them the noiser judges wrong against the truth of the same item (a positive control: correct
     # labels against labels as often wrong as the self-generated ones)
-    noise_from: str | None = choices(("curated",), None)
+    noise_from: str | None = setting(None, choices=("curated",))
     # kind curated: the curated data of that round (<= the round the arm trains in, e.g. round 2
     # training on round 1's data as well as its own); null: the arm's own round
-    round: int | None = ranged(None, min=1)
+    round: int | None = setting(None, min=1)
 
     def tasks(self) -> tuple[str, ...]:
         return (self.task,) if self.task else TASKS
@@ -72,9 +72,9 @@ class ArmSpec:
 
     name: str = ""
     sources: list[ArmSource] = field(default_factory=list)
-    text_only_ratio: float | None = ranged(None, min=0.0, max=1.0, max_exclusive=True)
-    pretrain_steps: int | None = ranged(None, min=1)
-    sft_steps: int | None = ranged(None, min=1)
+    text_only_ratio: float | None = setting(None, min=0.0, max=1.0, max_exclusive=True)
+    pretrain_steps: int | None = setting(None, min=1)
+    sft_steps: int | None = setting(None, min=1)
     against: list[str] = field(default_factory=list)  # arms the report compares it with (paired differences)
     note: str = ""  # what the arm measures, in a line
 

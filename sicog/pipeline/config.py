@@ -14,12 +14,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sicog.config import ConfigError, ranged
+from sicog.config import ConfigError
 from sicog.eval.config import EvaluateConfig
 from sicog.pipeline.arms import ArmSpec, check_arms
 from sicog.pipeline.estimate_config import EstimateSpec
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.sampling.config import SampleConfig
+from sicog.utils.fields import setting
 from sicog.utils.secrets import is_secret_key, register_secret
 
 POST_TRAINING_ARMS = ("sicog_dpo", "base_dpo")  # added by a post_training section (not listed in arms)
@@ -187,13 +188,13 @@ class MonitorConfig:
     probe_image_folder: str | None = None  # image paths of the probe records are relative to it (null: data.image_folder)
     # or: hold out this many images of data.annotated_reasoning (all their records) as the probe; the
     # warm-up and every other use of the annotations then reads the rest (0: none)
-    probe_heldout: int = ranged(0, min=0)
+    probe_heldout: int = setting(0, min=0)
     # warning thresholds (docs/round_monitor.md)
-    max_probe_drop: float = ranged(0.05, min=0, max=1)  # teacher accuracy below the previous round's by more
-    min_distinct_2: float = ranged(0.03, min=0, max=1)  # distinct word bigrams / all, over a task's first 50 labels
-    max_length_change: float = ranged(0.5, min=0)  # |mean words / previous round's - 1|
-    min_answer_entropy: float = ranged(1.0, min=0)  # bits, of the curated CoT labels' final answers
-    max_copied_share: float = ranged(0.25, min=0, max=1)  # labels identical to one of the previous round's
+    max_probe_drop: float = setting(0.05, min=0, max=1)  # teacher accuracy below the previous round's by more
+    min_distinct_2: float = setting(0.03, min=0, max=1)  # distinct word bigrams / all, over a task's first 50 labels
+    max_length_change: float = setting(0.5, min=0)  # |mean words / previous round's - 1|
+    min_answer_entropy: float = setting(1.0, min=0)  # bits, of the curated CoT labels' final answers
+    max_copied_share: float = setting(0.25, min=0, max=1)  # labels identical to one of the previous round's
 
 
 @dataclass
@@ -202,7 +203,7 @@ class DemoSpec:
 
     world_args: list[str] = field(default_factory=list)  # flags of `sicog world` (sizes …)
     # images of a probe drawn apart from the world (no file of it changes), for monitor.probe; 0: none
-    probe_images: int = ranged(0, min=0)
+    probe_images: int = setting(0, min=0)
     notes: list[str] = field(default_factory=list)  # where the demo departs from the real recipe
 
 

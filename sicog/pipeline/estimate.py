@@ -29,7 +29,7 @@ from sicog.model.size import (
 from sicog.pipeline import estimate_data as ed
 from sicog.pipeline.hooks import model_configs_of
 from sicog.pipeline.step import Step
-from sicog.utils.fields import choices, ranged
+from sicog.utils.fields import setting
 from sicog.utils.io import SicogError
 
 # dense bf16 peak FLOP/s (vendors' data sheets, without sparsity) and memory (GB) of the GPU types
@@ -42,11 +42,11 @@ LOGIT_BYTES = 2 + 4  # bf16 logits and their fp32 copy for the loss, per vocabul
 class EstimateOptions:
     """The flags of `--estimate` (declared once: `sicog.pipeline.cli` adds them from these fields)."""
 
-    gpu: str = choices(tuple(GPUS), "a100-80gb")
-    mfu: float = ranged(0.4, min=0, max=1, min_exclusive=True)  # training: model FLOPs / peak
-    sample_mfu: float = ranged(0.1, min=0, max=1, min_exclusive=True)  # generation is memory-bound: far lower
-    api_input_price: float = ranged(2.5, min=0)  # USD per 1M input tokens (gpt-4o, OpenAI's list price)
-    api_output_price: float = ranged(10.0, min=0)  # USD per 1M output tokens
+    gpu: str = setting("a100-80gb", choices=tuple(GPUS))
+    mfu: float = setting(0.4, min=0, max=1, min_exclusive=True)  # training: model FLOPs / peak
+    sample_mfu: float = setting(0.1, min=0, max=1, min_exclusive=True)  # generation is memory-bound: far lower
+    api_input_price: float = setting(2.5, min=0)  # USD per 1M input tokens (gpt-4o, OpenAI's list price)
+    api_output_price: float = setting(10.0, min=0)  # USD per 1M output tokens
 
     HELP = {
         "gpu": "GPU type whose dense bf16 peak the GPU-hours use",

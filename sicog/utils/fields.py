@@ -104,18 +104,6 @@ def setting(default: Any = dataclasses.MISSING, help: str | None = None, *, choi
     return dataclasses.field(default=default, metadata=meta)
 
 
-def choices(values: tuple, default: Any = dataclasses.MISSING, **kwargs) -> Any:
-    """Deprecated: `setting(default, choices=values)`. Kept only for sicog/pipeline/config.py and
-    sicog/stages/curation/config.py until they are converted."""
-    return setting(default, choices=values, **kwargs)
-
-
-def ranged(default: Any = dataclasses.MISSING, **kwargs) -> Any:
-    """Deprecated: `setting(default, min=..., max=...)`. Kept only for sicog/pipeline/config.py and
-    sicog/stages/curation/config.py until they are converted."""
-    return setting(default, **kwargs)
-
-
 def describe_range(r: dict) -> str:
     """The values a range allows, in words: ">= 1", "> 0", "in [0, 1)", "-1 or >= 1"."""
     def num(x: float) -> str:
