@@ -22,16 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from sicog.config import ConfigError
-from sicog.pipeline.arms import TASKS, ArmSource, ArmSpec
+from sicog.pipeline.arms import ArmSource, ArmSpec
 from sicog.pipeline.config import expand_env
-
-#: per task: warm-up stage key, stage name, annotation key, unlabeled key, sampling mode, truth key
-TASK_KEYS = {
-    "captions": ("warmup_perception", "stage0_warmup_perception", "annotated_captions", "unlabeled_images", "cod",
-                 "oracle_captions"),
-    "reasoning": ("warmup_reasoning", "stage0_warmup_reasoning", "annotated_reasoning", "unlabeled_questions", "cot",
-                  "oracle_reasoning"),
-}
+from sicog.pipeline.tasks import TASK_NAMES, TASKS
 
 
 def _items(planner, src: ArmSource) -> str:
@@ -41,11 +34,12 @@ def _items(planner, src: ArmSource) -> str:
 def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str, list[str]]:
     """Warm-up, sampling, curation and data steps of round k; returns each arm's stage-1.5 files."""
     cfg, data, r = planner.cfg, planner.data, f"r{k}"
-    sampled = [t for t in TASKS if any(a.uses("curated", t, k) or a.uses("candidate", t, k)
+    sampled = [t for t in TASK_NAMES if any(a.uses("curated", t, k) or a.uses("candidate", t, k)
                                        or any(s.noise_from for s in a.uses("truth", t, k)) for a in arms)]
     cand = {}
     for task in sampled:
-        warm_key, stage, ann_key, unl_key, mode, _ = TASK_KEYS[task]
+        t = TASKS[task]
+        warm_key, stage, ann_key, unl_key, mode = t.warmup, t.warmup_stage, t.annotations, t.unlabeled, t.sample_mode
         warm = planner.train_step(f"{r}/{warm_key}", warm_key, stage, {"checkpoint": base},
                                   [{"path": planner.need(ann_key, "warm-up"), "image_folder": data.image_folder}],
                                   round=k, task=task)
@@ -71,10 +65,10 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
             name = f"{r}/uncurated_{task}" + ("" if plain else f"_{items}") + ("_parseable" if parseable else "")
             uncurated[(task, items, parseable)] = planner.uncurated_step(
                 name, cand[task], k, task, planner.curated[(k, task)] if items in ("matched", "kept") else None,
-                arm=arm, items=items, parse_mode=TASK_KEYS[task][4] if parseable else None)
+                arm=arm, items=items, parse_mode=TASKS[task].sample_mode if parseable else None)
             if plain:
                 planner.uncurated[(k, task)] = uncurated[(task, items, parseable)]
-    truth = {t: _truth(planner, k, t) for t in TASKS if any(a.uses("truth", t, k) for a in arms)}
+    truth = {t: _truth(planner, k, t) for t in TASK_NAMES if any(a.uses("truth", t, k) for a in arms)}
     noised: dict[tuple[str, float | None, str | None], str] = {}  # (task, share, noise_from) -> records
     for arm in arms:
         for src in arm.sources:
@@ -100,7 +94,7 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                 elif src.kind == "candidate":
                     files.append(uncurated[(task, _items(planner, src), src.parseable)])
                 elif src.kind == "annotations":
-                    files.append(planner.need(TASK_KEYS[task][2], f"the {arm.name} arm"))
+                    files.append(planner.need(TASKS[task].annotations, f"the {arm.name} arm"))
                 elif src.noise is not None or src.noise_from is not None:
                     files.append(noised[(task, src.noise, src.noise_from)])
                 else:
@@ -122,7 +116,7 @@ def _curated(planner, arm: ArmSpec, src: ArmSource, k: int, task: str) -> str:
 
 def _truth(planner, k: int, task: str) -> str:
     """The ground truth of the task's unlabeled items (its first max_items when sampling takes those)."""
-    key = TASK_KEYS[task][5]
+    key = TASKS[task].truth
     path = planner.need(key, "the truth source of an arm (e.g. the oracle arm)")
     max_items = getattr(planner.cfg.sampling, task).max_items
     if max_items:

@@ -32,10 +32,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sicog.config import ConfigError
+from sicog.pipeline.tasks import TASK_NAMES
 from sicog.utils.fields import setting
 
 SOURCE_KINDS = ("curated", "candidate", "annotations", "truth", "file")
-TASKS = ("captions", "reasoning")
 
 
 @dataclass
@@ -43,7 +43,7 @@ class ArmSource:
     """One stage-1.5 source of an arm (see the module docstring for the kinds)."""
 
     kind: str = setting("curated", choices=SOURCE_KINDS)
-    task: str | None = setting(None, choices=TASKS)  # one task's data only; null: captions then reasoning
+    task: str | None = setting(None, choices=TASK_NAMES)  # one task's data only; null: captions then reasoning
     path: str | None = None  # kind file: a JSONL / JSON of LLaVA records (${VAR} expanded)
     # kind candidate: `matched` (a seeded random subset as large as what curation keeps), `all`
     # (every item) or `kept` (the very items curation kept); null: the pipeline's uncurated_items
@@ -63,7 +63,7 @@ class ArmSource:
     round: int | None = setting(None, min=1)
 
     def tasks(self) -> tuple[str, ...]:
-        return (self.task,) if self.task else TASKS
+        return (self.task,) if self.task else TASK_NAMES
 
 
 @dataclass

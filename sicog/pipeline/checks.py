@@ -19,6 +19,7 @@ from sicog.eval.config import EvaluateConfig
 from sicog.pipeline.actions import check_command_config, command_config, train_config
 from sicog.pipeline.config import PipelineConfig, validate
 from sicog.pipeline.step import Step
+from sicog.pipeline.tasks import TASKS
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.io import SicogError
@@ -37,13 +38,13 @@ def check_settings(cfg: PipelineConfig, config_dir: str | Path | None = None) ->
         train_config(getattr(cfg.stages, key), stage=stage, model={"checkpoint": placeholder},
                      sources=[{"path": placeholder}], output_dir=placeholder, seed=cfg.seed,
                      where=f"stages.{key}", config_dir=config_dir)
-    for task, mode in (("captions", "cod"), ("reasoning", "cot")):
-        sample = command_config(SampleConfig, getattr(cfg.sampling, task), model=placeholder, data="<records>",
-                                out="<candidates>", mode=mode)
-        check_command_config(sample, f"sampling.{task}")
-        curate = command_config(CurateConfig, getattr(cfg.curation, task), candidates="<candidates>",
-                                out="<curated>", task="caption" if task == "captions" else "reasoning")
-        check_command_config(curate, f"curation.{task}")
+    for task in TASKS.values():
+        sample = command_config(SampleConfig, getattr(cfg.sampling, task.name), model=placeholder, data="<records>",
+                                out="<candidates>", mode=task.sample_mode)
+        check_command_config(sample, f"sampling.{task.name}")
+        curate = command_config(CurateConfig, getattr(cfg.curation, task.name), candidates="<candidates>",
+                                out="<curated>", task=task.curate_task)
+        check_command_config(curate, f"curation.{task.name}")
     if cfg.evaluation.enabled:
         evaluate = command_config(EvaluateConfig, cfg.evaluation, model=placeholder,
                                   benchmark=cfg.evaluation.benchmark or "<benchmark>", out="<result>")

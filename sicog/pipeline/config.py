@@ -18,6 +18,7 @@ from sicog.config import ConfigError
 from sicog.eval.config import EvaluateConfig
 from sicog.pipeline.arms import ArmSpec, check_arms
 from sicog.pipeline.estimate_config import EstimateSpec
+from sicog.pipeline.tasks import TASK_NAMES
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.fields import setting
@@ -307,14 +308,14 @@ def validate(cfg: PipelineConfig) -> None:
         raise ConfigError("key rounds: rounds > 1 needs the 'sicog' arm (its model is the next base)")
     if not 0.0 <= cfg.mixture.text_only_ratio < 1.0:
         raise ConfigError(f"key mixture.text_only_ratio: must be in [0, 1), got {cfg.mixture.text_only_ratio}")
-    owned = [(f"sampling.{t}", getattr(cfg.sampling, t)) for t in ("captions", "reasoning")]
-    owned += [(f"curation.{t}", getattr(cfg.curation, t)) for t in ("captions", "reasoning")]
+    owned = [(f"sampling.{t}", getattr(cfg.sampling, t)) for t in TASK_NAMES]
+    owned += [(f"curation.{t}", getattr(cfg.curation, t)) for t in TASK_NAMES]
     owned.append(("evaluation", cfg.evaluation))
     for where, spec in owned:
         for key in type(spec).PIPELINE_KEYS:
             if getattr(spec, key) != getattr(type(spec), key, None) and getattr(spec, key) is not None:
                 raise ConfigError(f"key {where}.{key}: the pipeline sets it for every step; remove it")
-    for task in ("captions", "reasoning"):
+    for task in TASK_NAMES:
         mi = getattr(cfg.sampling, task).max_items
         if mi is not None and mi < 1:
             raise ConfigError(f"key sampling.{task}.max_items: must be >= 1 (or null: every item), got {mi}")

@@ -29,6 +29,7 @@ from sicog.model.size import (
 from sicog.pipeline import estimate_data as ed
 from sicog.pipeline.hooks import model_configs_of
 from sicog.pipeline.step import Step
+from sicog.pipeline.tasks import TASKS
 from sicog.utils.fields import setting
 from sicog.utils.io import SicogError
 
@@ -224,7 +225,7 @@ class Estimator:
         if stated is not None:
             return stated
         if task not in self.generated:
-            key = "annotated_captions" if task == "captions" else "annotated_reasoning"
+            key = TASKS[task].annotations
             path = getattr(self.planner.data, key)
             if not path or not Path(path).is_file():
                 raise SicogError(f"estimate: step {step}: data.{key} is absent, so the new tokens per candidate "

@@ -26,10 +26,10 @@ from sicog.pipeline.config import MonitorConfig, expand_env
 from sicog.pipeline.data_steps import hold_out_probe, sample_counts
 from sicog.pipeline.launch import python_action
 from sicog.pipeline.step import Step
+from sicog.pipeline.tasks import TASK_NAMES
 from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.io import write_json
 
-TASKS = ("captions", "reasoning")
 THRESHOLDS = ("max_probe_drop", "min_distinct_2", "max_length_change", "min_answer_entropy", "max_copied_share")
 
 
@@ -112,7 +112,7 @@ def plan_monitor(planner, k: int) -> None:
     """Add round k's probe and monitor steps (nothing when monitor.enabled is false or the round
     has neither curated data nor a warm-up model)."""
     mon: MonitorConfig = planner.cfg.monitor
-    curated = {t: planner.curated[(k, t)] for t in TASKS if (k, t) in planner.curated}
+    curated = {t: planner.curated[(k, t)] for t in TASK_NAMES if (k, t) in planner.curated}
     teacher = next((s for s in planner.steps if s.round == k and s.role == "warmup_reasoning"), None)
     if not mon.enabled or (not curated and teacher is None):
         return
@@ -139,7 +139,7 @@ def plan_monitor(planner, k: int) -> None:
                                    task="reasoning", role="probe")
         step.diagnostic = True  # feeds only the report
         inputs["probe"] = probe_out
-    previous_curated = {t: planner.curated[(k - 1, t)] for t in TASKS if (k - 1, t) in planner.curated}
+    previous_curated = {t: planner.curated[(k - 1, t)] for t in TASK_NAMES if (k - 1, t) in planner.curated}
     previous = next((s for s in planner.steps if s.round == k - 1 and s.role == "monitor"), None)
     previous_json = previous.outputs["monitor"] if previous is not None else None
     inputs.update({f"previous_{t}": p for t, p in previous_curated.items()})

@@ -43,6 +43,7 @@ from sicog.pipeline.launch import describe_command
 from sicog.pipeline.monitor import plan_heldout_probe, plan_monitor
 from sicog.pipeline.post_training import plan_post_training
 from sicog.pipeline.step import Step
+from sicog.pipeline.tasks import TASKS
 from sicog.stages.curation.config import CurateConfig
 from sicog.stages.sampling.config import SampleConfig
 from sicog.utils.io import SicogError
@@ -272,7 +273,7 @@ class Planner:
         folder = self.folder(name)
         out, report = f"{folder}/curated.jsonl", f"{folder}/report"
         cfg = command_config(
-            CurateConfig, spec, candidates=candidates, out=out, task="caption" if task == "captions" else "reasoning",
+            CurateConfig, spec, candidates=candidates, out=out, task=TASKS[task].curate_task,
             encoder=expand_env(spec.encoder, f"curation.{task}.encoder") or "minilm",
             report_dir=report, seed=self.cfg.seed + 1000 * k)
         self.curate_steps[(k, task)] = self.config_step(
