@@ -70,7 +70,7 @@ def label_quality(planner, world_dir: str) -> dict:
             sets["greedy"] = [(r["id"], _label_of(r)) for r in _jsonl(planner.greedy[(k, task)])]
         # one seeded random candidate of every item (the uncurated arm's draw), whatever items that arm kept
         sets["random candidate"] = [(r["id"], _label_of(r))
-                                    for r in uncurated_records(cand_path, planner.cfg.seed + 1000 * k)]
+                                    for r in uncurated_records(cand_path, planner.round_seed(k))]
         # the labels of the arms drawn from candidates or noised truth (uncurated, uncurated_valid, oracle_noised)
         arm_sets = {}
         for step in planner.steps:

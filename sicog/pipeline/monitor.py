@@ -133,7 +133,7 @@ def plan_monitor(planner, k: int) -> None:
         probe_out = planner.folder(f"{r}/probe_teacher") + "/candidates.jsonl"
         model = teacher.outputs["checkpoint"]
         cfg = command_config(SampleConfig, greedy, model=model, data=probe, image_folder=image_folder,
-                             out=probe_out, mode="cot", seed=planner.cfg.seed + 1000 * k)
+                             out=probe_out, mode="cot", seed=planner.round_seed(k))
         step = planner.config_step(f"{r}/probe_teacher", "sample", cfg, {"model": model, "records": probe},
                                    {"candidates": probe_out}, lambda step: sample_counts(probe_out), round=k,
                                    task="reasoning", role="probe")

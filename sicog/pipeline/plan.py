@@ -133,6 +133,11 @@ class Planner:
             return "evaluation.benchmark", self.cfg.evaluation.benchmark
         return "data.benchmark", self.data.benchmark
 
+    def round_seed(self, k: int) -> int:
+        """The one seed rule: round k's sampling, curation and data draws use the run seed + 1000·k
+        (training steps use the run seed itself), so rounds draw apart and a rerun draws the same."""
+        return self.cfg.seed + 1000 * k
+
     def folder(self, name: str) -> str:
         return str(self.work / self.placement.get(name, "") / name)
 
@@ -262,7 +267,7 @@ class Planner:
             records = self.head_step(f"{name}_input", records, spec.max_items, round=k, task=task)
         out = self.folder(name) + "/candidates.jsonl"
         cfg = command_config(SampleConfig, spec, model=model, data=records, image_folder=self.data.image_folder,
-                             out=out, mode=mode, seed=self.cfg.seed + 1000 * k)
+                             out=out, mode=mode, seed=self.round_seed(k))
         self.config_step(name, "sample", cfg, {"model": model, "records": records}, {"candidates": out},
                          lambda step: data_steps.sample_counts(out), round=k, task=task, role=role)
         return out
@@ -275,7 +280,7 @@ class Planner:
         cfg = command_config(
             CurateConfig, spec, candidates=candidates, out=out, task=TASKS[task].curate_task,
             encoder=expand_env(spec.encoder, f"curation.{task}.encoder") or "minilm",
-            report_dir=report, seed=self.cfg.seed + 1000 * k)
+            report_dir=report, seed=self.round_seed(k))
         self.curate_steps[(k, task)] = self.config_step(
             name, "curate", cfg, {"candidates": candidates}, {"curated": out, "report": report},
             lambda step: data_steps.curate_counts(out), round=k, task=task)
@@ -283,7 +288,7 @@ class Planner:
 
     def uncurated_step(self, name: str, candidates: str, k: int, task: str, match: str | None, *,
                        arm: str, items: str, parse_mode: str | None = None) -> str:
-        out, seed = self.folder(name) + "/records.jsonl", self.cfg.seed + 1000 * k
+        out, seed = self.folder(name) + "/records.jsonl", self.round_seed(k)
         params = {"seed": seed, "items": items, **({"parseable": parse_mode} if parse_mode else {})}
         what = {"matched": " of as many items as curation keeps", "kept": " of the items curation kept"}
         self.add(Step(name=name, kind="data", inputs={"candidates": candidates} | ({"curated": match} if match else {}),
@@ -297,7 +302,7 @@ class Planner:
     def noised_step(self, name: str, truth: str, k: int, task: str, share: float | None, labels: str | None, *,
                     arm: str) -> str:
         """Truth with a share of its stated counts / answers made wrong (`share`, or that of `labels`)."""
-        out, seed = self.folder(name) + "/records.jsonl", self.cfg.seed + 1000 * k
+        out, seed = self.folder(name) + "/records.jsonl", self.round_seed(k)
         self.add(Step(name=name, kind="data", inputs={"truth": truth} | ({"labels": labels} if labels else {}),
                       outputs={"records": out}, params={"seed": seed, "share": share, "share_of": labels and "labels"},
                       action=data_steps.noised_truth_action(truth, out, task, seed, share, labels),

@@ -58,7 +58,7 @@ def pairs_step(planner, k: int, curated: str, corrupted: str | None) -> tuple[st
     cfg = PairsConfig(curated=curated, corrupted=corrupted, out=f"{folder}/pairs.jsonl",
                       heldout_out=f"{folder}/heldout.jsonl", heldout_fraction=pt.heldout_fraction,
                       curated_pairs="curated" in pt.pair_sources, max_pairs=pt.max_pairs,
-                      seed=planner.cfg.seed + 1000 * k, allow_empty=pt.on_empty == "skip",
+                      seed=planner.round_seed(k), allow_empty=pt.on_empty == "skip",
                       overwrite=True)  # the engine decides when to redo
 
     def action(step, engine) -> dict:
