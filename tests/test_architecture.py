@@ -70,14 +70,14 @@ def test_nothing_outside_the_demo_imports_it():
     assert not offenders, "\n".join(offenders)
 
 
-def test_the_walk_sees_a_forbidden_import(tmp_path):
-    bad = PACKAGE / "eval" / "_probe_import.py"
+def test_the_walk_sees_a_forbidden_import(tmp_path, monkeypatch):
+    # a package of its own under tmp_path: writing into sicog/ would race the other tests' walks
+    bad = tmp_path / "sicog" / "eval" / "_probe_import.py"
+    bad.parent.mkdir(parents=True)
     bad.write_text("def f():\n    from sicog.demo.world import vocab\n")
-    try:
-        with pytest.raises(AssertionError, match="_probe_import"):
-            test_nothing_outside_the_demo_imports_it()
-    finally:
-        bad.unlink()
+    monkeypatch.setitem(globals(), "PACKAGE", tmp_path / "sicog")
+    with pytest.raises(AssertionError, match="_probe_import"):
+        test_nothing_outside_the_demo_imports_it()
 
 
 def test_layers_point_down():
