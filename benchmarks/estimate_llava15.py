@@ -17,8 +17,9 @@ from transformers import CLIPVisionConfig, LlamaConfig
 
 from sicog.config import ModelConfig
 from sicog.model.size import model_size, model_state_bytes
-from sicog.pipeline.estimate import GPUS, activation_bytes, training_workload
+from sicog.pipeline.estimate import GPUS
 from sicog.pipeline.estimate_data import DataSize
+from sicog.pipeline.estimate_workload import activation_bytes, training_workload
 
 PUBLISHED_HOURS = {"pretrain": 3.5, "finetune": 10.0}  # haotian-liu/LLaVA README, 8x A100
 GPUS_USED = 8

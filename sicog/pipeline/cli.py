@@ -27,7 +27,8 @@ from sicog.config import (
 from sicog.pipeline.checks import check_step_inputs
 from sicog.pipeline.config import PipelineConfig
 from sicog.pipeline.engine import Engine
-from sicog.pipeline.estimate import EstimateOptions, estimate_plan, render
+from sicog.pipeline.estimate import EstimateOptions, estimate_plan
+from sicog.pipeline.estimate_table import render
 from sicog.pipeline.extends import extended_mapping
 from sicog.pipeline.plan import Planner, build_plan
 from sicog.pipeline.sweep import parse_sweeps, plan_sweep

@@ -27,6 +27,7 @@ from sicog.model.size import (
     part_configs,
 )
 from sicog.pipeline import estimate_data as ed
+from sicog.pipeline.estimate_workload import activation_bytes, image_tokens, training_workload
 from sicog.pipeline.hooks import model_configs_of
 from sicog.pipeline.step import Step
 from sicog.pipeline.tasks import TASKS
@@ -35,8 +36,6 @@ from sicog.utils.io import SicogError
 
 # dense bf16 peak FLOP/s (vendors' data sheets, without sparsity) and memory (GB) of the GPU types
 GPUS = {"a100-40gb": (312e12, 40), "a100-80gb": (312e12, 80), "h100-80gb": (989e12, 80), "h200": (989e12, 141)}
-ACTIVATION_BYTES_PER_LAYER = 34  # bytes per token per hidden unit of one transformer layer, bf16, flash attention
-LOGIT_BYTES = 2 + 4  # bf16 logits and their fp32 copy for the loss, per vocabulary entry of every token
 
 
 @dataclass
@@ -86,67 +85,20 @@ class Estimate:
         return sum(getattr(r, attr) or 0.0 for r in self.rows)
 
 
+def cell(x: float | None, width: int, kind: str = "g") -> str:
+    """A cell: '-' for nothing; tokens with a K/M/G suffix; other figures with 3 significant digits."""
+    if x is None:
+        return "-".rjust(width)
+    if kind == "count":
+        for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+            if abs(x) >= div:
+                return f"{x / div:.1f}{unit}".rjust(width)
+        return f"{x:.0f}".rjust(width)
+    return f"{x:.3g}".rjust(width)
+
+
 def _gb(n: float) -> float:
     return n / 2**30
-
-
-def activation_bytes(size: ModelSize, micro_tokens: float, micro_images: float, parts: list[str],
-                     checkpointing: bool) -> float:
-    """Activations kept for the backward of one micro-batch (docs/estimate.md): per layer 34 bytes per
-    token per hidden unit, or with activation checkpointing only each layer's bf16 input plus one layer
-    recomputed; the logits in bf16 and fp32. The tower counts only when it trains."""
-    def stack(tokens: float, hidden: int, layers: int) -> float:
-        if checkpointing:
-            return tokens * hidden * (2 * layers + ACTIVATION_BYTES_PER_LAYER)
-        return tokens * hidden * ACTIVATION_BYTES_PER_LAYER * layers
-
-    total = stack(micro_tokens, size.hidden, size.layers) + micro_tokens * size.vocab * LOGIT_BYTES
-    if "vision_tower" in parts:
-        total += stack(micro_images * size.vision_tokens, size.vision_hidden, size.vision_layers)
-    return total
-
-
-def image_tokens(size: ModelSize, model: ModelConfig, data: ed.DataSize) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of `data`: the LM tokens of its images for the model's arch, and the tower passes."""
-    if model.arch != "uhd":
-        return data.images * size.image_tokens(), data.images.copy()
-    tokens, passes = [], []
-    for k, n in enumerate(data.images):
-        sizes = (data.sizes[k] if data.sizes is not None else None) or [None] * int(n)
-        tokens.append(sum(size.image_tokens("uhd", model.uhd, s) for s in sizes))
-        passes.append(sum(size.tower_passes("uhd", model.uhd, s) for s in sizes))
-    return np.array(tokens, float), np.array(passes, float)
-
-
-@dataclass
-class Workload:
-    """What a training step processes: samples, tokens (image tokens included), causal query-key
-    pairs and vision tower passes."""
-
-    samples: float
-    tokens: float
-    pairs: float
-    passes: float
-
-    def flops(self, size: ModelSize) -> float:
-        f = size.train
-        return f.lm_per_token * self.tokens + f.lm_per_pair * self.pairs + f.per_image * self.passes
-
-
-def training_workload(size: ModelSize, model: ModelConfig, sources: list[tuple[ed.DataSize, float]],
-                      samples: float, max_length: int) -> Workload:
-    """`samples` drawn from `sources` ((size, weight) each) in proportion to their weights; every sample
-    cut at `max_length` tokens."""
-    tokens = pairs = passes = 0.0
-    total_w = sum(w for _, w in sources) or 1.0
-    for d, w in sources:
-        q = samples * w / total_w
-        img_tokens, img_passes = image_tokens(size, model, d)
-        length = np.minimum(d.text + img_tokens, max_length)
-        tokens += q * d.mean(length)
-        pairs += q * d.mean(length * (length + 1) / 2)
-        passes += q * d.mean(img_passes)
-    return Workload(samples, tokens, pairs, passes)
 
 
 class Estimator:
@@ -319,8 +271,8 @@ class Estimator:
         act = activation_bytes(size, micro_tokens, micro_images, parts, training.get("gradient_checkpointing", False))
         hours = self.hours(flops, self.options.mfu)
         return StepEstimate(step.name, step.kind, work.tokens * (1 + dpo), flops, hours, gpus, _gb(states), _gb(act),
-                            note=f"{samples:,.0f} {'pairs' if dpo else 'samples'}, ZeRO-{zero}, {_num(size.trainable, 0, 'count')} of "
-                                 f"{_num(size.params, 0, 'count')} params train")
+                            note=f"{samples:,.0f} {'pairs' if dpo else 'samples'}, ZeRO-{zero}, {cell(size.trainable, 0, 'count')} of "
+                                 f"{cell(size.params, 0, 'count')} params train")
 
     def zero_stage(self, deepspeed: str | None, step: str) -> int:
         if not deepspeed:
@@ -425,43 +377,10 @@ class Estimator:
         tokens_out = items * reply
         usd = (tokens_in * self.options.api_input_price + tokens_out * self.options.api_output_price) / 1e6
         return StepEstimate("annotate_cod", "api", tokens_in + tokens_out, api_usd=usd,
-                            note=f"{items:,} CoD items: {_num(tokens_in, 0, 'count')} tokens in, "
-                                 f"{_num(tokens_out, 0, 'count')} out")
+                            note=f"{items:,} CoD items: {cell(tokens_in, 0, 'count')} tokens in, "
+                                 f"{cell(tokens_out, 0, 'count')} out")
 
 
 def estimate_plan(planner, options: EstimateOptions | None = None) -> Estimate:
     """The estimate of every step of a built plan (see the module docstring)."""
     return Estimator(planner, options or EstimateOptions()).estimate()
-
-
-def _num(x: float | None, width: int, kind: str = "g") -> str:
-    """A cell: '-' for nothing; tokens with a K/M/G suffix; other figures with 3 significant digits."""
-    if x is None:
-        return "-".rjust(width)
-    if kind == "count":
-        for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-            if abs(x) >= div:
-                return f"{x / div:.1f}{unit}".rjust(width)
-        return f"{x:.0f}".rjust(width)
-    return f"{x:.3g}".rjust(width)
-
-
-def render(est: Estimate) -> str:
-    """The table `sicog run --estimate` prints."""
-    o = est.options
-    head = (f"{'step':34} {'tokens':>8} {'FLOPs':>9} {'GPU-h':>8} {'wall h':>8} {'GPUs':>4} "
-            f"{'states GB':>9} {'act. GB':>8} {'API $':>8}  note")
-    lines = [f"estimate at {o.gpu} ({GPUS[o.gpu][0] / 1e12:.0f} TFLOP/s bf16, {GPUS[o.gpu][1]} GB), MFU {o.mfu} "
-             f"(sampling {o.sample_mfu}), API ${o.api_input_price}/${o.api_output_price} per 1M tokens in/out",
-             head, "-" * len(head)]
-    for r in est.rows:
-        lines.append(f"{r.name:34} {_num(r.tokens, 8, 'count')} {_num(r.flops, 9)} {_num(r.gpu_hours, 8)} "
-                     f"{_num(r.wall_hours, 8)} {r.gpus:>4} {_num(r.state_gb, 9)} {_num(r.activation_gb, 8)} "
-                     f"{_num(r.api_usd, 8)}  {r.note}")
-    lines.append("-" * len(head))
-    lines.append(f"{'total':34} {_num(est.total('tokens'), 8, 'count')} {_num(est.total('flops'), 9)} "
-                 f"{_num(est.total('gpu_hours'), 8)} {_num(est.total('wall_hours'), 8)} {'':>4} "
-                 f"{_num(max(r.state_gb or 0 for r in est.rows), 9)} {_num(max(r.activation_gb or 0 for r in est.rows), 8)} "
-                 f"{_num(est.total('api_usd'), 8)}  steps in sequence; memory: the largest step")
-    lines += [f"note: {n}" for n in dict.fromkeys(est.notes)]
-    return "\n".join(lines)

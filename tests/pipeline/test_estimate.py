@@ -16,7 +16,9 @@ from sicog.model.size import model_size, model_state_bytes, part_configs
 from sicog.model_settings import UhdSettings
 from sicog.pipeline import estimate_data as ed
 from sicog.pipeline.cli import load_pipeline
-from sicog.pipeline.estimate import EstimateOptions, estimate_plan, image_tokens, render
+from sicog.pipeline.estimate import EstimateOptions, estimate_plan
+from sicog.pipeline.estimate_table import render
+from sicog.pipeline.estimate_workload import image_tokens
 from sicog.pipeline.plan import build_plan
 from sicog.utils.io import SicogError
 
