@@ -15,8 +15,8 @@ An output OUT is made by K ranks (torchrun, or ranks started by hand) and surviv
   (rank 0 clears on --overwrite), record the settings, let each rank do its share, wait for every
   rank (a process-group barrier, or rank 0 polling the markers), and let rank 0 merge once.
 
-Where an output keeps these files is its `Layout`; every function here takes OUT (the layout
-above, `Layout.of(OUT)`) or a Layout. A folder with a journal (`sicog annotate`, `Layout.journal`)
+Where an output keeps these files is its `Layout`: `finished`, `check_parts`, `clear` and the
+readers take OUT (the layout above, `Layout.of(OUT)`) or a Layout. A folder with a journal (`sicog annotate`, `Layout.journal`)
 keeps its settings in `DIR/run.json` and its summary in `DIR/summary.json`, and its parts are an
 append-only journal that stays once the run is done (a rerun with --retry-failures appends to
 it; the summary sums every paid line), so for it finished means: its summary exists. It is one
