@@ -36,9 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         c = sub.add_parser(name, help=summary, description=module.DESCRIPTION,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(c)
-        c.set_defaults(_converter=module)
+        c.set_defaults(_command=module)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the named converter."""
-    return int(args._converter.run(args) or 0)
+    return int(args._command.run(args) or 0)
