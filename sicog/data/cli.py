@@ -7,7 +7,8 @@ Add a check by adding its module to COMMANDS.
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from sicog.utils.subcommands import add_subcommands, run_subcommand
 
 DESCRIPTION = """\
 Check data files before training: usage: sicog data {check,disjoint,overlap} [flags]
@@ -26,15 +27,9 @@ COMMANDS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """One sub-command per check."""
-    sub = p.add_subparsers(dest="data_command", metavar="{check,disjoint,overlap}", required=True, help="what to do")
-    for name, (module_name, summary) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        c = sub.add_parser(name, help=summary, description=module.DESCRIPTION,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(c)
-        c.set_defaults(_command=module)
+    add_subcommands(p, COMMANDS, dest="data_command", metavar="{check,disjoint,overlap}", help="what to do")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the named check."""
-    return int(args._command.run(args) or 0)
+    return run_subcommand(args)
