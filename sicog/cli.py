@@ -6,7 +6,8 @@ Each subcommand lives in its own module, which defines
     add_arguments(parser) -> None         its flags (every flag with a help text)
     run(args) -> int                      the exit status
 
-Modules are imported lazily so that `sicog world --help` does not import torch.
+Modules are imported lazily so that `sicog world --help` does not import torch. Where argument
+parsing and the work live: docs/architecture.md, "A command".
 
 Plugins fill the framework's extension points (sicog.pipeline.hooks, sicog.eval.captions) before
 a command runs: the built-in demo (sicog.demo.hooks) and any package that declares an entry point
@@ -36,7 +37,7 @@ SUBCOMMANDS = {
     "evaluate": ("sicog.eval.cli", "evaluate a checkpoint on a multiple-choice / caption benchmark"),
     "annotate": ("sicog.stages.annotate", "step 1: CoD annotation through an OpenAI-compatible vision API"),
     "convert": ("sicog.data.converters.cli", "public datasets (LLaVA-CoT, LLaVA-558K, 665K, ...) to sicog's records"),
-    "data": ("sicog.data.check", "check a data file; do two files share records; overlap with benchmarks"),
+    "data": ("sicog.data.cli", "check a data file; do two files share records; overlap with benchmarks"),
     "run": ("sicog.pipeline.cli", "run the four steps (and rounds) from one pipeline YAML, resumable"),
 }
 

@@ -245,10 +245,16 @@ def check_config(cfg: Any, where: str = "") -> None:
 def _check_sections(cfg: Any, where: str) -> None:
     _check_fields(cfg, where)
     for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        for k, v in enumerate(value) if isinstance(value, list) else [(None, value)]:
+        value, at = getattr(cfg, f.name), _key(where, f.name)
+        if isinstance(value, list):
+            places = [(f"{at}[{k}]", v) for k, v in enumerate(value)]
+        elif isinstance(value, dict):  # sections by name (e.g. a pipeline's launchers.<kind>)
+            places = [(f"{at}.{k}", v) for k, v in value.items()]
+        else:
+            places = [(at, value)]
+        for place, v in places:
             if dataclasses.is_dataclass(v):
-                _check_sections(v, _key(where, f.name) + ("" if k is None else f"[{k}]"))
+                _check_sections(v, place)
 
 
 def _build(cls: type[T], data: dict, where: str) -> T:

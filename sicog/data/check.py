@@ -216,36 +216,14 @@ def print_summary(summary: dict, show: int) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from sicog.data import disjoint
-
-    sub = p.add_subparsers(dest="data_command", metavar="{check,disjoint,overlap}", required=True, help="what to do")
-    c = sub.add_parser("check", help="check a data file", description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("file", metavar="FILE", help="the data file to check (a JSON list or JSON Lines)")
-    add_config_arguments(c, DataCheckConfig)
-    d = sub.add_parser("disjoint", help="check that two data files share no record", description=disjoint.DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    disjoint.add_arguments(d)
-    from sicog.data import overlap
-
-    o = sub.add_parser("overlap", help="training data against benchmarks: duplicate images, near duplicates, "
-                       "overlapping questions", description=overlap.DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    overlap.add_arguments(o)
+    """The flags of `sicog data check`."""
+    p.add_argument("file", metavar="FILE", help="the data file to check (a JSON list or JSON Lines)")
+    add_config_arguments(p, DataCheckConfig)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the file; exit status 1 when there is a problem."""
     import dataclasses
-
-    if args.data_command == "overlap":
-        from sicog.data import overlap
-
-        return overlap.run(args)
-
-    if args.data_command == "disjoint":
-        from sicog.data import disjoint
-
-        return disjoint.run(args)
 
     cfg = dataclasses.replace(config_from_args(DataCheckConfig, args), file=args.file)
     summary = check_file(cfg)

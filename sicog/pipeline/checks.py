@@ -1,7 +1,7 @@
 """Plan-time checks of `sicog run`: everything a dry run can know is wrong fails before any step runs.
 
-- `check_settings(cfg, config_dir)`: the checks that need no data — the pipeline's own ranges
-  (`validate`), every stage's TrainConfig, every sampling / curation / evaluation config — each
+- `check_settings(cfg, config_dir)`: the checks that need no data — the pipeline's own settings
+  (each field's choices and range, then `PipelineConfig.validate`), every stage's TrainConfig, every sampling / curation / evaluation config — each
   with placeholder paths. Front ends that write data before planning (`sicog demo` writes its world
   first) call it before they write anything; the Planner calls it first, then checks every step's
   real config again when it builds the step.
@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sicog.config import check_config
 from sicog.eval.config import EvaluateConfig
 from sicog.pipeline.actions import check_command_config, command_config, train_config
-from sicog.pipeline.config import PipelineConfig, validate
+from sicog.pipeline.config import PipelineConfig
 from sicog.pipeline.step import Step
 from sicog.pipeline.tasks import TASKS
 from sicog.stages.curation.config import CurateConfig
@@ -31,7 +32,7 @@ _STAGES = (("align", "stage1_align"), ("sft", "stage2_sft"), ("warmup_perception
 
 def check_settings(cfg: PipelineConfig, config_dir: str | Path | None = None) -> None:
     """Validate every setting of the pipeline that needs no data (see the module docstring)."""
-    validate(cfg)
+    check_config(cfg)  # every setting's choices and range (sicog.config), then PipelineConfig.validate
     config_dir = Path(config_dir).resolve() if config_dir else Path.cwd()
     placeholder = "<set by the pipeline>"
     for key, stage in _STAGES:

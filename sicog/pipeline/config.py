@@ -2,7 +2,9 @@
 
 Loaded with `sicog.config.load_config(PipelineConfig, path, overrides)`, so an unknown key or a
 wrong type is an error naming the file and the dotted key, and `--set a.b=value` works as for
-`sicog train`. Training stages reuse `sicog.config.TrainConfig`: a stage names a TrainConfig YAML
+`sicog train`. Each setting's choices and range are declared on its field (`setting`, checked by
+`sicog.config.check_config`); `PipelineConfig.validate` holds the rules across settings. Training
+stages reuse `sicog.config.TrainConfig`: a stage names a TrainConfig YAML
 (`config`) and nested overrides (`set`); the pipeline fills in the model source, the data sources
 and the output folder, then validates the result as a TrainConfig.
 """
@@ -26,21 +28,24 @@ from sicog.utils.secrets import is_secret_key, register_secret
 
 POST_TRAINING_ARMS = ("sicog_dpo", "base_dpo")  # added by a post_training section (not listed in arms)
 PAIR_SOURCES = ("curated", "corrupted")
+MAX_ROUNDS = 20  # the paper runs 1-3 rounds; each round retrains every arm: more is a typo (and minutes to plan)
+# the kinds of step a `launchers:` entry may start differently (sicog.pipeline.actions)
+LAUNCH_KINDS = ("train", "sample", "curate", "evaluate", "standins", "data", "dpo")
 
 
 @dataclass
 class LauncherConfig:
     """How a step's command is started: `python -m sicog …`, or torchrun with K processes."""
 
-    nproc_per_node: int = 1  # > 1: torchrun --nproc_per_node K -m sicog …
-    nnodes: int = 1
-    node_rank: int = 0
+    nproc_per_node: int = setting(1, min=1)  # > 1: torchrun --nproc_per_node K -m sicog …
+    nnodes: int = setting(1, min=1)
+    node_rank: int = setting(0, min=0)  # and < nnodes (PipelineConfig.validate)
     master_addr: str = "127.0.0.1"
-    master_port: int = 29500
+    master_port: int = setting(29500, min=1, max=65535)
     in_process: bool = False  # nproc 1 only: run the subcommand inside this process (no start-up cost)
     # CPU threads of torch per process (OMP_NUM_THREADS); 1 avoids the 10x+ slow-down of OpenMP
     # spin-waiting when other jobs share the cores. None: torch's default.
-    threads: int | None = None
+    threads: int | None = setting(None, min=1)
     env: dict[str, str] = field(default_factory=dict)  # extra environment variables for the command
 
 
@@ -60,6 +65,9 @@ class PipelineData:
     benchmark: str | None = None  # TSV or world:DIR for `sicog evaluate`
     oracle_captions: str | None = None  # ground-truth CoD for unlabeled_images (oracle arm)
     oracle_reasoning: str | None = None  # ground-truth CoT for unlabeled_questions (oracle arm)
+
+
+DATA_KEYS = tuple(name for name in PipelineData.__dataclass_fields__ if name != "world")  # what data.* names
 
 
 @dataclass
@@ -99,7 +107,7 @@ class SampleSpec(SampleConfig):
     The pipeline sets model, data, image_folder, out, mode and seed of each sampling step itself.
     """
 
-    max_items: int | None = None  # use only the first K unlabeled records (quick runs)
+    max_items: int | None = setting(None, min=1)  # use only the first K unlabeled records (quick runs); null: every item
 
     MOVED_KEYS: ClassVar[dict[str, str]] = {"extra_args": _EXTRA_ARGS_MOVED.format(cmd="sample")}
     PIPELINE_KEYS: ClassVar[tuple[str, ...]] = ("model", "data", "image_folder", "out", "mode", "seed")
@@ -133,12 +141,14 @@ class CurationConfig:
 class MixtureConfig:
     """Stage-1.5 data: the arm's self-generated data plus text-only data."""
 
-    text_only_ratio: float = 0.1  # fraction of stage-1.5 samples that are text-only (0: none)
+    # fraction of stage-1.5 samples that are text-only (0: none)
+    text_only_ratio: float = setting(0.1, min=0, max=1, max_exclusive=True)
     include_annotations: bool = False  # also the warm-up annotations (the paper: curated data only)
     # stage-2 data of every arm, as data.* keys (the paper's LLaVA-665K also holds detailed captions;
     # add annotated_captions when `instructions` alone has none)
-    sft_data: list[str] = field(default_factory=lambda: ["instructions"])
-    on_empty: str = "error"  # every self-generated file empty: error | text_only (smoke runs of weak models)
+    sft_data: list[str] = setting(choices=DATA_KEYS, default_factory=lambda: ["instructions"])
+    # every self-generated file empty: error | text_only (smoke runs of weak models)
+    on_empty: str = setting("error", choices=("error", "text_only"))
 
 
 @dataclass
@@ -165,16 +175,17 @@ class PostTrainingConfig:
     corrupted images) gives pairs (`sicog pairs`), and `sicog dpo` trains the sicog arm's model
     (arm sicog_dpo) and, when `base` is an arm, the base model on the same pairs (arm base_dpo)."""
 
-    method: str = "none"  # none | dpo
+    method: str = setting("none", choices=("none", "dpo"))
     dpo: StageSpec = field(default_factory=StageSpec)  # a `sicog dpo` YAML + overrides (model/data/output: the pipeline's)
-    pair_sources: list[str] = field(default_factory=lambda: list(PAIR_SOURCES))  # curated, corrupted
+    pair_sources: list[str] = setting(choices=PAIR_SOURCES, default_factory=lambda: list(PAIR_SOURCES))
     corruption: str = "gaussian_blur,mask"  # `sicog sample --corruption` for the corrupted-image negatives
-    corrupted_candidates: int = 2  # candidates sampled per corrupted image (one is drawn as rejected)
-    max_pairs: int | None = None  # budget: training pairs per DPO step (a seeded pick)
-    heldout_fraction: float = 0.1  # share of records whose pairs are held out for the reward accuracy
+    corrupted_candidates: int = setting(2, min=1)  # candidates sampled per corrupted image (one is drawn as rejected)
+    max_pairs: int | None = setting(None, min=1)  # budget: training pairs per DPO step (a seeded pick)
+    # share of records whose pairs are held out for the reward accuracy
+    heldout_fraction: float = setting(0.1, min=0, max=1, max_exclusive=True)
     # no training pair at all: error, or skip (the DPO arms keep their starting model, reported with
     # 0 pairs; smoke runs of models too weak to write a parseable CoT)
-    on_empty: str = "error"
+    on_empty: str = setting("error", choices=("error", "skip"))
 
 
 @dataclass
@@ -215,14 +226,14 @@ class PipelineConfig:
     name: str = "sicog"
     work_dir: str = "runs/pipeline"
     seed: int = 0
-    rounds: int = 1
+    rounds: int = setting(1, min=1, max=MAX_ROUNDS)
     # compared in round 1: built-in arms by name (sicog.pipeline.arms.BUILTIN_ARMS) or arms declared in
     # place ({name, sources, text_only_ratio, pretrain_steps, sft_steps}: sicog.pipeline.arms.ArmSpec)
     arms: list[str | ArmSpec] = field(default_factory=lambda: ["base", "sicog"])
     round_arms: list[str] = field(default_factory=lambda: ["sicog"])  # repeated in rounds >= 2 (names)
     # items of the `candidate` sources (the uncurated arm) that leave `items` unset: `matched` (a seeded random subset as large as what curation keeps:
     # curation against chance at equal data) or `all` (every item, one random candidate each)
-    uncurated_items: str = "matched"
+    uncurated_items: str = setting("matched", choices=("matched", "all"))
     data: PipelineData = field(default_factory=PipelineData)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     # settings of the registered stand-in builder (sicog.pipeline.hooks), validated by it at plan time
@@ -234,10 +245,11 @@ class PipelineConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     post_training: PostTrainingConfig = field(default_factory=PostTrainingConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
-    launchers: dict[str, LauncherConfig] = field(default_factory=dict)  # per kind: train, sample …
+    # per kind of step (LAUNCH_KINDS): train, sample …
+    launchers: dict[str, LauncherConfig] = setting(choices=LAUNCH_KINDS, default_factory=dict)
     # steps run at once when their inputs are ready (sicog.pipeline.schedule); > 1 needs commands run as
     # child processes (launcher.in_process false). For machines one step cannot fill, like the CPU demo.
-    parallel_steps: int = 1
+    parallel_steps: int = setting(1, min=1)
     label_quality: bool = False  # world only: also greedy labels of the warm-up models, scored vs truth
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     demo: DemoSpec = field(default_factory=DemoSpec)
@@ -246,8 +258,43 @@ class PipelineConfig:
     def launcher_for(self, kind: str) -> LauncherConfig:
         return self.launchers.get(kind, self.launcher)
 
+    def validate(self) -> None:
+        """Rules across settings, run by `sicog.config.check_config` after each setting's own choices and
+        range (declared on the fields above)."""
+        check_arms(self.arms, self.round_arms, self.evaluation.control_arms, POST_TRAINING_ARMS)
+        launchers = [("launcher", self.launcher), *((f"launchers.{k}", v) for k, v in self.launchers.items())]
+        in_process = [name for name, lc in launchers if lc.in_process]
+        if self.parallel_steps > 1 and in_process:
+            raise ConfigError(f"key parallel_steps: {self.parallel_steps} steps at once need commands run as child "
+                              f"processes; set {in_process[0]}.in_process: false")
+        if self.rounds > 1 and "sicog" not in self.arms:  # a declared entry may not take a built-in's name
+            raise ConfigError("key rounds: rounds > 1 needs the 'sicog' arm (its model is the next base)")
+        owned = [(f"sampling.{t}", getattr(self.sampling, t)) for t in TASK_NAMES]
+        owned += [(f"curation.{t}", getattr(self.curation, t)) for t in TASK_NAMES]
+        owned.append(("evaluation", self.evaluation))
+        for where, spec in owned:
+            for key in type(spec).PIPELINE_KEYS:
+                if getattr(spec, key) != getattr(type(spec), key, None) and getattr(spec, key) is not None:
+                    raise ConfigError(f"key {where}.{key}: the pipeline sets it for every step; remove it")
+        if not self.mixture.sft_data:
+            raise ConfigError(f"key mixture.sft_data: data keys expected (e.g. instructions), got {self.mixture.sft_data}")
+        for name, lc in launchers:
+            if lc.in_process and (lc.nproc_per_node > 1 or lc.nnodes > 1):
+                raise ConfigError(f"key {name}.in_process: only with one process")
+            if lc.node_rank >= lc.nnodes:
+                raise ConfigError(f"key {name}.node_rank: must be in [0, nnodes={lc.nnodes}), got {lc.node_rank}")
+            launcher_env(lc, f"{name}.env")  # an unset ${VAR} fails here, at plan time, naming the key
+        if expand_env(self.monitor.probe, "monitor.probe") and self.monitor.probe_heldout:
+            raise ConfigError("key monitor.probe_heldout: a probe file (monitor.probe) or a held-out count, not both")
+        if self.post_training.method != "none" and "sicog" not in self.arms:
+            raise ConfigError("key post_training.method: post-training needs the 'sicog' arm (its curation gives the pairs)")
+        if not self.post_training.pair_sources:
+            raise ConfigError(f"key post_training.pair_sources: a non-empty list of {list(PAIR_SOURCES)}, got []")
+        # the keys of estimate.data are those of the data section
+        unknown_data = sorted(k for k in self.estimate.data if k not in DATA_KEYS)
+        if unknown_data:
+            raise ConfigError(f"key estimate.data: not data keys: {unknown_data} (e.g. alignment, instructions)")
 
-MAX_ROUNDS = 20  # the paper runs 1-3 rounds of self-improvement
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -288,76 +335,3 @@ def launcher_env(launcher: LauncherConfig, where: str = "launcher.env") -> dict[
             register_secret(value)
         out[name] = value
     return out
-
-
-def validate(cfg: PipelineConfig) -> None:
-    """Cross-field checks the type system cannot express."""
-    check_arms(cfg.arms, cfg.round_arms, cfg.evaluation.control_arms, POST_TRAINING_ARMS)
-    if cfg.rounds < 1:
-        raise ConfigError(f"key rounds: must be >= 1, got {cfg.rounds}")
-    if cfg.rounds > MAX_ROUNDS:  # each round retrains every arm: more is a typo, and would take minutes to plan
-        raise ConfigError(f"key rounds: must be <= {MAX_ROUNDS}, got {cfg.rounds}")
-    if cfg.parallel_steps < 1:
-        raise ConfigError(f"key parallel_steps: must be >= 1, got {cfg.parallel_steps}")
-    in_process = [k for k, lc in [("launcher", cfg.launcher)] + [(f"launchers.{n}", v) for n, v in cfg.launchers.items()]
-                  if lc.in_process]
-    if cfg.parallel_steps > 1 and in_process:
-        raise ConfigError(f"key parallel_steps: {cfg.parallel_steps} steps at once need commands run as child "
-                          f"processes; set {in_process[0]}.in_process: false")
-    if cfg.rounds > 1 and "sicog" not in cfg.arms:  # a declared entry may not take a built-in's name
-        raise ConfigError("key rounds: rounds > 1 needs the 'sicog' arm (its model is the next base)")
-    if not 0.0 <= cfg.mixture.text_only_ratio < 1.0:
-        raise ConfigError(f"key mixture.text_only_ratio: must be in [0, 1), got {cfg.mixture.text_only_ratio}")
-    owned = [(f"sampling.{t}", getattr(cfg.sampling, t)) for t in TASK_NAMES]
-    owned += [(f"curation.{t}", getattr(cfg.curation, t)) for t in TASK_NAMES]
-    owned.append(("evaluation", cfg.evaluation))
-    for where, spec in owned:
-        for key in type(spec).PIPELINE_KEYS:
-            if getattr(spec, key) != getattr(type(spec), key, None) and getattr(spec, key) is not None:
-                raise ConfigError(f"key {where}.{key}: the pipeline sets it for every step; remove it")
-    for task in TASK_NAMES:
-        mi = getattr(cfg.sampling, task).max_items
-        if mi is not None and mi < 1:
-            raise ConfigError(f"key sampling.{task}.max_items: must be >= 1 (or null: every item), got {mi}")
-    bad_keys = [k for k in cfg.mixture.sft_data if k not in PipelineData.__dataclass_fields__ or k == "world"]
-    if bad_keys or not cfg.mixture.sft_data:
-        raise ConfigError(f"key mixture.sft_data: data keys expected (e.g. instructions), got {cfg.mixture.sft_data}")
-    if cfg.uncurated_items not in ("matched", "all"):
-        raise ConfigError(f"key uncurated_items: matched or all, got {cfg.uncurated_items!r}")
-    if cfg.mixture.on_empty not in ("error", "text_only"):
-        raise ConfigError(f"key mixture.on_empty: error or text_only, got {cfg.mixture.on_empty!r}")
-    for name, lc in [("launcher", cfg.launcher), *((f"launchers.{k}", v) for k, v in cfg.launchers.items())]:
-        for key in ("nproc_per_node", "nnodes"):
-            if getattr(lc, key) < 1:
-                raise ConfigError(f"key {name}.{key}: must be >= 1, got {getattr(lc, key)}")
-        if lc.in_process and (lc.nproc_per_node > 1 or lc.nnodes > 1):
-            raise ConfigError(f"key {name}.in_process: only with one process")
-        if not 0 <= lc.node_rank < lc.nnodes:
-            raise ConfigError(f"key {name}.node_rank: must be in [0, nnodes={lc.nnodes}), got {lc.node_rank}")
-        if not 0 < lc.master_port < 65536:
-            raise ConfigError(f"key {name}.master_port: must be a port in 1..65535, got {lc.master_port}")
-        if lc.threads is not None and lc.threads < 1:
-            raise ConfigError(f"key {name}.threads: must be >= 1 (or null: torch's default), got {lc.threads}")
-        launcher_env(lc, f"{name}.env")  # an unset ${VAR} fails here, at plan time, naming the key
-    if expand_env(cfg.monitor.probe, "monitor.probe") and cfg.monitor.probe_heldout:
-        raise ConfigError("key monitor.probe_heldout: a probe file (monitor.probe) or a held-out count, not both")
-    pt = cfg.post_training
-    if pt.method not in ("none", "dpo"):
-        raise ConfigError(f"key post_training.method: none or dpo, got {pt.method!r}")
-    if pt.on_empty not in ("error", "skip"):
-        raise ConfigError(f"key post_training.on_empty: error or skip, got {pt.on_empty!r}")
-    if pt.method != "none" and "sicog" not in cfg.arms:
-        raise ConfigError("key post_training.method: post-training needs the 'sicog' arm (its curation gives the pairs)")
-    if not pt.pair_sources or set(pt.pair_sources) - set(PAIR_SOURCES):
-        raise ConfigError(f"key post_training.pair_sources: a non-empty list of {list(PAIR_SOURCES)}, got {pt.pair_sources}")
-    if not 0.0 <= pt.heldout_fraction < 1.0 or pt.corrupted_candidates < 1 or (pt.max_pairs or 1) < 1:
-        raise ConfigError("key post_training: heldout_fraction in [0, 1), corrupted_candidates >= 1, max_pairs >= 1")
-    unknown_data = sorted(k for k in cfg.estimate.data if k not in PipelineData.__dataclass_fields__ or k == "world")
-    if unknown_data:
-        raise ConfigError(f"key estimate.data: not data keys: {unknown_data} (e.g. alignment, instructions)")
-    if set(cfg.estimate.models) - {"vision_tower", "language_model"}:
-        raise ConfigError(f"key estimate.models: vision_tower and/or language_model, got {sorted(cfg.estimate.models)}")
-    kinds = {"train", "sample", "curate", "evaluate", "standins", "data", "dpo"}
-    bad_kinds = set(cfg.launchers) - kinds
-    if bad_kinds:
-        raise ConfigError(f"key launchers: unknown step kind(s) {sorted(bad_kinds)} (known: {sorted(kinds)})")

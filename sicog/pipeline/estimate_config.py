@@ -52,7 +52,7 @@ class EstimateSpec:
 
     data: dict[str, StatedData] = field(default_factory=dict)  # data key (alignment, instructions …) -> size
     # vision_tower / language_model -> the config.json fields of a model folder absent at estimate time
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = setting(choices=("vision_tower", "language_model"), default_factory=dict)
     generated_tokens: GeneratedTokens = field(default_factory=GeneratedTokens)
     # share of sampled items whose best candidate passes curation (the paper: ~213K of ~282K)
     curation_keep: float = setting(0.755, min=0, max=1)

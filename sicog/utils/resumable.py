@@ -1,4 +1,4 @@
-"""The resumable, sharded, exactly-once output protocol of `sicog sample` and `sicog curate`.
+"""The resumable, exactly-once output protocol of `sicog sample`, `curate`, `pairs` and `annotate`.
 
 An output OUT is made by K ranks (torchrun, or ranks started by hand) and survives kills:
 
@@ -14,6 +14,14 @@ An output OUT is made by K ranks (torchrun, or ranks started by hand) and surviv
 - `run_sharded` is the order every run follows: refuse parts of other settings, join the ranks
   (rank 0 clears on --overwrite), record the settings, let each rank do its share, wait for every
   rank (a process-group barrier, or rank 0 polling the markers), and let rank 0 merge once.
+
+Where an output keeps these files is its `Layout`: `finished`, `check_parts`, `clear` and the
+readers take OUT (the layout above, `Layout.of(OUT)`) or a Layout. A folder with a journal (`sicog annotate`, `Layout.journal`)
+keeps its settings in `DIR/run.json` and its summary in `DIR/summary.json`, and its parts are an
+append-only journal that stays once the run is done (a rerun with --retry-failures appends to
+it; the summary sums every paid line), so for it finished means: its summary exists. It is one
+process (its concurrency is asyncio's), so it has no ranks to join, wait for or merge: it uses
+`finished`, `check_parts` and `clear`, and writes its own outputs from the journal.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
@@ -43,60 +52,109 @@ def summary_path(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".summary.json")
 
 
-def read_summary(out: str | os.PathLike) -> dict:
+@dataclass(frozen=True)
+class Layout:
+    """Where an output keeps its state (see the module docstring).
+
+    `out` is what messages name; `outputs` are the files a finished run wrote (what --overwrite
+    removes besides the parts, run_file and `made` files); `journal`: the parts stay once the
+    run is done, so finished means the summary exists (else: OUT exists and no parts do)."""
+
+    out: Path
+    summary: Path
+    parts: Path
+    run_file: Path
+    outputs: tuple[Path, ...]
+    journal: bool = False
+
+    @classmethod
+    def of(cls, out: str | os.PathLike) -> "Layout":
+        """A sharded file OUT: `OUT.summary.json`, `OUT.parts/` holding `run.json`."""
+        out = Path(out)
+        return cls(out, summary_path(out), parts_dir(out), parts_dir(out) / RUN_FILE, (out, summary_path(out)))
+
+
+def _layout(out: str | os.PathLike | Layout) -> Layout:
+    return out if isinstance(out, Layout) else Layout.of(out)
+
+
+def read_summary(out: str | os.PathLike | Layout) -> dict:
     """OUT's summary ({} when there is none or it does not read as a JSON object)."""
     try:
-        old = json.loads(summary_path(out).read_text(encoding="utf-8"))
+        old = json.loads(_layout(out).summary.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return old if isinstance(old, dict) else {}
 
 
-def finished(out: str | os.PathLike, want: dict, overwrite: bool) -> dict | None:
+def recorded_settings(out: str | os.PathLike | Layout) -> dict | None:
+    """The settings the unfinished parts were started with (run.json); None when there is none, or
+    it does not read as a JSON object."""
+    try:
+        have = json.loads(_layout(out).run_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return have if isinstance(have, dict) else None
+
+
+def finished(out: str | os.PathLike | Layout, want: dict, overwrite: bool) -> dict | None:
     """The summary of a finished OUT made with the settings `want` (nothing to do); None when there
     is work. A finished OUT of other settings, or one whose summary records none, is a SicogError
     unless `overwrite` (then None: the run clears it)."""
-    out = Path(out)
-    if parts_dir(out).is_dir() or not out.exists():
+    files = _layout(out)
+    if files.journal and not files.summary.exists():
+        return None  # the journal (checked against its run.json) or nothing yet
+    if not files.journal and (files.parts.is_dir() or not files.out.exists()):
         return None  # unfinished parts (checked against their run.json) or nothing yet
-    old = read_summary(out)
-    return old if check_finished(out, old.get("settings"), want, summary_path(out), overwrite) else None
+    old = read_summary(files)
+    return old if check_finished(files.out, old.get("settings"), want, files.summary, overwrite) else None
 
 
-def check_parts(out: str | os.PathLike, key: dict, write: bool) -> None:
+def check_parts(out: str | os.PathLike | Layout, key: dict, write: bool) -> None:
     """Parts left by an earlier run are only continued with the same settings `key`; `write`
-    records `key` when there are none yet (ranks racing here write the same content, atomically)."""
-    d = parts_dir(out)
-    f = d / RUN_FILE
-    key = as_recorded(key)
+    records `key` when there are none yet (ranks racing here write the same content, atomically).
+    A journal, or outputs, without a run.json are an unknown run's (a sharded OUT is judged by its
+    summary, in `finished`)."""
+    files = _layout(out)
+    f, key = files.run_file, as_recorded(key)
+    where = files.parts if f.parent == files.parts else files.out  # what to delete to start over
     if f.is_file():
-        have = json.loads(f.read_text(encoding="utf-8"))
+        have = recorded_settings(files)
         if have != key:
-            raise SicogError(f"{d}: unfinished parts of a run with other settings ({settings_diff(have, key)}); "
-                             f"rerun with the earlier settings, pass --overwrite, or delete {d} to start over")
-    elif write:
-        d.mkdir(parents=True, exist_ok=True)
+            why = f"other settings ({settings_diff(have, key)})" if have is not None else f"an unreadable {f}"
+            raise SicogError(f"{where}: unfinished parts of a run with {why}; rerun with the earlier settings, "
+                             f"pass --overwrite, or delete {where} to start over")
+        return
+    unknown = [p for p in (*files.parts.glob("*.jsonl"), *files.outputs) if p.is_file()] if files.journal else []
+    if unknown:
+        raise SicogError(f"{where} holds files of an unknown run ({', '.join(p.name for p in unknown)}) and no "
+                         f"{f}; pass --overwrite to start again, or choose another output")
+    if write:
+        f.parent.mkdir(parents=True, exist_ok=True)
         write_json(f, key)
 
 
-def clear(out: str | os.PathLike, key: dict, made: Callable[[dict], Iterable[str | None]] = lambda old: ()) -> None:
-    """--overwrite: remove OUT, its summary, the files `made(old summary)` names, and parts whose
-    run.json is not `key` - those names only (parts of the same settings are continued)."""
-    out, d = Path(out), parts_dir(out)
-    try:
-        stale_parts = json.loads((d / RUN_FILE).read_text(encoding="utf-8")) != as_recorded(key)
-    except (OSError, ValueError):
-        stale_parts = d.is_dir()
-    if stale_parts:
-        shutil.rmtree(d, ignore_errors=True)
-    if not (out.exists() or summary_path(out).exists()):
+def clear(out: str | os.PathLike | Layout, key: dict,
+          made: Callable[[dict], Iterable[str | None]] = lambda old: ()) -> None:
+    """--overwrite: remove OUT's outputs (OUT and its summary), the files `made(old summary)` names,
+    and parts whose run.json is not `key` - those names only (parts of the same settings are
+    continued)."""
+    files = _layout(out)
+    if files.run_file.exists() or files.parts.is_dir():
+        stale = recorded_settings(files) != as_recorded(key)
+    else:
+        stale = False
+    if stale:
+        shutil.rmtree(files.parts, ignore_errors=True)
+        files.run_file.unlink(missing_ok=True)  # (a sharded OUT's is in its parts: gone already)
+    if not (stale and files.journal) and not any(p.exists() for p in files.outputs):
         return
-    logger.info("--overwrite: removing %s, its summary and what it made", out)
-    for f in made(read_summary(out)):
+    logger.info("--overwrite: removing %s, its summary and what it made", files.out)
+    for f in made(read_summary(files)):
         if isinstance(f, str) and Path(f).is_file():
             Path(f).unlink()
-    out.unlink(missing_ok=True)
-    summary_path(out).unlink(missing_ok=True)
+    for p in files.outputs:
+        p.unlink(missing_ok=True)
 
 
 def _marker(out: str | os.PathLike, rank: int, kind: str) -> Path:

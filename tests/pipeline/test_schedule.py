@@ -66,13 +66,12 @@ def test_a_failure_stops_new_starts_and_a_rerun_resumes(tmp_path):
 
 
 def test_parallel_steps_need_child_processes():
-    from sicog.config import ConfigError
+    from sicog.config import ConfigError, check_config
     from sicog.pipeline.cli import load_pipeline
-    from sicog.pipeline.config import validate
 
     with pytest.raises(ConfigError, match="launcher.in_process: false"):
-        validate(load_pipeline(None, ["parallel_steps=2", "launcher.in_process=true"]))
-    validate(load_pipeline(None, ["parallel_steps=2"]))
+        check_config(load_pipeline(None, ["parallel_steps=2", "launcher.in_process=true"]))
+    check_config(load_pipeline(None, ["parallel_steps=2"]))
 
 
 def test_the_ready_step_with_the_longest_chain_starts_first(tmp_path):

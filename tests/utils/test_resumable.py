@@ -1,5 +1,6 @@
-"""The resumable output protocol shared by sample and curate: settings of parts, finished outputs,
---overwrite, waiting for ranks and the order of one run (the commands' own tests run it for real)."""
+"""The resumable output protocol shared by sample, curate, pairs and annotate: settings of parts,
+finished outputs, --overwrite, waiting for ranks, the order of one run, and a folder whose parts
+are a journal that stays (the commands' own tests run it for real)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,49 @@ def test_clear_removes_other_settings_and_what_they_made_only(tmp_path):
     assert mine.exists() and set(read_completed(out)) == {"a"}  # same-settings parts are continued
     resumable.clear(out, {"n": 5})
     assert not parts_dir(out).exists()  # parts of other settings go
+
+
+def _journal_folder(out):
+    """A folder like `sicog annotate`'s: run.json and summary.json inside, a journal that stays."""
+    return resumable.Layout(out=out, summary=out / "summary.json", parts=parts_dir(out / "journal"),
+                            run_file=out / "run.json", outputs=(out / "made.jsonl", out / "summary.json"),
+                            journal=True)
+
+
+def test_a_journal_stays_once_finished_and_other_settings_are_refused_or_cleared(tmp_path):
+    out = tmp_path / "out"
+    files = _journal_folder(out)
+    resumable.check_parts(files, {"n": 6}, write=True)
+    assert json.loads((out / "run.json").read_text()) == {"n": 6}
+    with PartWriter(out / "journal", 0) as w:
+        w.write({"id": "a"})
+    assert resumable.finished(files, {"n": 6}, overwrite=False) is None  # a journal, no summary: work to do
+    with pytest.raises(SicogError, match=r"out: unfinished parts of a run with other settings \(n: earlier 6, now 4\)"
+                                         r".*delete .*out to start over"):
+        resumable.check_parts(files, {"n": 4}, write=True)
+    (out / "made.jsonl").write_text("{}\n")
+    write_json(out / "summary.json", {"settings": {"n": 6}})
+    assert resumable.finished(files, {"n": 6}, overwrite=False) == {"settings": {"n": 6}}  # the journal stays
+    with pytest.raises(SicogError, match=r"out was made with other settings \(n: earlier 6, now 4\)"):
+        resumable.finished(files, {"n": 4}, overwrite=False)
+    resumable.clear(files, {"n": 6})  # the same settings: the outputs go, the journal is continued
+    assert not (out / "made.jsonl").exists() and read_completed(out / "journal")
+    resumable.clear(files, {"n": 4})
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_a_journal_or_outputs_without_settings_are_an_unknown_runs(tmp_path):
+    out = tmp_path / "out"
+    files = _journal_folder(out)
+    out.mkdir()
+    (out / "made.jsonl").write_text("{}\n")
+    with pytest.raises(SicogError, match=r"out holds files of an unknown run \(made\.jsonl\) and no .*run\.json"):
+        resumable.check_parts(files, {"n": 6}, write=True)
+    resumable.clear(files, {"n": 6})  # --overwrite
+    resumable.check_parts(files, {"n": 6}, write=True)
+    (out / "run.json").write_text("{not json")
+    with pytest.raises(SicogError, match=r"a run with an unreadable .*run\.json"):
+        resumable.check_parts(files, {"n": 6}, write=True)
 
 
 def test_one_process_run_merges_and_a_failure_leaves_no_empty_parts(tmp_path, monkeypatch):

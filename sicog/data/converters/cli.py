@@ -8,7 +8,8 @@ this command's parser, so a converter keeps heavy imports (torch, transformers) 
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from sicog.utils.subcommands import add_subcommands, run_subcommand
 
 DESCRIPTION = """\
 Convert public datasets into sicog's LLaVA JSONL: usage: sicog convert NAME [flags]
@@ -30,15 +31,9 @@ CONVERTERS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """One sub-command per converter."""
-    sub = p.add_subparsers(dest="converter", metavar="NAME", required=True, help="the source to convert")
-    for name, (module_name, summary) in CONVERTERS.items():
-        module = importlib.import_module(module_name)
-        c = sub.add_parser(name, help=summary, description=module.DESCRIPTION,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(c)
-        c.set_defaults(_converter=module)
+    add_subcommands(p, CONVERTERS, dest="converter", metavar="NAME", help="the source to convert")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the named converter."""
-    return int(args._converter.run(args) or 0)
+    return run_subcommand(args)

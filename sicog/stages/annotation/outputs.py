@@ -12,21 +12,23 @@
   journal) and then `summary.json` (counts, token usage and cost summed over every journal line,
   settings, the masked config):
   each item is in exactly one of cod/dd (both) or failures.
+
+Settings, finished and --overwrite follow the output protocol of every command
+(sicog.utils.resumable), on this folder's `layout`: its journal is a part that stays.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from collections import Counter
 from pathlib import Path
 
 from sicog.data.formats import cod_question, with_image_token
 from sicog.stages.annotation.config import AnnotateConfig
 from sicog.stages.annotation.items import CaptionItem
+from sicog.utils import resumable
 from sicog.utils.io import SicogError, iter_jsonl, write_json, write_jsonl
-from sicog.utils.lock import as_recorded, check_writable, settings_diff
+from sicog.utils.lock import check_writable
 from sicog.utils.paths import check_outputs_apart
 from sicog.utils.shards import PartWriter, parts_dir
 
@@ -44,49 +46,29 @@ def claim_output(cfg: AnnotateConfig) -> None:
     check_writable(cfg.out, "--out", "dir")
 
 
-def _owned(out: Path) -> list[Path]:
-    return [out / n for n in (COD_FILE, DD_FILE, FAILURES_FILE, SUMMARY_FILE, RUN_FILE)] + [
-        parts_dir(out / JOURNAL)]
+def layout(out: str | Path) -> resumable.Layout:
+    """The folder's files in the terms of sicog.utils.resumable (the journal: parts that stay)."""
+    out = Path(out)
+    return resumable.Layout(out=out, summary=out / SUMMARY_FILE, parts=parts_dir(out / JOURNAL),
+                            run_file=out / RUN_FILE, outputs=tuple(out / n for n in (COD_FILE, DD_FILE, FAILURES_FILE,
+                                                                                    SUMMARY_FILE)), journal=True)
 
 
 def recorded_settings(out: str | Path) -> dict | None:
     """The settings --out was started with (its run.json), None when there is none (or unreadable)."""
-    try:
-        return json.loads((Path(out) / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return resumable.recorded_settings(layout(out))
 
 
 def prepare(cfg: AnnotateConfig, want: dict) -> dict | None:
     """Check --out against these settings: the summary of a finished run with nothing left to do,
-    else None (after --overwrite has cleared another run's files, or after recording `want`)."""
-    out = Path(cfg.out)
-    run_file = out / RUN_FILE
-    try:
-        have = json.loads(run_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        have = None
-    except ValueError:
-        have = {}
-    ours = [p for p in _owned(out) if p.exists()]
-    if have != as_recorded(want) and ours:
-        if not cfg.overwrite:
-            why = (f"other settings ({settings_diff(have, want)})" if have else
-                   f"files of an unknown run ({', '.join(p.name for p in ours)}) and no readable {RUN_FILE}")
-            raise SicogError(f"--out {out} holds {why}; rerun with the earlier settings, pass --overwrite to "
-                             "start again, or choose another --out")
-        logger.info("--overwrite: removing %s", ", ".join(str(p) for p in ours))
-        for p in ours:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-        have = None
-    if have is None or not run_file.exists():
-        write_json(run_file, want)
-        return None
-    summary = out / SUMMARY_FILE
-    if summary.exists():
-        done = json.loads(summary.read_text(encoding="utf-8"))
-        if not (cfg.retry_failures and done.get("failed")):
-            return done
+    else None (after --overwrite has cleared another run's files, and `want` is recorded)."""
+    files = layout(cfg.out)
+    done = resumable.finished(files, want, cfg.overwrite)  # a summary of other settings: refused here
+    if done is None and cfg.overwrite:
+        resumable.clear(files, want)
+    resumable.check_parts(files, want, write=True)  # a journal of other settings: refused here
+    if done is not None and not (cfg.retry_failures and done.get("failed")):
+        return done
     return None
 
 

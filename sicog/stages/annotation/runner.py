@@ -2,8 +2,9 @@
 
 1. The whole data file is read and checked first (file:line errors), --out is checked apart from
    the inputs and writable, and `--out.lock` keeps a second writer off it (sicog.utils.lock).
-2. `outputs.prepare` compares the settings with the folder's `run.json`: same settings continue
-   (a finished run is a no-op), other settings are refused unless --overwrite.
+2. `outputs.prepare` compares the settings with the folder's `run.json` and `summary.json` (the
+   protocol of sicog.utils.resumable): same settings continue (a finished run is a no-op), other
+   settings are refused unless --overwrite.
 3. The items not in the journal are annotated with at most --concurrency requests in flight
    (asyncio; one event loop, so journal lines are written one at a time). Each item ends in the
    journal as a success or as a failure with its error; a missing or unreadable image is a
