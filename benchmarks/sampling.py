@@ -18,7 +18,8 @@ are printed so this can be checked).
 With --backend vllm the server serves --model (the same folder, so the same weights); its time is
 the wall time of `sicog sample --backend openai` (requests, image upload and the server's work),
 the hf side's is its generation time in this process. The server's own threads are not limited
-by --threads.
+by --threads. The load average is printed and saved before and after: quote figures only from a
+run that started on an idle machine.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -138,6 +140,11 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    # the two sides' names in the JSON: "hf" and "vllm" with --backend vllm, else "sicog" and "paper_loop"
+    names = ({"ours": "hf", "paper": "vllm"} if args.backend == "vllm"
+             else {"ours": "sicog", "paper": "paper_loop"})
+    load_before = os.getloadavg()
+    rounds = []
     with tempfile.TemporaryDirectory(prefix="sicog-bench-") as tmp:
         tmp = Path(tmp)
         model = args.model
@@ -165,14 +172,19 @@ def main() -> int:
                 else:
                     res = paper_style_loop(model, data, **common)
                     paper = res if paper is None or res["seconds"] < paper["seconds"] else paper
-                print(f"round {r + 1} {side}: {res['candidates']} candidates in {res['seconds']:.2f}s",
-                      file=sys.stderr)
+                rounds.append({"round": r + 1, "side": names[side], **res})
+                print(f"round {r + 1} {names[side]}: {res['candidates']} candidates, {res['tokens']} tokens "
+                      f"in {res['seconds']:.2f}s", file=sys.stderr)
 
+    load_after = os.getloadavg()
     other = "sicog sample (vllm)" if args.backend == "vllm" else "paper-style loop"
     rows = {"sicog sample (hf)": ours, other: paper}
+    served = f", openai concurrency {args.concurrency}" if args.backend == "vllm" else ""
     print(f"{args.images} images x N={args.n}, max_new_tokens={args.max_new_tokens}, "
-          f"torch threads={torch.get_num_threads()}, batch size {args.batch_size}, "
+          f"torch threads={torch.get_num_threads()}, batch size {args.batch_size}{served}, "
           f"best of {args.repeats} alternating rounds")
+    print(f"load average (1, 5, 15 min): before {' '.join(f'{x:.2f}' for x in load_before)}, "
+          f"after {' '.join(f'{x:.2f}' for x in load_after)} on {os.cpu_count()} CPUs")
     print(f"{'':20s} {'candidates':>10s} {'tokens':>8s} {'seconds':>8s} {'cand/s':>8s} {'tok/s':>9s}")
     for name, r in rows.items():
         r["candidates_per_s"] = r["candidates"] / r["seconds"]
@@ -181,7 +193,8 @@ def main() -> int:
               f"{r['candidates_per_s']:8.1f} {r['tokens_per_s']:9.1f}")
     budget = args.images * args.n * args.max_new_tokens
     print(f"token budget {budget}: sicog (hf) generated {ours['tokens']}, {other} {paper['tokens']} "
-          "(a random-init model rarely stops early, so both usually use the full budget)")
+          "(a random-init model rarely stops early, so both usually use the full budget; a trained one "
+          "may stop at EOS: compare tokens/s)")
     ratio = ours["candidates_per_s"] / paper["candidates_per_s"]
     tok_ratio = ours["tokens_per_s"] / paper["tokens_per_s"]
     if args.backend == "vllm":
@@ -190,9 +203,11 @@ def main() -> int:
     else:
         print(f"speed-up: {ratio:.1f}x candidates/s, {tok_ratio:.1f}x tokens/s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "sicog": ours, "paper_loop": paper,
-                                               "ratio_candidates": ratio, "ratio_tokens": tok_ratio},
-                                              indent=2))
+        Path(args.json).write_text(json.dumps({
+            "args": vars(args), names["ours"]: ours, names["paper"]: paper,
+            "ratio_candidates": ratio, "ratio_tokens": tok_ratio,
+            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "loadavg_before": load_before, "loadavg_after": load_after, "rounds": rounds}, indent=2))
     return 0
 
 
