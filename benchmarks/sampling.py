@@ -18,7 +18,10 @@ are printed so this can be checked).
 With --backend vllm the server serves --model (the same folder, so the same weights); its time is
 the wall time of `sicog sample --backend openai` (requests, image upload and the server's work),
 the hf side's is its generation time in this process. The server's own threads are not limited
-by --threads.
+by --threads; `--threads 1,2` measures the hf side at each count in every round (a row each; the
+best counts for the ratio), since which is faster depends on the model and the machine's load.
+The load average is printed and saved before and after: quote figures only from a run that
+started on an idle machine.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -118,10 +122,11 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=32, help="sicog sample --batch-size (prompts per generate call)")
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-p", type=float, default=0.9)
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", default="1",
                    help="torch threads for both sides (0: torch default). 1 by default: on a shared "
                         "2-core machine two threads spin-wait against other jobs and the timings "
-                        "turn to noise")
+                        "turn to noise. With --backend vllm a comma list (e.g. 1,2) measures the hf "
+                        "side at each count")
     p.add_argument("--repeats", type=int, default=3,
                    help="rounds, alternating which side goes first; the best time of each side counts")
     p.add_argument("--json", help="also write the figures to this JSON file")
@@ -134,10 +139,22 @@ def main() -> int:
     args = p.parse_args()
     if args.backend == "vllm" and not (args.api_base and args.model):
         p.error("--backend vllm needs --api-base and --model (the folder the server serves)")
+    try:
+        threads = [int(t) for t in str(args.threads).split(",")]
+    except ValueError:
+        p.error(f"--threads: a number or a comma list of numbers, got {args.threads!r}")
+    if any(t < 0 for t in threads) or (len(threads) > 1 and args.backend != "vllm"):
+        p.error("--threads: counts >= 0; a list only with --backend vllm")
+    threads = [t or torch.get_num_threads() for t in threads]  # 0: torch's default
+    threads = list(dict.fromkeys(threads))
     logging.basicConfig(level=logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(threads[0])
 
+    # the two sides' names in the JSON: "hf" and "vllm" with --backend vllm, else "sicog" and "paper_loop"
+    names = ({"ours": "hf", "paper": "vllm"} if args.backend == "vllm"
+             else {"ours": "sicog", "paper": "paper_loop"})
+    load_before = os.getloadavg()
+    rounds = []
     with tempfile.TemporaryDirectory(prefix="sicog-bench-") as tmp:
         tmp = Path(tmp)
         model = args.model
@@ -149,15 +166,25 @@ def main() -> int:
         common = dict(n=args.n, temperature=args.temperature, top_p=args.top_p,
                       max_new_tokens=args.max_new_tokens)
         ours = paper = None  # with --backend vllm, `paper` holds the served side
+        ours_by_threads = {}  # the hf side's best per torch thread count
         for r in range(args.repeats):
             # Alternate the order so that a burst of load on the machine hits both sides alike.
             order = ("ours", "paper") if r % 2 == 0 else ("paper", "ours")
             for side in order:
                 if side == "ours":
-                    res = sicog_sample(model, data, tmp / f"cands{r}.jsonl", batch_size=args.batch_size,
-                                       **common)
-                    ours = res if ours is None or res["seconds"] < ours["seconds"] else ours
-                elif args.backend == "vllm":
+                    for t in (threads if r % 2 == 0 else threads[::-1]):
+                        torch.set_num_threads(t)
+                        res = sicog_sample(model, data, tmp / f"cands{r}_{t}.jsonl",
+                                           batch_size=args.batch_size, **common)
+                        res["threads"] = t
+                        best = ours_by_threads.get(t)
+                        ours_by_threads[t] = res if best is None or res["seconds"] < best["seconds"] else best
+                        ours = res if ours is None or res["seconds"] < ours["seconds"] else ours
+                        rounds.append({"round": r + 1, "side": names[side], **res})
+                        print(f"round {r + 1} {names[side]} (threads {t}): {res['candidates']} candidates, "
+                              f"{res['tokens']} tokens in {res['seconds']:.2f}s", file=sys.stderr)
+                    continue
+                if args.backend == "vllm":
                     res = sicog_sample_served(model, data, tmp / f"served{r}.jsonl", api_base=args.api_base,
                                               served_name=args.served_model_name or Path(model).name,
                                               concurrency=args.concurrency, **common)
@@ -165,34 +192,50 @@ def main() -> int:
                 else:
                     res = paper_style_loop(model, data, **common)
                     paper = res if paper is None or res["seconds"] < paper["seconds"] else paper
-                print(f"round {r + 1} {side}: {res['candidates']} candidates in {res['seconds']:.2f}s",
-                      file=sys.stderr)
+                rounds.append({"round": r + 1, "side": names[side], **res})
+                print(f"round {r + 1} {names[side]}: {res['candidates']} candidates, {res['tokens']} tokens "
+                      f"in {res['seconds']:.2f}s", file=sys.stderr)
 
+    load_after = os.getloadavg()
     other = "sicog sample (vllm)" if args.backend == "vllm" else "paper-style loop"
-    rows = {"sicog sample (hf)": ours, other: paper}
+    if len(threads) > 1:
+        rows = {f"sicog sample (hf, {t} thr)": ours_by_threads[t] for t in threads}
+    else:
+        rows = {"sicog sample (hf)": ours}
+    rows[other] = paper
+    served = f", openai concurrency {args.concurrency}" if args.backend == "vllm" else ""
     print(f"{args.images} images x N={args.n}, max_new_tokens={args.max_new_tokens}, "
-          f"torch threads={torch.get_num_threads()}, batch size {args.batch_size}, "
+          f"torch threads={','.join(map(str, threads))}, batch size {args.batch_size}{served}, "
           f"best of {args.repeats} alternating rounds")
-    print(f"{'':20s} {'candidates':>10s} {'tokens':>8s} {'seconds':>8s} {'cand/s':>8s} {'tok/s':>9s}")
-    for name, r in rows.items():
+    print(f"load average (1, 5, 15 min): before {' '.join(f'{x:.2f}' for x in load_before)}, "
+          f"after {' '.join(f'{x:.2f}' for x in load_after)} on {os.cpu_count()} CPUs")
+    width = max(20, *map(len, rows))
+    print(f"{'':{width}s} {'candidates':>10s} {'tokens':>8s} {'seconds':>8s} {'cand/s':>8s} {'tok/s':>9s}")
+    for r in [*ours_by_threads.values(), paper]:
         r["candidates_per_s"] = r["candidates"] / r["seconds"]
         r["tokens_per_s"] = r["tokens"] / r["seconds"]
-        print(f"{name:20s} {r['candidates']:10d} {r['tokens']:8d} {r['seconds']:8.2f} "
+    for name, r in rows.items():
+        print(f"{name:{width}s} {r['candidates']:10d} {r['tokens']:8d} {r['seconds']:8.2f} "
               f"{r['candidates_per_s']:8.1f} {r['tokens_per_s']:9.1f}")
     budget = args.images * args.n * args.max_new_tokens
     print(f"token budget {budget}: sicog (hf) generated {ours['tokens']}, {other} {paper['tokens']} "
-          "(a random-init model rarely stops early, so both usually use the full budget)")
+          "(a random-init model rarely stops early, so both usually use the full budget; a trained one "
+          "may stop at EOS: compare tokens/s)")
     ratio = ours["candidates_per_s"] / paper["candidates_per_s"]
     tok_ratio = ours["tokens_per_s"] / paper["tokens_per_s"]
     if args.backend == "vllm":
         ratio, tok_ratio = 1 / ratio, 1 / tok_ratio
-        print(f"vllm over hf: {ratio:.1f}x candidates/s, {tok_ratio:.1f}x tokens/s")
+        of = f" (its best: {ours['threads']} torch threads)" if len(threads) > 1 else ""
+        print(f"vllm over hf{of}: {ratio:.1f}x candidates/s, {tok_ratio:.1f}x tokens/s")
     else:
         print(f"speed-up: {ratio:.1f}x candidates/s, {tok_ratio:.1f}x tokens/s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "sicog": ours, "paper_loop": paper,
-                                               "ratio_candidates": ratio, "ratio_tokens": tok_ratio},
-                                              indent=2))
+        Path(args.json).write_text(json.dumps({
+            "args": vars(args), names["ours"]: ours, names["paper"]: paper,
+            "ratio_candidates": ratio, "ratio_tokens": tok_ratio,
+            f"{names['ours']}_by_threads": {str(t): ours_by_threads[t] for t in threads},
+            "torch_threads": threads, "cpus": os.cpu_count(),
+            "loadavg_before": load_before, "loadavg_after": load_after, "rounds": rounds}, indent=2))
     return 0
 
 
