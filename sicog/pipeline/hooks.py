@@ -20,7 +20,7 @@ one (`register_label_noiser`, a `LabelNoiser`; the demo's is sicog.demo.label_no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Generic, Protocol, TypeVar
 
 from sicog.utils.io import SicogError
 
@@ -29,23 +29,41 @@ if TYPE_CHECKING:  # the planner imports this module
 
 StandinBuilder = Callable[["Planner"], "tuple[str, str]"]
 
-_STANDIN_BUILDERS: list[StandinBuilder] = []
+T = TypeVar("T")
+
+
+class _LastRegistered(Generic[T]):
+    """A hook a plugin fills: the last one registered is used; registering again is idempotent."""
+
+    def __init__(self, missing: str):
+        self.items: list[T] = []
+        self.missing = missing  # the error when none is registered: how to get one
+
+    def register(self, item: T) -> None:
+        if item in self.items:
+            self.items.remove(item)
+        self.items.append(item)
+
+    def get(self) -> T:
+        if not self.items:
+            raise SicogError(self.missing)
+        return self.items[-1]
+
+
+_standin_builders: _LastRegistered[StandinBuilder] = _LastRegistered(
+    "models.vision_tower and models.language_model are null and no stand-in builder is registered: give both "
+    "model paths, or load a plugin that builds stand-ins (sicog.cli.load_plugins loads the built-in demo's)")
+_STANDIN_BUILDERS = _standin_builders.items
 
 
 def register_standin_builder(builder: StandinBuilder) -> None:
     """Register the builder of stand-in models (the last one registered is used; idempotent)."""
-    if builder in _STANDIN_BUILDERS:
-        _STANDIN_BUILDERS.remove(builder)
-    _STANDIN_BUILDERS.append(builder)
+    _standin_builders.register(builder)
 
 
 def standin_builder() -> StandinBuilder:
     """The registered stand-in builder; an error says how to get one or to give real models."""
-    if not _STANDIN_BUILDERS:
-        raise SicogError("models.vision_tower and models.language_model are null and no stand-in builder "
-                         "is registered: give both model paths, or load a plugin that builds stand-ins "
-                         "(sicog.cli.load_plugins loads the built-in demo's)")
-    return _STANDIN_BUILDERS[-1]
+    return _standin_builders.get()
 
 
 # Model configs of the folders a plugin's step writes (`sicog run --estimate` sizes models before they
@@ -85,21 +103,18 @@ class LabelNoiser(Protocol):
     def is_wrong(self, label: str, truth: str, task: str) -> bool: ...
 
 
-_LABEL_NOISERS: list[LabelNoiser] = []
+_label_noisers: _LastRegistered[LabelNoiser] = _LastRegistered(
+    "a truth source with noise / noise_from (e.g. the oracle_noised arm) needs a label noiser that knows how to "
+    "make a stated count or answer wrong, and none is registered: load a plugin that registers one "
+    "(sicog.pipeline.hooks.register_label_noiser; the built-in demo's is sicog.demo.label_noise)")
+_LABEL_NOISERS = _label_noisers.items
 
 
 def register_label_noiser(noiser: LabelNoiser) -> None:
     """Register the label noiser of truth sources with `noise` (the last one registered is used; idempotent)."""
-    if noiser in _LABEL_NOISERS:
-        _LABEL_NOISERS.remove(noiser)
-    _LABEL_NOISERS.append(noiser)
+    _label_noisers.register(noiser)
 
 
 def label_noiser() -> LabelNoiser:
     """The registered label noiser; an error says how to get one."""
-    if not _LABEL_NOISERS:
-        raise SicogError("a truth source with noise / noise_from (e.g. the oracle_noised arm) needs a label noiser "
-                         "that knows how to make a stated count or answer wrong, and none is registered: load a "
-                         "plugin that registers one (sicog.pipeline.hooks.register_label_noiser; the built-in "
-                         "demo's is sicog.demo.label_noise)")
-    return _LABEL_NOISERS[-1]
+    return _label_noisers.get()
