@@ -263,10 +263,14 @@ def _evaluate(cfg: EvaluateConfig, bench: ResolvedBenchmark, caption_path: Path 
                  m["unanswered"], m["chance_accuracy"])
         return m
 
+    def scored_items(way: str, mcq_items):
+        return mcq_items[:cfg.generate_limit] if way == "generate" and cfg.generate_limit else mcq_items
+
     for k, way in enumerate(scorings):
-        way_items = items[:cfg.generate_limit] if way == "generate" and cfg.generate_limit else items
-        by_scoring[way] = score(way, way_items, "" if k == 0 else way)
-    shuffled = score(scorings[0], blind_items, "shuffled_images") if blind_items is not None else None
+        by_scoring[way] = score(way, scored_items(way, items), "" if k == 0 else way)
+    # the control asks the headline's very questions (images drawn from the whole benchmark)
+    shuffled = (score(scorings[0], scored_items(scorings[0], blind_items), "shuffled_images")
+                if blind_items is not None else None)
     summary: dict = {
         "model": str(cfg.model),
         "benchmark": str(bench.tsv),

@@ -87,6 +87,22 @@ def test_open_cot_asks_the_training_question_without_options_and_reads_the_optio
     assert s["mcq"]["accuracy"] == 1.0 and s["max_new_tokens"] == 512
 
 
+def test_shuffled_control_asks_the_headlines_own_questions(world, tmp_path):
+    """A generate headline limited to N items gets its control on those N questions, not on every item."""
+    asked = []
+
+    def answer(pairs):
+        asked.extend(p for p, _ in pairs)
+        return ["A"] * len(pairs)
+
+    s = evaluate_checkpoint(_cfg(world, tmp_path, captions="off", mcq_scoring="generate,likelihood",
+                                 generate_limit=3, shuffled_image_control=True),
+                            predict=answer, option_scorer=counted_predictors(world, Budget())["option_scorer"])
+    assert s["mcq"]["n"] == 3 and s["mcq_shuffled_images"]["n"] == 3
+    assert s["mcq_by_scoring"]["likelihood"]["n"] == len(read_mcq_tsv(world / "benchmark.tsv"))
+    assert asked[3:] == asked[:3]   # the same three prompts, with other images
+
+
 def test_generate_limit_scores_the_first_items_and_each_subtype_apart(world, tmp_path):
     items = read_mcq_tsv(world / "benchmark.tsv")
     s = evaluate_checkpoint(_cfg(world, tmp_path, prompt_style="open_cot", captions="off", generate_limit=3),
