@@ -255,7 +255,7 @@ def render(summary: dict, preset: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="tiny", choices=("smoke", "tiny", "controls"),
+    p.add_argument("--preset", default="tiny", choices=("smoke", "tiny", "controls", "mechanism"),
                    help="demo preset (default tiny)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to run (default 0 1 2)")
     p.add_argument("--out", default="runs/demo_seeds", help="folder for seed<N>/ runs and the summary")

@@ -10,7 +10,7 @@ tiny: `base` (no stage 1.5), `sicog` (curated CoD + CoT), `uncurated_valid` (a r
 candidate of the items curation kept), `oracle` (ground-truth CoD / CoT of the same items);
 controls: `base`, `base_long` (as many more stage-2 steps as stage 1.5 adds), `oracle`,
 `oracle_noised` (the truth with as many wrong counts / answers as the curated labels), `annotated`
-(stage 1.5 on the warm-up annotations alone).
+(stage 1.5 on the warm-up annotations alone); mechanism: the arms of both in one run.
 """
 
 from __future__ import annotations
@@ -32,14 +32,15 @@ from sicog.utils.io import SicogError
 
 log = logging.getLogger(__name__)
 
-PRESETS = ("smoke", "tiny", "controls")
+PRESETS = ("smoke", "tiny", "controls", "mechanism")
 
 DESCRIPTION = """Run the whole SICOG loop on the built-in synthetic world (no download, no GPU):
 world -> stand-in CLIP/LLM -> stage 1 -> base SFT -> warm-up (CoD, CoT) -> sample -> curate ->
 stage 1.5 per arm -> stage 2 SFT -> evaluate -> report.
 smoke: a few minutes, checks that everything runs (every arm); tiny: the measured comparison (base, sicog,
 uncurated_valid, oracle; 2,000 questions; tens of minutes on 2 CPU cores); controls: the controls of the
-mechanism on the tiny world (base, base_long, oracle, oracle_noised, annotated).
+mechanism on the tiny world (base, base_long, oracle, oracle_noised, annotated); mechanism: the arms of
+both in one run (the pre-registered study, docs/demo_findings.md).
 Re-running with the same --out skips what is complete and resumes what was interrupted.
 Examples:
   sicog demo --preset tiny --out runs/demo
@@ -49,7 +50,8 @@ Examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=PRESETS, default="tiny",
                    help="smoke: quick check that the loop runs; tiny: the measured comparison (default); "
-                        "controls: the control arms on the tiny world")
+                        "controls: the control arms on the tiny world; mechanism: every arm of tiny and controls "
+                        "in one run")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder: world/, run/, report.json, report.md, plots (default runs/demo_<preset>)")
     p.add_argument("--seed", type=int, default=0,

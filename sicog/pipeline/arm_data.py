@@ -81,7 +81,7 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                     noised[key] = planner.noised_step(name, truth[task], k, task, src.noise,
                                                       planner.curated[(k, task)] if src.noise_from else None,
                                                       arm=arm.name)
-    out = {}
+    out, paired = {}, {}  # paired: a file -> that file with companions (one step per file)
     for arm in arms:
         files = []
         for src in arm.sources:
@@ -89,18 +89,35 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                 files.append(_external(planner, arm, src))
                 continue
             for task in src.tasks():
-                if src.kind == "curated":
-                    files.append(_curated(planner, arm, src, k, task))
-                elif src.kind == "candidate":
-                    files.append(uncurated[(task, _items(planner, src), src.parseable)])
-                elif src.kind == "annotations":
+                if src.kind == "annotations":  # the annotations have both forms already
                     files.append(planner.need(TASKS[task].annotations, f"the {arm.name} arm"))
+                    continue
+                if src.kind == "curated":
+                    path = _curated(planner, arm, src, k, task)
+                elif src.kind == "candidate":
+                    path = uncurated[(task, _items(planner, src), src.parseable)]
                 elif src.noise is not None or src.noise_from is not None:
-                    files.append(noised[(task, src.noise, src.noise_from)])
+                    path = noised[(task, src.noise, src.noise_from)]
                 else:
-                    files.append(truth[task])
+                    path = truth[task]
+                if cfg.mixture.companions:
+                    if path not in paired:
+                        paired[path] = planner.companions_step(f"{r}/companions_{_tag(planner, path)}", path, k,
+                                                               task, arm=arm.name)
+                    path = paired[path]
+                files.append(path)
         out[arm.name] = files
     return out
+
+
+def _tag(planner, path: str) -> str:
+    """A step-name part for a data file: the folder of the step that wrote it (r1_curate_reasoning),
+    else the file's own name (a world's oracle_reasoning)."""
+    p = Path(path)
+    try:
+        return str(p.parent.relative_to(planner.work)).replace("/", "_")
+    except ValueError:
+        return p.stem
 
 
 def _curated(planner, arm: ArmSpec, src: ArmSource, k: int, task: str) -> str:

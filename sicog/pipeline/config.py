@@ -144,6 +144,9 @@ class MixtureConfig:
     # fraction of stage-1.5 samples that are text-only (0: none)
     text_only_ratio: float = setting(0.1, min=0, max=1, max_exclusive=True)
     include_annotations: bool = False  # also the warm-up annotations (the paper: curated data only)
+    # each CoD / CoT record of a curated, candidate or truth source followed by its direct description /
+    # short answer, the two forms the warm-up annotations have (the paper: the CoD / CoT form only)
+    companions: bool = False
     # stage-2 data of every arm, as data.* keys (the paper's LLaVA-665K also holds detailed captions;
     # add annotated_captions when `instructions` alone has none)
     sft_data: list[str] = setting(choices=DATA_KEYS, default_factory=lambda: ["instructions"])

@@ -6,6 +6,8 @@
   same training-record layout curation writes;
 - `noised_truth`: ground truth with a share of its stated counts / answers made wrong by the
   registered label noiser (a share given, or that of the curated labels, judged by the noiser);
+- `companions`: a file's CoD / CoT records each followed by its direct description / short answer
+  (`mixture.companions`: stage-1.5 data in the warm-up annotations' two forms);
 - `head`: the first K records of a file (quick runs);
 - `first_candidates`: the first n candidates per item of a larger sample (sweeps over N);
 - `hold_out_probe`: images of the reasoning annotations held out as the round monitor's probe;
@@ -143,6 +145,25 @@ def noised_truth_action(truth_path: str, out_path: str, task: str, seed: int, sh
         records, noised, unnoisable = noised_records(truth, s, task, noiser, seed)
         write_jsonl(out_path, records)
         return {**counts, "records": len(records), "share": round(s, 4), "noised": noised, "unnoisable": unnoisable}
+
+    return action
+
+
+def companions_action(in_path: str, out_path: str, task: str):
+    """Every record of `in_path`, each followed by its companion (sicog.data.companions); a record
+    whose label has nothing to take (no Step-5 description, no final answer) keeps its one form."""
+    def action(step, engine) -> dict:
+        from sicog.data.companions import companion
+
+        records, added = [], 0
+        for rec in _records(in_path):
+            records.append(rec)
+            extra = companion(rec, task)
+            if extra is not None:
+                records.append(extra)
+                added += 1
+        write_jsonl(out_path, records)
+        return {"records": len(records), "companions": added, "without_companion": len(records) - 2 * added}
 
     return action
 

@@ -311,6 +311,16 @@ class Planner:
                                "the curated labels get wrong") + " with a wrong count / answer"))
         return out
 
+    def companions_step(self, name: str, records: str, k: int, task: str, *, arm: str) -> str:
+        """`records` with each CoD / CoT record followed by its direct description / short answer."""
+        out = self.folder(name) + "/records.jsonl"
+        self.add(Step(name=name, kind="data", inputs={"records": records}, outputs={"records": out},
+                      params={"task": task}, action=data_steps.companions_action(records, out, task),
+                      work_dir=self.folder(name), round=k, arm=arm, task=task, role="companions",
+                      describe=f"each record of {records} followed by its "
+                               + ("direct description" if task == "captions" else "short answer")))
+        return out
+
     def evaluate_step(self, name: str, model: str, round: int, arm: str) -> None:
         if not self.cfg.evaluation.enabled:
             return

@@ -139,3 +139,30 @@ def test_control_arms_plan_their_data_from_the_table(tmp_path):
     # annotations alone need no warm-up, sampling or curation
     planner, _ = _plan(tmp_path / "b", "arms=[base, annotated]")
     assert not [s.name for s in planner.steps if s.name.startswith("r1/") and "annotated" not in s.name]
+
+
+def test_companions_pair_every_labelled_source_but_the_annotations(tmp_path):
+    """mixture.companions: each curated / candidate / truth file passes through one companions step
+    (shared by the arms that read it); the annotations, which have both forms, are read as they are."""
+    planner, world = _plan(tmp_path, "mixture.companions=true",
+                           "arms=[base, sicog, uncurated_valid, oracle, oracle_noised, annotated, "
+                           "{name: oracle_again, sources: [{kind: truth}], text_only_ratio: 0}]")
+    steps = {s.name: s for s in planner.steps}
+
+    def sources(arm):
+        return [x["path"] for x in steps[f"r1/pretrain_{arm}"].params["train"]["data"]["sources"]
+                if "text_only" not in x["path"]]
+
+    paired = {s.inputs["records"]: s.outputs["records"] for s in planner.steps if s.name.startswith("r1/companions_")}
+    assert sources("sicog") == [paired[planner.curated[(1, t)]] for t in ("captions", "reasoning")]
+    assert sources("oracle") == sources("oracle_again") == [paired[str(world / f"oracle_{t}.jsonl")]
+                                                              for t in ("captions", "reasoning")]
+    assert sources("oracle_noised") == [paired[steps[f"r1/noised_{t}"].outputs["records"]]
+                                        for t in ("captions", "reasoning")]
+    assert sources("uncurated_valid") == [paired[steps[f"r1/uncurated_{t}_kept_parseable"].outputs["records"]]
+                                          for t in ("captions", "reasoning")]
+    assert sources("annotated") == [str(world / "annotated_captions.jsonl"), str(world / "annotated_reasoning.jsonl")]
+    assert len(paired) == 8 and "r1/companions_oracle_reasoning" in steps and "r1/companions_r1_curate_captions" in steps
+    # off (the default): the files themselves
+    planner, _ = _plan(tmp_path / "off", "arms=[base, sicog]")
+    assert not [s for s in planner.steps if "companions" in s.name]
