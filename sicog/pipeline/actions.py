@@ -165,7 +165,10 @@ class mixture_weights:  # noqa: N801 - used as a function: mixture_weights(cfg, 
     def __init__(self, cfg: PipelineConfig, text_source: str | None, ratio: float | None = None):
         self.ratio = cfg.mixture.text_only_ratio if ratio is None else ratio
         self.text_source, self.on_empty = text_source, cfg.mixture.on_empty
-        self.settings = {**config_to_dict(cfg.mixture), "text_only_ratio": self.ratio}
+        # companions act through the sources (the companion steps' files), so they stay out of the
+        # settings: a run made before the option existed keeps its steps
+        self.settings = {**{k: v for k, v in config_to_dict(cfg.mixture).items() if k != "companions"},
+                         "text_only_ratio": self.ratio}
 
     def __call__(self, sources: list[dict]) -> list[dict]:
         out = []
