@@ -35,6 +35,8 @@ CASES = {
     "smoke_keep_fraction": (PRESETS / "smoke.yaml", ["curation.captions.threshold=null", "curation.captions.keep_fraction=0.5"]),
     "tiny": (PRESETS / "tiny.yaml", []),
     "tiny_rounds2": (PRESETS / "tiny.yaml", ["rounds=2", "round_arms=[sicog, oracle]"]),
+    "controls": (PRESETS / "controls.yaml", []),
+    "mechanism": (PRESETS / "mechanism.yaml", []),
     "qwen2_7b": (PIPELINES / "qwen2_7b.yaml", []),
     "qwen2_7b_uhd": (PIPELINES / "qwen2_7b_uhd.yaml", []),
 }
