@@ -256,6 +256,24 @@ def test_noised_truth_makes_the_share_of_the_curated_labels_wrong(tmp_path):
     assert counts["noised"] + counts["unnoisable"] == round(0.25 * 41)
 
 
+def test_companions_step_follows_each_label_with_its_short_form(tmp_path):
+    from sicog.data import formats as F
+    from sicog.pipeline.data_steps import companions_action
+
+    def rec(i, answer):
+        return {"id": f"u{i}", "image": f"{i}.png", "conversations": [
+            {"from": "human", "value": F.with_image_token(F.to_cot_question("How many shapes?"))},
+            {"from": "gpt", "value": answer}]}
+    records = [rec(0, "Step 4: Conclude.\nThere are two shapes. The answer is 2."), rec(1, "Step 1: no end"),
+               rec(2, "The answer is 5.")]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    counts = companions_action(str(tmp_path / "in.jsonl"), str(tmp_path / "out.jsonl"), "reasoning")(None, None)
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in out] == ["u0", "u0-short", "u1", "u2", "u2-short"]
+    assert [r["conversations"][1]["value"] for r in out if r["id"].endswith("-short")] == ["2", "5"]
+    assert counts == {"records": 5, "companions": 2, "without_companion": 1}
+
+
 def test_uncurated_arm_matches_the_curated_item_count_unless_all(tmp_path):
     steps = {s.name: s for s in build_plan(_smoke(tmp_path / "m"), PRESETS).steps}
     for task in ("captions", "reasoning"):
