@@ -58,9 +58,9 @@ class EvaluateConfig:
                                            "A comma list scores both ways; the first is the headline 'mcq' of "
                                            "summary.json (default generate)", metavar="WAY[,WAY]")
     shuffled_image_control: bool = setting(False, "also score the headline way with every item's image swapped for "
-                                                  "another item's: the accuracy from the question alone; the gap to "
-                                                  "the real accuracy is what the model reads from the image "
-                                                  "(summary: mcq_shuffled_images)")
+                                                  "another item's, on the headline's own questions: the accuracy from "
+                                                  "the question alone; the gap to the real accuracy is what the model "
+                                                  "reads from the image (summary: mcq_shuffled_images)")
     limit: int | None = setting(None, "evaluate only the first N items (and N caption images)", metavar="N", min=1)
     generate_limit: int | None = setting(None, "score the generate way on only the first N items (of --limit): "
                                                "generating a reply, a step-by-step one above all, costs far more "
