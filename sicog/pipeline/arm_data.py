@@ -22,8 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from sicog.config import ConfigError
+from sicog.pipeline import data_steps
 from sicog.pipeline.arms import ArmSource, ArmSpec
 from sicog.pipeline.config import expand_env
+from sicog.pipeline.step import Step
 from sicog.pipeline.tasks import TASK_NAMES, TASKS
 
 
@@ -63,8 +65,8 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                 continue
             plain = items == cfg.uncurated_items and not parseable
             name = f"{r}/uncurated_{task}" + ("" if plain else f"_{items}") + ("_parseable" if parseable else "")
-            uncurated[(task, items, parseable)] = planner.uncurated_step(
-                name, cand[task], k, task, planner.curated[(k, task)] if items in ("matched", "kept") else None,
+            uncurated[(task, items, parseable)] = _uncurated_step(
+                planner, name, cand[task], k, task, planner.curated[(k, task)] if items in ("matched", "kept") else None,
                 arm=arm, items=items, parse_mode=TASKS[task].sample_mode if parseable else None)
             if plain:
                 planner.uncurated[(k, task)] = uncurated[(task, items, parseable)]
@@ -78,9 +80,9 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                 key = (task, src.noise, src.noise_from)
                 if key not in noised:
                     name = f"{r}/noised_{task}" + (f"_{src.noise:g}" if src.noise is not None else "")
-                    noised[key] = planner.noised_step(name, truth[task], k, task, src.noise,
-                                                      planner.curated[(k, task)] if src.noise_from else None,
-                                                      arm=arm.name)
+                    noised[key] = _noised_step(planner, name, truth[task], k, task, src.noise,
+                                               planner.curated[(k, task)] if src.noise_from else None,
+                                               arm=arm.name)
     out, paired = {}, {}  # paired: a file -> that file with companions (one step per file)
     for arm in arms:
         files = []
@@ -102,11 +104,49 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                     path = truth[task]
                 if cfg.mixture.companions:
                     if path not in paired:
-                        paired[path] = planner.companions_step(f"{r}/companions_{_tag(planner, path)}", path, k,
-                                                               task, arm=arm.name)
+                        paired[path] = _companions_step(planner, f"{r}/companions_{_tag(planner, path)}", path,
+                                                        k, task, arm=arm.name)
                     path = paired[path]
                 files.append(path)
         out[arm.name] = files
+    return out
+
+
+def _uncurated_step(planner, name: str, candidates: str, k: int, task: str, match: str | None, *,
+                   arm: str, items: str, parse_mode: str | None = None) -> str:
+    out, seed = planner.folder(name) + "/records.jsonl", planner.round_seed(k)
+    params = {"seed": seed, "items": items, **({"parseable": parse_mode} if parse_mode else {})}
+    what = {"matched": " of as many items as curation keeps", "kept": " of the items curation kept"}
+    planner.add(Step(name=name, kind="data", inputs={"candidates": candidates} | ({"curated": match} if match else {}),
+                  outputs={"records": out}, params=params,
+                  action=data_steps.uncurated_action(candidates, out, seed, match, items, parse_mode),
+                  work_dir=planner.folder(name), round=k, arm=arm, task=task, role="uncurated",
+                  describe=f"one random {'parseable ' if parse_mode else ''}candidate per item"
+                           + (what.get(items, "") if match else "")))
+    return out
+
+
+def _noised_step(planner, name: str, truth: str, k: int, task: str, share: float | None, labels: str | None, *,
+                arm: str) -> str:
+    """Truth with a share of its stated counts / answers made wrong (`share`, or that of `labels`)."""
+    out, seed = planner.folder(name) + "/records.jsonl", planner.round_seed(k)
+    planner.add(Step(name=name, kind="data", inputs={"truth": truth} | ({"labels": labels} if labels else {}),
+                  outputs={"records": out}, params={"seed": seed, "share": share, "share_of": labels and "labels"},
+                  action=data_steps.noised_truth_action(truth, out, task, seed, share, labels),
+                  work_dir=planner.folder(name), round=k, arm=arm, task=task, role="noised",
+                  describe="ground truth, " + (f"{share:.0%} of its items" if labels is None else "as many items as "
+                           "the curated labels get wrong") + " with a wrong count / answer"))
+    return out
+
+
+def _companions_step(planner, name: str, records: str, k: int, task: str, *, arm: str) -> str:
+    """`records` with each CoD / CoT record followed by its direct description / short answer."""
+    out = planner.folder(name) + "/records.jsonl"
+    planner.add(Step(name=name, kind="data", inputs={"records": records}, outputs={"records": out},
+                  params={"task": task}, action=data_steps.companions_action(records, out, task),
+                  work_dir=planner.folder(name), round=k, arm=arm, task=task, role="companions",
+                  describe=f"each record of {records} followed by its "
+                           + ("direct description" if task == "captions" else "short answer")))
     return out
 
 

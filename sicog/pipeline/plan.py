@@ -286,41 +286,6 @@ class Planner:
             lambda step: data_steps.curate_counts(out), round=k, task=task)
         return out
 
-    def uncurated_step(self, name: str, candidates: str, k: int, task: str, match: str | None, *,
-                       arm: str, items: str, parse_mode: str | None = None) -> str:
-        out, seed = self.folder(name) + "/records.jsonl", self.round_seed(k)
-        params = {"seed": seed, "items": items, **({"parseable": parse_mode} if parse_mode else {})}
-        what = {"matched": " of as many items as curation keeps", "kept": " of the items curation kept"}
-        self.add(Step(name=name, kind="data", inputs={"candidates": candidates} | ({"curated": match} if match else {}),
-                      outputs={"records": out}, params=params,
-                      action=data_steps.uncurated_action(candidates, out, seed, match, items, parse_mode),
-                      work_dir=self.folder(name), round=k, arm=arm, task=task, role="uncurated",
-                      describe=f"one random {'parseable ' if parse_mode else ''}candidate per item"
-                               + (what.get(items, "") if match else "")))
-        return out
-
-    def noised_step(self, name: str, truth: str, k: int, task: str, share: float | None, labels: str | None, *,
-                    arm: str) -> str:
-        """Truth with a share of its stated counts / answers made wrong (`share`, or that of `labels`)."""
-        out, seed = self.folder(name) + "/records.jsonl", self.round_seed(k)
-        self.add(Step(name=name, kind="data", inputs={"truth": truth} | ({"labels": labels} if labels else {}),
-                      outputs={"records": out}, params={"seed": seed, "share": share, "share_of": labels and "labels"},
-                      action=data_steps.noised_truth_action(truth, out, task, seed, share, labels),
-                      work_dir=self.folder(name), round=k, arm=arm, task=task, role="noised",
-                      describe="ground truth, " + (f"{share:.0%} of its items" if labels is None else "as many items as "
-                               "the curated labels get wrong") + " with a wrong count / answer"))
-        return out
-
-    def companions_step(self, name: str, records: str, k: int, task: str, *, arm: str) -> str:
-        """`records` with each CoD / CoT record followed by its direct description / short answer."""
-        out = self.folder(name) + "/records.jsonl"
-        self.add(Step(name=name, kind="data", inputs={"records": records}, outputs={"records": out},
-                      params={"task": task}, action=data_steps.companions_action(records, out, task),
-                      work_dir=self.folder(name), round=k, arm=arm, task=task, role="companions",
-                      describe=f"each record of {records} followed by its "
-                               + ("direct description" if task == "captions" else "short answer")))
-        return out
-
     def evaluate_step(self, name: str, model: str, round: int, arm: str) -> None:
         if not self.cfg.evaluation.enabled:
             return
