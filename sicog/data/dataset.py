@@ -34,6 +34,7 @@ from sicog.data.chat import (
     to_messages,
     tokenizer_of,
 )
+from sicog.data.example_cache import ExampleCache
 from sicog.data.images import (
     NOT_FOUND,
     ImageError,
@@ -98,6 +99,7 @@ class SupervisedDataset(Dataset):
         self.name = name or (records[0].path if records else "<empty>")
         self.skip_counts: Counter = Counter()
         self._replaced: dict[int, int] = {}
+        self._cache = ExampleCache()  # unsliced examples (sicog.data.example_cache: exact, bounded)
         self.records = self._drop_missing_images(records)
         self._lengths = self._estimate_lengths()
         self._drop_overlong()
@@ -212,6 +214,9 @@ class SupervisedDataset(Dataset):
         return self.records[self._replaced.get(i, i)]
 
     def __getitem__(self, i: int) -> dict:
+        cached = self._cache.get(i)
+        if cached is not None:
+            return cached
         n = len(self.records)
         for attempt in range(n):
             j = (i + attempt) % n
@@ -240,6 +245,8 @@ class SupervisedDataset(Dataset):
             example = {"input_ids": enc.input_ids, "labels": enc.labels, "pixel_values": pixel_values}
             if j != i:
                 self._replaced[i] = j
+            else:  # a replaced record is read again (and counted) each time, as before
+                self._cache.put(i, example)
             return example
         raise DataError(f"{self.name}: every record failed to load (skipped: {dict(self.skip_counts)})")
 

@@ -12,8 +12,12 @@ The pipeline's truth sources with `noise` (sicog.pipeline.arms) ask a registered
   multiple-choice question another of its options, letter and value); the listing of step 2 stays
   as it was, as a wrong self-generated label's may.
 
-`is_wrong` judges a label the same way against the truth label of its item: the stated total of a
-caption's description (Step 5), the final answer of a CoT; a label that states none is wrong.
+`stated` reads what a label states: the total of a caption's description (Step 5), the final answer
+of a CoT; `is_wrong` judges a label by it against the truth label of its item (stating none is wrong).
+With `like` (the wrong values the curated labels state for the item's true value) the wrong count is
+drawn with those weights among the in-range ones, so the noise has the teacher's shape (mostly near
+misses, biased as it is) instead of being spread evenly; a multiple-choice answer is another of its
+options either way (a letter means nothing across questions).
 """
 
 from __future__ import annotations
@@ -42,8 +46,11 @@ def _low_high(task: str, text: str) -> tuple[int, int]:
     return cfg.min_objects, cfg.max_objects
 
 
-def _other(n: int, low: int, high: int, rng) -> int | None:
+def _other(n: int, low: int, high: int, rng, like=None) -> int | None:
     values = [v for v in range(low, high + 1) if v != n]
+    weights = [like.get(str(v), 0) for v in values] if like else []
+    if any(weights):
+        return rng.choices(values, weights=weights)[0]
     return rng.choice(values) if values else None
 
 
@@ -67,19 +74,24 @@ def _answer_value(text: str) -> str | None:
 class WorldLabelNoiser:
     """sicog.pipeline.hooks.LabelNoiser for the synthetic world's CoD and counting CoT."""
 
-    def wrong(self, text: str, prompt: str, task: str, rng) -> str | None:
-        return self._wrong_caption(text, rng) if task == "captions" else self._wrong_cot(text, prompt, rng)
+    def wrong(self, text: str, prompt: str, task: str, rng, like=None) -> str | None:
+        if task == "captions":
+            return self._wrong_caption(text, rng, like)
+        return self._wrong_cot(text, prompt, rng, like)
+
+    def stated(self, label: str, task: str) -> str | None:
+        if task == "captions":  # a truth caption may be its description alone
+            total = _stated_total(extract_cod_description(label or "") or label or "")
+            return None if total is None else str(total)
+        return _answer_value(label)
 
     def is_wrong(self, label: str, truth: str, task: str) -> bool:
-        if task == "captions":
-            said = _stated_total(extract_cod_description(label or "") or "")
-            return said is None or said != _stated_total(extract_cod_description(truth) or truth)
-        said = _answer_value(label)
-        return said is None or said != _answer_value(truth)
+        said = self.stated(label, task)
+        return said is None or said != self.stated(truth, task)
 
-    def _wrong_caption(self, text: str, rng) -> str | None:
+    def _wrong_caption(self, text: str, rng, like=None) -> str | None:
         n = _stated_total(text)
-        m = None if n is None else _other(n, *_low_high("captions", text), rng)
+        m = None if n is None else _other(n, *_low_high("captions", text), rng, like)
         if m is None:
             return None
 
@@ -89,14 +101,14 @@ class WorldLabelNoiser:
 
         return _TOTAL_RE.sub(sub, text)
 
-    def _wrong_cot(self, text: str, prompt: str, rng) -> str | None:
+    def _wrong_cot(self, text: str, prompt: str, rng, like=None) -> str | None:
         end, gives = _COT_END_RE.search(text), _COT_GIVES_RE.search(text)
         if end is None or gives is None:
             return None
         n = int(gives.group(1))
         options = {letter: int(v) for letter, v in _PROMPT_OPTION_RE.findall(prompt or "")}
         if end.group(5).isdigit():  # an open question: any other in-range count
-            m, answer = _other(n, *_low_high("reasoning", text), rng), None
+            m, answer = _other(n, *_low_high("reasoning", text), rng, like), None
         else:  # a multiple-choice question: another of its options
             low, high = _low_high("reasoning", text)  # another option, in range where one is (options may not be)
             others = sorted(k for k, v in options.items() if v != n)

@@ -37,7 +37,7 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
     """Warm-up, sampling, curation and data steps of round k; returns each arm's stage-1.5 files."""
     cfg, data, r = planner.cfg, planner.data, f"r{k}"
     sampled = [t for t in TASK_NAMES if any(a.uses("curated", t, k) or a.uses("candidate", t, k)
-                                       or any(s.noise_from for s in a.uses("truth", t, k)) for a in arms)]
+                                       or any(s.reads_curated() for s in a.uses("truth", t, k)) for a in arms)]
     cand = {}
     for task in sampled:
         t = TASKS[task]
@@ -57,7 +57,7 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
     uncurated: dict[tuple[str, str, bool], str] = {}  # (task, items, parseable) -> records
     for task in sampled:
         draws = [(a.name, _items(planner, s), s.parseable) for a in arms for s in a.uses("candidate", task, k)]
-        if any(a.uses("curated", task, k) or any(s.noise_from for s in a.uses("truth", task, k)) for a in arms) \
+        if any(a.uses("curated", task, k) or any(s.reads_curated() for s in a.uses("truth", task, k)) for a in arms) \
                 or any(items in ("matched", "kept") for _, items, _p in draws):
             planner.curated[(k, task)] = planner.curate_step(task, cand[task], k)
         for arm, items, parseable in draws:
@@ -71,17 +71,18 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
             if plain:
                 planner.uncurated[(k, task)] = uncurated[(task, items, parseable)]
     truth = {t: _truth(planner, k, t) for t in TASK_NAMES if any(a.uses("truth", t, k) for a in arms)}
-    noised: dict[tuple[str, float | None, str | None], str] = {}  # (task, share, noise_from) -> records
+    noised: dict[tuple, str] = {}  # (task, share, noise_from, noise_values) -> records
     for arm in arms:
         for src in arm.sources:
-            if src.kind != "truth" or (src.noise is None and src.noise_from is None) or src.round not in (None, k):
+            if not src.noised() or src.round not in (None, k):
                 continue
             for task in src.tasks():
-                key = (task, src.noise, src.noise_from)
+                key = (task, src.noise, src.noise_from, src.noise_values)
                 if key not in noised:
-                    name = f"{r}/noised_{task}" + (f"_{src.noise:g}" if src.noise is not None else "")
-                    noised[key] = _noised_step(planner, name, truth[task], k, task, src.noise,
-                                               planner.curated[(k, task)] if src.noise_from else None,
+                    name = f"{r}/noised_{task}" + (f"_{src.noise:g}" if src.noise is not None else "") \
+                        + ("" if src.noise_values == "uniform" else f"_{src.noise_values}")
+                    noised[key] = _noised_step(planner, name, truth[task], k, task, src,
+                                               planner.curated[(k, task)] if src.reads_curated() else None,
                                                arm=arm.name)
     out, paired = {}, {}  # paired: a file -> that file with companions (one step per file)
     for arm in arms:
@@ -98,8 +99,8 @@ def plan_round_data(planner, k: int, base: str, arms: list[ArmSpec]) -> dict[str
                     path = _curated(planner, arm, src, k, task)
                 elif src.kind == "candidate":
                     path = uncurated[(task, _items(planner, src), src.parseable)]
-                elif src.noise is not None or src.noise_from is not None:
-                    path = noised[(task, src.noise, src.noise_from)]
+                elif src.noised():
+                    path = noised[(task, src.noise, src.noise_from, src.noise_values)]
                 else:
                     path = truth[task]
                 if cfg.mixture.companions:
@@ -126,16 +127,23 @@ def _uncurated_step(planner, name: str, candidates: str, k: int, task: str, matc
     return out
 
 
-def _noised_step(planner, name: str, truth: str, k: int, task: str, share: float | None, labels: str | None, *,
+def _noised_step(planner, name: str, truth: str, k: int, task: str, src: ArmSource, labels: str | None, *,
                 arm: str) -> str:
-    """Truth with a share of its stated counts / answers made wrong (`share`, or that of `labels`)."""
-    out, seed = planner.folder(name) + "/records.jsonl", planner.round_seed(k)
+    """Truth with a share of its stated counts / answers made wrong (`src.noise`, or the share `labels`
+    get wrong), the wrong values drawn uniformly or as `labels`' are (`src.noise_values`)."""
+    out, seed, share = planner.folder(name) + "/records.jsonl", planner.round_seed(k), src.noise
+    like = src.noise_values != "uniform"
+    params = {"seed": seed, "share": share, "share_of": "labels" if src.noise_from else None}
+    if like:  # only then: the steps of runs made before the setting keep their digests
+        params["values"] = src.noise_values
     planner.add(Step(name=name, kind="data", inputs={"truth": truth} | ({"labels": labels} if labels else {}),
-                  outputs={"records": out}, params={"seed": seed, "share": share, "share_of": labels and "labels"},
-                  action=data_steps.noised_truth_action(truth, out, task, seed, share, labels),
+                  outputs={"records": out}, params=params,
+                  action=data_steps.noised_truth_action(truth, out, task, seed, share,
+                                                        labels if src.noise_from else None, labels if like else None),
                   work_dir=planner.folder(name), round=k, arm=arm, task=task, role="noised",
-                  describe="ground truth, " + (f"{share:.0%} of its items" if labels is None else "as many items as "
-                           "the curated labels get wrong") + " with a wrong count / answer"))
+                  describe="ground truth, " + (f"{share:.0%} of its items" if share is not None else "as many items as "
+                           "the curated labels get wrong") + " with a wrong count / answer"
+                           + (", drawn as the curated labels' wrong values are" if like else "")))
     return out
 
 

@@ -10,7 +10,8 @@ An arm is one model trained the same way as every other arm except for what its 
                        annotations  the warm-up annotations (data.annotated_captions / annotated_reasoning)
                        truth        ground truth of the unlabeled items (data.oracle_captions / oracle_reasoning);
                                     `noise` / `noise_from`: a share of them with the stated counts / final
-                                    answer made wrong by the registered label noiser (pipeline/hooks.py)
+                                    answer made wrong by the registered label noiser (pipeline/hooks.py);
+                                    `noise_values`: the wrong values drawn uniformly or like the curated ones
                        file         an external JSONL of LLaVA records (`path`: teacher-distilled, plain captions …)
                      `task` keeps one task's file (captions | reasoning); null: both; `round` (curated):
                      that round's curated data instead of the arm's own round's
@@ -36,6 +37,7 @@ from sicog.pipeline.tasks import TASK_NAMES
 from sicog.utils.fields import setting
 
 SOURCE_KINDS = ("curated", "candidate", "annotations", "truth", "file")
+NOISE_VALUES = ("uniform", "like_curated")
 
 
 @dataclass
@@ -58,12 +60,24 @@ class ArmSource:
     # them the noiser judges wrong against the truth of the same item (a positive control: correct
     # labels against labels as often wrong as the self-generated ones)
     noise_from: str | None = setting(None, choices=("curated",))
+    # kind truth with noise / noise_from: how a noised label's wrong value is drawn: `uniform` (any
+    # in-range wrong value) or `like_curated` (as the round's curated labels' wrong values are spread
+    # for the same true value: wrong the way the self-generated labels are, near misses included)
+    noise_values: str = setting("uniform", choices=NOISE_VALUES)
     # kind curated: the curated data of that round (<= the round the arm trains in, e.g. round 2
     # training on round 1's data as well as its own); null: the arm's own round
     round: int | None = setting(None, min=1)
 
     def tasks(self) -> tuple[str, ...]:
         return (self.task,) if self.task else TASK_NAMES
+
+    def noised(self) -> bool:
+        """Whether it is truth with a share of its labels made wrong."""
+        return self.kind == "truth" and (self.noise is not None or self.noise_from is not None)
+
+    def reads_curated(self) -> bool:
+        """Whether its data is made from the round's curated labels (a noised truth's share or values)."""
+        return self.noised() and (self.noise_from is not None or self.noise_values != "uniform")
 
 
 @dataclass
@@ -98,9 +112,9 @@ BUILTIN_ARMS: dict[str, ArmSpec] = {
     # controls of the mechanism (docs/ablations.md)
     "uncurated_valid": ArmSpec("uncurated_valid", [ArmSource("candidate", items="kept", parseable=True)],
                                note="a random parseable candidate of the items curation kept (selection vs chance)"),
-    "oracle_noised": ArmSpec("oracle_noised", [ArmSource("truth", noise_from="curated")],
-                             note="ground truth with as many wrong counts / answers as the curated labels "
-                                  "(does label correctness matter?)"),
+    "oracle_noised": ArmSpec("oracle_noised", [ArmSource("truth", noise_from="curated", noise_values="like_curated")],
+                             note="ground truth with as many wrong counts / answers as the curated labels, wrong "
+                                  "the way they are (does label correctness matter?)"),
     "annotated": ArmSpec("annotated", [ArmSource("annotations")],
                          note="stage 1.5 on the warm-up annotations alone (the seed labels, no self-generated data)"),
 }
@@ -161,6 +175,9 @@ def check_arms(arms: list, round_arms: list[str], control_arms: list[str], post_
                         raise ConfigError(f"key {where}.sources[{j}].{key}: only for kind truth")
                 if src.noise is not None and src.noise_from is not None:
                     raise ConfigError(f"key {where}.sources[{j}].noise: give a share or noise_from, not both")
+                if src.noise_values != "uniform" and not src.noised():
+                    raise ConfigError(f"key {where}.sources[{j}].noise_values: only for a truth source with noise "
+                                      "or noise_from")
             if entry.pretrain_steps is not None and not entry.sources:
                 raise ConfigError(f"key {where}.pretrain_steps: the arm has no stage-1.5 sources")
             if entry.text_only_ratio is not None and not entry.sources:

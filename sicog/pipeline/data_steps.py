@@ -5,7 +5,8 @@
   equal data) or for the very items curation kept, optionally among parseable candidates only, in the
   same training-record layout curation writes;
 - `noised_truth`: ground truth with a share of its stated counts / answers made wrong by the
-  registered label noiser (a share given, or that of the curated labels, judged by the noiser);
+  registered label noiser (a share given, or that of the curated labels, judged by the noiser), the
+  wrong values drawn uniformly or as the curated labels' wrong values are for the same true value;
 - `companions`: a file's CoD / CoT records each followed by its direct description / short answer
   (`mixture.companions`: stage-1.5 data in the warm-up annotations' two forms);
 - `head`: the first K records of a file (quick runs);
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter, defaultdict
 
 from sicog.data.formats import strip_image_token, to_cot_question, with_image_token
 from sicog.data.records import first_user_text, iter_json_objects
@@ -103,8 +105,11 @@ def _with_gpt_text(rec: dict, text: str) -> dict:
     return {**rec, "conversations": turns}
 
 
-def noised_records(truth: list[dict], share: float, task: str, noiser, seed: int) -> tuple[list[dict], int, int]:
-    """The truth records with a seeded `share` of them given a wrong stated count / answer by `noiser`.
+def noised_records(truth: list[dict], share: float, task: str, noiser, seed: int,
+                   errors: dict[str, Counter] | None = None) -> tuple[list[dict], int, int]:
+    """The truth records with a seeded `share` of them given a wrong stated count / answer by `noiser`;
+    with `errors` (true value -> the wrong values stated for it, `label_errors`) the wrong value is
+    drawn with those weights, else uniformly.
 
     Returns (records in file order, items noised, items drawn that state nothing to make wrong)."""
     ids = sorted(str(r["id"]) for r in truth)
@@ -112,7 +117,9 @@ def noised_records(truth: list[dict], share: float, task: str, noiser, seed: int
     out, noised, unnoisable = [], 0, 0
     for rec in truth:
         if str(rec["id"]) in chosen:
-            wrong = noiser.wrong(_gpt_text(rec), _gpt_text(rec, "human"), task, random.Random(f"{seed}:{rec['id']}"))
+            like = errors.get(noiser.stated(_gpt_text(rec), task)) if errors else None
+            wrong = noiser.wrong(_gpt_text(rec), _gpt_text(rec, "human"), task, random.Random(f"{seed}:{rec['id']}"),
+                                 like=like)
             if wrong is None:
                 unnoisable += 1
             else:
@@ -121,28 +128,43 @@ def noised_records(truth: list[dict], share: float, task: str, noiser, seed: int
     return out, noised, unnoisable
 
 
-def wrong_share(labels_path: str, truth: list[dict], task: str, noiser) -> tuple[float, int]:
-    """(share of the labels the noiser judges wrong against the truth of the same item, items judged)."""
+def label_errors(labels_path: str, truth: list[dict], task: str, noiser) -> tuple[float, int, dict[str, Counter]]:
+    """How labels are wrong against the truth of the same item, as the noiser judges: (the share wrong,
+    items judged, true value -> Counter of the wrong values stated for it; a label stating none counts
+    in the share only)."""
     by_id = {str(r["id"]): _gpt_text(r) for r in truth}
-    judged = [noiser.is_wrong(_gpt_text(r), by_id[str(r["id"])], task)
-              for r in _records(labels_path) if str(r["id"]) in by_id]
-    return (sum(judged) / len(judged) if judged else 0.0), len(judged)
+    judged, wrong, errors = 0, 0, defaultdict(Counter)
+    for r in _records(labels_path):
+        true = by_id.get(str(r["id"]))
+        if true is None:
+            continue
+        judged += 1
+        if noiser.is_wrong(_gpt_text(r), true, task):
+            wrong += 1
+            said = noiser.stated(_gpt_text(r), task)
+            if said is not None:
+                errors[noiser.stated(true, task)][said] += 1
+    return (wrong / judged if judged else 0.0), judged, dict(errors)
 
 
 def noised_truth_action(truth_path: str, out_path: str, task: str, seed: int, share: float | None,
-                        labels_path: str | None):
-    """A truth file with a share of its labels made wrong (`share`, or that of `labels_path` as judged)."""
+                        labels_path: str | None, values_path: str | None = None):
+    """A truth file with a share of its labels made wrong (`share`, or that of `labels_path` as judged),
+    the wrong values drawn as those of `values_path` are for the same true value (None: uniformly)."""
     def action(step, engine) -> dict:
         from sicog.pipeline.hooks import label_noiser
 
         noiser = label_noiser()
         truth = list(_records(truth_path))
         counts: dict = {}
-        s = share
+        s, errors = share, None
         if labels_path is not None:
-            s, judged = wrong_share(labels_path, truth, task, noiser)
+            s, judged, _ = label_errors(labels_path, truth, task, noiser)
             counts.update(share_from=labels_path, labels_judged=judged)
-        records, noised, unnoisable = noised_records(truth, s, task, noiser, seed)
+        if values_path is not None:
+            errors = label_errors(values_path, truth, task, noiser)[2]
+            counts.update(values_from=values_path, wrong_values_seen=sum(sum(c.values()) for c in errors.values()))
+        records, noised, unnoisable = noised_records(truth, s, task, noiser, seed, errors)
         write_jsonl(out_path, records)
         return {**counts, "records": len(records), "share": round(s, 4), "noised": noised, "unnoisable": unnoisable}
 

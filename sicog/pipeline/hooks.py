@@ -20,7 +20,7 @@ one (`register_label_noiser`, a `LabelNoiser`; the demo's is sicog.demo.label_no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Mapping, Protocol, TypeVar
 
 from sicog.utils.io import SicogError
 
@@ -88,17 +88,23 @@ class LabelNoiser(Protocol):
     """What a truth source's `noise` needs from the data's owner (sicog.pipeline.arms): only the
     world knows what a stated count is and which wrong values are in range.
 
-        wrong(text, prompt, task, rng) -> str | None
+        wrong(text, prompt, task, rng, like) -> str | None
                                                 the label (answering `prompt`, the record's human turn)
                                                 with its stated counts / final answer replaced by a
-                                                wrong in-range value (None: it states none)
+                                                wrong in-range value (None: it states none); `like`
+                                                (None or {stated value: weight}): draw the wrong value
+                                                with these weights among those in range, if any is
+        stated(label, task) -> str | None      the count / answer a label states (None: none), the
+                                                values `like` and `is_wrong` speak of
         is_wrong(label, truth, task) -> bool   a label states another count / answer than the truth
                                                 label of the same item (or none at all)
 
     `task` is captions or reasoning; `rng` a random.Random seeded per item.
     """
 
-    def wrong(self, text: str, prompt: str, task: str, rng) -> str | None: ...
+    def wrong(self, text: str, prompt: str, task: str, rng, like: Mapping[str, int] | None = None) -> str | None: ...
+
+    def stated(self, label: str, task: str) -> str | None: ...
 
     def is_wrong(self, label: str, truth: str, task: str) -> bool: ...
 

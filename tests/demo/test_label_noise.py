@@ -56,3 +56,16 @@ def test_labels_that_state_nothing_are_judged_wrong_and_left_alone():
     assert NOISER.is_wrong("", "Step 4: Conclude.\nThere are two shapes. The answer is 2.", "reasoning")
     assert NOISER.wrong("no count here", "", "reasoning", random.Random(0)) is None
     assert NOISER.wrong("no count here", "", "captions", random.Random(0)) is None
+
+
+def test_wrong_values_like_the_curated_ones_are_drawn_with_their_weights():
+    truth = F.format_cod(A.cod_steps(SCENES[0], random.Random(0)))
+    n = int(NOISER.stated(truth, "captions"))
+    near = str(n + 1 if n < CFG.max_objects else n - 1)
+    said = {NOISER.stated(NOISER.wrong(truth, "", "captions", random.Random(i), like={near: 3}), "captions")
+            for i in range(20)}
+    assert said == {near}  # the only wrong value the curated labels gave
+    # a value out of range (or none given) leaves the uniform draw
+    spread = {NOISER.stated(NOISER.wrong(truth, "", "captions", random.Random(i), like={"99": 3}), "captions")
+              for i in range(40)}
+    assert len(spread) > 2 and str(n) not in spread

@@ -83,6 +83,8 @@ def test_an_arm_of_one_task_samples_only_that_task(tmp_path):
     ("[{name: x, sources: [{kind: truth, noise: 0.3, noise_from: curated}]}]", "a share or noise_from, not both"),
     ("[{name: x, sources: [{kind: truth, noise: 1.5}]}]", "noise: must be in"),
     ("[{name: x, sources: [{kind: truth, noise_from: greedy}]}]", "noise_from: must be one of"),
+    ("[{name: x, sources: [{kind: truth, noise_values: like_curated}]}]", "noise_values: only for a truth source with"),
+    ("[{name: x, sources: [{kind: truth, noise: 0.2, noise_values: like}]}]", "noise_values: must be one of"),
     ("[{name: uncurated_valid, sources: []}]", "built-in arm"),
 ])
 def test_wrong_arm_entries_name_the_key(tmp_path, arms, message):
@@ -114,7 +116,9 @@ def test_an_arm_may_read_an_earlier_rounds_curated_data(tmp_path):
 
 def test_control_arms_plan_their_data_from_the_table(tmp_path):
     planner, world = _plan(tmp_path, "arms=[base, uncurated_valid, oracle, oracle_noised, annotated, "
-                           "{name: half_wrong, sources: [{kind: truth, noise: 0.5, task: reasoning}]}]")
+                           "{name: half_wrong, sources: [{kind: truth, noise: 0.5, task: reasoning}]}, "
+                           "{name: evenly_wrong, sources: [{kind: truth, noise_from: curated}]}, "
+                           "{name: half_like, sources: [{kind: truth, noise: 0.5, noise_values: like_curated}]}]")
     steps = {s.name: s for s in planner.steps}
     # no arm trains on curated data, but uncurated_valid takes the items curation kept and oracle_noised
     # as many wrong labels as it has: both tasks are sampled and curated
@@ -123,15 +127,24 @@ def test_control_arms_plan_their_data_from_the_table(tmp_path):
         valid = steps[f"r1/uncurated_{task}_kept_parseable"]
         assert valid.inputs["curated"] == curated and valid.params["items"] == "kept"
         assert valid.params["parseable"] == {"captions": "cod", "reasoning": "cot"}[task]
-        noised = steps[f"r1/noised_{task}"]
-        assert noised.inputs == {"truth": str(world / f"oracle_{task}.jsonl"), "labels": curated}
+        # oracle_noised: the share of wrong curated labels, wrong values drawn like theirs; evenly_wrong: uniformly
+        like, even = steps[f"r1/noised_{task}_like_curated"], steps[f"r1/noised_{task}"]
+        for noised in (like, even):
+            assert noised.inputs == {"truth": str(world / f"oracle_{task}.jsonl"), "labels": curated}
+            assert noised.params["share"] is None and noised.params["share_of"] == "labels"
+        assert like.params["values"] == "like_curated" and "values" not in even.params
+        half_like = steps[f"r1/noised_{task}_0.5_like_curated"]
+        assert half_like.params["share"] == 0.5 and half_like.params["share_of"] is None
+        assert half_like.inputs["labels"] == curated  # the values only
     assert steps["r1/noised_reasoning_0.5"].params["share"] == 0.5 and "labels" not in steps[
         "r1/noised_reasoning_0.5"].inputs
     def sources(arm):
         return [x["path"] for x in steps[f"r1/pretrain_{arm}"].params["train"]["data"]["sources"]][:-1]  # - text
     assert sources("oracle") == [str(world / "oracle_captions.jsonl"), str(world / "oracle_reasoning.jsonl")]
-    assert sources("oracle_noised") == [steps["r1/noised_captions"].outputs["records"],
-                                        steps["r1/noised_reasoning"].outputs["records"]]
+    assert sources("oracle_noised") == [steps["r1/noised_captions_like_curated"].outputs["records"],
+                                        steps["r1/noised_reasoning_like_curated"].outputs["records"]]
+    assert sources("evenly_wrong") == [steps["r1/noised_captions"].outputs["records"],
+                                       steps["r1/noised_reasoning"].outputs["records"]]
     assert sources("annotated") == [str(world / "annotated_captions.jsonl"), str(world / "annotated_reasoning.jsonl")]
     assert sources("uncurated_valid") == [steps["r1/uncurated_captions_kept_parseable"].outputs["records"],
                                           steps["r1/uncurated_reasoning_kept_parseable"].outputs["records"]]
@@ -157,7 +170,7 @@ def test_companions_pair_every_labelled_source_but_the_annotations(tmp_path):
     assert sources("sicog") == [paired[planner.curated[(1, t)]] for t in ("captions", "reasoning")]
     assert sources("oracle") == sources("oracle_again") == [paired[str(world / f"oracle_{t}.jsonl")]
                                                               for t in ("captions", "reasoning")]
-    assert sources("oracle_noised") == [paired[steps[f"r1/noised_{t}"].outputs["records"]]
+    assert sources("oracle_noised") == [paired[steps[f"r1/noised_{t}_like_curated"].outputs["records"]]
                                         for t in ("captions", "reasoning")]
     assert sources("uncurated_valid") == [paired[steps[f"r1/uncurated_{t}_kept_parseable"].outputs["records"]]
                                           for t in ("captions", "reasoning")]

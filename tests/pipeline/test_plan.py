@@ -213,9 +213,18 @@ def test_uncurated_valid_draws_a_parseable_candidate_of_the_kept_items(tmp_path)
     assert len({r["conversations"][1]["value"][-3:] for r in uncurated_records(str(path), 0, parse_mode="cot")}) > 10
 
 
-class _Noiser:   # a label "states" the number after '#'; wrong: the next number
-    def wrong(self, text, prompt, task, rng):
-        return None if "#" not in text else text.split("#")[0] + f"#{int(text.split('#')[1]) + 1}"
+def _read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class _Noiser:   # a label "states" the number after '#'; wrong: the next number, or the heaviest of `like`
+    def wrong(self, text, prompt, task, rng, like=None):
+        if "#" not in text:
+            return None
+        return text.split("#")[0] + "#" + (max(like, key=like.get) if like else str(int(text.split("#")[1]) + 1))
+
+    def stated(self, label, task):
+        return label.split("#")[1] if "#" in label else None
 
     def is_wrong(self, label, truth, task):
         return label != truth
@@ -254,6 +263,19 @@ def test_noised_truth_makes_the_share_of_the_curated_labels_wrong(tmp_path):
         hooks._LABEL_NOISERS[:] = saved
     assert counts["share"] == 0.25 and counts["labels_judged"] == 20 and counts["records"] == 41
     assert counts["noised"] + counts["unnoisable"] == round(0.25 * 41)
+    uniform = [r["conversations"][1]["value"] for r in _read_jsonl(tmp_path / "out.jsonl") if r.get("noised")]
+    assert "count #7" not in uniform
+    # values like the curated labels': each true value 0-4 was once labelled 7, so every noised label says 7
+    like = noised_truth_action(str(tmp_path / "truth.jsonl"), str(tmp_path / "like.jsonl"), "reasoning", 3,
+                               None, str(tmp_path / "labels.jsonl"), str(tmp_path / "labels.jsonl"))
+    hooks._LABEL_NOISERS[:] = [_Noiser()]
+    try:
+        counts = like(None, None)
+    finally:
+        hooks._LABEL_NOISERS[:] = saved
+    assert counts["wrong_values_seen"] == 5 and counts["share"] == 0.25
+    noised = [r for r in _read_jsonl(tmp_path / "like.jsonl") if r.get("noised")]
+    assert len(noised) == counts["noised"] > 0 and {r["conversations"][1]["value"] for r in noised} == {"count #7"}
 
 
 def test_companions_step_follows_each_label_with_its_short_form(tmp_path):

@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--question-kinds", default=",".join(_DEFAULT_SCENE.question_kinds), metavar="LIST",
                         help="comma-separated kinds of question the world asks (training, unlabeled and benchmark "
                              f"questions), some of {','.join(QUESTION_KINDS)} (default all)")
+    parser.add_argument("--question-subtypes", default="", metavar="LIST",
+                        help="comma-separated subtypes to keep of those kinds (the benchmark's l2-category, e.g. "
+                             "count_all), at least one per kind (default: every subtype)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a world with other settings already in --out, file by file (files you "
                              "added to the folder are kept; a folder that holds no world is never written)")
@@ -96,7 +99,8 @@ def world_config_from_args(args: argparse.Namespace) -> tuple[WorldSizes, SceneC
             colours=tuple(c.strip() for c in args.colours.split(",") if c.strip()),
             overlap_prob=args.overlap_prob, max_specks=args.max_specks, noise_sd=args.noise_sd,
             border_prob=_DEFAULT_SCENE.border_prob, colour_jitter=_DEFAULT_SCENE.colour_jitter,
-            question_kinds=tuple(k.strip() for k in args.question_kinds.split(",") if k.strip()))
+            question_kinds=tuple(k.strip() for k in args.question_kinds.split(",") if k.strip()),
+            question_subtypes=tuple(k.strip() for k in args.question_subtypes.split(",") if k.strip()))
     except ValueError as e:  # "name must be ...": name the flag that gave the value
         name = str(e).split(" ", 1)[0]
         flag = f"--{name.replace('_', '-')}: " if hasattr(args, name) else ""

@@ -291,13 +291,14 @@ MCQ_SUBTYPES = frozenset({"count_all", "count_class", "colour", "shape", "where"
 
 def make_question(scene: Scene, rng: random.Random, kind: str, cfg: SceneConfig | None = None,
                   mcq: bool = False) -> Question | None:
-    """One question of `kind` (a random applicable subtype); with mcq=True only four-option ones."""
+    """One question of `kind` (a random applicable subtype among `cfg.question_subtypes`, if set); with
+    mcq=True only four-option ones."""
     cfg = cfg or SceneConfig()
     gens = list(GENERATORS[kind])
     rng.shuffle(gens)
     for gen in gens:
         q = gen(scene, rng, cfg)
-        if q is not None and (not mcq or q.options):
+        if q is not None and (not mcq or q.options) and (not cfg.question_subtypes or q.subtype in cfg.question_subtypes):
             return q
     return None
 

@@ -64,6 +64,11 @@ CELL_NAMES = (
 )
 #: kinds of questions (the benchmark's `category`); `SceneConfig.question_kinds` picks the ones a world asks
 QUESTION_KINDS = ("count", "attribute", "spatial", "comparison", "existence")
+#: each kind's subtypes (the benchmark's `l2-category`); `SceneConfig.question_subtypes` may keep some only
+QUESTION_SUBTYPES = {"count": ("count_all", "count_class"), "attribute": ("colour", "shape", "size"),
+                     "spatial": ("where", "direction", "relation_yesno"),
+                     "comparison": ("more", "more_by", "most_colour", "larger"),
+                     "existence": ("exists", "which_present", "which_absent")}
 #: a shape counts as occluded when more than this share of it is hidden
 OCCLUSION_MIN = 0.04
 #: placements hiding more than this share of a shape are rejected (it must stay recognisable)
@@ -86,6 +91,7 @@ class SceneConfig:
     colour_jitter: int = 12         # per-channel jitter of an object's colour (rendering)
     noise_sd: float = 5.0           # per-pixel gaussian noise (rendering)
     question_kinds: tuple[str, ...] = QUESTION_KINDS  # what the world's questions ask about
+    question_subtypes: tuple[str, ...] = ()  # only these subtypes of those kinds (empty: every one)
 
     def __post_init__(self) -> None:
         if not 48 <= self.image_size <= 128:
@@ -101,6 +107,12 @@ class SceneConfig:
             raise ValueError(f"colours must be >= 4 distinct names from {sorted(PALETTE)}, got {self.colours}")
         if not self.question_kinds or set(self.question_kinds) - set(QUESTION_KINDS):
             raise ValueError(f"question_kinds must be some of {QUESTION_KINDS}, got {self.question_kinds}")
+        if self.question_subtypes:
+            offered = [t for k in self.question_kinds for t in QUESTION_SUBTYPES[k]]
+            left = [k for k in self.question_kinds if not set(QUESTION_SUBTYPES[k]) & set(self.question_subtypes)]
+            if set(self.question_subtypes) - set(offered) or left:
+                raise ValueError(f"question_subtypes must be subtypes of the question kinds ({', '.join(offered)}), "
+                                 f"at least one of each kind, got {self.question_subtypes}")
         for name, top in (("overlap_prob", 1), ("border_prob", 1), ("noise_sd", 64), ("max_specks", 50),
                           ("colour_jitter", 64)):
             if not 0 <= (value := getattr(self, name)) <= top:  # NaN fails too

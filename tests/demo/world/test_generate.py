@@ -153,6 +153,13 @@ def test_cli_writes_manifest(tmp_path, capsys):
     assert main([*args[:4], "2", *args[5:]]) == 2  # other settings without --overwrite: a clear error
     assert "--overwrite" in capsys.readouterr().err
     assert main(["world", "--out", str(tmp_path / "x"), "--max-objects", "9"]) == 2
+    assert main(["world", "--out", str(tmp_path / "y"), "--question-subtypes", "colour", "--question-kinds", "count"]) == 2
+    assert "--question-subtypes" in capsys.readouterr().err
+    only = tmp_path / "c"
+    assert main(["world", "--out", str(only), *args[3:], "--question-kinds", "count", "--question-subtypes", "count_all"]) == 0
+    manifest = json.loads((only / "manifest.json").read_text())
+    assert manifest["scene_config"]["question_subtypes"] == ["count_all"]
+    assert {json.loads(line)["subtype"] for line in (only / "questions.jsonl").read_text().splitlines()} <= {"count_all"}
 
 
 @pytest.mark.parametrize("size", [48, 64, 128])

@@ -220,3 +220,17 @@ def test_question_kinds_restrict_every_question():
     assert kinds == {"count", "comparison"}
     with pytest.raises(ValueError, match="question_kinds"):
         SceneConfig(question_kinds=("count", "colour"))
+
+
+def test_question_subtypes_keep_only_those_subtypes():
+    cfg = SceneConfig(question_kinds=("count",), question_subtypes=("count_all",))
+    questions = [q for i in range(40) for q in Q.make_questions(scene_for(0, "t", i, cfg, f"t{i}"),
+                                                                random.Random(i), k=2, cfg=cfg)]
+    assert {q.subtype for q in questions} == {"count_all"} and len(questions) > 40
+    everything = SceneConfig(question_kinds=("count",))
+    assert {q.subtype for i in range(40) for q in Q.make_questions(
+        scene_for(0, "t", i, everything, f"t{i}"), random.Random(i), k=2, cfg=everything)} == {"count_all", "count_class"}
+    with pytest.raises(ValueError, match="question_subtypes must be subtypes of the question kinds"):
+        SceneConfig(question_kinds=("count",), question_subtypes=("count_all", "colour"))
+    with pytest.raises(ValueError, match="at least one of each kind"):  # attribute would ask nothing
+        SceneConfig(question_kinds=("count", "attribute"), question_subtypes=("count_all",))
