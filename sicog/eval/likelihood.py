@@ -11,11 +11,13 @@ what the model knows about the image, not whether it can read an option list.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Sequence
 
 import torch
 
+from sicog.data import slices
 from sicog.data.formats import SHORT_ANSWER_INSTRUCTION
 from sicog.data.images import centre_square_for_crop
 from sicog.eval.mcq import ChunkCallback, McqItem, McqPrediction, chunks_with_progress
@@ -64,6 +66,64 @@ class OptionScorer:
     @torch.no_grad()
     def score(self, requests: Sequence[tuple[str, object, Sequence[str]]]) -> list[list[float]]:
         """For each (question, image or None, candidates): the summed log-prob of every candidate."""
+        shared = all(image is not None for _, image, _ in requests) and not slices.slices_images(self.processor)
+        if requests and shared:   # sliced (UHD) images and text-only items: one sequence per candidate
+            per_pass = max(1, self.batch_size // max(len(c) for _, _, c in requests))
+            return [s for start in range(0, len(requests), per_pass)
+                    for s in self._score_sharing_prompts(requests[start:start + per_pass])]
+        return self._score_rows(requests)
+
+    def _score_sharing_prompts(self, requests) -> list[list[float]]:
+        """The candidates of each question scored after one pass over its prompt (image included): the
+        prompt's keys and values are computed once and reused by every candidate, whose own tokens then
+        cost a few positions each instead of a whole sequence. The token ids are those of the full
+        texts, as `_score_rows` has them; a chunk whose full texts do not start with their prompt's
+        tokens is scored the plain way."""
+        device = next(self.model.parameters()).device
+        prompts = [self._render(q, True) for q, _, _ in requests]
+        images = [centre_square_for_crop(self.processor, im) for _, im, _ in requests]
+        rows = [i for i, (_, _, cands) in enumerate(requests) for _ in cands]
+        fulls = [p + c + self.end_text for p, (_, _, cands) in zip(prompts, requests) for c in cands]
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "right"   # the prompts' own tokens keep positions 0 … n-1
+        try:
+            enc = self.processor(text=prompts, images=images, return_tensors="pt", padding=True)
+            full = self.processor(text=fulls, images=[images[i] for i in rows], return_tensors="pt", padding=True)
+        finally:
+            self.tokenizer.padding_side = side
+        n = enc["attention_mask"].sum(1)
+        ends = full["attention_mask"].sum(1)
+        if any(int(ends[r]) <= int(n[i]) or not torch.equal(full["input_ids"][r, :n[i]], enc["input_ids"][i, :n[i]])
+               for r, i in enumerate(rows)):
+            return self._score_rows(requests)
+        out = self.model(**{k: v.to(device) for k, v in enc.items()}, use_cache=True)
+        first = torch.log_softmax(out.logits[torch.arange(len(requests)), n - 1].float(), dim=-1)
+        replies = [full["input_ids"][r, n[i]:ends[r]] for r, i in enumerate(rows)]
+        longest = max(len(t) for t in replies)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        ids = torch.full((len(rows), longest), int(pad), dtype=torch.long)   # masked: never read
+        mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for r, t in enumerate(replies):
+            ids[r, :len(t)], mask[r, :len(t)] = t, 1
+        index = torch.tensor(rows)
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values  # renamed in 5.x
+        cache.batch_select_indices(index.to(device))   # each question's keys and values, once per candidate
+        cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        attention = torch.cat([enc["attention_mask"][index], mask], 1)   # the prompt's padding stays masked
+        positions = n[index][:, None] + torch.arange(longest)[None]       # as if each prompt had no padding
+        later = self.model(input_ids=ids.to(device), attention_mask=attention.to(device),
+                           position_ids=positions.to(device), use_cache=False, **{cache_arg: cache}).logits
+        scores: list[list[float]] = [[] for _ in requests]
+        for r, (i, t) in enumerate(zip(rows, replies)):
+            t = t.to(device)
+            s = first[i, t[0]]
+            if len(t) > 1:   # token j + 1 is predicted at the candidate's position j
+                s = s + torch.log_softmax(later[r, :len(t) - 1].float(), dim=-1).gather(-1, t[1:, None]).sum()
+            scores[i].append(float(s))
+        return scores
+
+    def _score_rows(self, requests) -> list[list[float]]:
+        """Every candidate scored as one whole sequence (prompt, image, candidate, end of turn)."""
         flat: list[tuple[int, str, object, str]] = []
         for i, (question, image, candidates) in enumerate(requests):
             prompt = self._render(question, image is not None)

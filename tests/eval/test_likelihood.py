@@ -52,6 +52,23 @@ def test_scores_equal_unbatched_log_probs(tiny):
             assert s < 0
 
 
+def test_options_scored_from_their_shared_prompt_equal_whole_sequences(tiny, monkeypatch):
+    """Every item with an image: each prompt is read once and its options scored from its keys and
+    values; prompts of different lengths (padding) and options of different lengths give the log-probs
+    of one unpadded pass each."""
+    model, processor = tiny
+    requests = [("How many circles are there?", _image(0), ["2", "three", "a red square", "none at all here"]),
+                ("What shape is the small red object in the top left corner?", _image(1), ["circle", "diamond"]),
+                ("Colour?", _image(2), ["blue", "green", "a dark yellow one"])]
+    scorer = OptionScorer(model, processor, batch_size=8)   # two questions per pass: a second chunk
+    monkeypatch.setattr(scorer, "_score_rows", lambda _: pytest.fail("scored one whole sequence per option"))
+    got = scorer.score(requests)
+    assert [len(s) for s in got] == [4, 2, 3]
+    for (q, im, cands), scores in zip(requests, got):
+        for c, s in zip(cands, scores):
+            assert s == pytest.approx(_reference_logprob(model, processor, q, im, c), abs=1e-3)
+
+
 def test_picks_the_most_probable_option_and_records_log_probs(world):
     items = read_mcq_tsv(world / "benchmark.tsv")
 
