@@ -146,8 +146,9 @@ def test_smoke_demo_kill_during_dpo_resume_and_rounds(tmp_path, smoke_standins_c
     # (of those it can: the smoke world also asks questions other than counts), uncurated_valid takes
     # the items curation kept; base_long is stage 2 alone with its own budget
     for task in ("captions", "reasoning"):
-        noised = _manifest(run, f"r1/noised_{task}")["counts"]
+        noised = _manifest(run, f"r1/noised_{task}_like_curated")["counts"]   # wrong values drawn like theirs
         assert abs(noised["noised"] + noised["unnoisable"] - noised["share"] * noised["records"]) <= 0.51  # share: 4 digits
+        assert noised["values_from"] == noised["share_from"]
         valid = _manifest(run, f"r1/uncurated_{task}_kept_parseable")["counts"]
         assert valid["records"] <= valid["kept_items"]
     assert _manifest(run, "r1/sft_base_long")["counts"]["steps"] == 35
