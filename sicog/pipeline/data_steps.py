@@ -157,12 +157,14 @@ def noised_truth_action(truth_path: str, out_path: str, task: str, seed: int, sh
         noiser = label_noiser()
         truth = list(_records(truth_path))
         counts: dict = {}
-        s, errors = share, None
+        s, errors, read = share, None, {}
+        for path in {labels_path, values_path} - {None}:   # one pass per file (the built-in arm reads one)
+            read[path] = label_errors(path, truth, task, noiser)
         if labels_path is not None:
-            s, judged, _ = label_errors(labels_path, truth, task, noiser)
+            s, judged, _ = read[labels_path]
             counts.update(share_from=labels_path, labels_judged=judged)
         if values_path is not None:
-            errors = label_errors(values_path, truth, task, noiser)[2]
+            errors = read[values_path][2]
             counts.update(values_from=values_path, wrong_values_seen=sum(sum(c.values()) for c in errors.values()))
         records, noised, unnoisable = noised_records(truth, s, task, noiser, seed, errors)
         write_jsonl(out_path, records)
